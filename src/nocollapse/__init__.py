@@ -1,0 +1,12 @@
+"""nocollapse: non-contrastive self-supervised learning, collapse diagnostics and theory.
+
+Layers (each imports only the ones below it; ``tests/test_layers.py`` enforces it):
+
+    cli -> experiments -> train -> evaluate -> methods -> predictors -> losses
+        -> data -> models
+    theory (pure numpy/scipy) and diagnostics (numpy-first) sit at the bottom;
+    theory may use diagnostics, nothing in them imports torch at module level.
+    errors and runio are shared utilities every layer may use.
+"""
+
+__version__ = "0.1.0"

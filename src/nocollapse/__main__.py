@@ -1,0 +1,5 @@
+import sys
+
+from nocollapse.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""``nocollapse`` entry point: discovers sub-command modules and dispatches."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import nocollapse.cli as cli_package
+from nocollapse import __version__
+from nocollapse.errors import NocollapseError
+
+# Display order; modules not listed here come after, alphabetically.
+ORDER = ["train", "evaluate", "simulate", "phase", "landscape", "report", "reproduce"]
+
+
+def _command_modules() -> list[str]:
+    names = [m.name for m in pkgutil.iter_modules(cli_package.__path__) if m.name not in {"main"}]
+    names = [n for n in names if not n.startswith("_")]
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nocollapse",
+        description="Non-contrastive self-supervised learning: train, diagnose collapse, "
+        "simulate the learning dynamics.",
+    )
+    parser.add_argument("--version", action="version", version=f"nocollapse {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _command_modules():
+        module = importlib.import_module(f"nocollapse.cli.{name}")
+        if hasattr(module, "register"):
+            module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except NocollapseError as error:
+        print(f"nocollapse {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nocollapse {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

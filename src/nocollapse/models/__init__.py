@@ -1,0 +1,1 @@
+"""nocollapse.models"""

@@ -1,0 +1,59 @@
+"""The common result of a theory-vs-simulation run, shared by every theory model.
+
+``nocollapse simulate`` and the reproductions consume this one type, whatever
+the model (tian2021, halvagal2023, bao2023).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Comparison:
+    """Eigenvalue trajectories of a full-matrix simulation and of its reduced ODE.
+
+    Attributes:
+        model: short name of the paper's model, e.g. ``"tian2021"``.
+        quantity: what the eigenvalues are, e.g. ``"p_j (eigenvalues of Wp)"``.
+        times: shape ``(T,)``, the common time axis (ODE time units).
+        simulated: shape ``(T, m)``, sorted eigenvalues of the matrix simulation.
+        theory: shape ``(T, m)``, the reduced ODE started from the same state,
+            modes in the same order as ``simulated``.
+        extras: further per-time series of shape ``(T,)`` or ``(T, k)`` (norms,
+            commutator, uniformity, ...), keyed by a short name.
+        params: the parameters of the run (model constants, seed, steps).
+        collapse_threshold: an eigenvalue below this counts as collapsed.
+    """
+
+    model: str
+    quantity: str
+    times: np.ndarray
+    simulated: np.ndarray
+    theory: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    collapse_threshold: float = 1e-3
+
+    def __post_init__(self) -> None:
+        self.times = np.asarray(self.times, dtype=float)
+        self.simulated = np.atleast_2d(np.asarray(self.simulated, dtype=float))
+        self.theory = np.atleast_2d(np.asarray(self.theory, dtype=float))
+        if self.simulated.shape != self.theory.shape:
+            raise ValueError(
+                f"simulated {self.simulated.shape} and theory {self.theory.shape} differ"
+            )
+        if self.simulated.shape[0] != self.times.shape[0]:
+            raise ValueError("times and trajectories have different lengths")
+
+    def final_relative_error(self) -> np.ndarray:
+        """Per-mode ``|sim - theory| / max(|theory|, threshold)`` at the last time."""
+        sim, th = self.simulated[-1], self.theory[-1]
+        return np.abs(sim - th) / np.maximum(np.abs(th), self.collapse_threshold)
+
+    def collapsed_modes(self) -> np.ndarray:
+        """Boolean mask of modes whose simulated final eigenvalue is below threshold."""
+        return np.abs(self.simulated[-1]) < self.collapse_threshold

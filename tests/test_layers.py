@@ -1,0 +1,66 @@
+"""The package's layers import only downward (DESIGN.md), and theory needs no torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "nocollapse"
+
+# layer -> layers it may import (besides itself and the shared utilities).
+ALLOWED: dict[str, set[str]] = {
+    "diagnostics": set(),
+    "theory": {"diagnostics"},
+    "models": set(),
+    "data": {"models"},
+    "losses": {"diagnostics", "models"},
+    "predictors": {"losses", "diagnostics", "models"},
+    "methods": {"predictors", "losses", "diagnostics", "data", "models"},
+    "evaluate": {"methods", "predictors", "losses", "diagnostics", "data", "models"},
+    "train": {"evaluate", "methods", "predictors", "losses", "diagnostics", "data", "models"},
+}
+ALLOWED["experiments"] = {"train", "theory", *ALLOWED["train"]}
+ALLOWED["cli"] = {"experiments", *ALLOWED["experiments"]}
+UTILITIES = {"errors", "runio", "__init__", "__main__"}
+
+
+def _imported_layers(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "nocollapse" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def test_layers_import_only_downward() -> None:
+    violations = []
+    for layer, allowed in ALLOWED.items():
+        for path in sorted((PACKAGE / layer).rglob("*.py")):
+            bad = _imported_layers(path) - allowed - UTILITIES - {layer}
+            if bad:
+                violations.append(f"{path.relative_to(PACKAGE)} imports {sorted(bad)}")
+    assert not violations, "layer violations:\n" + "\n".join(violations)
+
+
+def test_theory_and_diagnostics_import_without_torch() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import nocollapse.theory, nocollapse.diagnostics, pkgutil, importlib\n"
+        "for pkg in (nocollapse.theory, nocollapse.diagnostics):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        importlib.import_module(pkg.__name__ + '.' + m.name)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
