@@ -57,3 +57,26 @@ class Comparison:
     def collapsed_modes(self) -> np.ndarray:
         """Boolean mask of modes whose simulated final eigenvalue is below threshold."""
         return np.abs(self.simulated[-1]) < self.collapse_threshold
+
+
+@dataclass
+class SimulationParams:
+    """Options of ``nocollapse simulate``; ``None`` means "the model's default".
+
+    Each model's ``run_comparison(params)`` reads the fields it supports and
+    raises :class:`nocollapse.errors.ConfigError` for a combination it does not
+    support (naming the ones it does).
+    """
+
+    model: str = "tian2021"
+    loss: str | None = None  # "l2" | "cosine"
+    iso: bool = False  # halvagal2023 IsoLoss
+    eta: float | None = None  # weight decay
+    sigma2: float | None = None  # augmentation variance
+    alpha_p: float | None = None  # predictor learning-rate ratio
+    beta: float | None = None  # EMA rate (None or 0 with ema=False: SimSiam)
+    steps: int | None = None
+    lr: float | None = None  # step size of the discrete simulation (ODE time per step)
+    n1: int | None = None  # input dimension
+    n2: int | None = None  # output dimension
+    seed: int = 0
