@@ -21,7 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "evaluate": {"methods", "predictors", "losses", "diagnostics", "data", "models"},
     "train": {"evaluate", "methods", "predictors", "losses", "diagnostics", "data", "models"},
 }
-ALLOWED["experiments"] = {"train", "theory", *ALLOWED["train"]}
+# report reads run directories (training or simulation) and draws them; it runs nothing.
+ALLOWED["report"] = {"theory", "diagnostics"}
+ALLOWED["experiments"] = {"train", "theory", "report", *ALLOWED["train"]}
 ALLOWED["cli"] = {"experiments", *ALLOWED["experiments"]}
 UTILITIES = {"errors", "runio", "__init__", "__main__"}
 

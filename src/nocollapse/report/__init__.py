@@ -1,0 +1,1 @@
+"""nocollapse.report: figures and summaries from run directories, without rerunning."""
