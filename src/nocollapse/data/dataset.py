@@ -1,0 +1,83 @@
+"""The in-memory data set every loader returns, and shared checks for the loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nocollapse.errors import DataError, check_choice
+
+SPLITS: tuple[str, ...] = ("train", "test")
+
+
+@dataclass
+class ImageDataset:
+    """Images as one uint8 tensor, ready to be indexed in batches and augmented on device.
+
+    ``images``: uint8, shape (N, C, H, W), contiguous. ``labels``: int64, shape (N,),
+    ``-1`` for unlabeled images (STL-10's unlabeled split). ``classes[k]`` names label k.
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        # A loader bug here would surface much later as a confusing shape error in training.
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(
+                f"{self.name}: images must be uint8 (N, C, H, W), got "
+                f"{self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
+            raise ValueError(
+                f"{self.name}: labels must be int64 ({self.images.shape[0]},), got "
+                f"{self.labels.dtype} {tuple(self.labels.shape)}"
+            )
+        if not self.images.is_contiguous():
+            self.images = self.images.contiguous()
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+
+def check_split(split: str, splits: tuple[str, ...] = SPLITS) -> str:
+    """Refuse an unknown split, listing the valid ones."""
+    return check_choice("split", split, splits)
+
+
+def require_dir(root: Path, name: str, expected: str, how: str) -> Path:
+    """Return ``root`` if it is a folder, else a DataError saying what belongs there."""
+    if not root.is_dir():
+        raise DataError(
+            f"{name}: folder {root} does not exist; expected it to hold {expected}. {how}"
+        )
+    return root
+
+
+def require_file(path: Path, name: str, how: str) -> Path:
+    """Return ``path`` if it is a file, else a DataError naming it and how to get it."""
+    if not path.is_file():
+        listing = ""
+        if path.parent.is_dir():
+            present = sorted(p.name for p in path.parent.iterdir())[:10]
+            listing = f" (the folder holds: {', '.join(present) or 'nothing'})"
+        raise DataError(f"{name}: missing file {path}{listing}. {how}")
+    return path
+
+
+def first_existing(candidates: list[Path], marker: str) -> Path | None:
+    """The first candidate folder that contains ``marker`` (a file or folder name)."""
+    for folder in candidates:
+        if (folder / marker).exists():
+            return folder
+    return None
