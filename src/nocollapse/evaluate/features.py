@@ -1,0 +1,48 @@
+"""Frozen features of a data set, from an encoder, in batches and without gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from nocollapse.data import normalize, preset_for_images
+
+
+@torch.no_grad()
+def extract_features(encode: Callable[[torch.Tensor], torch.Tensor], images_uint8: torch.Tensor,
+                     *, preset: str | None = None, batch_size: int = 512,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """Features (N, D) float32 on the CPU of uint8 images (N, C, H, W).
+
+    Images are normalised as in evaluation (no augmentation) with ``preset``
+    (read from the image geometry when None), moved to ``device`` one batch at a
+    time, and passed through ``encode`` (for example ``learner.encode``). The
+    caller puts the model in eval mode; this function does not change it.
+    """
+    preset = preset or preset_for_images(images_uint8)
+    outputs = []
+    for start in range(0, images_uint8.shape[0], batch_size):
+        batch = images_uint8[start:start + batch_size]
+        if device is not None:
+            batch = batch.to(device, non_blocking=True)
+        outputs.append(encode(normalize(batch, preset)).float().flatten(1).cpu())
+    return torch.cat(outputs)
+
+
+def encoder_in_eval_mode(module: torch.nn.Module) -> _EvalMode:
+    """Context manager: ``module.eval()`` inside, the previous mode restored after."""
+    return _EvalMode(module)
+
+
+class _EvalMode:
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+        self.was_training = module.training
+
+    def __enter__(self) -> torch.nn.Module:
+        self.module.eval()
+        return self.module
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.train(self.was_training)

@@ -1,0 +1,72 @@
+"""Weighted k-nearest-neighbour classifier on frozen features (InstDisc / BYOL monitor).
+
+Each test feature votes with its ``k`` most cosine-similar training features,
+each neighbour weighted by ``exp(similarity / t)`` (Wu et al. 2018, the monitor
+used by the BYOL/SimSiam reimplementations); the class with the largest summed
+weight wins.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from nocollapse.errors import ConfigError, check_positive
+
+
+def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor,
+                test_features: torch.Tensor, *, k: int = 200, t: float = 0.1,
+                num_classes: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted labels (M,) int64 for ``test_features`` (M, D).
+
+    ``train_features`` (N, D) and ``train_labels`` (N,) int64 in ``[0, num_classes)``.
+    Features are l2-normalised here, so any scale works. ``k`` is clipped to N.
+    Test features are processed ``batch_size`` at a time to bound memory at
+    ``batch_size * N`` similarities.
+    """
+    _check_shapes(train_features, train_labels, test_features)
+    check_positive("knn_k", k)
+    check_positive("knn_t", t)
+    if num_classes is None:
+        num_classes = int(train_labels.max()) + 1
+    k = min(int(k), train_features.shape[0])
+    bank = F.normalize(train_features.float(), dim=1)
+    labels = train_labels.to(bank.device)
+    predictions = []
+    for start in range(0, test_features.shape[0], batch_size):
+        query = F.normalize(test_features[start:start + batch_size].float().to(bank.device), dim=1)
+        similarity, index = (query @ bank.T).topk(k, dim=1)
+        weights = (similarity / t).exp()
+        scores = torch.zeros(query.shape[0], num_classes, device=bank.device)
+        scores.scatter_add_(1, labels[index], weights)
+        predictions.append(scores.argmax(dim=1))
+    return torch.cat(predictions)
+
+
+def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor,
+                 test_features: torch.Tensor, test_labels: torch.Tensor, *, k: int = 200,
+                 t: float = 0.1, batch_size: int = 1024) -> float:
+    """Fraction in [0, 1] of ``test_labels`` (M,) that :func:`knn_predict` gets right."""
+    if test_labels.shape != test_features.shape[:1]:
+        raise ConfigError(f"test_labels has shape {tuple(test_labels.shape)}; expected "
+                          f"({test_features.shape[0]},), one label per test feature")
+    num_classes = int(max(int(train_labels.max()), int(test_labels.max()))) + 1
+    predicted = knn_predict(train_features, train_labels, test_features, k=k, t=t,
+                            num_classes=num_classes, batch_size=batch_size)
+    return float((predicted.cpu() == test_labels.cpu()).float().mean())
+
+
+def _check_shapes(train_features: torch.Tensor, train_labels: torch.Tensor,
+                  test_features: torch.Tensor) -> None:
+    if train_features.dim() != 2 or test_features.dim() != 2:
+        raise ConfigError(f"features must be 2-D (N, D); got {tuple(train_features.shape)} and "
+                          f"{tuple(test_features.shape)}")
+    if train_features.shape[1] != test_features.shape[1]:
+        raise ConfigError(f"train features have D={train_features.shape[1]} but test features "
+                          f"D={test_features.shape[1]}; encode both with the same model")
+    if train_labels.shape != train_features.shape[:1] or train_features.shape[0] == 0:
+        raise ConfigError(f"train_labels has shape {tuple(train_labels.shape)}; expected "
+                          f"({train_features.shape[0]},) with N > 0")
+    if int(train_labels.min()) < 0:
+        raise ConfigError("train_labels contain negative (unlabeled) entries; k-NN needs a "
+                          "labeled training split (drop the -1 labels first)")

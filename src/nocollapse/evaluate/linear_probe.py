@@ -1,0 +1,56 @@
+"""Linear probe: a softmax classifier trained on frozen, standardised features."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from nocollapse.errors import ConfigError, check_nonnegative, check_positive
+
+
+def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
+                 test_features: torch.Tensor, test_labels: torch.Tensor, *,
+                 epochs: int = 100, lr: float = 1.0, weight_decay: float = 1e-4,
+                 seed: int = 0) -> float:
+    """Test accuracy in [0, 1] of a linear classifier fitted on frozen features.
+
+    ``train_features`` (N, D), ``train_labels`` (N,) int64, ``test_features`` (M, D),
+    ``test_labels`` (M,). Features are standardised with the training mean and std
+    (the probe then needs no per-run lr tuning), and the multinomial logistic
+    regression is fitted full-batch with L-BFGS for ``epochs`` iterations, with an
+    l2 penalty ``weight_decay * ||W||^2 / 2``. Deterministic given ``seed``; on CPU,
+    a probe on 60000 x 512 features takes seconds.
+    """
+    check_positive("epochs", epochs)
+    check_positive("lr", lr)
+    check_nonnegative("weight_decay", weight_decay)
+    if train_features.dim() != 2 or test_features.shape[1:] != train_features.shape[1:]:
+        raise ConfigError(f"features must be (N, D) and (M, D); got {tuple(train_features.shape)}"
+                          f" and {tuple(test_features.shape)}")
+    if train_labels.shape != train_features.shape[:1] or \
+            test_labels.shape != test_features.shape[:1]:
+        raise ConfigError("one label per feature row is required; got labels "
+                          f"{tuple(train_labels.shape)} / {tuple(test_labels.shape)}")
+    x = train_features.detach().double().cpu()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    x = (x - mean) / std
+    x_test = (test_features.detach().double().cpu() - mean) / std
+    y = train_labels.cpu()
+    num_classes = int(max(int(y.max()), int(test_labels.max()))) + 1
+    generator = torch.Generator().manual_seed(seed)
+    weight = (torch.randn(x.shape[1], num_classes, generator=generator, dtype=torch.float64)
+              * 0.01).requires_grad_()
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=lr, max_iter=int(epochs),
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(x @ weight + bias, y) + 0.5 * weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        predicted = (x_test @ weight + bias).argmax(1)
+    return float((predicted == test_labels.cpu()).double().mean())

@@ -1,0 +1,79 @@
+"""k-NN monitor and linear probe: near-perfect on separable clusters, chance on random labels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nocollapse.errors import ConfigError
+from nocollapse.evaluate import extract_features, knn_accuracy, knn_predict, linear_probe
+
+
+def _clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, dim, generator=generator) * 3
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    features = centres[labels] + spread * torch.randn(len(labels), dim, generator=generator)
+    return features, labels
+
+
+def test_knn_on_separable_clusters_is_near_perfect() -> None:
+    x, y = _clusters(60, 5, 16, 0.3, seed=0)
+    x_test, y_test = _clusters(20, 5, 16, 0.3, seed=0)  # same centres, new noise below
+    x_test = x_test + 0.05 * torch.randn(x_test.shape, generator=torch.Generator().manual_seed(1))
+    assert knn_accuracy(x, y, x_test, y_test, k=20, t=0.1) > 0.98
+
+
+def test_knn_on_random_labels_is_near_chance() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 16, generator=generator)
+    y = torch.randint(0, 4, (600,), generator=generator)
+    x_test = torch.randn(400, 16, generator=generator)
+    y_test = torch.randint(0, 4, (400,), generator=generator)
+    assert abs(knn_accuracy(x, y, x_test, y_test, k=50) - 0.25) < 0.08
+
+
+def test_knn_weights_close_neighbours_more() -> None:
+    # One very close neighbour of class 1 outweighs two far ones of class 0 at small t.
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.05, 1.0]])
+    labels = torch.tensor([1, 0, 0])
+    query = torch.tensor([[1.0, 0.4]])
+    assert knn_predict(bank, labels, query, k=3, t=0.05).item() == 1
+    # At a huge temperature the vote becomes a plain majority.
+    assert knn_predict(bank, labels, query, k=3, t=100.0).item() == 0
+
+
+def test_knn_refuses_mismatched_dimensions() -> None:
+    with pytest.raises(ConfigError, match="D=3"):
+        knn_accuracy(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), torch.zeros(2, 3),
+                     torch.zeros(2, dtype=torch.long))
+
+
+def test_linear_probe_on_separable_clusters_is_near_perfect() -> None:
+    x, y = _clusters(50, 4, 8, 0.5, seed=2)
+    x_test, y_test = _clusters(25, 4, 8, 0.5, seed=2)
+    assert linear_probe(x, y, x_test + 0.01, y_test, epochs=50) > 0.97
+
+
+def test_linear_probe_on_random_labels_is_near_chance() -> None:
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(400, 8, generator=generator)
+    y = torch.randint(0, 4, (400,), generator=generator)
+    x_test = torch.randn(400, 8, generator=generator)
+    y_test = torch.randint(0, 4, (400,), generator=generator)
+    assert abs(linear_probe(x, y, x_test, y_test, epochs=50) - 0.25) < 0.08
+
+
+def test_linear_probe_refuses_nonpositive_epochs() -> None:
+    x, y = _clusters(5, 2, 3, 0.1, seed=0)
+    with pytest.raises(ConfigError, match="epochs"):
+        linear_probe(x, y, x, y, epochs=0)
+
+
+def test_extract_features_batches_like_one_pass() -> None:
+    images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8)
+    encode = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 5))
+    whole = extract_features(encode, images, batch_size=100)
+    batched = extract_features(encode, images, batch_size=3)
+    assert whole.shape == (10, 5)
+    assert torch.allclose(whole, batched, atol=1e-6)
