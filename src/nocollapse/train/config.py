@@ -1,0 +1,287 @@
+"""Training configuration: a tree of dataclasses read from YAML and ``key=value`` overrides.
+
+>>> config = load_config("configs/cifar10_resnet18_simsiam.yaml", ["optim.lr=0.03", "epochs=5"])
+>>> config.to_dict()["optim"]["lr"]
+0.03
+
+Every key is checked: an unknown key is refused with the closest valid names,
+and a negative learning rate, weight decay or epoch count with its valid range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nocollapse.errors import (
+    ConfigError,
+    check_choice,
+    check_in_range,
+    check_nonnegative,
+    check_positive,
+)
+
+OPTIMIZERS = ("sgd", "lars")
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
+
+
+@dataclass
+class DataConfig:
+    """Which images to train on and how to batch and augment them."""
+
+    name: str = "default"
+    data_dir: str | None = None
+    batch_size: int = 256
+    # A prefix of the training split (None = all): the CPU default trains on a subset.
+    subset: int | None = None
+    test_subset: int | None = None
+    # Keyword overrides for nocollapse.data.make_augment (crop_scale, blur_p, ...).
+    augment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule (linear warm-up, then cosine to ``final_lr``)."""
+
+    name: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    # The theory's alpha_p: predictor lr = lr * predictor_lr_scale.
+    predictor_lr_scale: float = 1.0
+    warmup_epochs: float = 0.0
+    cosine: bool = True
+    final_lr: float = 0.0
+    lars_eta: float = 0.001
+
+
+@dataclass
+class DeviceConfig:
+    """Lightning Fabric options: where and how the loop runs."""
+
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    compile: bool = False
+    threads: int | None = None
+
+
+@dataclass
+class EvalConfig:
+    """The k-NN monitor on the held-out split (InstDisc/BYOL weighted vote)."""
+
+    knn_every: int = 1
+    knn_k: int = 200
+    knn_t: float = 0.1
+    # Also report the k-NN accuracy of a randomly initialised encoder at the end.
+    random_baseline: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; ``to_dict`` is what ``config.yaml`` of a run holds."""
+
+    method: str = "simsiam"
+    # Keyword overrides for nocollapse.methods.learner_config (predictor, loss, tau, ...).
+    learner: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    epochs: int = 100
+    max_steps: int | None = None
+    time_budget_s: float | None = None
+    seed: int = 0
+    log_every: int = 20
+    checkpoint_every: int = 1
+    out: str = "runs/train"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build and validate a config; unknown keys raise :class:`ConfigError`."""
+        config = _build(cls, values or {}, prefix="")
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Refuse out-of-range values, naming the value, the valid range and the key."""
+        check_nonnegative("optim.lr", self.optim.lr)
+        check_nonnegative("optim.final_lr", self.optim.final_lr)
+        check_nonnegative("optim.weight_decay", self.optim.weight_decay)
+        check_nonnegative("optim.predictor_lr_scale", self.optim.predictor_lr_scale)
+        check_in_range("optim.momentum", self.optim.momentum, 0.0, 1.0)
+        check_nonnegative("optim.warmup_epochs", self.optim.warmup_epochs)
+        check_positive("optim.lars_eta", self.optim.lars_eta)
+        check_choice("optim.name", self.optim.name, OPTIMIZERS)
+        check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
+        check_choice("device.precision", self.device.precision, PRECISIONS)
+        check_nonnegative("epochs", self.epochs)
+        for name in ("data.batch_size", "log_every", "checkpoint_every", "device.devices",
+                     "device.num_nodes", "eval.knn_k", "eval.knn_t"):
+            check_positive(name, _get(self, name))
+        check_nonnegative("eval.knn_every", self.eval.knn_every)
+        for name in ("max_steps", "time_budget_s", "data.subset", "data.test_subset"):
+            if _get(self, name) is not None:
+                check_positive(name, _get(self, name))
+        if self.epochs == 0 and self.max_steps is None:
+            raise ConfigError("epochs=0 with no max_steps trains nothing; set epochs >= 1")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then ``base``, then the YAML file at ``path``, then ``key=value`` overrides."""
+    values: dict[str, Any] = dict(base or {})
+    if path is not None:
+        values = merge(values, read_yaml(path))
+    values = merge(values, parse_overrides(overrides or []))
+    return TrainConfig.from_dict(values)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``, with a clear error when it is missing or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file "
+                          "(the shipped ones are in configs/)")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, got "
+                          f"{type(loaded).__name__}")
+    return loaded
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["optim.lr=0.1", "data.name=cifar10"]`` -> nested dict; values parsed as YAML."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not key=value (for example optim.lr=0.1)")
+        value = yaml.safe_load(text) if text.strip() else None
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with an earlier one for {part!r}")
+        node[parts[-1]] = value
+    return result
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``update`` wins. Free-form sections merge key by key too."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def valid_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
+    """Every dotted key a config accepts (free-form sections end with ``.*``)."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys += valid_keys(hint, f"{prefix}{f.name}.")
+        elif typing.get_origin(hint) is dict:
+            keys.append(f"{prefix}{f.name}.*")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            _unknown(f"{prefix}{key}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(f"{prefix}{key}", value, hint)
+    return cls(**kwargs)
+
+
+def _unknown(key: str) -> typing.NoReturn:
+    candidates = [k.removesuffix(".*") for k in valid_keys()]
+    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.5)
+    leaf = key.rsplit(".", 1)[-1]
+    close += [k for k in candidates if k.rsplit(".", 1)[-1] == leaf and k not in close]
+    hint = f"; did you mean {', '.join(close[:3])}?" if close else ""
+    raise ConfigError(f"unknown config key {key!r}{hint} (valid keys: "
+                      f"{', '.join(valid_keys())})")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert a YAML value to the field's type (YAML reads ``1e-3`` as a string)."""
+    args = typing.get_args(hint)
+    optional = (typing.get_origin(hint) in (typing.Union, types.UnionType)
+                and type(None) in args)
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping (e.g. {key}.name=value), got {value!r}")
+        return dict(value)
+    try:
+        if hint is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+                return value.lower() in ("true", "yes")
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if hint is int:
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint is str:
+            if value is None or isinstance(value, dict | list):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"{key}={value!r} is not a valid {getattr(hint, '__name__', hint)}")
+
+
+def _get(config: TrainConfig, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
