@@ -1,0 +1,100 @@
+"""Turn run directories into a folder of PNG figures and a ``report.md``; runs nothing again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nocollapse.errors import NocollapseError
+from nocollapse.report import figures
+from nocollapse.report.markdown import render
+from nocollapse.report.runs import Run, label_runs, load_run
+from nocollapse.runio import atomic_write_text
+
+REPORT_FILE = "report.md"
+Attempt = Callable[[str, Path, bool, str], None]
+METRICS = ("loss", "knn_accuracy", "collapse_level", "effective_rank")
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote: ``files`` (PNG paths and report.md) and notes."""
+
+    out_dir: Path
+    markdown: Path
+    files: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def default_out_dir(run_dirs: Sequence[str | Path]) -> Path:
+    """``RUN_DIR/report`` for one run, ``./report`` for several."""
+    return Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("report")
+
+
+def build_report(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    alignment_epochs: Sequence[int] | None = None,
+) -> Report:
+    """Read ``run_dirs`` and write figures plus ``report.md`` into ``out_dir``.
+
+    Figures: ``<metric>.png`` for loss, k-NN accuracy, collapse level and effective
+    rank (all runs overlaid), and per run ``<label>-F_eigenvalues.png``,
+    ``<label>-Wp_eigenvalues.png``, ``<label>-Z_eigenvalues.png``,
+    ``<label>-alignment.png`` (training) or ``<label>-modes.png`` (simulation).
+    A figure whose data is absent is skipped with a note in the report.
+    """
+    if not run_dirs:
+        raise NocollapseError("no run directory given; pass at least one RUN_DIR")
+    paths = [Path(p) for p in run_dirs]
+    runs = [load_run(p, label) for p, label in zip(paths, label_runs(paths), strict=True)]
+    out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
+    out.mkdir(parents=True, exist_ok=True)
+    drawn: list[tuple[str, Path]] = []
+    skipped: list[str] = []
+
+    def attempt(caption: str, path: Path, ok: bool, why: str) -> None:
+        if ok:
+            drawn.append((caption, path))
+        else:
+            skipped.append(f"{caption}: skipped ({why})")
+
+    for metric in METRICS:
+        path = out / f"{metric}.png"
+        caption = figures.METRIC_LABELS[metric].split(" (")[0]
+        attempt(caption, path, figures.plot_metric(runs, metric, path), f"no run logged {metric}")
+    for run in runs:
+        _run_figures(run, out, alignment_epochs, attempt)
+
+    markdown = out / REPORT_FILE
+    atomic_write_text(markdown, render(runs, drawn, skipped, out))
+    return Report(out, markdown, [p for _, p in drawn] + [markdown], skipped)
+
+
+def _run_figures(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Attempt) -> None:
+    if run.kind == "simulation":
+        path = out / f"{run.label}-modes.png"
+        attempt(
+            f"{run.label}: mode trajectories",
+            path,
+            figures.plot_simulation(run, path),
+            "no 'simulated' eigenvalue lists in metrics.jsonl",
+        )
+        return
+    for key, title in figures.SPECTRA_TITLES.items():
+        path = out / f"{run.label}-{key}.png"
+        attempt(
+            f"{run.label}: {title}",
+            path,
+            figures.plot_eigen_trajectories(run, key, path),
+            f"no {key} in spectra.jsonl" if run.spectra else "spectra.jsonl is missing",
+        )
+    epochs = figures.alignment_epochs(run, wanted)
+    path = out / f"{run.label}-alignment.png"
+    attempt(
+        f"{run.label}: eigen-alignment at epochs {epochs}",
+        path,
+        figures.plot_alignment(run, epochs, path),
+        "no alignment matrix saved at the requested epochs (saved for small dims only)",
+    )

@@ -1,0 +1,179 @@
+"""PNG figures drawn from loaded runs (see :mod:`nocollapse.report.runs`).
+
+Every figure is ``FIGSIZE`` inches at ``DPI`` (640 x 400 pixels) so reports look
+alike; each function returns ``False`` and draws nothing when its data is absent.
+Figures use matplotlib's object API with the Agg canvas: no global pyplot state,
+no display needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from nocollapse.report.runs import Run, metric_key, series
+
+FIGSIZE = (6.4, 4.0)
+DPI = 100
+MAX_MODES = 64  # lines per eigenvalue plot; more are unreadable and slow to draw
+
+# spectra.jsonl keys (written by nocollapse.train.monitor) -> plot titles.
+SPECTRA_TITLES = {
+    "F_eigenvalues": "eigenvalues of F_hat (embedding correlation, running)",
+    "Wp_eigenvalues": "eigenvalues of the predictor Wp (symmetric part)",
+    "Z_eigenvalues": "eigenvalues of the batch embedding correlation",
+}
+METRIC_LABELS = {
+    "loss": "loss",
+    "knn_accuracy": "k-NN accuracy",
+    "collapse_level": "collapse level (0 healthy, 1 collapsed)",
+    "effective_rank": "effective rank",
+}
+
+
+def _figure(nrows: int = 1, ncols: int = 1) -> tuple[Figure, Any]:
+    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(nrows, ncols, squeeze=False)
+    return figure, axes
+
+
+def _save(figure: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)  # no bbox="tight": keep the pixel size fixed
+
+
+def plot_metric(runs: Sequence[Run], metric: str, path: Path) -> bool:
+    """One scalar metric (a name of ``runs.METRIC_KEYS``) against step/t, runs overlaid."""
+    figure, axes = _figure()
+    ax = axes[0, 0]
+    drawn = 0
+    x_name = "step"
+    for run in runs:
+        key = metric_key(run, metric)
+        if key is None:
+            continue
+        xs, ys, x_name = series(run.metrics, key)
+        ax.plot(xs, ys, marker="." if len(xs) < 30 else None, label=run.label)
+        drawn += 1
+    if not drawn:
+        return False
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.grid(alpha=0.3)
+    if len(runs) > 1:
+        ax.legend(fontsize=8)
+    ax.set_title(METRIC_LABELS.get(metric, metric))
+    _save(figure, path)
+    return True
+
+
+def _matrix_rows(records: list[dict[str, Any]], key: str, x_key: str) -> tuple[list, np.ndarray]:
+    """Stack per-record eigenvalue lists into (records, modes), padding with NaN."""
+    rows = [
+        (r.get(x_key, i), r[key]) for i, r in enumerate(records) if isinstance(r.get(key), list)
+    ]
+    if not rows:
+        return [], np.empty((0, 0))
+    width = max(len(values) for _, values in rows)
+    table = np.full((len(rows), width), np.nan)
+    for i, (_, values) in enumerate(rows):
+        table[i, : len(values)] = [v if isinstance(v, int | float) else np.nan for v in values]
+    return [x for x, _ in rows], table
+
+
+def _mode_lines(ax: Any, xs: list, table: np.ndarray, style: str = "-", label: str = "") -> None:
+    """Draw |eigenvalue| per mode on a log axis, coloured by mode index."""
+    modes = min(table.shape[1], MAX_MODES)
+    colours = _colours(modes)
+    for j in range(modes):
+        values = np.abs(table[:, j])
+        values[values <= 0] = np.nan  # log scale: a collapsed (exact zero) mode leaves the plot
+        ax.plot(xs, values, style, color=colours[j], lw=1.0, label=label if j == 0 else None)
+    ax.set_yscale("log")
+
+
+def _colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(j / max(n - 1, 1)) for j in range(n)]
+
+
+def plot_eigen_trajectories(run: Run, key: str, path: Path) -> bool:
+    """Eigenvalue trajectories from ``spectra.jsonl`` (one line per mode, log scale)."""
+    xs, table = _matrix_rows(run.spectra, key, "epoch")
+    if table.size == 0 or not np.isfinite(table).any():
+        return False
+    figure, axes = _figure()
+    ax = axes[0, 0]
+    _mode_lines(ax, xs, table)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("|eigenvalue|")
+    shown = min(table.shape[1], MAX_MODES)
+    note = f" (top {shown} of {table.shape[1]})" if shown < table.shape[1] else ""
+    ax.set_title(f"{run.label}: {SPECTRA_TITLES.get(key, key)}{note}", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    _save(figure, path)
+    return True
+
+
+def plot_simulation(run: Run, path: Path) -> bool:
+    """Simulated (solid) and theoretical (dashed) mode trajectories of a simulation run."""
+    xs, simulated = _matrix_rows(run.metrics, "simulated", "t")
+    if simulated.size == 0:
+        return False
+    figure, axes = _figure()
+    ax = axes[0, 0]
+    _mode_lines(ax, xs, simulated, "-", "simulated")
+    txs, theory = _matrix_rows(run.metrics, "theory", "t")
+    if theory.size:
+        _mode_lines(ax, txs, theory, "--", "theory")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("t")
+    ax.set_ylabel("|eigenvalue| per mode")
+    ax.set_title(f"{run.label}: simulated vs theory, one line per mode", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    _save(figure, path)
+    return True
+
+
+def alignment_epochs(run: Run, wanted: Sequence[int] | None = None, count: int = 3) -> list[int]:
+    """Epochs with a saved alignment matrix: ``wanted`` ones, else first, middle, last."""
+    available = [r.get("epoch", i) for i, r in enumerate(run.spectra) if r.get("alignment")]
+    if wanted:
+        return [e for e in wanted if e in available]
+    if len(available) <= count:
+        return available
+    picks = {available[round(i * (len(available) - 1) / (count - 1))] for i in range(count)}
+    return sorted(picks)
+
+
+def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
+    """Heat maps of ``|u_i^T v_j|`` (eigenvectors of F_hat vs Wp) at the given epochs."""
+    by_epoch = {
+        r.get("epoch", i): r["alignment"] for i, r in enumerate(run.spectra) if r.get("alignment")
+    }
+    epochs = [e for e in epochs if e in by_epoch]
+    if not epochs:
+        return False
+    figure, axes = _figure(1, len(epochs))
+    image = None
+    for ax, epoch in zip(axes[0], epochs, strict=True):
+        matrix = np.abs(np.asarray(by_epoch[epoch], dtype=float))
+        image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="magma", interpolation="nearest")
+        ax.set_title(f"epoch {epoch}", fontsize=9)
+        ax.set_xlabel("Wp eigenvector j", fontsize=8)
+        ax.set_ylabel("F eigenvector i", fontsize=8)
+        ax.tick_params(labelsize=7)
+    figure.colorbar(image, ax=list(axes[0]), shrink=0.8, label="|u_i^T v_j|")
+    figure.suptitle(f"{run.label}: eigen-alignment of F_hat and Wp", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)  # colorbar spans axes: tight_layout would warn
+    return True

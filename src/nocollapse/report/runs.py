@@ -1,0 +1,161 @@
+"""Read a run directory (training or simulation) back into memory, tolerating damage.
+
+A run directory may be complete, still being written, or left behind by a crash:
+every file is optional, a truncated last JSON line is skipped, and what is missing
+becomes a note in the report instead of an error. Only a directory that does not
+exist, or holds none of the files a run writes, is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nocollapse.errors import NocollapseError
+from nocollapse.runio import CONFIG_FILE, METRICS_FILE, read_metrics
+
+SPECTRA_FILE = "spectra.jsonl"
+WARNINGS_FILE = "warnings.jsonl"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE)
+
+# Keys under which the metrics of interest appear; the first present one wins.
+METRIC_KEYS: dict[str, tuple[str, ...]] = {
+    "loss": ("loss", "train/loss", "train_loss"),
+    "knn_accuracy": ("knn_accuracy", "knn_acc", "knn_top1", "knn", "eval/knn_accuracy"),
+    "collapse_level": ("collapse_level", "diag/collapse_level"),
+    "effective_rank": ("effective_rank", "diag/effective_rank", "rankme"),
+}
+X_KEYS = ("step", "t", "epoch")
+
+
+@dataclass
+class Run:
+    """Everything ``report`` knows about one run directory.
+
+    ``metrics``: one dict per logged step (training) or time point (simulation);
+    ``spectra``: one dict per epoch with eigenvalue lists (training only);
+    ``notes``: human-readable remarks about missing or damaged files.
+    """
+
+    path: Path
+    label: str
+    kind: str  # "training" or "simulation"
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    spectra: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+
+def load_run(path: str | Path, label: str | None = None) -> Run:
+    """Load the run directory at ``path``.
+
+    Raises :class:`NocollapseError` when ``path`` is not a directory or contains none
+    of ``config.yaml``, ``metrics.jsonl``, ``spectra.jsonl``, ``warnings.jsonl``.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise NocollapseError(
+            f"run directory {str(path)!r} does not exist or is not a directory; "
+            "pass a directory written by `nocollapse train` or `nocollapse simulate`"
+        )
+    if not any((path / name).exists() for name in RUN_FILES):
+        raise NocollapseError(
+            f"run directory {str(path)!r} holds no run files (expected at least one of "
+            f"{', '.join(RUN_FILES)}); is the run still starting, or is this the wrong path?"
+        )
+    notes: list[str] = []
+    config = _read_config(path, notes)
+    metrics = _read_jsonl(path / METRICS_FILE, notes)
+    spectra = _read_jsonl(path / SPECTRA_FILE, notes, required=False)
+    warnings = _read_jsonl(path / WARNINGS_FILE, notes, required=False)
+    kind = "simulation" if any("simulated" in r or "theory" in r for r in metrics) else "training"
+    return Run(path, label or path.resolve().name, kind, config, metrics, spectra, warnings, notes)
+
+
+def _read_config(path: Path, notes: list[str]) -> dict[str, Any]:
+    file = path / CONFIG_FILE
+    if not file.exists():
+        notes.append(f"{CONFIG_FILE} is missing")
+        return {}
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        notes.append(f"{CONFIG_FILE} could not be read ({type(error).__name__})")
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _read_jsonl(file: Path, notes: list[str], required: bool = True) -> list[dict[str, Any]]:
+    if not file.exists():
+        if required:
+            notes.append(f"{file.name} is missing")
+        return []
+    records = [r for r in read_metrics(file) if isinstance(r, dict)]
+    lines = sum(1 for line in file.read_text(encoding="utf-8").splitlines() if line.strip())
+    if lines > len(records):
+        notes.append(
+            f"{file.name}: {lines - len(records)} unreadable line(s) skipped "
+            "(a run still writing or killed mid-write)"
+        )
+    return records
+
+
+def label_runs(paths: list[Path]) -> list[str]:
+    """Short unique labels for runs: the directory name, its parent's when names clash."""
+    names = [p.resolve().name for p in paths]
+    labels = []
+    for path, name in zip(paths, names, strict=True):
+        if names.count(name) > 1:
+            name = f"{path.resolve().parent.name}-{name}"
+        labels.append(name)
+    seen: dict[str, int] = {}
+    unique = []
+    for name in labels:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
+def metric_key(run: Run, metric: str) -> str | None:
+    """The key under which ``metric`` (a name of ``METRIC_KEYS``) is logged in ``run``."""
+    for key in METRIC_KEYS.get(metric, (metric,)):
+        if any(_finite(r.get(key)) for r in run.metrics):
+            return key
+    return None
+
+
+def series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float], str]:
+    """Points ``(x, y)`` of a scalar ``key`` over ``records``, and the name of the x axis.
+
+    The x axis is ``step`` (training), ``t`` (simulation) or ``epoch``, whichever the
+    records carry; records without a finite value of ``key`` are skipped.
+    """
+    x_key = next((k for k in X_KEYS if any(k in r for r in records)), None)
+    xs: list[float] = []
+    ys: list[float] = []
+    for index, record in enumerate(records):
+        value = record.get(key)
+        if not _finite(value):
+            continue
+        x = record.get(x_key, index) if x_key else index
+        xs.append(float(x) if _finite(x) else float(index))
+        ys.append(float(value))
+    return xs, ys, x_key or "record"
+
+
+def final_value(run: Run, metric: str) -> float | None:
+    """Last finite value of ``metric`` in ``run`` (``None`` when never logged)."""
+    key = metric_key(run, metric)
+    if key is None:
+        return None
+    _, ys, _ = series(run.metrics, key)
+    return ys[-1] if ys else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
