@@ -1,1 +1,56 @@
-"""nocollapse.diagnostics"""
+"""Collapse diagnostics: pure functions, numpy array or torch tensor in, floats out.
+
+Shapes: embeddings ``z`` are ``(B, d)``; ``F`` and ``Wp`` are ``(d, d)``. Everything
+is computed in float64 with numpy/scipy; torch is never imported. A linear
+network's ``W`` from :mod:`nocollapse.theory` is diagnosed through
+:func:`embeddings_from_linear` with the same functions.
+"""
+
+from nocollapse.diagnostics.alignment import (
+    alignment_matrix,
+    asymmetry,
+    commutator_norm,
+    eigen_alignment,
+    predictor_spectrum,
+    symmetric_part,
+)
+from nocollapse.diagnostics.embedding import (
+    collapse_level,
+    correlation,
+    correlation_eigenvalues,
+    embedding_std,
+    embeddings_from_linear,
+    singular_values,
+    view_alignment,
+)
+from nocollapse.diagnostics.spectrum import (
+    dims_above,
+    effective_rank,
+    participation_ratio,
+    rankme,
+)
+from nocollapse.diagnostics.summary import summarize
+from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein_uniformity
+
+__all__ = [
+    "alignment_matrix",
+    "asymmetry",
+    "collapse_level",
+    "commutator_norm",
+    "correlation",
+    "correlation_eigenvalues",
+    "dims_above",
+    "effective_rank",
+    "eigen_alignment",
+    "embedding_std",
+    "embeddings_from_linear",
+    "participation_ratio",
+    "predictor_spectrum",
+    "rankme",
+    "singular_values",
+    "summarize",
+    "symmetric_part",
+    "view_alignment",
+    "wang_isola_uniformity",
+    "wasserstein_uniformity",
+]

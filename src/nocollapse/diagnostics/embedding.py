@@ -1,0 +1,93 @@
+"""Collapse diagnostics of a batch of embeddings (papers.md section 6).
+
+Every function takes a batch ``z`` of shape ``(B, d)`` (numpy array or torch
+tensor) and computes in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nocollapse.diagnostics._arrays import as_array, as_embeddings, l2_normalize
+from nocollapse.errors import ConfigError
+
+
+def embedding_std(z: Any) -> float:
+    """Mean over dimensions of the std (over the batch) of the l2-normalised embeddings.
+
+    ``1/sqrt(d)`` for isotropic embeddings, 0 at complete collapse (papers.md section 6;
+    lightly's ``std_of_l2_normalized``). ``z``: ``(B, d)``.
+    """
+    normalized = l2_normalize(as_embeddings(z))
+    return float(np.mean(np.std(normalized, axis=0)))
+
+
+def collapse_level(z: Any) -> float:
+    """``max(0, 1 - sqrt(d) * embedding_std(z))``: 0 healthy, 1 complete collapse.
+
+    ``z``: ``(B, d)``.
+    """
+    array = as_embeddings(z)
+    return float(max(0.0, 1.0 - np.sqrt(array.shape[1]) * embedding_std(array)))
+
+
+def correlation(z: Any, centered: bool = False) -> np.ndarray:
+    """The ``(d, d)`` embedding correlation ``z^T z / B`` (uncentred, the ``F`` of tian2021),
+    or the covariance when ``centered``. ``z``: ``(B, d)``."""
+    array = as_embeddings(z)
+    if centered:
+        array = array - array.mean(axis=0, keepdims=True)
+    return array.T @ array / array.shape[0]
+
+
+def correlation_eigenvalues(z: Any, centered: bool = False) -> np.ndarray:
+    """Eigenvalues of :func:`correlation`, shape ``(d,)``, descending, clipped at 0."""
+    values = np.linalg.eigvalsh(correlation(z, centered))[::-1]
+    return np.clip(values, 0.0, None)
+
+
+def singular_values(z: Any) -> np.ndarray:
+    """Singular values of the batch ``z`` (``(B, d)``), shape ``(min(B, d),)``, descending."""
+    return np.linalg.svd(as_embeddings(z), compute_uv=False)
+
+
+def view_alignment(z1: Any, z2: Any) -> float:
+    """Mean squared distance between l2-normalised paired embeddings, in ``[0, 4]``.
+
+    Wang & Isola's alignment (``alpha = 2``): 0 when the two views map to the same
+    direction. ``z1, z2``: ``(B, d)`` with rows paired.
+    """
+    a, b = as_embeddings(z1, "z1"), as_embeddings(z2, "z2")
+    if a.shape != b.shape:
+        raise ConfigError(f"z1 {a.shape} and z2 {b.shape} must have the same shape (paired views)")
+    diff = l2_normalize(a) - l2_normalize(b)
+    return float(np.mean(np.sum(diff**2, axis=1)))
+
+
+def embeddings_from_linear(
+    W: Any,
+    n_samples: int,
+    rng: np.random.Generator | int | None = None,
+    X: Any = None,
+) -> np.ndarray:
+    """Samples ``z = W x`` of a linear network, ``x ~ N(0, X)`` (``X = I`` by default).
+
+    This is how the theory engine's ``W`` (shape ``(n2, n1)``) is diagnosed with the
+    same functions as a trained network. Returns ``(n_samples, n2)``.
+    """
+    W = as_array(W)
+    if W.ndim != 2:
+        raise ConfigError(f"W has shape {W.shape}; expected a matrix (n2, n1)")
+    if n_samples < 2:
+        raise ConfigError(f"n_samples={n_samples} must be at least 2")
+    rng = np.random.default_rng(rng)
+    x = rng.standard_normal((n_samples, W.shape[1]))
+    if X is not None:
+        cov = as_array(X)
+        if cov.shape != (W.shape[1], W.shape[1]):
+            raise ConfigError(f"X has shape {cov.shape}; expected ({W.shape[1]}, {W.shape[1]})")
+        values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+        x = x @ (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    return x @ W.T

@@ -1,0 +1,79 @@
+"""One call that computes the cheap collapse scalars for logging during training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nocollapse.diagnostics._arrays import as_embeddings, as_square
+from nocollapse.diagnostics.alignment import (
+    asymmetry,
+    commutator_norm,
+    eigen_alignment,
+    predictor_spectrum,
+)
+from nocollapse.diagnostics.embedding import (
+    collapse_level,
+    correlation,
+    embedding_std,
+    view_alignment,
+)
+from nocollapse.diagnostics.spectrum import dims_above, effective_rank, participation_ratio
+from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein_uniformity
+
+
+def summarize(
+    z1: Any,
+    z2: Any = None,
+    F: Any = None,
+    Wp: Any = None,
+    max_uniformity_samples: int = 256,
+    relative_threshold: float = 1e-2,
+) -> dict[str, float]:
+    """Cheap collapse scalars of a batch, keyed by the names written to ``metrics.jsonl``.
+
+    The spectra (``effective_rank`` of the centred batch's singular values,
+    ``participation_ratio`` and ``dims_above`` of its covariance eigenvalues) share one
+    ``(d, d)`` eigendecomposition; ``uniformity_wasserstein`` needs a second and the
+    predictor figures two more, so the cost is ``O(B d^2 + d^3)``.
+
+    Args:
+        z1: ``(B, d)`` embeddings of the first view (numpy or torch).
+        z2: optional ``(B, d)`` embeddings of the second view, rows paired with ``z1``;
+            adds ``alignment`` and joins ``z1`` in the spectra.
+        F: optional ``(d, d)`` correlation (e.g. DirectPred's running ``F_hat``); by
+            default the uncentred correlation of the batch.
+        Wp: optional ``(d, d)`` linear predictor; adds its spectrum range, asymmetry,
+            commutator norm and eigen-alignment with ``F``.
+        max_uniformity_samples: Wang-Isola uniformity uses at most this many rows,
+            so the cost stays ``O(B d^2 + d^3)`` plus ``O(max^2 d)``.
+        relative_threshold: for ``dims_above``.
+    """
+    a = as_embeddings(z1, "z1")
+    stacked = a if z2 is None else np.concatenate([a, as_embeddings(z2, "z2")], axis=0)
+    eigenvalues = np.clip(np.linalg.eigvalsh(correlation(stacked, centered=True)), 0.0, None)
+    out = {
+        "embedding_std": embedding_std(stacked),
+        "collapse_level": collapse_level(stacked),
+        # sqrt of the covariance eigenvalues = singular values of the centred batch / sqrt(B)
+        "effective_rank": effective_rank(np.sqrt(eigenvalues)),
+        "participation_ratio": participation_ratio(eigenvalues),
+        "dims_above": float(dims_above(eigenvalues, relative_threshold)),
+        "uniformity_wang_isola": wang_isola_uniformity(a, max_samples=max_uniformity_samples),
+        "uniformity_wasserstein": wasserstein_uniformity(stacked),
+    }
+    if z2 is not None:
+        out["alignment"] = view_alignment(a, z2)
+    if Wp is not None:
+        w = as_square(Wp, "Wp")
+        f = correlation(stacked) if F is None else as_square(F, "F")
+        p = predictor_spectrum(w)
+        out.update(
+            predictor_max=float(p[0]),
+            predictor_min=float(p[-1]),
+            predictor_asymmetry=asymmetry(w),
+            commutator=commutator_norm(f, w),
+            eigen_alignment=eigen_alignment(f, w),
+        )
+    return out
