@@ -118,6 +118,15 @@ def test_hue_rotation_by_a_third_turns_red_into_green_and_zero_is_identity() -> 
     assert torch.allclose(ops.adjust_hue(x, torch.zeros(4)), x, atol=1e-5)
 
 
+def test_hue_shift_equals_the_hsv_round_trip() -> None:
+    kornia = pytest.importorskip("kornia")
+    x = torch.rand(8, 3, 9, 9, generator=_gen(4))
+    x[0] = 0.5  # gray: hue undefined, must stay gray
+    shift = torch.linspace(-0.5, 0.5, 8)
+    expected = kornia.enhance.adjust_hue(x, shift * 2 * torch.pi)
+    assert torch.allclose(ops.adjust_hue(x, shift), expected, atol=1e-5)
+
+
 def test_saturation_zero_is_grayscale_and_contrast_zero_is_the_mean() -> None:
     x = torch.rand(3, 3, 6, 6)
     gray = ops.adjust_saturation(x, torch.zeros(3))
