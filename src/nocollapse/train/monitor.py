@@ -1,0 +1,280 @@
+"""``CollapseMonitor``: collapse diagnostics during training, spectra per epoch, early warning.
+
+A training-loop callback (see :mod:`nocollapse.train`):
+
+- ``on_log`` every ``MonitorConfig.every`` steps adds cheap scalars to the metrics
+  record (``embedding_std``, ``collapse_level``, ``effective_rank``,
+  ``participation_ratio``, ``dims_above``, ``alignment``; same names and formulas as
+  :func:`nocollapse.diagnostics.summarize`), computed on the embeddings' device from
+  one singular-value decomposition of the ``(2B, d)`` batch, so the cost is
+  ``O(B d min(B, d))`` and only ``d`` numbers leave the GPU;
+- ``on_epoch_end`` appends one line to ``spectra.jsonl``: eigenvalues of ``F_hat``,
+  of the symmetric part of ``Wp`` and of the batch correlation, the alignment matrix
+  ``|u_i^T v_j|`` (for ``d <= alignment_max_dim``) and the full ``summarize`` dict;
+- the early warning (:mod:`nocollapse.train.warnings`) prints a rich panel, appends
+  to ``warnings.jsonl`` and, with ``stop_on_collapse``, raises :class:`CollapseDetected`;
+- the same scalars go to TensorBoard when ``torch.utils.tensorboard`` and the
+  ``tensorboard`` package import (the optional ``tensorboard`` extra); otherwise nothing.
+
+``spectra.jsonl`` line: ``{"epoch", "step", "F_eigenvalues", "Wp_eigenvalues",
+"Wp_asymmetry", "Z_eigenvalues", "alignment", "summary"}``; lists descending, keys
+absent when the learner has no such matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.panel import Panel
+
+from nocollapse import diagnostics
+from nocollapse.errors import ConfigError, check_in_range, check_nonnegative, check_positive
+from nocollapse.runio import MetricsWriter
+from nocollapse.train.warnings import WARNINGS_FILE, CollapseDetected, EarlyWarning
+
+SPECTRA_FILE = "spectra.jsonl"
+__all__ = ["CollapseDetected", "CollapseMonitor", "MonitorConfig", "fast_scalars"]
+
+
+@dataclass
+class MonitorConfig:
+    """Options of :class:`CollapseMonitor` (the ``monitor`` section of a training config).
+
+    ``every``: steps between diagnostics (0 disables the per-step scalars);
+    ``collapse_threshold`` in [0, 1] and ``min_effective_rank`` >= 0 define a suspect
+    log; ``patience``: consecutive suspect logs before the warning (K);
+    ``stop_on_collapse``: raise :class:`CollapseDetected` after the warning;
+    ``spectra``: write ``spectra.jsonl`` per epoch; ``alignment_max_dim``: save the
+    ``(d, d)`` alignment matrix only up to this ``d`` (it is ``d^2`` numbers per epoch);
+    ``tensorboard``: also write event files when the package is installed.
+    """
+
+    enabled: bool = True
+    every: int = 20
+    collapse_threshold: float = 0.8
+    min_effective_rank: float = 1.5
+    patience: int = 3
+    stop_on_collapse: bool = False
+    spectra: bool = True
+    alignment_max_dim: int = 64
+    tensorboard: bool = True
+
+    def validate(self) -> MonitorConfig:
+        check_nonnegative("monitor.every", self.every)
+        check_in_range("monitor.collapse_threshold", self.collapse_threshold, 0.0, 1.0)
+        check_nonnegative("monitor.min_effective_rank", self.min_effective_rank)
+        check_positive("monitor.patience", self.patience)
+        check_nonnegative("monitor.alignment_max_dim", self.alignment_max_dim)
+        return self
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> MonitorConfig:
+        """Build from a mapping; an unknown key is refused with the valid names."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(values or {}) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown monitor option(s) {unknown}; valid: {', '.join(names)}")
+        return cls(**dict(values or {})).validate()
+
+
+@torch.no_grad()
+def fast_scalars(z1: torch.Tensor, z2: torch.Tensor | None = None) -> dict[str, float]:
+    """The cheap subset of :func:`nocollapse.diagnostics.summarize`, on ``z``'s device.
+
+    ``z1, z2``: ``(B, d)``. One ``svdvals`` of the centred ``(2B, d)`` batch gives the
+    covariance eigenvalues ``s^2 / n``; the scalar formulas are the diagnostics'.
+    """
+    z = (z1 if z2 is None else torch.cat([z1, z2])).detach().float()
+    n, d = z.shape
+    normalized = torch.nn.functional.normalize(z, dim=1)
+    std = normalized.std(dim=0, correction=0).mean()
+    centred = z - z.mean(dim=0, keepdim=True)
+    singular = torch.linalg.svdvals(centred).double().cpu().numpy()
+    eigenvalues = singular**2 / n
+    out = {
+        "embedding_std": float(std),
+        "collapse_level": max(0.0, 1.0 - math.sqrt(d) * float(std)),
+        "effective_rank": diagnostics.effective_rank(singular),
+        "participation_ratio": diagnostics.participation_ratio(eigenvalues),
+        "dims_above": float(diagnostics.dims_above(eigenvalues)),
+    }
+    if z2 is not None:
+        a = torch.nn.functional.normalize(z1.detach().float(), dim=1)
+        b = torch.nn.functional.normalize(z2.detach().float(), dim=1)
+        out["alignment"] = float((a - b).pow(2).sum(dim=1).mean())
+    return out
+
+
+class CollapseMonitor:
+    """Training callback: diagnostics every ``config.every`` steps, spectra per epoch.
+
+    ``run_dir``: where ``warnings.jsonl``, ``spectra.jsonl`` and ``tensorboard/`` go
+    (``None``: print warnings only until ``on_epoch_end`` names the directory);
+    ``context``: facts about the run for the likely causes (see
+    :func:`nocollapse.train.warnings.likely_causes`: ``predictor``, ``stop_gradient``,
+    ``weight_decay``, ``tau``, ``sigma2``).
+    """
+
+    def __init__(
+        self,
+        config: MonitorConfig | None = None,
+        run_dir: str | Path | None = None,
+        context: Mapping[str, Any] | None = None,
+        console: Console | None = None,
+    ) -> None:
+        self.config = (config or MonitorConfig()).validate()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.console = console or Console(stderr=True)
+        self.warning = EarlyWarning(
+            self.config.collapse_threshold,
+            self.config.min_effective_rank,
+            self.config.patience,
+            dict(context or {}),
+        )
+        self.warnings: list[dict[str, Any]] = []
+        self.last_step: int | None = None
+        self._batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._tensorboard: Any = None
+        self._tensorboard_tried = False
+
+    # -- callbacks -------------------------------------------------------------------------
+    def on_log(self, step: int, output: Any, learner: Any, record: dict[str, Any]) -> None:
+        """Add the diagnostics to ``record`` when ``every`` steps have passed since the last."""
+        if not self.config.enabled:
+            return
+        z1, z2 = getattr(output, "z1", None), getattr(output, "z2", None)
+        if z1 is None:
+            return
+        self._batch = (z1, z2)
+        due = self.last_step is None or step - self.last_step >= self.config.every
+        if self.config.every == 0 or not due:
+            return
+        self.last_step = step
+        scalars = fast_scalars(z1, z2)
+        record.update(scalars)
+        self._write_tensorboard(step, record)
+        alarm = self.warning.update(step, scalars)
+        if alarm is not None:
+            self._raise_alarm(alarm)
+
+    def on_epoch_end(self, epoch: int, learner: Any, run_dir: Path) -> None:
+        """Append this epoch's spectra to ``run_dir/spectra.jsonl``."""
+        if self.run_dir is None:
+            self.run_dir = Path(run_dir)
+        if not (self.config.enabled and self.config.spectra):
+            return
+        record = spectra_record(learner, self._batch, self.config.alignment_max_dim)
+        record = {"epoch": epoch, "step": self.last_step, **record}
+        with MetricsWriter(run_dir, SPECTRA_FILE) as writer:
+            writer.write(record)
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard writer, if one was opened."""
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+
+    on_train_end = close  # a loop that calls on_train_end(...) closes the writer
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _raise_alarm(self, alarm: dict[str, Any]) -> None:
+        self.warnings.append(alarm)
+        causes = "\n".join(f"  - {cause}" for cause in alarm["likely_causes"])
+        stop = (
+            "\nStopping: monitor.stop_on_collapse is set." if self.config.stop_on_collapse else ""
+        )
+        self.console.print(
+            Panel(
+                f"{alarm['message']}.\nLikely causes:\n{causes}{stop}",
+                title="nocollapse: collapse warning",
+                border_style="red",
+            )
+        )
+        if self.run_dir is not None:
+            with MetricsWriter(self.run_dir, WARNINGS_FILE) as writer:
+                writer.write(alarm)
+        if self.config.stop_on_collapse:
+            raise CollapseDetected(
+                f"{alarm['message']} (monitor.stop_on_collapse=true; set it to false to "
+                "keep training). Likely causes: " + " | ".join(alarm["likely_causes"])
+            )
+
+    def _write_tensorboard(self, step: int, record: Mapping[str, Any]) -> None:
+        writer = self._tensorboard_writer()
+        if writer is None:
+            return
+        for key, value in record.items():
+            if key not in {"step", "epoch"} and _is_number(value):
+                writer.add_scalar(key, float(value), step)
+
+    def _tensorboard_writer(self) -> Any:
+        if self._tensorboard_tried or not self.config.tensorboard or self.run_dir is None:
+            return self._tensorboard
+        self._tensorboard_tried = True
+        self._tensorboard = open_tensorboard(self.run_dir / "tensorboard")
+        return self._tensorboard
+
+
+def open_tensorboard(log_dir: Path) -> Any:
+    """A ``SummaryWriter`` for ``log_dir``, or ``None`` when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the optional extra is absent: TensorBoard output is simply skipped
+        return None
+    return SummaryWriter(log_dir=str(log_dir), flush_secs=10)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _matrix(learner: Any, name: str) -> np.ndarray | None:
+    method = getattr(learner, name, None)
+    value = method() if callable(method) else None
+    return None if value is None else _as_numpy(value)
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def spectra_record(
+    learner: Any, batch: tuple[Any, Any] | None, alignment_max_dim: int = 64
+) -> dict[str, Any]:
+    """Eigenvalues (descending) of ``F_hat``, ``Wp`` and the batch correlation, and more.
+
+    ``learner.correlation()`` and ``learner.predictor_matrix()`` may return ``None``
+    (no running correlation, non-linear or no predictor); ``batch``: the last
+    ``(z1, z2)`` seen, ``(B, d)`` each, or ``None``.
+    """
+    F = _matrix(learner, "correlation")
+    Wp = _matrix(learner, "predictor_matrix")
+    out: dict[str, Any] = {}
+    if F is not None:
+        out["F_eigenvalues"] = np.linalg.eigvalsh((F + F.T) / 2)[::-1].tolist()
+    if Wp is not None:
+        out["Wp_eigenvalues"] = diagnostics.predictor_spectrum(Wp).tolist()
+        out["Wp_asymmetry"] = diagnostics.asymmetry(Wp)
+    if F is not None and Wp is not None and F.shape == Wp.shape:
+        out["commutator"] = diagnostics.commutator_norm(F, Wp)
+        if F.shape[0] <= alignment_max_dim:
+            out["alignment"] = diagnostics.alignment_matrix(F, Wp).tolist()
+    if batch is not None:
+        z1, z2 = (None if b is None else _as_numpy(b) for b in batch)
+        z = z1 if z2 is None else np.concatenate([z1, z2])
+        out["Z_eigenvalues"] = diagnostics.correlation_eigenvalues(z).tolist()
+        # The predictor figures need F and Wp of the embeddings' width (a linear predictor).
+        usable = F is not None and Wp is not None and F.shape == Wp.shape == (z.shape[1],) * 2
+        out["summary"] = diagnostics.summarize(
+            z1, z2, F if usable else None, Wp if usable else None
+        )
+    return out

@@ -1,0 +1,127 @@
+"""Early warning of collapse: thresholds with patience, likely causes, ``warnings.jsonl``.
+
+The likely causes come from the linear theory (papers.md section 1, tian2021):
+without a predictor (``Wp = I``, stop-gradient kept) ``dW/dt = -(X' + eta I) W`` so
+``W -> 0``; without stop-gradient ``W -> 0`` when ``lambda_min(H) > 0`` (Theorem 2);
+with weight decay ``eta`` every eigenmode collapses when
+``eta > eta_c = tau^2 / (4 (1 + sigma^2))`` (the third-order mode dynamics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nocollapse.errors import NocollapseError
+
+WARNINGS_FILE = "warnings.jsonl"
+
+
+class CollapseDetected(NocollapseError, RuntimeError):  # noqa: N818 (name fixed by the API)
+    """Raised by :class:`~nocollapse.train.monitor.CollapseMonitor` with ``stop_on_collapse``."""
+
+
+def critical_weight_decay(tau: float = 1.0, sigma2: float = 0.0) -> float:
+    """``eta_c = tau^2 / (4 (1 + sigma^2))`` (tian2021, papers.md section 1).
+
+    Above ``eta_c`` the third-order mode dynamics ``dp/dt = p^2 [tau - (1+sigma^2) p]
+    - eta p`` has no non-zero fixed point: every mode collapses. ``tau`` is the
+    target/online weight ratio (1 for SimSiam), ``sigma2`` the augmentation variance.
+    """
+    return tau**2 / (4.0 * (1.0 + sigma2))
+
+
+def likely_causes(context: Mapping[str, Any]) -> list[str]:
+    """Human-readable likely causes of collapse, given what is known about the run.
+
+    ``context`` keys (all optional): ``predictor`` (kind, ``"none"`` for no predictor),
+    ``stop_gradient`` (bool), ``weight_decay`` (the theory's ``eta``), ``tau`` (target
+    ratio, default 1), ``sigma2`` (augmentation variance ``sigma^2``, if known).
+    """
+    causes = []
+    if str(context.get("predictor", "")).lower() in {"none", "identity"}:
+        causes.append(
+            "no predictor: with Wp = I and a stop-gradient the linear theory gives "
+            "dW/dt = -(X' + eta I) W, so W -> 0 (tian2021; papers.md section 1)"
+        )
+    if context.get("stop_gradient") is False:
+        causes.append(
+            "no stop-gradient: the gradient through both branches drives W -> 0 "
+            "(tian2021 Theorem 2); restore the stop-gradient on the target branch"
+        )
+    eta = context.get("weight_decay")
+    if isinstance(eta, int | float) and eta > 0:
+        tau = float(context.get("tau", 1.0))
+        sigma2 = context.get("sigma2")
+        if isinstance(sigma2, int | float):
+            eta_c = critical_weight_decay(tau, float(sigma2))
+            verdict = "above" if eta > eta_c else "below"
+            causes.append(
+                f"weight decay eta={eta:g} is {verdict} the theory's critical value "
+                f"eta_c = tau^2/(4(1+sigma^2)) = {eta_c:.4g} (tau={tau:g}, sigma^2={sigma2:g}); "
+                "above it every mode collapses (tian2021; papers.md section 1)"
+            )
+        else:
+            causes.append(
+                f"weight decay eta={eta:g} may be too strong for the augmentation: in the "
+                "linear theory collapse is unavoidable when eta > eta_c = tau^2/(4(1+sigma^2)) "
+                f"(<= {critical_weight_decay(tau):.3g} at tau={tau:g}; stronger augmentation, "
+                "i.e. larger sigma^2, lowers it)"
+            )
+    if not causes:
+        causes.append(
+            "common causes: no predictor, no stop-gradient, or weight decay too strong for "
+            "the augmentation (theory: eta > eta_c = tau^2/(4(1+sigma^2)) collapses every "
+            "mode); also a learning rate too high for the predictor"
+        )
+    return causes
+
+
+@dataclass
+class EarlyWarning:
+    """Counts consecutive logs past the thresholds; fires once per episode of collapse.
+
+    ``update`` returns a warning record the ``patience``-th consecutive time the
+    collapse level exceeds ``collapse_threshold`` or the effective rank falls
+    below ``min_effective_rank``; a healthy log re-arms it.
+    """
+
+    collapse_threshold: float
+    min_effective_rank: float
+    patience: int
+    context: Mapping[str, Any] = field(default_factory=dict)
+    streak: int = 0
+    fired: bool = False
+
+    def reasons(self, scalars: Mapping[str, float]) -> list[str]:
+        """Which thresholds ``scalars`` cross, in words (empty when healthy)."""
+        found = []
+        level = scalars.get("collapse_level")
+        if level is not None and level > self.collapse_threshold:
+            found.append(f"collapse level {level:.3f} > {self.collapse_threshold:g}")
+        rank = scalars.get("effective_rank")
+        if rank is not None and rank < self.min_effective_rank:
+            found.append(f"effective rank {rank:.3f} < {self.min_effective_rank:g}")
+        return found
+
+    def update(self, step: int, scalars: Mapping[str, float]) -> dict[str, Any] | None:
+        reasons = self.reasons(scalars)
+        if not reasons:
+            self.streak, self.fired = 0, False
+            return None
+        self.streak += 1
+        if self.fired or self.streak < self.patience:
+            return None
+        self.fired = True
+        return {
+            "step": step,
+            "message": f"collapse suspected at step {step}: "
+            + "; ".join(reasons)
+            + f" for {self.streak} consecutive logs",
+            "reasons": reasons,
+            "collapse_level": scalars.get("collapse_level"),
+            "effective_rank": scalars.get("effective_rank"),
+            "consecutive_logs": self.streak,
+            "likely_causes": likely_causes(self.context),
+        }

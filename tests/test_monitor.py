@@ -1,0 +1,250 @@
+"""CollapseMonitor: diagnostics in training, spectra per epoch, early warning, stop-on-collapse."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import types
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+
+from nocollapse.diagnostics import summarize
+from nocollapse.errors import ConfigError, NocollapseError
+from nocollapse.report import build_report, load_run
+from nocollapse.train.monitor import (
+    SPECTRA_FILE,
+    CollapseDetected,
+    CollapseMonitor,
+    MonitorConfig,
+    fast_scalars,
+)
+from nocollapse.train.warnings import WARNINGS_FILE, critical_weight_decay, likely_causes
+
+B, D = 64, 16
+
+
+class Output(NamedTuple):
+    loss: torch.Tensor
+    z1: torch.Tensor
+    z2: torch.Tensor
+    p1: torch.Tensor
+    p2: torch.Tensor
+
+
+class Learner:
+    """Stands in for SiameseLearner: fixed F_hat and Wp."""
+
+    def __init__(self, F: torch.Tensor | None = None, Wp: torch.Tensor | None = None):
+        self.F, self.Wp = F, Wp
+
+    def correlation(self) -> torch.Tensor | None:
+        return self.F
+
+    def predictor_matrix(self) -> torch.Tensor | None:
+        return self.Wp
+
+
+def _output(z1: torch.Tensor, z2: torch.Tensor) -> Output:
+    return Output(torch.tensor(0.0), z1, z2, z1, z2)
+
+
+def _healthy(generator: torch.Generator) -> Output:
+    return _output(torch.randn(B, D, generator=generator), torch.randn(B, D, generator=generator))
+
+
+def _collapsed() -> Output:
+    z = torch.ones(B, D) * torch.linspace(1, 2, D)  # every embedding the same vector
+    return _output(z, z.clone())
+
+
+def _rank_one(generator: torch.Generator) -> Output:
+    u = torch.randn(D, generator=generator)
+    z = torch.randn(B, 1, generator=generator) * u + 1e-6 * torch.randn(B, D, generator=generator)
+    return _output(z, z.clone())
+
+
+def _monitor(tmp_path: Path, **options: object) -> CollapseMonitor:
+    config = MonitorConfig(every=1, patience=3, tensorboard=False, **options)  # type: ignore[arg-type]
+    console = Console(file=io.StringIO(), width=200)
+    return CollapseMonitor(config, tmp_path, {"predictor": "none"}, console)
+
+
+def _warnings(tmp_path: Path) -> list[dict]:
+    path = tmp_path / WARNINGS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_fast_scalars_match_the_diagnostics_summary() -> None:
+    generator = torch.Generator().manual_seed(0)
+    z1 = torch.randn(B, D, generator=generator) @ torch.diag(torch.linspace(0.1, 2, D))
+    z2 = z1 + 0.3 * torch.randn(B, D, generator=generator)
+    fast = fast_scalars(z1, z2)
+    reference = summarize(z1.numpy(), z2.numpy())
+    for key, value in fast.items():
+        assert value == pytest.approx(reference[key], rel=1e-4, abs=1e-6), key
+
+
+def test_all_equal_embeddings_warn_after_patience_logs(tmp_path: Path) -> None:
+    monitor = _monitor(tmp_path)
+    record: dict = {}
+    for step in range(2):
+        monitor.on_log(step, _collapsed(), Learner(), record)
+    assert record["collapse_level"] == pytest.approx(1.0)
+    assert not _warnings(tmp_path), "warned before K consecutive logs"
+    for step in range(2, 6):
+        monitor.on_log(step, _collapsed(), Learner(), {})
+    warnings = _warnings(tmp_path)
+    assert len(warnings) == 1, "one warning per episode of collapse"
+    assert warnings[0]["step"] == 2 and warnings[0]["consecutive_logs"] == 3
+    assert any("no predictor" in cause for cause in warnings[0]["likely_causes"])
+    printed = monitor.console.file.getvalue()
+    assert "collapse warning" in printed and "step 2" in printed and "no predictor" in printed
+
+
+def test_dimensional_collapse_warns_through_effective_rank(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(1)
+    monitor = _monitor(tmp_path, collapse_threshold=1.0)  # only the rank can fire
+    for step in range(3):
+        record: dict = {}
+        monitor.on_log(step, _rank_one(generator), Learner(), record)
+        assert record["effective_rank"] < 1.5
+    assert len(_warnings(tmp_path)) == 1
+    assert "effective rank" in _warnings(tmp_path)[0]["message"]
+
+
+def test_isotropic_gaussian_embeddings_do_not_warn(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(2)
+    monitor = _monitor(tmp_path)
+    for step in range(10):
+        record: dict = {}
+        monitor.on_log(step, _healthy(generator), Learner(), record)
+        assert record["collapse_level"] < 0.3 and record["effective_rank"] > D / 2
+    assert not _warnings(tmp_path) and not monitor.warnings
+
+
+def test_a_healthy_log_rearms_the_warning(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(3)
+    monitor = _monitor(tmp_path)
+    sequence = [_collapsed()] * 2 + [_healthy(generator)] + [_collapsed()] * 2
+    for step, output in enumerate(sequence):
+        monitor.on_log(step, output, Learner(), {})
+    assert not _warnings(tmp_path), "the streak must restart after a healthy log"
+
+
+def test_stop_on_collapse_raises_a_nocollapse_error(tmp_path: Path) -> None:
+    monitor = _monitor(tmp_path, stop_on_collapse=True)
+    monitor.on_log(0, _collapsed(), Learner(), {})
+    monitor.on_log(1, _collapsed(), Learner(), {})
+    with pytest.raises(CollapseDetected, match="step 2") as caught:
+        monitor.on_log(2, _collapsed(), Learner(), {})
+    assert isinstance(caught.value, NocollapseError)
+    assert len(_warnings(tmp_path)) == 1  # recorded before stopping
+
+
+def test_scalars_are_logged_every_n_steps_only(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(4)
+    monitor = CollapseMonitor(MonitorConfig(every=5, tensorboard=False), tmp_path)
+    logged = []
+    for step in range(0, 20, 2):  # the loop logs every 2 steps
+        record: dict = {}
+        monitor.on_log(step, _healthy(generator), Learner(), record)
+        if "collapse_level" in record:
+            logged.append(step)
+    assert logged == [0, 6, 12, 18]
+
+
+def test_epoch_spectra_hold_known_eigenvalues_and_alignment(tmp_path: Path) -> None:
+    rotation, _ = torch.linalg.qr(torch.randn(D, D, dtype=torch.float64))
+    f_values = torch.linspace(2.0, 0.1, D, dtype=torch.float64)
+    p_values = torch.linspace(1.0, 0.05, D, dtype=torch.float64)
+    F = rotation @ torch.diag(f_values) @ rotation.T
+    Wp = rotation @ torch.diag(p_values) @ rotation.T  # commutes with F
+    monitor = CollapseMonitor(MonitorConfig(every=1, tensorboard=False))
+    generator = torch.Generator().manual_seed(5)
+    for epoch in range(2):
+        monitor.on_log(epoch, _healthy(generator), Learner(F, Wp), {})
+        monitor.on_epoch_end(epoch, Learner(F, Wp), tmp_path)
+    lines = (tmp_path / SPECTRA_FILE).read_text().splitlines()
+    assert len(lines) == 2
+    record = json.loads(lines[-1])
+    np.testing.assert_allclose(record["F_eigenvalues"], f_values.numpy(), atol=1e-10)
+    np.testing.assert_allclose(record["Wp_eigenvalues"], p_values.numpy(), atol=1e-10)
+    np.testing.assert_allclose(np.diag(record["alignment"]), 1.0, atol=1e-6)
+    assert record["commutator"] < 1e-10
+    assert len(record["Z_eigenvalues"]) == D and record["summary"]["eigen_alignment"] > 0.99
+    # report reads what the monitor wrote
+    run = load_run(tmp_path)
+    assert [r["epoch"] for r in run.spectra] == [0, 1]
+    names = {p.name for p in build_report([tmp_path]).files}
+    assert f"{tmp_path.name}-alignment.png" in names
+
+
+def test_learner_without_matrices_still_gets_batch_spectra(tmp_path: Path) -> None:
+    monitor = CollapseMonitor(MonitorConfig(tensorboard=False))
+    monitor.on_log(0, _healthy(torch.Generator().manual_seed(6)), Learner(), {})
+    monitor.on_epoch_end(0, Learner(), tmp_path)
+    record = json.loads((tmp_path / SPECTRA_FILE).read_text())
+    assert "F_eigenvalues" not in record and "alignment" not in record
+    assert len(record["Z_eigenvalues"]) == D
+
+
+def test_tensorboard_absent_is_silent_and_present_receives_scalars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed
+    quiet = CollapseMonitor(MonitorConfig(every=1), tmp_path / "a")
+    quiet.on_log(0, _healthy(torch.Generator().manual_seed(7)), Learner(), {"loss": 1.0})
+    assert quiet._tensorboard is None
+
+    scalars: list[tuple[str, float, int]] = []
+
+    class FakeWriter:
+        def __init__(self, log_dir: str, flush_secs: int) -> None:
+            self.log_dir = log_dir
+
+        def add_scalar(self, key: str, value: float, step: int) -> None:
+            scalars.append((key, value, step))
+
+        def close(self) -> None:
+            scalars.append(("closed", 0.0, 0))
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    monitor = CollapseMonitor(MonitorConfig(every=1), tmp_path / "b")
+    monitor.on_log(3, _healthy(torch.Generator().manual_seed(8)), Learner(), {"loss": 0.5})
+    monitor.close()
+    keys = {key for key, _, step in scalars if step == 3}
+    assert {"loss", "collapse_level", "effective_rank"} <= keys
+    assert scalars[-1][0] == "closed"
+
+
+def test_likely_causes_cite_the_critical_weight_decay() -> None:
+    eta_c = critical_weight_decay(tau=1.0, sigma2=0.5)
+    assert eta_c == pytest.approx(1.0 / 6.0)
+    above = likely_causes({"weight_decay": 0.2, "sigma2": 0.5})
+    below = likely_causes({"weight_decay": 0.1, "sigma2": 0.5})
+    assert "above" in above[0] and "0.1667" in above[0]
+    assert "below" in below[0]
+    assert any("stop-gradient" in c for c in likely_causes({"stop_gradient": False}))
+    assert likely_causes({}), "generic causes when nothing is known"
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"every": -1}, "monitor.every"),
+        ({"collapse_threshold": 1.5}, "collapse_threshold"),
+        ({"patience": 0}, "monitor.patience"),
+        ({"evry": 5}, "every"),
+    ],
+)
+def test_bad_monitor_options_are_refused_by_name(options: dict, name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        MonitorConfig.from_dict(options)
