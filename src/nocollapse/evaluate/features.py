@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from nocollapse.data import normalize, preset_for_images
+from nocollapse.evaluate.knn import knn_accuracy
 
 
 @torch.no_grad()
@@ -46,3 +47,23 @@ class _EvalMode:
 
     def __exit__(self, *exc: object) -> None:
         self.module.train(self.was_training)
+
+
+def encoder_knn_accuracy(model: torch.nn.Module, encode: Callable[[torch.Tensor], torch.Tensor],
+                         train_images: torch.Tensor, train_labels: torch.Tensor,
+                         test_images: torch.Tensor, test_labels: torch.Tensor, *,
+                         k: int = 200, t: float = 0.1, batch_size: int = 512,
+                         device: torch.device | str | None = None) -> float:
+    """k-NN accuracy in [0, 1] of ``encode``'s features: train split as bank, test as queries.
+
+    ``model`` (the module owning ``encode``) is put in eval mode for the pass and
+    restored after, so BatchNorm uses running statistics and training statistics
+    such as the predictor's correlation are left untouched.
+    """
+    preset = preset_for_images(train_images)
+    with encoder_in_eval_mode(model):
+        bank = extract_features(encode, train_images, preset=preset, batch_size=batch_size,
+                                device=device)
+        queries = extract_features(encode, test_images, preset=preset, batch_size=batch_size,
+                                   device=device)
+    return knn_accuracy(bank, train_labels, queries, test_labels, k=k, t=t)

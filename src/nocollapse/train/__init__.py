@@ -1,1 +1,16 @@
-"""nocollapse.train"""
+"""The training loop (Lightning Fabric), its config, schedules, LARS and checkpoints.
+
+>>> from nocollapse.train import load_config, train
+>>> result = train(load_config("configs/cpu_default.yaml", ["epochs=1"]))
+>>> result.knn_accuracy, result.run_dir
+"""
+
+from nocollapse.train.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from nocollapse.train.config import TrainConfig, load_config, parse_overrides
+from nocollapse.train.lars import LARS
+from nocollapse.train.loop import TrainResult, train
+from nocollapse.train.schedule import WarmupCosine, warmup_cosine
+
+__all__ = ["LARS", "CheckpointError", "TrainConfig", "TrainResult", "WarmupCosine",
+           "checkpoint_path", "load_checkpoint", "load_config", "parse_overrides", "train",
+           "warmup_cosine"]

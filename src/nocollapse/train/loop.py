@@ -1,0 +1,300 @@
+"""The training loop: Lightning Fabric, batched on-device augmentation, logging, checkpoints.
+
+Hot path: images stay uint8 on the device, both views are augmented there with a
+seeded ``torch.Generator``, and nothing reads a device value back except at log
+steps (every ``log_every`` steps), checkpoints and evaluations. Divergence is
+detected without a per-step sync: each step folds ``isfinite(loss)`` into a
+device-side record of the first bad step, which is read at the next log step or
+checkpoint, and a run whose loss went NaN/inf never writes a checkpoint, so the
+last good one stays.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nocollapse.errors import TrainingDivergedError
+from nocollapse.evaluate import encoder_knn_accuracy
+from nocollapse.runio import MetricsWriter, atomic_write_text, read_metrics, write_config
+from nocollapse.train import setup
+from nocollapse.train.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from nocollapse.train.config import TrainConfig
+from nocollapse.train.progress import TrainProgress
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or budget-stopped) run reports; the run directory holds the rest."""
+
+    run_dir: Path
+    step: int
+    epoch: int
+    stopped: str  # "completed", "max_steps" or "time_budget"
+    knn_accuracy: float | None = None
+    random_knn_accuracy: float | None = None
+    knn_history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class _State:
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # next batch index within the epoch
+    window_steps: int = 0
+    knn_history: list[dict[str, Any]] = field(default_factory=list)
+    random_knn: float | None = None
+    seconds: float = 0.0
+
+
+def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Any] = (),
+          quiet: bool = False, learner_factory: setup.LearnerFactory | None = None
+          ) -> TrainResult:
+    """Train ``config.method`` on ``config.data`` and write the run directory ``config.out``.
+
+    ``resume=True`` continues the run in ``config.out`` from ``checkpoints/last.pt``
+    exactly where it stopped (same batches, augmentations and learning rates).
+    ``callbacks``: objects with optional ``on_log(step, output, learner, record)``
+    (add keys to ``record`` before it is written) and ``on_epoch_end(epoch, learner,
+    run_dir)``; called on global rank 0 only. ``learner_factory(config, in_channels,
+    image_size)`` replaces the default ``SiameseLearner``.
+    Raises :class:`TrainingDivergedError` when the loss becomes NaN or infinite.
+    """
+    run = _Run(config, resume, list(callbacks), quiet, learner_factory or setup.default_learner)
+    return run.fit()
+
+
+class _Run:
+    def __init__(self, config: TrainConfig, resume: bool, callbacks: list[Any], quiet: bool,
+                 factory: setup.LearnerFactory):
+        self.config, self.callbacks, self.quiet = config, callbacks, quiet
+        self.run_dir = setup.prepare_run_dir(config, resume)
+        self.fabric = setup.make_fabric(config)
+        self.rank0 = self.fabric.global_rank == 0
+        self.data = setup.load_run_data(config)
+        c, h, _ = self.data.train.image_shape
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
+        self.learner = factory(config, c, h)
+        self.per_epoch = setup.steps_per_epoch(config, len(self.data.train),
+                                               self.fabric.world_size)
+        self.total = setup.total_steps(config, self.per_epoch)
+        self.optimizer, self.scheduler = setup.build_optimizer(config, self.learner, self.total,
+                                                               self.per_epoch)
+        forward = torch.compile(self.learner) if config.device.compile else self.learner
+        self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
+        self.device = self.fabric.device
+        self.augment = setup.build_augment(config, self.data.preset).to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed * 1009 + self.fabric.global_rank)
+        self.images = self.data.train.images.to(self.device)
+        self.state = _State()
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        if resume:
+            self._restore()
+        elif self.rank0:
+            write_config(self.run_dir, config.to_dict())
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        config, state = self.config, self.state
+        if config.eval.random_baseline and state.random_knn is None and state.step == 0:
+            state.random_knn = self._knn()
+        writer = MetricsWriter(self.run_dir) if self.rank0 else None
+        stopped, start = "completed", time.monotonic() - state.seconds
+        window_start = time.monotonic()
+        with TrainProgress(self.total, state.step, self.quiet or not self.rank0) as bar:
+            while state.step < self.total:
+                order = self._epoch_order(state.epoch)
+                while state.batch < self.per_epoch and state.step < self.total:
+                    output = self._step(order)
+                    bar.advance()
+                    if state.step % config.log_every == 0:
+                        record = self._log(output, time.monotonic() - window_start)
+                        window_start = time.monotonic()
+                        if writer:
+                            writer.write(record)
+                        bar.show(record)
+                    if config.time_budget_s and time.monotonic() - start > config.time_budget_s:
+                        stopped = "time_budget"
+                        break
+                if stopped == "time_budget":
+                    break
+                if state.batch >= self.per_epoch:
+                    self._end_epoch(writer, time.monotonic() - start)
+        state.seconds = time.monotonic() - start
+        if stopped == "completed" and config.max_steps is not None and \
+                state.step == config.max_steps and state.batch != 0:
+            stopped = "max_steps"
+        final_knn = self._final(writer, stopped)
+        if writer:
+            writer.close()
+        return TrainResult(self.run_dir, state.step, state.epoch, stopped, final_knn,
+                           state.random_knn, state.knn_history, state.seconds)
+
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        # A permutation that depends only on (seed, epoch): a resumed run replays it.
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.data.train), generator=generator)
+        world, rank = self.fabric.world_size, self.fabric.global_rank
+        return order[rank::world].to(self.device)
+
+    def _step(self, order: torch.Tensor) -> Any:
+        state, size = self.state, self.config.data.batch_size
+        index = order[state.batch * size:(state.batch + 1) * size]
+        batch = self.images[index]
+        view1 = self.augment(batch, self.generator)
+        view2 = self.augment(batch, self.generator)
+        output = self.model(view1, view2)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.fabric.backward(output.loss)
+        self.optimizer.step()
+        state.step += 1
+        state.batch += 1
+        state.window_steps += 1
+        self.tau = self._update_target(state.step / self.total)
+        self.scheduler.set(state.step)
+        loss = output.loss.detach().float()
+        self.loss_sum += loss
+        bad = ~torch.isfinite(loss) & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, state.step, self.first_bad)
+        return output
+
+    def _update_target(self, progress: float) -> Any:
+        update = getattr(self.learner, "update_target", None)
+        return update(progress) if update else None
+
+    def _log(self, output: Any, seconds: float) -> dict[str, Any]:
+        state = self.state
+        self._check_finite()
+        images = state.window_steps * self.config.data.batch_size * self.fabric.world_size
+        record: dict[str, Any] = {
+            "step": state.step, "epoch": state.epoch + state.batch / self.per_epoch,
+            "loss": float(self.loss_sum) / max(state.window_steps, 1),
+            "lr": self.scheduler.lr_at(state.step - 1),
+            "tau": None if self.tau is None else float(self.tau),
+            "images_per_s": images / max(seconds, 1e-9)}
+        self.loss_sum.zero_()
+        state.window_steps = 0
+        if self.rank0:
+            for callback in self.callbacks:
+                if hasattr(callback, "on_log"):
+                    callback.on_log(state.step, output, self.learner, record)
+        return record
+
+    def _check_finite(self) -> None:
+        bad = int(self.first_bad)
+        if bad >= 0:
+            raise TrainingDivergedError(
+                f"the loss became NaN or infinite at step {bad} (epoch {self.state.epoch}); the "
+                f"last good checkpoint is kept in {checkpoint_path(self.run_dir)}. Try a lower "
+                f"learning rate (optim.lr={self.config.optim.lr}), a longer warm-up "
+                "(optim.warmup_epochs), float32 precision (device.precision=32-true), or "
+                "gradient-friendlier settings (smaller predictor_lr_scale)")
+
+    def _end_epoch(self, writer: MetricsWriter | None, seconds: float) -> None:
+        state, config = self.state, self.config
+        state.epoch += 1
+        state.batch = 0
+        state.seconds = seconds
+        every = config.eval.knn_every
+        if every and state.epoch % every == 0 and state.step < self.total:
+            self._record_knn(writer)
+        if self.rank0:
+            for callback in self.callbacks:
+                if hasattr(callback, "on_epoch_end"):
+                    callback.on_epoch_end(state.epoch, self.learner, self.run_dir)
+        if state.epoch % config.checkpoint_every == 0 and state.step < self.total:
+            self.save()  # the last epoch's checkpoint is written by _final
+
+    def _final(self, writer: MetricsWriter | None, stopped: str) -> float | None:
+        knn = self._record_knn(writer, final=True)
+        self.save()
+        if self.rank0:
+            summary = {"step": self.state.step, "epoch": self.state.epoch, "stopped": stopped,
+                       "knn_accuracy": knn, "random_knn_accuracy": self.state.random_knn,
+                       "seconds": round(self.state.seconds, 2)}
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        return knn
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _knn(self) -> float | None:
+        test = self.data.test
+        if test is None or int(test.labels.min()) < 0:
+            return None
+        encode = getattr(self.learner, "encode", self.learner)
+        return encoder_knn_accuracy(self.learner, encode, self.data.train.images,
+                                    self.data.train.labels, test.images, test.labels,
+                                    k=self.config.eval.knn_k, t=self.config.eval.knn_t,
+                                    device=self.device)
+
+    def _record_knn(self, writer: MetricsWriter | None, final: bool = False) -> float | None:
+        accuracy = self._knn() if self.rank0 else None
+        if accuracy is None:
+            return None
+        record = {"step": self.state.step, "epoch": self.state.epoch, "knn_accuracy": accuracy}
+        if final:
+            record["final"] = True
+        self.state.knn_history.append(record)
+        if writer:
+            writer.write(record)
+        return accuracy
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self) -> None:
+        self._check_finite()  # never replace the last good checkpoint with a diverged one
+        if self.rank0:
+            save_checkpoint(checkpoint_path(self.run_dir), self._checkpoint())
+        self.fabric.barrier()
+
+    def _checkpoint(self) -> dict[str, Any]:
+        learner, state = self.learner, self.state
+        spectra = {}
+        for name in ("predictor_matrix", "correlation"):
+            method = getattr(learner, name, None)
+            value = method() if method else None
+            spectra[name] = None if value is None else value.detach().cpu()
+        return {"model": learner.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rng": rng_state(self.generator),
+                "step": state.step, "epoch": state.epoch, "batch": state.batch,
+                "loss_sum": self.loss_sum.detach().cpu(), "window_steps": state.window_steps,
+                "knn_history": state.knn_history, "random_knn": state.random_knn,
+                "seconds": state.seconds, "config": self.config.to_dict(),
+                "predictor_matrix": spectra["predictor_matrix"],
+                "F_hat": spectra["correlation"]}
+
+    def _restore(self) -> None:
+        saved = load_checkpoint(checkpoint_path(self.run_dir), map_location=self.device)
+        self.learner.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        restore_rng_state(saved["rng"], self.generator)
+        state = self.state
+        state.step, state.epoch, state.batch = saved["step"], saved["epoch"], saved["batch"]
+        state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
+        state.knn_history, state.random_knn = saved["knn_history"], saved["random_knn"]
+        self.loss_sum = saved["loss_sum"].to(self.device)
+        if self.rank0:
+            write_config(self.run_dir, self.config.to_dict())
+            _drop_metrics_after(self.run_dir, state.step)
+
+
+def _drop_metrics_after(run_dir: Path, step: int) -> None:
+    """Forget lines logged after the checkpoint: the resumed run logs those steps again."""
+    records = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    atomic_write_text(run_dir / "metrics.jsonl",
+                      "".join(json.dumps(r) + "\n" for r in records))

@@ -1,0 +1,124 @@
+"""Building a run's pieces from its config: data, learner, optimiser, Fabric, run directory."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nocollapse.data import ImageDataset, load_dataset, make_augment, preset_for_images
+from nocollapse.errors import ConfigError
+from nocollapse.train.checkpoint import checkpoint_path
+from nocollapse.train.config import TrainConfig
+from nocollapse.train.lars import LARS
+from nocollapse.train.schedule import WarmupCosine
+
+LearnerFactory = Callable[[TrainConfig, int, int], torch.nn.Module]
+
+
+@dataclass
+class RunData:
+    """Training and held-out images (uint8, on the run's device) and the preset used."""
+
+    train: ImageDataset
+    test: ImageDataset | None
+    preset: str
+
+
+def load_run_data(config: TrainConfig) -> RunData:
+    """The configured data set's train split (and test split when it has one), subset applied."""
+    train = _subset(load_dataset(config.data.name, config.data.data_dir, "train"),
+                    config.data.subset)
+    try:
+        test = _subset(load_dataset(config.data.name, config.data.data_dir, "test"),
+                       config.data.test_subset)
+    except FileNotFoundError:
+        test = None  # an image folder without a test split: no k-NN monitor
+    if len(train) < config.data.batch_size:
+        raise ConfigError(f"data.batch_size={config.data.batch_size} exceeds the {len(train)} "
+                          f"training images of {train.name}; lower data.batch_size")
+    return RunData(train, test, preset_for_images(train.images))
+
+
+def _subset(data: ImageDataset, size: int | None) -> ImageDataset:
+    if size is None or size >= len(data):
+        return data
+    return ImageDataset(data.name, data.images[:size], data.labels[:size], data.classes)
+
+
+def default_learner(config: TrainConfig, in_channels: int, image_size: int) -> torch.nn.Module:
+    """``SiameseLearner`` from the method preset and the ``learner`` overrides."""
+    from nocollapse.methods import SiameseLearner, learner_config
+
+    return SiameseLearner(learner_config(config.method, **config.learner), in_channels,
+                          image_size)
+
+
+def build_augment(config: TrainConfig, preset: str) -> torch.nn.Module:
+    return make_augment(preset, **config.data.augment)
+
+
+def steps_per_epoch(config: TrainConfig, num_images: int, world_size: int) -> int:
+    """Optimiser steps per epoch: each rank sees ``num_images / world_size``, last batch dropped."""
+    per_rank = num_images // world_size
+    steps = per_rank // config.data.batch_size
+    if steps == 0:
+        raise ConfigError(f"{num_images} images over {world_size} processes give no full batch "
+                          f"of data.batch_size={config.data.batch_size}; lower it")
+    return steps
+
+
+def total_steps(config: TrainConfig, per_epoch: int) -> int:
+    planned = per_epoch * config.epochs
+    if config.max_steps is not None:
+        planned = config.max_steps if config.epochs == 0 else min(planned, config.max_steps)
+    return planned
+
+
+def build_optimizer(config: TrainConfig, learner: torch.nn.Module, total: int,
+                    per_epoch: int) -> tuple[torch.optim.Optimizer, WarmupCosine]:
+    """SGD or LARS over the learner's parameter groups, with the warm-up + cosine schedule."""
+    optim = config.optim
+    if hasattr(learner, "parameter_groups"):
+        groups = learner.parameter_groups(optim.weight_decay, optim.predictor_lr_scale)
+    else:
+        groups = [{"params": [p for p in learner.parameters() if p.requires_grad],
+                   "weight_decay": optim.weight_decay}]
+    if optim.name == "lars":
+        optimizer: torch.optim.Optimizer = LARS(groups, lr=optim.lr, momentum=optim.momentum,
+                                                weight_decay=optim.weight_decay,
+                                                eta=optim.lars_eta)
+    else:
+        optimizer = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum,
+                                    weight_decay=optim.weight_decay)
+    warmup = min(math.ceil(optim.warmup_epochs * per_epoch), total)
+    scheduler = WarmupCosine(optimizer, total, warmup, optim.lr, optim.final_lr, optim.cosine)
+    return optimizer, scheduler
+
+
+def make_fabric(config: TrainConfig) -> Any:
+    """A launched Lightning Fabric for the configured accelerator, devices and precision."""
+    from lightning_fabric import Fabric
+
+    device = config.device
+    if device.threads is not None:
+        torch.set_num_threads(device.threads)
+    fabric = Fabric(accelerator=device.accelerator, devices=device.devices,
+                    num_nodes=device.num_nodes, strategy=device.strategy,
+                    precision=device.precision)  # type: ignore[arg-type]
+    fabric.launch()
+    return fabric
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool) -> Path:
+    """The run directory; a fresh run refuses a directory that already holds a checkpoint."""
+    run_dir = Path(config.out)
+    if not resume and checkpoint_path(run_dir).exists():
+        raise ConfigError(f"{run_dir} already holds a run (checkpoints/last.pt); continue it with "
+                          f"--resume {run_dir}, or choose another directory with --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
