@@ -101,3 +101,9 @@ def test_lars_scales_the_step_by_the_trust_ratio() -> None:
 def test_lars_refuses_negative_lr() -> None:
     with pytest.raises(ConfigError, match="lr"):
         LARS([torch.nn.Parameter(torch.zeros(1))], lr=-1.0)
+
+
+def test_cpu_default_yaml_matches_the_built_in_default() -> None:
+    from nocollapse.train.config import CPU_DEFAULT
+
+    assert load_config(CONFIGS / "cpu_default.yaml") == TrainConfig.from_dict(CPU_DEFAULT)

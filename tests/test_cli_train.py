@@ -1,0 +1,58 @@
+"""``nocollapse train`` and ``nocollapse evaluate`` in-process on a tiny budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nocollapse.cli.main import main
+from nocollapse.runio import read_config, read_metrics
+from nocollapse.train import load_checkpoint, setup
+
+TINY = ["--data", "digits", "--epochs", "2", "--quiet", "data.batch_size=64", "data.subset=256",
+        "data.test_subset=128", "eval.knn_k=10", "log_every=2", "time_budget_s=null"]
+
+
+@pytest.fixture(autouse=True)
+def _small_learner(monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_train_loop import tiny_learner
+
+    monkeypatch.setattr(setup, "default_learner", tiny_learner)
+
+
+def test_train_writes_the_run_directory_and_evaluate_reads_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    config = read_config(out)
+    assert config["data"]["name"] == "digits" and config["epochs"] == 2
+    assert config["method"] == "simsiam"  # the CPU default fills every other key
+    assert [r["step"] for r in read_metrics(out) if "loss" in r] == [2, 4, 6, 8]
+    assert load_checkpoint(out)["step"] == 8
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped"] == "completed" and 0 <= summary["knn_accuracy"] <= 1
+    assert summary["random_knn_accuracy"] is not None  # the CPU default compares to random init
+    assert main(["evaluate", str(out), "--probe-epochs", "5"]) == 0
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert {"knn_accuracy", "linear_accuracy"} <= set(evaluation)
+
+
+def test_resume_extends_a_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0
+    assert load_checkpoint(out)["step"] == 12
+    assert read_config(out)["epochs"] == 3
+
+
+def test_unknown_key_exits_2_naming_the_closest(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--out", str(tmp_path), "optim.momentun=0.5"]) == 2
+    assert "optim.momentum" in capsys.readouterr().err
+
+
+def test_resume_without_checkpoint_exits_2(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--resume", str(tmp_path), "--quiet"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
