@@ -3,18 +3,16 @@
 All take float images in [0, 1] of shape (B, C, H, W) and per-sample parameters of
 shape (B,), and run on the images' device. The colour operations follow
 torchvision's definitions (ITU-R 601 luma for grayscale, HSV hue rotation), which
-BYOL and SimSiam use. Saturation, blur and solarize call kornia's functional ops,
-which are within 2x of ours; crop+flip+resize, brightness, contrast and hue are our
-own because kornia's were 2-25x slower here (benchmarks/bench_augment.py,
-docs/data.md). kornia is imported on first use: it costs ~1 s at start-up.
+BYOL and SimSiam use. Colour, blur and solarize ops call kornia's functional ops,
+which were within 2x of our own versions; crop+flip+resize and hue are our own
+because kornia's were 2-5x slower here (benchmarks/bench_augment.py, docs/data.md).
+kornia is imported on first use: it costs ~1 s at start-up.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual alias)
-
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def crop_flip_resize(images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor,
@@ -40,26 +38,24 @@ def crop_flip_resize(images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tens
 
 
 def grayscale(images: torch.Tensor) -> torch.Tensor:
-    """Luma (B, 1, H, W) of RGB images (B, 3, H, W)."""
-    r, g, b = images.unbind(1)
-    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+    """Luma (B, 1, H, W) of RGB images (B, 3, H, W), ITU-R 601 weights (kornia's op)."""
+    from kornia.color import rgb_to_grayscale
 
-
-def _per_sample(factor: torch.Tensor) -> torch.Tensor:
-    return factor.view(-1, 1, 1, 1)
+    return rgb_to_grayscale(images)
 
 
 def adjust_brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Multiply by ``factor`` (B,) and clamp to [0, 1]."""
-    return (images * _per_sample(factor)).clamp_(0, 1)
+    """Multiply by ``factor`` (B,) and clamp to [0, 1] (torchvision's brightness)."""
+    from kornia.enhance import adjust_brightness_accumulative
+
+    return adjust_brightness_accumulative(images, factor)
 
 
 def adjust_contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Blend with each image's mean luma (torchvision's contrast)."""
-    gray = grayscale(images) if images.shape[1] == 3 else images
-    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
-    f = _per_sample(factor)
-    return (f * images + (1 - f) * mean).clamp_(0, 1)
+    """Blend each image with its mean luma, clamp to [0, 1] (torchvision's contrast)."""
+    from kornia.enhance import adjust_contrast_with_mean_subtraction
+
+    return adjust_contrast_with_mean_subtraction(images, factor)
 
 
 def adjust_saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
