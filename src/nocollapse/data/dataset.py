@@ -58,9 +58,8 @@ def check_split(split: str, splits: tuple[str, ...] = SPLITS) -> str:
 def require_dir(root: Path, name: str, expected: str, how: str) -> Path:
     """Return ``root`` if it is a folder, else a DataError saying what belongs there."""
     if not root.is_dir():
-        raise DataError(
-            f"{name}: folder {root} does not exist; expected it to hold {expected}. {how}"
-        )
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"{name}: folder {root} {problem}; expected it to hold {expected}. {how}")
     return root
 
 
