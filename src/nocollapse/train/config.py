@@ -100,6 +100,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     epochs: int = 100
     max_steps: int | None = None
+    # Stop (with a checkpoint) after this many seconds of this invocation; --resume continues.
     time_budget_s: float | None = None
     seed: int = 0
     log_every: int = 20

@@ -115,7 +115,8 @@ class _Run:
         if config.eval.random_baseline and state.random_knn is None and state.step == 0:
             state.random_knn = self._knn()
         writer = MetricsWriter(self.run_dir) if self.rank0 else None
-        stopped, start = "completed", time.monotonic() - state.seconds
+        # The time budget counts this invocation only, so a budget-stopped run can be resumed.
+        stopped, start, before = "completed", time.monotonic(), state.seconds
         window_start = time.monotonic()
         with TrainProgress(self.total, state.step, self.quiet or not self.rank0) as bar:
             while state.step < self.total:
@@ -135,8 +136,8 @@ class _Run:
                 if stopped == "time_budget":
                     break
                 if state.batch >= self.per_epoch:
-                    self._end_epoch(writer, time.monotonic() - start)
-        state.seconds = time.monotonic() - start
+                    self._end_epoch(writer, before + time.monotonic() - start)
+        state.seconds = before + time.monotonic() - start
         if stopped == "completed" and config.max_steps is not None and \
                 state.step == config.max_steps and state.batch != 0:
             stopped = "max_steps"
