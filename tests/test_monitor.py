@@ -90,6 +90,15 @@ def test_fast_scalars_match_the_diagnostics_summary() -> None:
         assert value == pytest.approx(reference[key], rel=1e-4, abs=1e-6), key
 
 
+def test_rank_one_batch_wider_than_long_has_effective_rank_one() -> None:
+    generator = torch.Generator().manual_seed(9)
+    u = torch.randn(512, generator=generator)
+    z = torch.randn(32, 1, generator=generator) * u  # (32, 512), rank one
+    fast = fast_scalars(z)
+    assert fast["effective_rank"] == pytest.approx(1.0, abs=1e-3)  # float32 round-off: 1.016
+    assert fast["effective_rank"] == pytest.approx(summarize(z.numpy())["effective_rank"], abs=0.02)
+
+
 def test_all_equal_embeddings_warn_after_patience_logs(tmp_path: Path) -> None:
     monitor = _monitor(tmp_path)
     record: dict = {}
