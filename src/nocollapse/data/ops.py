@@ -5,7 +5,7 @@ shape (B,), and run on the images' device. The colour operations follow
 torchvision's definitions (ITU-R 601 luma for grayscale, HSV hue rotation), which
 BYOL and SimSiam use. Colour, blur and solarize ops call kornia's functional ops,
 which were within 2x of our own versions; crop+flip+resize and hue are our own
-because kornia's were 2-5x slower here (benchmarks/bench_augment.py, docs/data.md).
+because kornia's were about 2x slower here (benchmarks/bench_augment.py, docs/data.md).
 kornia is imported on first use: it costs ~1 s at start-up.
 """
 
