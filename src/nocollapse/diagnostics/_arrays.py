@@ -57,3 +57,15 @@ def l2_normalize(z: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``z`` (shape ``(B, d)``) divided by their Euclidean norm (zero rows stay zero)."""
     norms = np.linalg.norm(z, axis=1, keepdims=True)
     return z / np.maximum(norms, eps)
+
+
+def second_moment_eigenvalues(x: np.ndarray) -> np.ndarray:
+    """Eigenvalues of ``x^T x / n`` for ``x`` of shape ``(n, d)``: ``(d,)``, descending, >= 0.
+
+    When ``n < d`` they come from the ``(n, n)`` Gram matrix instead (same non-zero
+    eigenvalues, padded with zeros), so the cost is ``O(n d min(n, d) + min(n, d)^3)``.
+    """
+    n, d = x.shape
+    small = x.T @ x if d <= n else x @ x.T
+    values = np.clip(np.linalg.eigvalsh(small / n)[::-1], 0.0, None)
+    return values if d <= n else np.concatenate([values, np.zeros(d - n)])

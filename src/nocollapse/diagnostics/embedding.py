@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from nocollapse.diagnostics._arrays import as_array, as_embeddings, l2_normalize
+from nocollapse.diagnostics._arrays import (
+    as_array,
+    as_embeddings,
+    l2_normalize,
+    second_moment_eigenvalues,
+)
 from nocollapse.errors import ConfigError
 
 
@@ -43,9 +48,14 @@ def correlation(z: Any, centered: bool = False) -> np.ndarray:
 
 
 def correlation_eigenvalues(z: Any, centered: bool = False) -> np.ndarray:
-    """Eigenvalues of :func:`correlation`, shape ``(d,)``, descending, clipped at 0."""
-    values = np.linalg.eigvalsh(correlation(z, centered))[::-1]
-    return np.clip(values, 0.0, None)
+    """Eigenvalues of :func:`correlation`, shape ``(d,)``, descending, clipped at 0.
+
+    Computed from the ``(B, B)`` Gram matrix when ``B < d`` (same non-zero spectrum).
+    """
+    array = as_embeddings(z)
+    if centered:
+        array = array - array.mean(axis=0, keepdims=True)
+    return second_moment_eigenvalues(array)
 
 
 def singular_values(z: Any) -> np.ndarray:

@@ -16,6 +16,7 @@ from nocollapse.diagnostics.alignment import (
 from nocollapse.diagnostics.embedding import (
     collapse_level,
     correlation,
+    correlation_eigenvalues,
     embedding_std,
     view_alignment,
 )
@@ -30,13 +31,17 @@ def summarize(
     Wp: Any = None,
     max_uniformity_samples: int = 256,
     relative_threshold: float = 1e-2,
+    max_alignment_dim: int = 512,
 ) -> dict[str, float]:
     """Cheap collapse scalars of a batch, keyed by the names written to ``metrics.jsonl``.
 
     The spectra (``effective_rank`` of the centred batch's singular values,
     ``participation_ratio`` and ``dims_above`` of its covariance eigenvalues) share one
-    ``(d, d)`` eigendecomposition; ``uniformity_wasserstein`` needs a second and the
-    predictor figures two more, so the cost is ``O(B d^2 + d^3)``.
+    eigendecomposition, of the smaller of the ``(d, d)`` covariance and the ``(2B, 2B)``
+    Gram matrix; ``uniformity_wasserstein`` needs a second. Without ``Wp`` the cost is
+    ``O(B d min(B, d) + min(B, d)^3)``; ``Wp`` adds ``O(d^3)`` (its spectrum and the
+    commutator), and ``eigen_alignment`` (two more ``eigh`` and a matching) is left
+    out when ``d > max_alignment_dim``.
 
     Args:
         z1: ``(B, d)`` embeddings of the first view (numpy or torch).
@@ -49,10 +54,11 @@ def summarize(
         max_uniformity_samples: Wang-Isola uniformity uses at most this many rows,
             so the cost stays ``O(B d^2 + d^3)`` plus ``O(max^2 d)``.
         relative_threshold: for ``dims_above``.
+        max_alignment_dim: largest ``d`` for which ``eigen_alignment`` is computed.
     """
     a = as_embeddings(z1, "z1")
     stacked = a if z2 is None else np.concatenate([a, as_embeddings(z2, "z2")], axis=0)
-    eigenvalues = np.clip(np.linalg.eigvalsh(correlation(stacked, centered=True)), 0.0, None)
+    eigenvalues = correlation_eigenvalues(stacked, centered=True)
     out = {
         "embedding_std": embedding_std(stacked),
         "collapse_level": collapse_level(stacked),
@@ -74,6 +80,7 @@ def summarize(
             predictor_min=float(p[-1]),
             predictor_asymmetry=asymmetry(w),
             commutator=commutator_norm(f, w),
-            eigen_alignment=eigen_alignment(f, w),
         )
+        if w.shape[0] <= max_alignment_dim:
+            out["eigen_alignment"] = eigen_alignment(f, w)
     return out

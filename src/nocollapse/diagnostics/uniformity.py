@@ -16,7 +16,11 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from nocollapse.diagnostics._arrays import as_embeddings, l2_normalize
+from nocollapse.diagnostics._arrays import (
+    as_embeddings,
+    l2_normalize,
+    second_moment_eigenvalues,
+)
 from nocollapse.errors import ConfigError, check_positive
 
 
@@ -50,16 +54,15 @@ def wasserstein_uniformity(z: Any) -> float:
     """2-Wasserstein distance between ``N(mu, Cov)`` of the normalised ``z`` and ``N(0, I/m)``.
 
     Closed form (papers.md section 5): ``W2^2 = ||mu||^2 + 1 + tr(Cov) -
-    (2/sqrt(m)) tr(Cov^{1/2})``, ``Cov^{1/2}`` from ``eigh``. Returns ``W2`` (not squared):
+    (2/sqrt(m)) tr(Cov^{1/2})``, ``tr Cov^{1/2}`` from ``eigvalsh``. Returns ``W2`` (not squared):
     0 for embeddings uniform on the sphere, ``sqrt(2 - 2 sqrt(k/m))`` when they are
     uniform on the unit sphere of a ``k``-dimensional subspace, ``sqrt(2)`` at complete
-    collapse onto one point. ``z``: ``(B, m)``; costs ``O(B m^2 + m^3)``.
+    collapse onto one point. ``z``: ``(B, m)``; costs ``O(B m min(B, m) + min(B, m)^3)``.
     """
     normalized = l2_normalize(as_embeddings(z))
     m = normalized.shape[1]
     mu = normalized.mean(axis=0)
-    centered = normalized - mu
-    cov = centered.T @ centered / normalized.shape[0]
-    root_trace = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(cov), 0.0, None)))
-    w2_squared = mu @ mu + 1.0 + np.trace(cov) - 2.0 / np.sqrt(m) * root_trace
+    cov_eigenvalues = second_moment_eigenvalues(normalized - mu)
+    root_trace = np.sum(np.sqrt(cov_eigenvalues))
+    w2_squared = mu @ mu + 1.0 + cov_eigenvalues.sum() - 2.0 / np.sqrt(m) * root_trace
     return float(np.sqrt(max(w2_squared, 0.0)))
