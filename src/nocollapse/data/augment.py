@@ -152,29 +152,31 @@ class BatchAugment(torch.nn.Module):
         if self.solarize_p > 0:
             apply = _rand(b, generator) < self.solarize_p
             x = _on_subset(x, apply, lambda sel, i: ops.solarize(sel))
-        return x.sub_(self.mean).div_(self.std)
+        return x.sub_(self.mean.to(device)).div_(self.std.to(device))
 
     def _colour(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        b, device = x.shape[0], x.device
-        brightness, contrast, saturation, hue = self.jitter
+        b = x.shape[0]
         rgb = self.channels == 3
-        if self.jitter_p > 0 and (any(self.jitter[:2]) or (rgb and any(self.jitter[2:]))):
+        # Saturation and hue mean nothing for one channel; brightness and contrast do.
+        strengths = self.jitter if rgb else (*self.jitter[:2], 0.0, 0.0)
+        if self.jitter_p > 0 and any(strengths):
             apply = _rand(b, generator) < self.jitter_p
-
-            def factor(strength: float) -> torch.Tensor:
-                f = _rand(b, generator, max(0.0, 1 - strength), 1 + strength)
-                return torch.where(apply, f, torch.ones_like(f)).to(device)
-
-            if brightness > 0:
-                x = ops.adjust_brightness(x, factor(brightness))
-            if contrast > 0:
-                x = ops.adjust_contrast(x, factor(contrast))
-            if rgb and saturation > 0:
-                x = ops.adjust_saturation(x, factor(saturation))
-            if rgb and hue > 0:
-                shift = factor(hue) - 1  # U[-hue, hue] where applied, 0 elsewhere
-                x = ops.adjust_hue(x, shift)
+            # All factors are drawn for every image so the number of draws is fixed.
+            factors = [_rand(b, generator, max(0.0, 1 - s), 1 + s) for s in strengths]
+            x = _on_subset(x, apply, lambda sel, i: _jitter(sel, strengths, factors, i))
         if rgb and self.gray_p > 0:
-            apply = (_rand(b, generator) < self.gray_p).to(device).view(-1, 1, 1, 1)
+            apply = (_rand(b, generator) < self.gray_p).to(x.device).view(-1, 1, 1, 1)
             x = torch.where(apply, ops.grayscale(x).expand_as(x), x)
         return x
+
+
+def _jitter(x: torch.Tensor, strengths: Sequence[float], factors: list[torch.Tensor],
+            index: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast, saturation, hue (torchvision's order) on the chosen images."""
+    steps = (ops.adjust_brightness, ops.adjust_contrast, ops.adjust_saturation, ops.adjust_hue)
+    for step, strength, factor in zip(steps, strengths, factors, strict=True):
+        if strength > 0:
+            f = factor.to(x.device)[index]
+            # Hue takes a shift in turns, U[-hue, hue]; the others a factor around 1.
+            x = step(x, f - 1 if step is ops.adjust_hue else f)
+    return x
