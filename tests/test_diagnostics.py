@@ -181,3 +181,20 @@ def test_bad_shapes_are_refused_with_the_expected_shape() -> None:
         dg.commutator_norm(np.ones((3, 2)), np.ones((3, 2)))
     with pytest.raises(ConfigError, match="negative"):
         dg.effective_rank([1.0, -0.5])
+
+
+@pytest.mark.parametrize("batch", [10, 80])  # fewer and more rows than dimensions
+def test_gram_shortcut_matches_the_direct_covariance_spectrum(batch: int) -> None:
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(12)
+    z = rng.standard_normal((batch, 20)) * np.linspace(2.0, 0.1, 20) + 0.3
+    centered = z - z.mean(axis=0)
+    direct = np.sort(np.linalg.eigvalsh(centered.T @ centered / batch))[::-1]
+    np.testing.assert_allclose(dg.correlation_eigenvalues(z, centered=True), direct, atol=1e-10)
+    # Wasserstein closed form, written independently with a matrix square root.
+    n = z / np.linalg.norm(z, axis=1, keepdims=True)
+    mu = n.mean(axis=0)
+    cov = (n - mu).T @ (n - mu) / batch
+    w2 = mu @ mu + 1 + np.trace(cov) - 2 / np.sqrt(20) * np.trace(sqrtm(cov).real)
+    assert dg.wasserstein_uniformity(z) == pytest.approx(np.sqrt(w2), abs=1e-6)
