@@ -55,6 +55,24 @@ def test_same_seed_same_views_and_successive_views_differ(preset: str) -> None:
     assert not torch.allclose(first, augment(x, _gen(8)))
 
 
+def test_each_image_gets_its_own_parameters() -> None:
+    x = _images("32x3", n=1).expand(16, -1, -1, -1).contiguous()  # 16 copies of one image
+    view = make_augment("32x3")(x, _gen(0))
+    distinct = {tuple(v.flatten()[:50].tolist()) for v in view}
+    assert len(distinct) == 16
+
+
+def test_normalize_maps_black_and_white_through_mean_and_std() -> None:
+    for preset, options in PRESETS.items():
+        c = options["channels"]
+        x = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, c, 3, 3)
+        out = normalize(x, preset)
+        mean = torch.tensor(options["mean"]).view(1, c, 1, 1)
+        std = torch.tensor(options["std"]).view(1, c, 1, 1)
+        assert torch.allclose(out[0:1], (-mean / std).expand(1, c, 3, 3))
+        assert torch.allclose(out[1:2], ((1 - mean) / std).expand(1, c, 3, 3))
+
+
 def test_full_crop_without_other_ops_is_the_normalised_input() -> None:
     for preset in PRESETS:
         x = _images(preset)
