@@ -23,6 +23,7 @@ from nocollapse.train.monitor import (
     CollapseMonitor,
     MonitorConfig,
     fast_scalars,
+    run_context,
 )
 from nocollapse.train.warnings import WARNINGS_FILE, critical_weight_decay, likely_causes
 
@@ -257,3 +258,93 @@ def test_likely_causes_cite_the_critical_weight_decay() -> None:
 def test_bad_monitor_options_are_refused_by_name(options: dict, name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         MonitorConfig.from_dict(options)
+
+
+# -- through the real training loop ---------------------------------------------------------
+
+
+class StandIn(torch.nn.Module):
+    """The SiameseLearner interface with embeddings fixed by construction.
+
+    ``collapsed``: every image maps to the same embedding (what a run without predictor
+    and stop-gradient converges to); otherwise isotropic Gaussian embeddings.
+    """
+
+    def __init__(self, in_channels: int, image_size: int, collapsed: bool, dim: int = 8):
+        super().__init__()
+        self.collapsed = collapsed
+        self.encoder = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(in_channels * image_size**2, dim)
+        )
+        self.predictor = torch.nn.Linear(dim, dim, bias=False)
+        self.register_buffer("f_hat", torch.eye(dim))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x)
+        fixed = torch.ones_like(h) if self.collapsed else torch.randn_like(h)
+        return fixed + 0.0 * h  # keeps the graph so the loop's backward works
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> Output:
+        z1, z2 = self._embed(x1), self._embed(x2)
+        loss = (self.predictor(z1) - z2).pow(2).mean()
+        return Output(loss, z1, z2, z1, z2)
+
+    def update_target(self, progress: float) -> None:
+        return None
+
+    def parameter_groups(self, weight_decay: float, predictor_lr_scale: float) -> list[dict]:
+        return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
+
+    def predictor_matrix(self) -> torch.Tensor:
+        return self.predictor.weight
+
+    def correlation(self) -> torch.Tensor:
+        return self.f_hat
+
+
+def _train(tmp_path: Path, collapsed: bool, **options: object) -> Path:
+    from nocollapse.train import load_config, train
+
+    out = tmp_path / ("collapsed" if collapsed else "healthy")
+    config = load_config(None, [
+        "data.name=digits", "data.batch_size=64", "data.subset=256", "data.test_subset=64",
+        "log_every=1", "eval.knn_every=0", "eval.knn_k=10", "device.accelerator=cpu",
+        "epochs=2", f"out={out}", "learner.predictor=none", "optim.weight_decay=0.001",
+    ])  # fmt: skip
+    monitor = CollapseMonitor(
+        MonitorConfig(every=1, patience=3, tensorboard=False, **options),  # type: ignore[arg-type]
+        out,
+        run_context(config),
+        Console(file=io.StringIO()),
+    )
+    train(
+        config,
+        quiet=True,
+        callbacks=[monitor],
+        learner_factory=lambda _, c, size: StandIn(c, size, collapsed),
+    )
+    return out
+
+
+def test_training_run_that_collapses_warns_and_healthy_one_does_not(tmp_path: Path) -> None:
+    bad = _train(tmp_path, collapsed=True)
+    warnings = _warnings(bad)
+    assert len(warnings) == 1 and warnings[0]["step"] == 3
+    assert any("no predictor" in c for c in warnings[0]["likely_causes"])
+    good = _train(tmp_path, collapsed=False)
+    assert not (good / WARNINGS_FILE).exists()
+    logged = [r for r in load_run(good).metrics if "loss" in r]
+    assert all("collapse_level" in r and "effective_rank" in r for r in logged)
+    assert [r["epoch"] for r in load_run(good).spectra] == [1, 2]
+    report = build_report([bad, good], tmp_path / "report")
+    text = report.markdown.read_text()
+    assert "| collapsed | training |" in text and "Collapse warnings" in text
+
+
+def test_stop_on_collapse_propagates_out_of_the_loop(tmp_path: Path) -> None:
+    with pytest.raises(CollapseDetected, match="step 3"):
+        _train(tmp_path, collapsed=True, stop_on_collapse=True)
+    assert len(_warnings(tmp_path / "collapsed")) == 1

@@ -40,7 +40,13 @@ from nocollapse.runio import MetricsWriter
 from nocollapse.train.warnings import WARNINGS_FILE, CollapseDetected, EarlyWarning
 
 SPECTRA_FILE = "spectra.jsonl"
-__all__ = ["CollapseDetected", "CollapseMonitor", "MonitorConfig", "fast_scalars"]
+__all__ = [
+    "CollapseDetected",
+    "CollapseMonitor",
+    "MonitorConfig",
+    "fast_scalars",
+    "run_context",
+]
 
 
 @dataclass
@@ -190,6 +196,8 @@ class CollapseMonitor:
         record = {"epoch": epoch, "step": self.last_step, **record}
         with MetricsWriter(run_dir, SPECTRA_FILE) as writer:
             writer.write(record)
+        if self._tensorboard is not None:
+            self._tensorboard.flush()  # the loop may end without calling close()
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer, if one was opened."""
@@ -236,6 +244,40 @@ class CollapseMonitor:
         self._tensorboard_tried = True
         self._tensorboard = open_tensorboard(self.run_dir / "tensorboard")
         return self._tensorboard
+
+
+def run_context(config: Any) -> dict[str, Any]:
+    """Facts for :func:`~nocollapse.train.warnings.likely_causes` from a ``TrainConfig``.
+
+    ``weight_decay`` from ``config.optim``; ``predictor``, ``stop_gradient``, ``sigma2``
+    from the ``learner`` overrides, else from the method preset when
+    ``nocollapse.methods.learner_config`` exposes them; unknown facts are left out.
+    """
+    context: dict[str, Any] = {}
+    optim = getattr(config, "optim", None)
+    if optim is not None:
+        context["weight_decay"] = getattr(optim, "weight_decay", None)
+    overrides = dict(getattr(config, "learner", None) or {})
+    preset: Any = None
+    try:
+        from nocollapse.methods import learner_config
+
+        preset = learner_config(getattr(config, "method", "simsiam"), **overrides)
+    except Exception:  # the context only words a message: it must never stop training
+        preset = None
+    for key in ("predictor", "stop_gradient", "sigma2"):
+        value = overrides.get(key, _lookup(preset, key))
+        if value is not None:
+            context[key] = value
+    return {k: v for k, v in context.items() if v is not None}
+
+
+def _lookup(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    value = obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+    kind = getattr(value, "kind", None)  # a nested predictor config names its kind
+    return kind if isinstance(kind, str) else value
 
 
 def open_tensorboard(log_dir: Path) -> Any:
