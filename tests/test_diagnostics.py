@@ -198,3 +198,24 @@ def test_gram_shortcut_matches_the_direct_covariance_spectrum(batch: int) -> Non
     cov = (n - mu).T @ (n - mu) / batch
     w2 = mu @ mu + 1 + np.trace(cov) - 2 / np.sqrt(20) * np.trace(sqrtm(cov).real)
     assert dg.wasserstein_uniformity(z) == pytest.approx(np.sqrt(w2), abs=1e-6)
+
+
+def test_linear_network_summary_sees_alignment_and_dimensional_collapse() -> None:
+    rng = np.random.default_rng(13)
+    basis = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    W = basis @ np.diag([1.0, 0.9, 0.8, 0.7, 2e-3, 1e-3]) @ np.eye(6, 10)  # 2 collapsed
+    Wp = basis @ np.diag([0.5, 0.45, 0.4, 0.35, 0.01, 0.02]) @ basis.T  # aligned predictor
+    mixing = rng.standard_normal((10, 10))
+    X = np.eye(10) + 0.3 * mixing @ mixing.T
+    np.testing.assert_allclose(dg.linear_correlation(W, X), W @ X @ W.T)
+    skewed = dg.summarize_linear(W, Wp, X=X, n_samples=1000)
+    assert skewed["commutator"] > 1e-3  # correlated inputs turn F's eigenvectors away from Wp's
+    aligned = dg.summarize_linear(W, Wp, n_samples=1000)
+    assert aligned["commutator"] == pytest.approx(0.0, abs=1e-12)
+    assert aligned["eigen_alignment"] == pytest.approx(1.0, abs=1e-9)
+    assert aligned["dims_above"] == 4
+    rotated = dg.summarize_linear(W, Wp.T @ np.roll(np.eye(6), 1, axis=0), n_samples=1000)
+    assert rotated["eigen_alignment"] < 0.99 and rotated["predictor_asymmetry"] > 0.1
+    plain = dg.summarize_linear(W, n_samples=1000)  # same seed: same batch, no predictor keys
+    assert "commutator" not in plain
+    assert plain == pytest.approx({key: aligned[key] for key in plain})

@@ -3,7 +3,7 @@
 Shapes: embeddings ``z`` are ``(B, d)``; ``F`` and ``Wp`` are ``(d, d)``. Everything
 is computed in float64 with numpy/scipy; torch is never imported. A linear
 network's ``W`` from :mod:`nocollapse.theory` is diagnosed through
-:func:`embeddings_from_linear` with the same functions.
+:func:`embeddings_from_linear` / :func:`summarize_linear` with the same functions.
 """
 
 from nocollapse.diagnostics.alignment import (
@@ -20,6 +20,7 @@ from nocollapse.diagnostics.embedding import (
     correlation_eigenvalues,
     embedding_std,
     embeddings_from_linear,
+    linear_correlation,
     singular_values,
     view_alignment,
 )
@@ -29,7 +30,7 @@ from nocollapse.diagnostics.spectrum import (
     participation_ratio,
     rankme,
 )
-from nocollapse.diagnostics.summary import summarize
+from nocollapse.diagnostics.summary import summarize, summarize_linear
 from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein_uniformity
 
 __all__ = [
@@ -44,11 +45,13 @@ __all__ = [
     "eigen_alignment",
     "embedding_std",
     "embeddings_from_linear",
+    "linear_correlation",
     "participation_ratio",
     "predictor_spectrum",
     "rankme",
     "singular_values",
     "summarize",
+    "summarize_linear",
     "symmetric_part",
     "view_alignment",
     "wang_isola_uniformity",

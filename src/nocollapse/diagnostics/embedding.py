@@ -101,3 +101,17 @@ def embeddings_from_linear(
         values, vectors = np.linalg.eigh((cov + cov.T) / 2)
         x = x @ (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
     return x @ W.T
+
+
+def linear_correlation(W: Any, X: Any = None) -> np.ndarray:
+    """Exact ``F = W X W^T`` of a linear network (``W`` ``(n2, n1)``, ``X`` ``(n1, n1)``,
+    identity by default): the population version of :func:`correlation`. Returns ``(n2, n2)``."""
+    W = as_array(W)
+    if W.ndim != 2:
+        raise ConfigError(f"W has shape {W.shape}; expected a matrix (n2, n1)")
+    if X is None:
+        return W @ W.T
+    cov = as_array(X)
+    if cov.shape != (W.shape[1], W.shape[1]):
+        raise ConfigError(f"X has shape {cov.shape}; expected ({W.shape[1]}, {W.shape[1]})")
+    return W @ cov @ W.T

@@ -18,6 +18,8 @@ from nocollapse.diagnostics.embedding import (
     correlation,
     correlation_eigenvalues,
     embedding_std,
+    embeddings_from_linear,
+    linear_correlation,
     view_alignment,
 )
 from nocollapse.diagnostics.spectrum import dims_above, effective_rank, participation_ratio
@@ -84,3 +86,23 @@ def summarize(
         if w.shape[0] <= max_alignment_dim:
             out["eigen_alignment"] = eigen_alignment(f, w)
     return out
+
+
+def summarize_linear(
+    W: Any,
+    Wp: Any = None,
+    X: Any = None,
+    n_samples: int = 512,
+    seed: int = 0,
+) -> dict[str, float]:
+    """:func:`summarize` for the theory engine's linear network, so that simulated and
+    trained networks are diagnosed identically.
+
+    ``W``: ``(n2, n1)``; ``Wp``: optional ``(n2, n2)``; ``X``: optional ``(n1, n1)``
+    input covariance (identity by default). The batch is ``n_samples`` draws of
+    ``z = W x`` with a fixed ``seed`` (the same inputs at every call, so a trajectory's
+    curves are smooth); ``F`` is the exact ``W X W^T``, not the batch estimate.
+    """
+    z = embeddings_from_linear(W, n_samples, np.random.default_rng(seed), X)
+    F = linear_correlation(W, X) if Wp is not None else None
+    return summarize(z, F=F, Wp=Wp)
