@@ -128,6 +128,20 @@ def test_cosine_simulation_norms_fall_then_modes_settle_at_positive_values() -> 
         assert max(t_norm, t_norm_psi) < t_mode
 
 
+def test_cosine_plateau_is_set_by_the_discrete_step_not_the_flow() -> None:
+    # The flow shrinks ||Phi|| forever; a plateau balancing lr^2 ||G||^2 (G ~ noise/sqrt(B))
+    # against 2 lr rho ||Phi||^2 has ||Phi||^4 ~ lr / B. Measured ratios over t in [50, 100]
+    # (4x batch): 0.52-0.55; (2x lr): 1.44-1.47.
+    def plateau(lr: float, samples: int) -> float:
+        cfg = SimSiamConfig(lr=lr, samples=samples, steps=int(60 / lr), record_every=10)
+        traj = simulate_simsiam(cfg)
+        return float(np.mean(traj.norm_phi[traj.times >= 30] ** 2))
+
+    base = plateau(0.05, 64)
+    assert plateau(0.05, 256) / base == pytest.approx(0.5, abs=0.1)
+    assert plateau(0.1, 64) / base == pytest.approx(np.sqrt(2), abs=0.2)
+
+
 def test_reduced_cosine_tracks_the_matrix_simulation_better_as_width_grows() -> None:
     # Measured (t <= 5, 3 seeds, 256 samples): max relative error 0.21-0.37 at n2=8 and
     # 0.06-0.09 at n2=16 (0.02 at n2=32); the reduced form is a large-width limit.

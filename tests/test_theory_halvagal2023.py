@@ -141,6 +141,16 @@ def test_without_stop_gradient_the_toy_collapses() -> None:
     assert traj.eigenvalues[-1].max() < 1e-3 * traj.eigenvalues[0].max()
 
 
+def test_cosine_without_stop_gradient_collapses_dimensionally() -> None:
+    # The cosine loss is scale-free, so W cannot shrink: the spectrum loses rank instead.
+    cfg = ToyConfig(loss="cosine", stop_grad=False, steps=600, samples=1000)
+    traj = simulate_toy(cfg)
+    s = traj.eigenvalues[-1]
+    assert np.sum(s < 1e-4 * s[0]) >= cfg.m // 2
+    assert np.sum(traj.eigenvalues[0] < 1e-2 * traj.eigenvalues[0, 0]) == 0
+    assert traj.frob2[-1] == pytest.approx(traj.frob2[0], rel=0.01)
+
+
 def test_without_predictor_modes_decay_at_rate_two_sigma2() -> None:
     # Wp = I: dW/dt = -sigma^2 W (papers.md section 1, no predictor), so s(t) = s0 e^{-2 s2 t}.
     sigma2 = 0.5
