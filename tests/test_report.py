@@ -64,7 +64,10 @@ def _simulation_run(root: Path) -> Path:
     records = []
     for t in np.linspace(0, 5, 11):
         modes = [float(0.5 * (1 - np.exp(-(j + 1) * t)) + 1e-3) for j in range(3)]
-        records.append({"t": float(t), "simulated": modes, "theory": modes, "collapse_level": 0.0})
+        records.append(
+            {"t": float(t), "simulated": modes, "theory": modes, "collapse_level": 0.0,
+             "commutator": float(np.exp(-t))}
+        )  # fmt: skip
     _write_jsonl(run / "metrics.jsonl", records)
     return run
 
@@ -97,10 +100,16 @@ def test_training_run_report_writes_every_listed_figure(tmp_path: Path) -> None:
         if path.suffix == ".png":
             _assert_png(path)
     text = report.markdown.read_text()
-    assert "| train-run | training | step 40 |" in text
+    assert "| train-run | training | unfinished (running or crashed) | step 40 |" in text
     assert "0.42" in text  # final k-NN accuracy in the table
     for name in expected - {"report.md"}:
         assert f"]({name})" in text
+
+
+def test_finished_run_status_comes_from_summary_json(tmp_path: Path) -> None:
+    run = _training_run(tmp_path)
+    (run / "summary.json").write_text(json.dumps({"stopped": "completed", "step": 40}))
+    assert "| train-run | training | completed |" in build_report([run]).markdown.read_text()
 
 
 def test_simulation_run_report_draws_modes(tmp_path: Path) -> None:
@@ -108,8 +117,9 @@ def test_simulation_run_report_draws_modes(tmp_path: Path) -> None:
     assert load_run(run).kind == "simulation"
     report = build_report([run], tmp_path / "out")
     names = {p.name for p in report.files}
-    assert {"sim-run-modes.png", "collapse_level.png", "report.md"} <= names
+    assert {"sim-run-modes.png", "sim-run-extras.png", "collapse_level.png"} <= names
     _assert_png(tmp_path / "out" / "sim-run-modes.png")
+    _assert_png(tmp_path / "out" / "sim-run-extras.png")
     assert "t 5" in report.markdown.read_text()
 
 

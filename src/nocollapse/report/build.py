@@ -42,7 +42,8 @@ def build_report(
     Figures: ``<metric>.png`` for loss, k-NN accuracy, collapse level and effective
     rank (all runs overlaid), and per run ``<label>-F_eigenvalues.png``,
     ``<label>-Wp_eigenvalues.png``, ``<label>-Z_eigenvalues.png``,
-    ``<label>-alignment.png`` (training) or ``<label>-modes.png`` (simulation).
+    ``<label>-alignment.png`` (training), or ``<label>-modes.png`` and
+    ``<label>-extras.png`` (simulation: the other scalar series of metrics.jsonl).
     A figure whose data is absent is skipped with a note in the report.
     """
     if not run_dirs:
@@ -75,12 +76,16 @@ def build_report(
 def _run_figures(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Attempt) -> None:
     if run.kind == "simulation":
         path = out / f"{run.label}-modes.png"
+        ok = figures.plot_simulation(run, path)
         attempt(
             f"{run.label}: mode trajectories",
             path,
-            figures.plot_simulation(run, path),
+            ok,
             "no 'simulated' eigenvalue lists in metrics.jsonl",
         )
+        path = out / f"{run.label}-extras.png"
+        ok = figures.plot_extras(run, path, exclude=METRICS)
+        attempt(f"{run.label}: further series", path, ok, "no further scalar series logged")
         return
     for key, title in figures.SPECTRA_TITLES.items():
         path = out / f"{run.label}-{key}.png"

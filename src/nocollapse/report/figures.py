@@ -137,9 +137,47 @@ def plot_simulation(run: Run, path: Path) -> bool:
         _mode_lines(ax, txs, theory, "--", "theory")
         ax.legend(fontsize=8)
     ax.set_xlabel("t")
-    ax.set_ylabel("|eigenvalue| per mode")
+    ax.set_ylabel(str(run.config.get("quantity", "|eigenvalue| per mode")), fontsize=8)
     ax.set_title(f"{run.label}: simulated vs theory, one line per mode", fontsize=9)
     ax.grid(alpha=0.3, which="both")
+    _save(figure, path)
+    return True
+
+
+def scalar_keys(records: list[dict[str, Any]], exclude: Sequence[str] = ()) -> list[str]:
+    """Keys holding a finite number in some record, minus axes and ``exclude``, in order."""
+    skip = {"t", "step", "epoch", "final", *exclude}
+    keys: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if key not in skip and isinstance(value, int | float) and not isinstance(value, bool):
+                keys.setdefault(key, None)
+    return [k for k in keys if any(np.isfinite(_float(r.get(k))) for r in records)]
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def plot_extras(run: Run, path: Path, exclude: Sequence[str] = (), limit: int = 6) -> bool:
+    """Up to ``limit`` further scalar series of a run (simulation extras), one panel each."""
+    keys = scalar_keys(run.metrics, exclude)[:limit]
+    if not keys:
+        return False
+    cols = min(3, len(keys))
+    rows = (len(keys) + cols - 1) // cols
+    figure, axes = _figure(rows, cols)
+    for index, ax in enumerate(axes.flat):
+        if index >= len(keys):
+            ax.set_visible(False)
+            continue
+        xs, ys, x_name = series(run.metrics, keys[index])
+        ax.plot(xs, ys)
+        ax.set_title(keys[index], fontsize=8)
+        ax.set_xlabel(x_name, fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    figure.suptitle(f"{run.label}: further logged series", fontsize=9)
     _save(figure, path)
     return True
 
@@ -170,7 +208,8 @@ def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
         image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="magma", interpolation="nearest")
         ax.set_title(f"epoch {epoch}", fontsize=9)
         ax.set_xlabel("Wp eigenvector j", fontsize=8)
-        ax.set_ylabel("F eigenvector i", fontsize=8)
+        if ax is axes[0, 0]:
+            ax.set_ylabel("F eigenvector i", fontsize=8)
         ax.tick_params(labelsize=7)
     figure.colorbar(image, ax=list(axes[0]), shrink=0.8, label="|u_i^T v_j|")
     figure.suptitle(f"{run.label}: eigen-alignment of F_hat and Wp", fontsize=10)

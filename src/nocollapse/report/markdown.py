@@ -27,10 +27,10 @@ def _last_position(run: Run) -> str:
 
 def final_table(runs: Sequence[Run]) -> str:
     """Markdown table: one row per run with the last logged value of each metric."""
-    header = ["run", "kind", "reached", *TABLE_METRICS, "warnings"]
+    header = ["run", "kind", "status", "reached", *TABLE_METRICS, "warnings"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
-        cells = [run.label, run.kind, _last_position(run)]
+        cells = [run.label, run.kind, run.status, _last_position(run)]
         cells += [_fmt(final_value(run, m)) for m in TABLE_METRICS]
         cells.append(str(len(run.warnings)))
         lines.append("| " + " | ".join(cells) + " |")

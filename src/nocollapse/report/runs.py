@@ -8,6 +8,7 @@ exist, or holds none of the files a run writes, is refused.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from nocollapse.runio import CONFIG_FILE, METRICS_FILE, read_metrics
 
 SPECTRA_FILE = "spectra.jsonl"
 WARNINGS_FILE = "warnings.jsonl"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE)
+SUMMARY_FILE = "summary.json"  # written by the training loop when a run ends
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
 
 # Keys under which the metrics of interest appear; the first present one wins.
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
@@ -38,7 +40,8 @@ class Run:
 
     ``metrics``: one dict per logged step (training) or time point (simulation);
     ``spectra``: one dict per epoch with eigenvalue lists (training only);
-    ``notes``: human-readable remarks about missing or damaged files.
+    ``summary``: ``summary.json`` of a finished training run (empty while it runs or
+    after a crash); ``notes``: human-readable remarks about missing or damaged files.
     """
 
     path: Path
@@ -48,7 +51,15 @@ class Run:
     metrics: list[dict[str, Any]]
     spectra: list[dict[str, Any]]
     warnings: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """How the run ended: the loop's ``stopped`` value, or 'unfinished'."""
+        if self.kind == "simulation":
+            return "simulation"
+        return str(self.summary.get("stopped", "unfinished (running or crashed)"))
 
 
 def load_run(path: str | Path, label: str | None = None) -> Run:
@@ -73,8 +84,21 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     metrics = _read_jsonl(path / METRICS_FILE, notes)
     spectra = _read_jsonl(path / SPECTRA_FILE, notes, required=False)
     warnings = _read_jsonl(path / WARNINGS_FILE, notes, required=False)
+    summary = _read_summary(path / SUMMARY_FILE, notes)
     kind = "simulation" if any("simulated" in r or "theory" in r for r in metrics) else "training"
-    return Run(path, label or path.resolve().name, kind, config, metrics, spectra, warnings, notes)
+    label = label or path.resolve().name
+    return Run(path, label, kind, config, metrics, spectra, warnings, summary, notes)
+
+
+def _read_summary(file: Path, notes: list[str]) -> dict[str, Any]:
+    if not file.exists():
+        return {}
+    try:
+        loaded = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        notes.append(f"{SUMMARY_FILE} could not be read")
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def _read_config(path: Path, notes: list[str]) -> dict[str, Any]:
