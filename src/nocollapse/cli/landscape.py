@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--decay", type=float, help=f"data variances decay^i (default {DEFAULT_DECAY})"
     )
     parser.add_argument("--check", action="store_true",
-                        help="also run full-matrix gradient descent and show its w^2")
+                        help="also run full-matrix gradient descent (GD) and show its w^2")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --check run")
     parser.add_argument("--out", type=Path, default=Path("runs/landscape"))
     parser.set_defaults(func=run)
@@ -111,15 +112,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(land: QuarticLandscape, spectrum: np.ndarray, descent: np.ndarray | None) -> Table:
-    table = Table(title=f"per-mode quartic landscape ({land.loss}, gamma={land.gamma:g})")
-    columns = ["mode", "data variance", "aug variance", "alpha", "beta", "learned w^2"]
-    for column in columns + (["gradient descent w^2"] if descent is not None else []):
+    table = Table(title=f"per-mode quartic landscape ({land.loss}, gamma={land.gamma:g})",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    shared = not np.allclose(land.a, spectrum)  # marginal model: a_i = d_i - sigma_i
+    # Short headers so that the table fits an 80-column terminal.
+    columns = ["mode", "data var", *(["shared a"] if shared else []), "aug var", "alpha",
+               "beta", "learned w^2", *(["GD w^2"] if descent is not None else [])]
+    for column in columns:
         table.add_column(column, justify="right")
     for i, w2 in enumerate(land.learned_w2()):
-        row = [str(i), f"{spectrum[i]:.4g}", f"{land.sigma[i]:.4g}", f"{land.alpha[i]:+.4g}",
-               f"{land.beta[i]:.4g}", f"{w2:.4g}" if w2 > 0 else "[red]collapsed[/]"]
+        row = [str(i), f"{spectrum[i]:.3g}", *([f"{land.a[i]:.3g}"] if shared else []),
+               f"{land.sigma[i]:.3g}", f"{land.alpha[i]:+.3g}", f"{land.beta[i]:.3g}",
+               f"{w2:.3g}" if w2 > 0 else "[red]collapsed[/]"]
         if descent is not None:
-            row.append(f"{descent[i]:.4g}")
+            row.append(f"{descent[i]:.3g}")
         table.add_row(*row)
     return table
 

@@ -36,7 +36,7 @@ def wang_isola_uniformity(z: Any, t: float = 2.0, max_samples: int | None = None
     """``log mean_{i<j} exp(-t ||z_i - z_j||^2)`` of the l2-normalised rows of ``z``.
 
     ``z``: ``(B, d)`` with ``B >= 2``. Costs ``O(B^2 d)``: ``max_samples`` keeps at
-    most that many evenly spaced rows. Range ``[-4 t, 0]``-ish; 0 at complete collapse.
+    most that many evenly spaced rows. Lies in ``[-4 t, 0]``; 0 at complete collapse.
     """
     check_positive("t", t)
     normalized = l2_normalize(_subsample(as_embeddings(z), max_samples))

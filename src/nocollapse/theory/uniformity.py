@@ -34,11 +34,8 @@ from nocollapse.errors import ConfigError, check_positive
 KEYS = ("uniformity_wang_isola", "uniformity_wasserstein")
 
 
-def _measures(z: np.ndarray, t: float, max_pairs_samples: int | None) -> tuple[float, float]:
-    return (
-        wang_isola_uniformity(z, t=t, max_samples=max_pairs_samples),
-        wasserstein_uniformity(z),
-    )
+def _measures(z: np.ndarray, t: float) -> tuple[float, float]:
+    return wang_isola_uniformity(z, t=t), wasserstein_uniformity(z)
 
 
 def uniformity_of_linear(
@@ -50,7 +47,7 @@ def uniformity_of_linear(
 ) -> dict[str, float]:
     """Both uniformity measures of ``z = W x`` for one encoder ``W`` (``(n2, n1)``)."""
     z = embeddings_from_linear(W, n_samples, np.random.default_rng(seed), X)
-    return dict(zip(KEYS, _measures(z, t, None), strict=True))
+    return dict(zip(KEYS, _measures(z, t), strict=True))
 
 
 def uniformity_along_trajectory(
@@ -102,7 +99,7 @@ def uniformity_of_modes(
     check_positive("n_samples", n_samples)
     g = np.random.default_rng(seed).standard_normal((n_samples, states.shape[1]))
     values = np.array(
-        [_measures(g * np.sqrt(np.clip(row, 0, None)), t, None) for row in states]
+        [_measures(g * np.sqrt(np.clip(row, 0, None)), t) for row in states]
     )
     return {key: values[:, i] for i, key in enumerate(KEYS)}
 
