@@ -18,7 +18,7 @@ def _fmt(value: float | None) -> str:
 
 def _last_position(run: Run) -> str:
     """Last step (training) or time (simulation) reached, or '-'."""
-    for key in ("step", "t", "epoch"):
+    for key in ("t", "step", "epoch"):
         values = [r[key] for r in run.metrics if isinstance(r.get(key), int | float)]
         if values:
             return f"{key} {values[-1]:g}"

@@ -31,7 +31,7 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "collapse_level": ("collapse_level", "diag/collapse_level"),
     "effective_rank": ("effective_rank", "diag/effective_rank", "rankme"),
 }
-X_KEYS = ("step", "t", "epoch")
+X_KEYS = ("t", "step", "epoch")  # a simulation logs both t and its step count
 
 
 @dataclass
