@@ -119,7 +119,7 @@ def _table(land: QuarticLandscape, spectrum: np.ndarray, descent: np.ndarray | N
     columns = ["mode", "data var", *(["shared a"] if shared else []), "aug var", "alpha",
                "beta", "learned w^2", *(["GD w^2"] if descent is not None else [])]
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", min_width=9 if column == "learned w^2" else None)
     for i, w2 in enumerate(land.learned_w2()):
         row = [str(i), f"{spectrum[i]:.3g}", *([f"{land.a[i]:.3g}"] if shared else []),
                f"{land.sigma[i]:.3g}", f"{land.alpha[i]:+.3g}", f"{land.beta[i]:.3g}",
