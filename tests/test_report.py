@@ -62,11 +62,11 @@ def _simulation_run(root: Path) -> Path:
     run.mkdir(parents=True)
     write_config(run, {"command": "simulate", "modes": 3})
     records = []
-    for t in np.linspace(0, 5, 11):
+    for step, t in enumerate(np.linspace(0, 5, 11)):
         modes = [float(0.5 * (1 - np.exp(-(j + 1) * t)) + 1e-3) for j in range(3)]
         records.append(
             {"t": float(t), "simulated": modes, "theory": modes, "collapse_level": 0.0,
-             "commutator": float(np.exp(-t))}
+             "commutator": float(np.exp(-t)), "step": 10 * step}
         )  # fmt: skip
     _write_jsonl(run / "metrics.jsonl", records)
     return run
