@@ -205,7 +205,9 @@ class CollapseMonitor:
             self._tensorboard.close()
             self._tensorboard = None
 
-    on_train_end = close  # a loop that calls on_train_end(...) closes the writer
+    def on_train_end(self, *args: Any) -> None:
+        """For a loop that announces its end (any arguments): closes TensorBoard."""
+        self.close()
 
     # -- helpers ---------------------------------------------------------------------------
     def _raise_alarm(self, alarm: dict[str, Any]) -> None:
