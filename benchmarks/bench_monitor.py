@@ -5,13 +5,19 @@ loss, SGD) and one ``CollapseMonitor.on_log`` that computes the diagnostics, the
 prints the overhead per step at the default interval (``MonitorConfig.every``):
 ``on_log time / (every * step time)``. Also times ``on_epoch_end`` (spectra).
 
-    .venv/bin/python benchmarks/bench_monitor.py [--device cuda] [--quick]
+    .venv/bin/python benchmarks/bench_monitor.py [--device cuda] [--quick] [--loop STEPS]
+
+``--loop STEPS`` also runs the real training loop (``nocollapse train``'s CPU default:
+SimSiam on the default data set, batch 256, log_every 10) for STEPS steps with a
+timed monitor at its default options, and prints the share of the loop's time spent
+in the monitor's callbacks.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -123,10 +129,64 @@ def measure(name: str, learner: Learner, shape: tuple[int, ...], device: str, re
     ]
 
 
+class TimedMonitor(CollapseMonitor):
+    """The monitor, with the wall time of its callbacks accumulated."""
+
+    seconds = 0.0
+
+    def on_log(self, *args: object) -> None:
+        start = time.perf_counter()
+        super().on_log(*args)  # type: ignore[arg-type]
+        self.seconds += time.perf_counter() - start
+
+    def on_epoch_end(self, *args: object) -> None:
+        start = time.perf_counter()
+        super().on_epoch_end(*args)  # type: ignore[arg-type]
+        self.seconds += time.perf_counter() - start
+
+
+def loop_overhead(steps: int, device: str) -> list:
+    from nocollapse.train import load_config, train
+    from nocollapse.train.config import CPU_DEFAULT
+
+    with tempfile.TemporaryDirectory() as root:
+        overrides = [
+            f"out={root}/run",
+            f"max_steps={steps}",
+            "epochs=1",
+            "time_budget_s=null",
+            "eval.random_baseline=false",
+            "data.subset=2560",
+            "data.test_subset=256",
+            f"device.accelerator={'cpu' if device == 'cpu' else 'cuda'}",
+        ]
+        config = load_config(None, overrides, base=CPU_DEFAULT)
+        monitor = TimedMonitor(MonitorConfig(tensorboard=False), config.out)
+        result = train(config, quiet=True, callbacks=[monitor])
+    share = monitor.seconds / result.seconds
+    return [
+        f"train loop, {config.method}, {config.data.name}",
+        device,
+        f"{config.data.batch_size} images",
+        f"{1e3 * result.seconds / result.step:.1f}",
+        f"{1e3 * monitor.seconds:.1f} total",
+        monitor.config.every,
+        f"{100 * share:.2f}%",
+        "incl.",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument(
+        "--loop",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also time the monitor inside the real training loop",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     repeats = 3 if args.quick else 10
@@ -149,6 +209,8 @@ def main() -> None:
                 repeats,
             )
         )
+    if args.loop:
+        rows.append(loop_overhead(args.loop, args.device))
     print_table(
         "CollapseMonitor overhead at the default interval",
         [
