@@ -9,7 +9,9 @@ import pytest
 
 from nocollapse.errors import ConfigError
 from nocollapse.theory.landscape import (
+    QuarticLandscape,
     gradient_descent,
+    learned_w2_grid,
     make_landscape,
     rank_grid,
     spectral_loss,
@@ -133,3 +135,45 @@ def test_bad_inputs_are_refused_naming_value_and_range() -> None:
         make_landscape(SPECTRUM, 0.1, 0.1, loss="l2")
     with pytest.raises(ConfigError, match="smallest data variance"):
         make_landscape(SPECTRUM, 0.5, 0.1, augmentation_model="marginal")
+
+
+def _full_hessian_eigenvalues(land: QuarticLandscape, w: np.ndarray) -> np.ndarray:
+    """Finite-difference Hessian of the full-matrix loss at W = diag(w) (eigenbasis = I)."""
+    A, Sigma, n = np.diag(land.a), np.diag(land.sigma), land.n_modes
+    W0, h = np.diag(w), 1e-6
+    columns = []
+    for index in range(n * n):
+        step = np.zeros(n * n)
+        step[index] = h
+        step = step.reshape(n, n)
+        plus = spectral_loss_gradient(W0 + step, A, Sigma, land.gamma)
+        minus = spectral_loss_gradient(W0 - step, A, Sigma, land.gamma)
+        columns.append(((plus - minus) / (2 * h)).ravel())
+    hessian = np.array(columns)
+    return np.linalg.eigvalsh((hessian + hessian.T) / 2)
+
+
+def test_signature_of_critical_points_and_full_matrix_hessian() -> None:
+    land = make_landscape([1.0, 0.6, 0.1], 0.1, 0.5)  # alpha = (-1.5, -0.7, +0.3)
+    best = np.sqrt(land.learned_w2())
+    assert land.signature(best) == (0, 3, 0) and land.kind(best) == "min"
+    assert np.all(_full_hessian_eigenvalues(land, best) > -1e-6)
+    saddle = best.copy()
+    saddle[1] = 0.0  # a learnable mode left at 0
+    assert land.signature(saddle) == (1, 2, 0) and land.kind(saddle) == "saddle"
+    assert np.sum(_full_hessian_eigenvalues(land, saddle) < -1e-6) >= 1
+    all_learnable = make_landscape([1.0, 0.6], 0.1, 0.5)
+    assert all_learnable.kind(np.zeros(2)) == "max"
+    with pytest.raises(ConfigError, match="not a critical point"):
+        land.signature(np.array([0.3, 0.0, 0.0]))
+
+
+def test_grid_prediction_matches_landscape_at_every_point() -> None:
+    gammas, augs = np.array([0.0, 0.4, 1.0]), np.array([0.0, 0.05, 0.12])
+    for model in ("marginal", "additive"):
+        grid = learned_w2_grid(SPECTRUM, gammas, augs, model)
+        assert grid.shape == (3, 3, len(SPECTRUM))
+        for i, gamma in enumerate(gammas):
+            for j, aug in enumerate(augs):
+                land = make_landscape(SPECTRUM, aug, gamma, augmentation_model=model)
+                np.testing.assert_allclose(grid[i, j], land.learned_w2(), rtol=1e-12)

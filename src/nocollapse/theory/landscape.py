@@ -131,6 +131,34 @@ class QuarticLandscape:
                 points += [CriticalPoint(i, s * w, value, -4 * alpha, "min") for s in (1, -1)]
         return points
 
+    def signature(self, w: np.ndarray) -> tuple[int, int, int]:
+        """``(descending, ascending, flat)`` directions of the per-mode Hessian
+        ``diag(2 alpha_i + 12 beta_i w_i^2)`` at a critical point ``w`` (``(n,)``).
+
+        In these per-mode coordinates; the full matrix has further (rotation)
+        directions, which can only add descending ones.
+        """
+        w = np.asarray(w, dtype=float)
+        gradient = 2 * self.alpha * w + 4 * self.beta * w**3
+        scale = np.abs(self.alpha).max() * max(float(np.abs(w).max()), 1.0)
+        if w.shape != self.a.shape or np.any(np.abs(gradient) > 1e-8 * scale):
+            raise ConfigError(
+                "w is not a critical point of the per-mode landscape: each w_i must be 0 "
+                "or ±sqrt(-alpha_i / (2 beta_i)) (see critical_points())"
+            )
+        curvature = 2 * self.alpha + 12 * self.beta * w**2
+        tol = 1e-12 * max(float(np.abs(curvature).max()), 1.0)
+        return (int(np.sum(curvature < -tol)), int(np.sum(curvature > tol)),
+                int(np.sum(np.abs(curvature) <= tol)))
+
+    def kind(self, w: np.ndarray) -> str:
+        """``"min"``, ``"max"`` or ``"saddle"`` from :meth:`signature` (flat directions
+        count as ascending: ``beta > 0`` makes a flat mode a quartic minimum)."""
+        descending, _, _ = self.signature(w)
+        if descending == 0:
+            return "min"
+        return "max" if descending == self.n_modes else "saddle"
+
     def minimum_value(self, out_dim: int | None = None) -> float:
         """Loss at the global minimum, ``-sum alpha_i^2 / (4 beta_i)`` over learned modes."""
         w2 = self.learned_w2(out_dim)
@@ -252,19 +280,33 @@ def gradient_descent(
     return DescentResult(W, basis, mode_w2, np.asarray(losses))
 
 
+def learned_w2_grid(
+    data_variances: np.ndarray | list[float],
+    gammas: np.ndarray | list[float],
+    augmentations: np.ndarray | list[float],
+    augmentation_model: str = "marginal",
+) -> np.ndarray:
+    """Predicted ``w_i^2`` over a grid, shape ``(len(gammas), len(augmentations), n)``.
+
+    Vectorised over the grid: ``w_i^2 = max(0, 2 a_i - gamma) / (2 (a_i + sigma)^2)``
+    (papers.md section 4); the singular values of ``W`` are the square roots. A
+    marginal-model ``sigma`` above ``d_i`` leaves no shared variance and the mode collapses.
+    """
+    check_choice("augmentation model", augmentation_model, AUGMENTATION_MODELS)
+    d = np.asarray(data_variances, dtype=float)[None, None, :]
+    g = np.asarray(gammas, dtype=float)[:, None, None]
+    s = np.asarray(augmentations, dtype=float)[None, :, None]
+    a = np.clip(d - s, 0.0, None) if augmentation_model == "marginal" else d + 0 * s
+    return np.maximum(2 * a - g, 0.0) / (2 * (a + s) ** 2)
+
+
 def rank_grid(
     data_variances: np.ndarray | list[float],
     gammas: np.ndarray | list[float],
     augmentations: np.ndarray | list[float],
     augmentation_model: str = "marginal",
 ) -> np.ndarray:
-    """Predicted learned rank over a grid, shape ``(len(gammas), len(augmentations))``.
-
-    Vectorised: mode ``i`` is learned iff ``gamma < 2 a_i(sigma)`` (papers.md section 4).
-    """
-    check_choice("augmentation model", augmentation_model, AUGMENTATION_MODELS)
-    d = np.asarray(data_variances, dtype=float)[None, None, :]
-    g = np.asarray(gammas, dtype=float)[:, None, None]
-    s = np.asarray(augmentations, dtype=float)[None, :, None]
-    a = d - s if augmentation_model == "marginal" else d + 0 * s
-    return np.sum(g - 2 * a < 0, axis=-1)
+    """Predicted learned rank, shape ``(len(gammas), len(augmentations))``: the number of
+    modes with ``alpha_i = gamma - 2 a_i(sigma) < 0``."""
+    w2 = learned_w2_grid(data_variances, gammas, augmentations, augmentation_model)
+    return np.count_nonzero(w2 > 0, axis=-1)
