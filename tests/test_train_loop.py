@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -151,6 +152,8 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path: Path)
     assert saved["step"] == 4  # end of epoch 1, written before the loss diverged
     assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
     assert read_metrics(config.out)[0]["callback_saw"] == 2
+    summary = json.loads((Path(config.out) / "summary.json").read_text())
+    assert summary["stopped"] == "diverged at step 7"
 
 
 def test_truncated_checkpoint_gives_clear_error_and_is_not_overwritten(tmp_path: Path) -> None:

@@ -111,12 +111,27 @@ class _Run:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        config, state = self.config, self.state
-        if config.eval.random_baseline and state.random_knn is None and state.step == 0:
+        state = self.state
+        if self.config.eval.random_baseline and state.random_knn is None and state.step == 0:
             state.random_knn = self._knn()
         writer = MetricsWriter(self.run_dir) if self.rank0 else None
+        try:
+            stopped = self._train_steps(writer)
+        except TrainingDivergedError as error:
+            self._write_summary(f"diverged at step {int(self.first_bad)}", None, str(error))
+            raise
+        finally:
+            if writer:
+                writer.close()
+        final_knn = self._final(stopped)
+        return TrainResult(self.run_dir, state.step, state.epoch, stopped, final_knn,
+                           state.random_knn, state.knn_history, state.seconds)
+
+    def _train_steps(self, writer: MetricsWriter | None) -> str:
+        """Run steps until the planned total or the time budget; returns why it stopped."""
+        config, state = self.config, self.state
         # The time budget counts this invocation only, so a budget-stopped run can be resumed.
-        stopped, start, before = "completed", time.monotonic(), state.seconds
+        start, before = time.monotonic(), state.seconds
         window_start = time.monotonic()
         with TrainProgress(self.total, state.step, self.quiet or not self.rank0) as bar:
             while state.step < self.total:
@@ -130,22 +145,14 @@ class _Run:
                         if writer:
                             writer.write(record)
                         bar.show(record)
-                    if config.time_budget_s and time.monotonic() - start > config.time_budget_s:
-                        stopped = "time_budget"
-                        break
-                if stopped == "time_budget":
-                    break
+                    state.seconds = before + time.monotonic() - start
+                    if config.time_budget_s and state.seconds - before > config.time_budget_s:
+                        return "time_budget"
                 if state.batch >= self.per_epoch:
-                    self._end_epoch(writer, before + time.monotonic() - start)
-        state.seconds = before + time.monotonic() - start
-        if stopped == "completed" and config.max_steps is not None and \
-                state.step == config.max_steps and state.batch != 0:
-            stopped = "max_steps"
-        final_knn = self._final(writer, stopped)
-        if writer:
-            writer.close()
-        return TrainResult(self.run_dir, state.step, state.epoch, stopped, final_knn,
-                           state.random_knn, state.knn_history, state.seconds)
+                    self._end_epoch(writer)
+        if config.max_steps is not None and state.step == config.max_steps and state.batch:
+            return "max_steps"
+        return "completed"
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         # A permutation that depends only on (seed, epoch): a resumed run replays it.
@@ -207,11 +214,10 @@ class _Run:
                 "(optim.warmup_epochs), float32 precision (device.precision=32-true), or "
                 "gradient-friendlier settings (smaller predictor_lr_scale)")
 
-    def _end_epoch(self, writer: MetricsWriter | None, seconds: float) -> None:
+    def _end_epoch(self, writer: MetricsWriter | None) -> None:
         state, config = self.state, self.config
         state.epoch += 1
         state.batch = 0
-        state.seconds = seconds
         every = config.eval.knn_every
         if every and state.epoch % every == 0 and state.step < self.total:
             self._record_knn(writer)
@@ -222,15 +228,26 @@ class _Run:
         if state.epoch % config.checkpoint_every == 0 and state.step < self.total:
             self.save()  # the last epoch's checkpoint is written by _final
 
-    def _final(self, writer: MetricsWriter | None, stopped: str) -> float | None:
-        knn = self._record_knn(writer, final=True)
-        self.save()
+    def _final(self, stopped: str) -> float | None:
         if self.rank0:
-            summary = {"step": self.state.step, "epoch": self.state.epoch, "stopped": stopped,
-                       "knn_accuracy": knn, "random_knn_accuracy": self.state.random_knn,
-                       "seconds": round(self.state.seconds, 2)}
-            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+            with MetricsWriter(self.run_dir) as writer:
+                knn = self._record_knn(writer, final=True)
+        else:
+            knn = None
+        self.save()
+        self._write_summary(stopped, knn)
         return knn
+
+    def _write_summary(self, stopped: str, knn: float | None, error: str | None = None) -> None:
+        """``summary.json``: how the run ended, read by ``nocollapse report``."""
+        if not self.rank0:
+            return
+        summary = {"step": self.state.step, "epoch": self.state.epoch, "stopped": stopped,
+                   "knn_accuracy": knn, "random_knn_accuracy": self.state.random_knn,
+                   "seconds": round(self.state.seconds, 2)}
+        if error:
+            summary["error"] = error
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
 
     # -- evaluation -------------------------------------------------------------------------
     def _knn(self) -> float | None:
