@@ -88,6 +88,16 @@ def test_reduced_cosine_first_term_keeps_the_norm_and_equalises_the_modes() -> N
     assert np.ptp(traj[-1]) < 1e-3 * traj[-1].max()
 
 
+def test_scale_shape_split_solves_the_stated_reduced_cosine_equation() -> None:
+    from scipy.integrate import solve_ivp
+
+    p0 = np.array([0.1, 0.4, 0.9, 1.5])
+    t = np.linspace(0, 3, 7)
+    direct = solve_ivp(reduced_rhs("cosine", RHO, SIGMA2), (0, 3), p0, t_eval=t,
+                       rtol=1e-10, atol=1e-12).y.T
+    assert np.allclose(integrate_reduced(p0, t, "cosine", RHO, SIGMA2), direct, rtol=1e-6)
+
+
 def test_shape_time_is_exact_for_exponential_decay() -> None:
     t = np.linspace(0, 4, 5)
     a = 2.0 * np.exp(-0.3 * t)
