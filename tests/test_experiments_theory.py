@@ -1,0 +1,33 @@
+"""Theory reproductions at quick size: the claims' directions hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nocollapse.experiments.registry import get_reproduction
+from nocollapse.experiments.result import ReproductionResult
+
+
+def _run(name: str, tmp_path: Path) -> ReproductionResult:
+    result = get_reproduction(name).run(tmp_path, "quick", 0)
+    for figure in result.figures:
+        assert (tmp_path / figure).stat().st_size > 1000, figure
+    return result
+
+
+def _claims(result: ReproductionResult) -> dict[str, bool]:
+    return {claim.statement: claim.passed for claim in result.claims}
+
+
+def test_bao2023_l2_collapses_above_threshold_cosine_does_not(tmp_path: Path) -> None:
+    result = _run("bao2023-normalization", tmp_path)
+    assert result.passed, result.to_markdown()
+
+
+def test_halvagal2023_simulation_tracks_ode_and_iso_equalises_euclidean(tmp_path: Path) -> None:
+    claims = _claims(_run("halvagal2023-isoloss", tmp_path))
+    for name in ("Euclidean", "Euclidean-Iso", "Cosine", "Cosine-Iso"):
+        assert claims[f"{name}: simulation follows the eigenmode ODE"], name
+    assert claims["Euclidean: IsoLoss equalises convergence rates (slowest/fastest mode)"]
+    assert claims["Cosine conserves ||W||_F^2 under the flow"]
+    assert claims["Cosine-Iso does not conserve ||W||_F^2"]
