@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nocollapse.errors import ConfigError, check_choice, check_nonnegative
+from nocollapse.errors import ConfigError, check_choice, check_nonnegative, check_positive
 from nocollapse.theory.bao2023_sim import (
     LOSSES,
     SimSiamConfig,
@@ -210,8 +210,7 @@ def noise_floor(lr: float, rho: float, sigma2: float, n1: int, n2: int,
     Requires ``n2 > 2`` (``E[1/|z1|^2]`` diverges otherwise).
     """
     for name, value in (("lr", lr), ("rho", rho), ("samples", samples)):
-        if not value > 0:
-            raise ConfigError(f"{name}={value!r} must be positive; valid range: {name} > 0")
+        check_positive(name, value)
     if n2 <= 2:
         raise ConfigError(f"n2={n2!r}: the noise-floor estimate needs n2 > 2")
     k = 1.0 - 1.0 / (1.0 + check_nonnegative("sigma2", sigma2)) ** 2
