@@ -31,3 +31,8 @@ def test_halvagal2023_simulation_tracks_ode_and_iso_equalises_euclidean(tmp_path
     assert claims["Euclidean: IsoLoss equalises convergence rates (slowest/fastest mode)"]
     assert claims["Cosine conserves ||W||_F^2 under the flow"]
     assert claims["Cosine-Iso does not conserve ||W||_F^2"]
+
+
+def test_ziyin2023_gradient_descent_matches_predicted_rank(tmp_path: Path) -> None:
+    result = _run("ziyin2023-landscape", tmp_path)
+    assert result.passed, result.to_markdown()
