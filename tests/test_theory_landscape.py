@@ -177,3 +177,16 @@ def test_grid_prediction_matches_landscape_at_every_point() -> None:
             for j, aug in enumerate(augs):
                 land = make_landscape(SPECTRUM, aug, gamma, augmentation_model=model)
                 np.testing.assert_allclose(grid[i, j], land.learned_w2(), rtol=1e-12)
+
+
+def test_mode_flow_solves_its_ode_and_ends_at_the_predicted_minimum() -> None:
+    from nocollapse.theory.landscape import make_landscape, mode_w2_trajectory
+
+    landscape = make_landscape([1.0, 0.5, 0.2, 0.05], 0.02, 0.3, augmentation_model="marginal")
+    times = np.linspace(0, 200, 20001)
+    u = mode_w2_trajectory(landscape, 0.01, times)
+    du = np.gradient(u, times, axis=0)
+    rhs = -4 * landscape.alpha * u - 8 * landscape.beta * u**2
+    assert np.max(np.abs(du - rhs)[1:-1]) < 1e-3 * max(1.0, np.max(np.abs(rhs)))
+    np.testing.assert_allclose(u[-1], landscape.learned_w2(), atol=1e-6)
+    assert np.all(u[-1][~landscape.learned()] < 1e-8)

@@ -207,6 +207,28 @@ def make_landscape(
     return QuarticLandscape(loss, a, sigma, float(gamma), alpha, beta)
 
 
+def mode_w2_trajectory(
+    landscape: QuarticLandscape, w2_0: float | np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """Exact gradient flow of the per-mode quartic, ``u_i = w_i^2``, shape ``(T, n)``.
+
+    From ``L_i = alpha_i u + beta_i u^2`` and ``dw_i/dt = -dL_i/dw_i``:
+    ``du_i/dt = -4 alpha_i u_i - 8 beta_i u_i^2``, a logistic equation (derived) with
+    ``u(t) = u0 e^{-4 alpha t} / (1 + 2 beta u0 (1 - e^{-4 alpha t}) / alpha)``
+    (``alpha -> 0`` limit ``u0 / (1 + 8 beta u0 t)``). Learned modes rise to
+    ``-alpha/(2 beta)``, collapsing ones decay as ``e^{-4 alpha t}``.
+    """
+    t = np.asarray(times, dtype=float)[:, None]
+    u0 = np.broadcast_to(np.asarray(w2_0, dtype=float), landscape.alpha.shape)[None, :]
+    alpha, beta = landscape.alpha[None, :], landscape.beta[None, :]
+    safe = np.where(np.abs(alpha) > 1e-12, alpha, 1.0)
+    # numerator and denominator multiplied by e^{4 alpha t}: finite for either sign
+    with np.errstate(over="ignore"):
+        grow = np.exp(4 * safe * t)
+        logistic = u0 / (grow + 2 * beta * u0 * np.expm1(4 * safe * t) / safe)
+    return np.where(np.abs(alpha) > 1e-12, logistic, u0 / (1 + 8 * beta * u0 * t))
+
+
 def spectral_loss(W: np.ndarray, A: np.ndarray, Sigma: np.ndarray, gamma: float) -> float:
     """``-2 Tr[W A W^T] + Tr[(W (A+Sigma) W^T)^2] + gamma ||W||_F^2``; ``W`` ``(k, n)``."""
     gram = W @ (A + Sigma) @ W.T
