@@ -36,3 +36,8 @@ def test_halvagal2023_simulation_tracks_ode_and_iso_equalises_euclidean(tmp_path
 def test_ziyin2023_gradient_descent_matches_predicted_rank(tmp_path: Path) -> None:
     result = _run("ziyin2023-landscape", tmp_path)
     assert result.passed, result.to_markdown()
+
+
+def test_wang2022_wasserstein_sees_dimensional_collapse_wang_isola_less(tmp_path: Path) -> None:
+    result = _run("wang2022-uniformity", tmp_path)
+    assert result.passed, result.to_markdown()
