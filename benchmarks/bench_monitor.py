@@ -36,9 +36,9 @@ class Output(NamedTuple):
     p2: torch.Tensor
 
 
-def small_cnn(width: int) -> nn.Module:
+def small_cnn(width: int, channels: int = 1) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1),
+        nn.Conv2d(channels, width, 3, padding=1),
         nn.BatchNorm2d(width),
         nn.ReLU(),
         nn.MaxPool2d(2),
@@ -80,6 +80,22 @@ class Learner(nn.Module):
 
     def correlation(self) -> None:
         return None
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def update_target(self, progress: float) -> None:
+        return None
+
+    def parameter_groups(self, weight_decay: float, predictor_lr_scale: float) -> list[dict]:
+        return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> Output:
+        z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
+        p1, p2 = self.predictor(z1), self.predictor(z2)
+        cos = nn.functional.cosine_similarity
+        loss = -(cos(p1, z2.detach()).mean() + cos(p2, z1.detach()).mean())
+        return Output(loss, z1, z2, p1, p2)
 
     def step(self, x1: torch.Tensor, x2: torch.Tensor) -> Output:
         z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
@@ -132,17 +148,20 @@ def measure(name: str, learner: Learner, shape: tuple[int, ...], device: str, re
 class TimedMonitor(CollapseMonitor):
     """The monitor, with the wall time of its callbacks accumulated."""
 
-    seconds = 0.0
+    log_seconds = 0.0
+    epoch_seconds = 0.0
+    epochs = 0
 
     def on_log(self, *args: object) -> None:
         start = time.perf_counter()
         super().on_log(*args)  # type: ignore[arg-type]
-        self.seconds += time.perf_counter() - start
+        self.log_seconds += time.perf_counter() - start
 
     def on_epoch_end(self, *args: object) -> None:
         start = time.perf_counter()
         super().on_epoch_end(*args)  # type: ignore[arg-type]
-        self.seconds += time.perf_counter() - start
+        self.epoch_seconds += time.perf_counter() - start
+        self.epochs += 1
 
 
 def loop_overhead(steps: int, device: str) -> list:
@@ -153,26 +172,33 @@ def loop_overhead(steps: int, device: str) -> list:
         overrides = [
             f"out={root}/run",
             f"max_steps={steps}",
-            "epochs=1",
+            "epochs=1000",
             "time_budget_s=null",
             "eval.random_baseline=false",
-            "data.subset=2560",
             "data.test_subset=256",
             f"device.accelerator={'cpu' if device == 'cpu' else 'cuda'}",
         ]
         config = load_config(None, overrides, base=CPU_DEFAULT)
         monitor = TimedMonitor(MonitorConfig(tensorboard=False), config.out)
-        result = train(config, quiet=True, callbacks=[monitor])
-    share = monitor.seconds / result.seconds
+        try:
+            from nocollapse.methods import SiameseLearner  # noqa: F401
+
+            factory, learner = None, config.method
+        except ImportError:  # methods not installed yet: the same-sized stand-in learner
+            factory = lambda _c, ch, _s: Learner(small_cnn(32, ch), 128, 128)  # noqa: E731
+            learner = "stand-in"
+        result = train(config, quiet=True, callbacks=[monitor], learner_factory=factory)
+    share = monitor.log_seconds / result.seconds
+    per_epoch = monitor.epoch_seconds / max(monitor.epochs, 1)
     return [
-        f"train loop, {config.method}, {config.data.name}",
+        f"train loop, {learner}, {config.data.name}",
         device,
         f"{config.data.batch_size} images",
         f"{1e3 * result.seconds / result.step:.1f}",
-        f"{1e3 * monitor.seconds:.1f} total",
+        f"{1e3 * monitor.log_seconds:.0f} over {result.step} steps",
         monitor.config.every,
         f"{100 * share:.2f}%",
-        "incl.",
+        f"{1e3 * per_epoch:.0f}",
     ]
 
 
