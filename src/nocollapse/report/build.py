@@ -101,5 +101,6 @@ def _run_figures(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Att
         f"{run.label}: eigen-alignment at epochs {epochs}",
         path,
         figures.plot_alignment(run, epochs, path),
-        "no alignment matrix saved at the requested epochs (saved for small dims only)",
+        "no alignment matrix in spectra.jsonl at these epochs: it needs F_hat and a linear "
+        "predictor Wp, and is saved for d <= monitor.alignment_max_dim",
     )

@@ -89,13 +89,18 @@ def _matrix_rows(records: list[dict[str, Any]], key: str, x_key: str) -> tuple[l
 
 
 def _mode_lines(ax: Any, xs: list, table: np.ndarray, style: str = "-", label: str = "") -> None:
-    """Draw |eigenvalue| per mode on a log axis, coloured by mode index."""
+    """Draw |eigenvalue| per mode on a log axis, coloured by mode index.
+
+    A mode that is ever negative (possible for the predictor's spectrum) is dotted.
+    """
     modes = min(table.shape[1], MAX_MODES)
     colours = _colours(modes)
     for j in range(modes):
-        values = np.abs(table[:, j])
+        column = table[:, j]
+        values = np.abs(column)
         values[values <= 0] = np.nan  # log scale: a collapsed (exact zero) mode leaves the plot
-        ax.plot(xs, values, style, color=colours[j], lw=1.0, label=label if j == 0 else None)
+        line = ":" if np.nanmin(column, initial=0.0) < 0 else style
+        ax.plot(xs, values, line, color=colours[j], lw=1.0, label=label if j == 0 else None)
     ax.set_yscale("log")
 
 
@@ -115,7 +120,7 @@ def plot_eigen_trajectories(run: Run, key: str, path: Path) -> bool:
     ax = axes[0, 0]
     _mode_lines(ax, xs, table)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("|eigenvalue|")
+    ax.set_ylabel("|eigenvalue| (dotted: negative)" if np.nanmin(table) < 0 else "eigenvalue")
     shown = min(table.shape[1], MAX_MODES)
     note = f" (top {shown} of {table.shape[1]})" if shown < table.shape[1] else ""
     ax.set_title(f"{run.label}: {SPECTRA_TITLES.get(key, key)}{note}", fontsize=9)
