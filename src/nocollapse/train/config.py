@@ -145,7 +145,7 @@ class TrainConfig:
 # values; a test keeps them equal): a few minutes on 2 CPU cores, measured in the report.
 CPU_DEFAULT: dict[str, Any] = {
     "method": "simsiam",
-    "data": {"name": "default", "batch_size": 256, "subset": 10000, "test_subset": 2000},
+    "data": {"name": "default", "batch_size": 128, "subset": 20000, "test_subset": 2000},
     "optim": {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5.0e-4,
               "warmup_epochs": 0.0},
     "epochs": 4,
