@@ -56,3 +56,13 @@ def test_resume_without_checkpoint_exits_2(tmp_path: Path,
                                            capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "--resume", str(tmp_path), "--quiet"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_rerun_without_out_picks_a_fresh_directory(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tiny = [*TINY, "--epochs", "1"]
+    assert main(["train", *tiny]) == 0
+    assert main(["train", *tiny]) == 0
+    assert load_checkpoint(tmp_path / "runs" / "default")["step"] == 4
+    assert load_checkpoint(tmp_path / "runs" / "default-2")["step"] == 4

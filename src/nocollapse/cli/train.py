@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from nocollapse.runio import read_config
-from nocollapse.train import train
+from nocollapse.train import checkpoint_path, train
 from nocollapse.train.config import CPU_DEFAULT, load_config, merge, parse_overrides
 from nocollapse.train.loop import TrainResult
 
@@ -61,8 +62,20 @@ def build_config(args: argparse.Namespace) -> Any:
         flags["out"] = str(args.resume)
     else:
         base = CPU_DEFAULT if args.config is None else {}
-    values = merge(flags, parse_overrides(args.overrides))
-    return load_config(args.config, [], base=merge(base, values))
+    overrides = parse_overrides(args.overrides)
+    config = load_config(args.config, [], base=merge(base, merge(flags, overrides)))
+    if not args.resume and not args.out and "out" not in overrides:
+        config.out = str(_free_run_dir(Path(config.out)))
+    return config
+
+
+def _free_run_dir(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``... when it already holds a run: reruns never clash."""
+    candidate, n = path, 1
+    while checkpoint_path(candidate).exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def run(args: argparse.Namespace) -> int:
