@@ -1,1 +1,10 @@
-"""nocollapse.losses"""
+"""Losses: cosine, BYOL's normalised L2, the theory's L2, IsoLoss, and symmetrisation."""
+
+from nocollapse.losses.isoloss import isoloss_cosine, isoloss_l2
+from nocollapse.losses.similarity import cosine_loss, l2_loss, normalized_l2_loss
+from nocollapse.losses.symmetric import symmetrised
+
+LOSSES = ("cosine", "normalized-l2", "l2", "isoloss-l2", "isoloss-cosine")
+
+__all__ = ["LOSSES", "cosine_loss", "isoloss_cosine", "isoloss_l2", "l2_loss",
+           "normalized_l2_loss", "symmetrised"]

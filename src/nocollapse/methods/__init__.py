@@ -1,1 +1,7 @@
-"""nocollapse.methods"""
+"""Methods as presets of one SiameseLearner: byol, simsiam, directpred, directcopy, isoloss."""
+
+from nocollapse.methods.config import METHODS, PRESETS, LearnerConfig, learner_config
+from nocollapse.methods.learner import SiameseLearner, StepOutput, cosine_tau
+
+__all__ = ["METHODS", "PRESETS", "LearnerConfig", "SiameseLearner", "StepOutput",
+           "cosine_tau", "learner_config"]

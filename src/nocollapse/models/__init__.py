@@ -1,1 +1,9 @@
-"""nocollapse.models"""
+"""Backbones (small ConvNet, ResNets without torchvision), projector and predictor heads."""
+
+from nocollapse.models.convnet import SmallConvNet
+from nocollapse.models.heads import MLPPredictor, ProjectorMLP
+from nocollapse.models.registry import BACKBONES, build_backbone
+from nocollapse.models.resnet import ResNet, resnet18, resnet50, small_resnet
+
+__all__ = ["BACKBONES", "MLPPredictor", "ProjectorMLP", "ResNet", "SmallConvNet",
+           "build_backbone", "resnet18", "resnet50", "small_resnet"]

@@ -1,0 +1,137 @@
+"""``SiameseLearner``: backbone + projector + predictor + target + loss, from one config."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from nocollapse.losses import (
+    cosine_loss,
+    isoloss_cosine,
+    isoloss_l2,
+    l2_loss,
+    normalized_l2_loss,
+    symmetrised,
+)
+from nocollapse.methods.config import LearnerConfig
+from nocollapse.models import ProjectorMLP, build_backbone
+from nocollapse.predictors import CorrelationEstimate, SpectralPredictor, build_predictor
+
+PAIR_LOSSES = {"cosine": cosine_loss, "normalized-l2": normalized_l2_loss, "l2": l2_loss}
+
+
+class StepOutput(NamedTuple):
+    """One training step: the loss (with graph) and detached embeddings for diagnostics."""
+
+    loss: torch.Tensor
+    z1: torch.Tensor
+    z2: torch.Tensor
+    p1: torch.Tensor
+    p2: torch.Tensor
+
+
+def cosine_tau(progress: float, base_tau: float, final_tau: float) -> float:
+    """BYOL's schedule: ``final - (final - base) (cos(pi progress) + 1) / 2``."""
+    progress = min(max(progress, 0.0), 1.0)
+    return final_tau - (final_tau - base_tau) * (math.cos(math.pi * progress) + 1) / 2
+
+
+class SiameseLearner(nn.Module):
+    """A non-contrastive learner; the method is entirely in ``config`` (see ``PRESETS``)."""
+
+    def __init__(self, config: LearnerConfig, in_channels: int, image_size: int):
+        super().__init__()
+        self.config = config.validate()
+        self.backbone, feat_dim = build_backbone(config.backbone, in_channels, image_size)
+        self.projector = ProjectorMLP(feat_dim, config.proj_hidden_dim, config.proj_dim,
+                                      config.proj_layers, last_bn=config.proj_last_bn)
+        self.predictor = build_predictor(config.predictor, config.proj_dim,
+                                         config.pred_hidden_dim, **config.predictor_options)
+        # Non-spectral predictors: F_hat is still tracked, for the eigen-alignment diagnostics.
+        self.tracker = (None if isinstance(self.predictor, SpectralPredictor)
+                        else CorrelationEstimate(config.proj_dim))
+        self.target_net: nn.Module | None = None
+        if config.target == "ema":
+            self.target_net = copy.deepcopy(nn.Sequential(self.backbone, self.projector))
+            self.target_net.requires_grad_(False)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features (no projector), for k-NN and linear probes."""
+        return self.backbone(x)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> StepOutput:
+        z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
+        if self.training:  # F_hat sees training batches only, never evaluation ones
+            observe = getattr(self.predictor, "observe", None) or self.tracker.update
+            observe(torch.cat([z1, z2]).detach())
+        p1, p2 = self.predictor(z1), self.predictor(z2)
+        t1, t2 = self._targets(x1, x2, z1, z2)
+        loss = self._loss(z1, z2, p1, p2, t1, t2)
+        return StepOutput(loss, z1.detach(), z2.detach(), p1.detach(), p2.detach())
+
+    def _targets(self, x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.config.stop_gradient:
+            return z1, z2
+        if self.target_net is None:
+            return z1.detach(), z2.detach()
+        with torch.no_grad():
+            return self.target_net(x1), self.target_net(x2)
+
+    def _loss(self, z1: torch.Tensor, z2: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor,
+              t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+        kind = self.config.loss
+        if kind == "isoloss-l2":
+            fn, first, second = isoloss_l2, (z1, t2, p1), (z2, t1, p2)
+        elif kind == "isoloss-cosine":
+            Wp = self.predictor.matrix()
+            fn, first, second = isoloss_cosine, (z1, t2, p1, Wp), (z2, t1, p2, Wp)
+        else:
+            fn, first, second = PAIR_LOSSES[kind], (p1, t2), (p2, t1)
+        return symmetrised(fn, first, second) if self.config.symmetric else fn(*first)
+
+    @torch.no_grad()
+    def update_target(self, progress: float) -> float:
+        """After each optimiser step: EMA of the online network; returns ``tau`` (0 = SimSiam)."""
+        if self.target_net is None or not self.config.stop_gradient:
+            return 0.0
+        tau = cosine_tau(progress, self.config.base_tau, self.config.final_tau)
+        online = nn.Sequential(self.backbone, self.projector)
+        target_params = list(self.target_net.parameters())
+        torch._foreach_lerp_(target_params, list(online.parameters()), 1.0 - tau)
+        for target_buffer, buffer in zip(self.target_net.buffers(), online.buffers(), strict=True):
+            target_buffer.copy_(buffer)
+        return tau
+
+    def parameter_groups(self, weight_decay: float, predictor_lr_scale: float = 1.0
+                         ) -> list[dict]:
+        """Optimiser groups: weights with decay, BN/bias without, the predictor with its lr.
+
+        ``weight_decay`` is the theory's ``eta``; ``predictor_lr_scale`` its ``alpha_p``.
+        """
+        online = [p for m in (self.backbone, self.projector) for p in m.parameters()]
+        predictor = [p for p in self.predictor.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in online if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in online if p.ndim <= 1], "weight_decay": 0.0},
+            {"params": [p for p in predictor if p.ndim > 1], "weight_decay": weight_decay,
+             "lr_scale": predictor_lr_scale},
+            {"params": [p for p in predictor if p.ndim <= 1], "weight_decay": 0.0,
+             "lr_scale": predictor_lr_scale},
+        ]
+        return [g for g in groups if g["params"]]
+
+    def predictor_matrix(self) -> torch.Tensor | None:
+        """``Wp`` for linear and spectral predictors; ``None`` for MLP and no predictor."""
+        matrix = getattr(self.predictor, "matrix", None)
+        return matrix().detach() if callable(matrix) else None
+
+    def correlation(self) -> torch.Tensor | None:
+        """The running ``F_hat`` of online projector outputs."""
+        if isinstance(self.predictor, SpectralPredictor):
+            return self.predictor.correlation.F_hat
+        return self.tracker.F_hat if self.tracker is not None else None

@@ -1,0 +1,47 @@
+"""The running correlation ``F_hat`` of online projector outputs (DirectPred, DirectCopy).
+
+Updated only through :meth:`CorrelationEstimate.update` on training steps, from the
+detached outputs of both views, and averaged across processes so that every rank
+of a distributed run builds the same predictor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor /= dist.get_world_size()
+    return tensor
+
+
+class CorrelationEstimate(nn.Module):
+    """``F_hat <- rho F_hat + (1 - rho) Z^T Z / B`` (uncentred); the first batch initialises.
+
+    Buffers (``F_hat``, ``updates``) live in the state dict, so a checkpoint restores
+    the estimate exactly.
+    """
+
+    def __init__(self, dim: int, rho: float = 0.3):
+        super().__init__()
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"rho={rho}; the correlation EMA needs 0 <= rho < 1")
+        self.rho = rho
+        self.register_buffer("F_hat", torch.zeros(dim, dim))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, z: torch.Tensor) -> torch.Tensor:
+        """Fold in a batch ``z`` of shape ``(B, dim)`` (detached here) and return ``F_hat``."""
+        z = z.detach().to(self.F_hat.dtype)
+        batch = _all_reduce_mean(z.T @ z / z.shape[0])
+        if int(self.updates) == 0:
+            self.F_hat.copy_(batch)
+        else:
+            self.F_hat.mul_(self.rho).add_(batch, alpha=1.0 - self.rho)
+        self.updates += 1
+        return self.F_hat

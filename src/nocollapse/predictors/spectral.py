@@ -1,0 +1,73 @@
+"""Predictors built from the eigendecomposition of ``F_hat``: DirectPred, DirectCopy, closed-form.
+
+papers.md section 1 (DirectPred), section 2 (closed-form, DirectCopy):
+
+* directpred:  ``Wp = U diag(p) U^T``, ``p_j = sqrt(s_j / max s) + eps``
+  (or ``sqrt(max(s_j - c, 0))`` with ``subtract=c``), clamped to ``>= 1e-4``;
+* directcopy:  ``Wp = F_hat / max s + eps I``;
+* closed-form: ``s <- clamp(s, 0)/max(s) + eps``, ``Wp = U diag(s^alpha) U^T``
+  (halvagal2023; DirectPred is ``alpha = 0.5, eps = 0``).
+
+With ``freq = 1`` the matrix is rebuilt every training step and is not trained.
+With ``freq > 1`` it is an ordinary trainable linear layer between rebuilds (the
+DirectPred paper's "freq" option): gradients move it, and every ``freq`` steps it is
+overwritten by the formula.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nocollapse.predictors.correlation import CorrelationEstimate
+
+SPECTRAL = ("directpred", "directcopy", "closed-form")
+
+
+def spectral_matrix(F_hat: torch.Tensor, kind: str, eps: float, alpha: float = 0.5,
+                    subtract: float | None = None) -> torch.Tensor:
+    """The predictor matrix of ``kind`` from a correlation ``F_hat`` (``(d, d)``), float64 eigh."""
+    s, U = torch.linalg.eigh(F_hat.double())
+    s = s.clamp_min(0.0)
+    top = s.max().clamp_min(1e-12)
+    if kind == "directcopy":
+        eye = torch.eye(F_hat.shape[0], dtype=torch.float64, device=F_hat.device)
+        matrix = F_hat.double() / top + eps * eye
+    else:
+        if kind == "directpred":
+            p = (s - subtract).clamp_min(0).sqrt() if subtract is not None else (s / top).sqrt()
+            p = (p + (0.0 if subtract is not None else eps)).clamp_min(1e-4)
+        else:  # closed-form
+            p = (s / top + eps).pow(alpha)
+        matrix = (U * p) @ U.T
+    return matrix.to(F_hat.dtype)
+
+
+class SpectralPredictor(nn.Module):
+    """``p = z Wp^T`` with ``Wp`` rebuilt from ``F_hat`` every ``freq`` training steps."""
+
+    def __init__(self, dim: int, kind: str = "directpred", rho: float = 0.3, eps: float = 0.1,
+                 alpha: float = 0.5, freq: int = 1, subtract: float | None = None):
+        super().__init__()
+        if kind not in SPECTRAL:
+            raise ValueError(f"kind={kind!r}; spectral kinds: {', '.join(SPECTRAL)}")
+        if freq < 1:
+            raise ValueError(f"freq={freq}; rebuild the predictor every freq >= 1 steps")
+        self.kind, self.eps, self.alpha, self.freq, self.subtract = kind, eps, alpha, freq, subtract
+        self.correlation = CorrelationEstimate(dim, rho)
+        self.weight = nn.Parameter(torch.eye(dim), requires_grad=freq > 1)
+
+    @torch.no_grad()
+    def observe(self, z: torch.Tensor) -> None:
+        """Training step only: fold ``z`` into ``F_hat`` and rebuild ``Wp`` when it is due."""
+        F_hat = self.correlation.update(z)
+        if (int(self.correlation.updates) - 1) % self.freq == 0:
+            self.weight.copy_(spectral_matrix(F_hat, self.kind, self.eps, self.alpha,
+                                              self.subtract))
+
+    def matrix(self) -> torch.Tensor:
+        return self.weight
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        weight = self.weight if self.freq > 1 else self.weight.detach()
+        return z @ weight.T
