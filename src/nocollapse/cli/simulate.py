@@ -1,0 +1,163 @@
+"""``nocollapse simulate``: a theory model's matrix simulation against its reduced ODE.
+
+Runs ``nocollapse.theory.<model>.run_comparison`` and writes ``config.yaml``,
+``metrics.jsonl`` (one line per time point: ``t``, ``simulated``, ``theory`` and the
+model's extras) and ``eigenvalues.png``, then prints the final eigenvalues per mode.
+Every argument is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from nocollapse.errors import check_choice, check_nonnegative, check_positive
+from nocollapse.runio import MetricsWriter, atomic_write_bytes, write_config
+from nocollapse.theory.result import Comparison, SimulationParams
+
+MODELS = ("tian2021", "halvagal2023", "bao2023")
+LOSSES = ("l2", "cosine")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulate a theory model and compare with its eigenmode ODE",
+        description="Full-matrix simulation of a linear non-contrastive model against the "
+        "reduced eigenmode ODE started from the same state (papers.md sections 1-3). "
+        "Options left out take the model's defaults.",
+    )
+    parser.add_argument("--model", default="tian2021", help=f"one of {', '.join(MODELS)}")
+    parser.add_argument("--loss", help=f"one of {', '.join(LOSSES)} (model default if omitted)")
+    parser.add_argument("--iso", action="store_true", help="IsoLoss variant (halvagal2023)")
+    parser.add_argument("--eta", type=float, help="weight decay (>= 0)")
+    parser.add_argument("--sigma2", type=float, help="augmentation variance (>= 0)")
+    parser.add_argument("--alpha-p", type=float, help="predictor learning-rate ratio (>= 0)")
+    parser.add_argument("--beta", type=float, help="EMA rate of the target (>= 0; omit: SimSiam)")
+    parser.add_argument("--steps", type=int, help="number of steps (> 0)")
+    parser.add_argument("--lr", type=float, help="step size, ODE time per step (> 0)")
+    parser.add_argument("--n1", type=int, help="input dimension (> 0)")
+    parser.add_argument("--n2", type=int, help="output dimension (> 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", type=Path, help="output directory (default runs/simulate-MODEL)")
+    parser.set_defaults(func=run)
+
+
+def params_from_args(args: argparse.Namespace) -> SimulationParams:
+    """Validated :class:`SimulationParams` (raises ConfigError naming the bad value)."""
+    check_choice("--model", args.model, MODELS)
+    if args.loss is not None:
+        check_choice("--loss", args.loss, LOSSES)
+    for name in ("eta", "sigma2", "alpha_p", "beta"):
+        value = getattr(args, name)
+        if value is not None:
+            check_nonnegative("--" + name.replace("_", "-"), value)
+    for name in ("steps", "lr", "n1", "n2"):
+        value = getattr(args, name)
+        if value is not None:
+            check_positive("--" + name, value)
+    return SimulationParams(
+        model=args.model, loss=args.loss, iso=args.iso, eta=args.eta, sigma2=args.sigma2,
+        alpha_p=args.alpha_p, beta=args.beta, steps=args.steps, lr=args.lr, n1=args.n1,
+        n2=args.n2, seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    params = params_from_args(args)
+    out = args.out if args.out is not None else Path(f"runs/simulate-{params.model}")
+    module = importlib.import_module(f"nocollapse.theory.{params.model}")
+    start = time.perf_counter()
+    comp = module.run_comparison(params)  # raises ConfigError before we write anything
+    wall = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(out, {
+        "command": "simulate", **{k: v for k, v in vars(params).items()},
+        "quantity": comp.quantity, "collapse_threshold": comp.collapse_threshold,
+        "resolved": comp.params, "wall_time_s": round(wall, 3),
+    })
+    write_metrics(out, comp)
+    atomic_write_bytes(out / "eigenvalues.png", eigenvalue_figure(comp))
+    console = Console()
+    console.print(final_table(comp))
+    console.print(f"wall time {wall:.2f} s; wrote {out}/metrics.jsonl, eigenvalues.png")
+    return 0
+
+
+def metric_records(comp: Comparison) -> list[dict[str, Any]]:
+    """One JSON-ready dict per time point: ``t``, ``simulated``, ``theory``, extras."""
+    records = []
+    for i, t in enumerate(comp.times):
+        record: dict[str, Any] = {
+            "t": float(t), "simulated": comp.simulated[i].tolist(),
+            "theory": comp.theory[i].tolist(),
+        }
+        for key, series in comp.extras.items():
+            value = np.asarray(series)[i]
+            record[key] = value.tolist() if np.ndim(value) else float(value)
+        records.append(record)
+    return records
+
+
+def write_metrics(out: Path, comp: Comparison) -> None:
+    """Write ``metrics.jsonl`` afresh (a re-run into the same directory replaces it)."""
+    with MetricsWriter(out, append=False) as writer:
+        for record in metric_records(comp):
+            writer.write(record)
+
+
+def final_table(comp: Comparison) -> Table:
+    """Rich table of the final eigenvalue per mode, theory vs simulation."""
+    table = Table(title=f"{comp.model}: final {comp.quantity}", box=box.SIMPLE_HEAD)
+    for column in ("mode", "theory", "simulation", "rel. error", "status"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+    errors = comp.final_relative_error()
+    collapsed = comp.collapsed_modes()
+    for j in range(comp.simulated.shape[1]):
+        table.add_row(
+            str(j), f"{comp.theory[-1, j]:.5g}", f"{comp.simulated[-1, j]:.5g}",
+            f"{errors[j]:.2e}", "collapsed" if collapsed[j] else "learned",
+        )
+    return table
+
+
+def eigenvalue_figure(comp: Comparison) -> bytes:
+    """PNG bytes: simulation as markers, theory as lines, one colour per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sim, th = np.abs(comp.simulated), np.abs(comp.theory)
+    positive = np.concatenate([sim[sim > 0], th[th > 0]])
+    log = positive.size > 0 and positive.max() / max(positive.min(), 1e-300) > 100
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colours = plt.get_cmap("tab10" if sim.shape[1] <= 10 else "viridis")
+    every = max(1, len(comp.times) // 25)
+    for j in range(sim.shape[1]):
+        colour = colours(j % 10 if sim.shape[1] <= 10 else j / max(sim.shape[1] - 1, 1))
+        ax.plot(comp.times, th[:, j], "-", color=colour, lw=1.2)
+        ax.plot(comp.times[::every], sim[::every, j], "o", color=colour, ms=3.5, mfc="none")
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-8))
+    ax.plot([], [], "k-", label="theory (reduced ODE)")
+    ax.plot([], [], "ko", mfc="none", label="simulation")
+    ax.legend(fontsize=8)
+    ax.set_xlabel("t")
+    ax.set_ylabel(comp.quantity + (" (abs)" if log else ""))
+    ax.set_title(f"{comp.model}: simulation vs theory, one colour per mode", fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
