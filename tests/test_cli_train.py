@@ -9,17 +9,11 @@ import pytest
 
 from nocollapse.cli.main import main
 from nocollapse.runio import read_config, read_metrics
-from nocollapse.train import load_checkpoint, setup
+from nocollapse.train import load_checkpoint
 
 TINY = ["--data", "digits", "--epochs", "2", "--quiet", "data.batch_size=64", "data.subset=256",
-        "data.test_subset=128", "eval.knn_k=10", "log_every=2", "time_budget_s=null"]
-
-
-@pytest.fixture(autouse=True)
-def _small_learner(monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_train_loop import tiny_learner
-
-    monkeypatch.setattr(setup, "default_learner", tiny_learner)
+        "data.test_subset=128", "eval.knn_k=10", "log_every=2", "time_budget_s=null",
+        "learner.proj_hidden_dim=32", "learner.proj_dim=16", "learner.pred_hidden_dim=16"]
 
 
 def test_train_writes_the_run_directory_and_evaluate_reads_it(tmp_path: Path) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F  # noqa: N812
 
 from nocollapse.errors import TrainingDivergedError
 from nocollapse.runio import read_config, read_metrics
@@ -20,63 +19,12 @@ BASE = ["data.name=digits", "data.batch_size=64", "data.subset=256", "data.test_
         "optim.lr=0.05", "optim.warmup_epochs=1", "seed=3"]
 
 
-# A stand-in learner with the SiameseLearner interface, tiny and fast.
-
-class StepOutput(NamedTuple):
-    loss: torch.Tensor
-    z1: torch.Tensor
-    z2: torch.Tensor
-    p1: torch.Tensor
-    p2: torch.Tensor
-
-
-class TinyLearner(torch.nn.Module):
-    """SimSiam on a one-layer encoder; keeps an F_hat buffer updated in training mode only."""
-
-    def __init__(self, in_channels: int, image_size: int, dim: int = 8):
-        super().__init__()
-        self.encoder = torch.nn.Sequential(torch.nn.Flatten(),
-                                           torch.nn.Linear(in_channels * image_size ** 2, 16),
-                                           torch.nn.BatchNorm1d(16), torch.nn.ReLU())
-        self.projector = torch.nn.Linear(16, dim)
-        self.predictor = torch.nn.Linear(dim, dim)
-        self.register_buffer("f_hat", torch.zeros(dim, dim))
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> StepOutput:
-        z1, z2 = self.projector(self.encode(x1)), self.projector(self.encode(x2))
-        p1, p2 = self.predictor(z1), self.predictor(z2)
-        if self.training:
-            z = torch.cat([z1, z2]).detach()
-            self.f_hat.mul_(0.3).add_(0.7 * z.T @ z / len(z))
-        loss = -(F.cosine_similarity(p1, z2.detach()).mean()
-                 + F.cosine_similarity(p2, z1.detach()).mean())
-        return StepOutput(loss, z1, z2, p1, p2)
-
-    def update_target(self, progress: float) -> float:
-        return 0.0
-
-    def parameter_groups(self, weight_decay: float, predictor_lr_scale: float) -> list[dict]:
-        rest = [p for n, p in self.named_parameters() if not n.startswith("predictor")]
-        return [{"params": rest, "weight_decay": weight_decay},
-                {"params": list(self.predictor.parameters()), "weight_decay": weight_decay,
-                 "lr_scale": predictor_lr_scale}]
-
-    def predictor_matrix(self) -> torch.Tensor:
-        return self.predictor.weight
-
-    def correlation(self) -> torch.Tensor:
-        return self.f_hat
-
-
-def tiny_learner(config: Any, in_channels: int, image_size: int) -> TinyLearner:
-    return TinyLearner(in_channels, image_size)
+# The real SiameseLearner with small heads, so that each test takes seconds.
+SMALL = ["learner.proj_hidden_dim=32", "learner.proj_dim=16", "learner.pred_hidden_dim=16"]
 
 
 def _config(out: Path, *extra: str):
-    return load_config(None, [*BASE, f"out={out}", *extra])
+    return load_config(None, [*BASE, *SMALL, f"out={out}", *extra])
 
 
 def _steps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -85,8 +33,7 @@ def _steps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_run_writes_config_metrics_and_checkpoint(tmp_path: Path) -> None:
-    result = train(_config(tmp_path / "run", "epochs=2"), quiet=True,
-                   learner_factory=tiny_learner)
+    result = train(_config(tmp_path / "run", "epochs=2"), quiet=True)
     run = result.run_dir
     assert read_config(run)["data"]["name"] == "digits"
     records = read_metrics(run)
@@ -112,15 +59,25 @@ class _InterruptAt:
             raise KeyboardInterrupt
 
 
+def test_checkpoint_holds_the_spectral_predictor_and_f_hat(tmp_path: Path) -> None:
+    result = train(_config(tmp_path / "run", "epochs=1", "method=directpred"), quiet=True)
+    saved = load_checkpoint(result.run_dir)
+    assert saved["predictor_matrix"].shape == saved["F_hat"].shape == (16, 16)
+    # DirectPred builds Wp from F_hat's eigenvectors (papers.md section 1): they commute.
+    wp, f = saved["predictor_matrix"].double(), saved["F_hat"].double()
+    assert torch.allclose(wp @ f, f @ wp, atol=1e-4 * float(f.norm() * wp.norm()))
+
+
 def test_checkpoint_and_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     # log_every=3 puts the epoch-end checkpoint (step 4) inside a log window.
-    whole = train(_config(tmp_path / "whole", "epochs=3", "log_every=3"), quiet=True,
-                  learner_factory=tiny_learner)
-    split = _config(tmp_path / "split", "epochs=3", "log_every=3")
+    # BYOL: the EMA target and its tau schedule must be restored too.
+    whole = train(_config(tmp_path / "whole", "epochs=3", "log_every=3", "method=byol"),
+                  quiet=True)
+    split = _config(tmp_path / "split", "epochs=3", "log_every=3", "method=byol")
     with pytest.raises(KeyboardInterrupt):
-        train(split, quiet=True, learner_factory=tiny_learner, callbacks=[_InterruptAt(9)])
+        train(split, quiet=True, callbacks=[_InterruptAt(9)])
     assert load_checkpoint(split.out)["step"] == 8
-    resumed = train(split, resume=True, quiet=True, learner_factory=tiny_learner)
+    resumed = train(split, resume=True, quiet=True)
     assert resumed.step == whole.step == 12
     first = _steps(read_metrics(whole.run_dir))
     second = _steps(read_metrics(resumed.run_dir))
@@ -147,7 +104,7 @@ class _PoisonAt:
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     config = _config(tmp_path / "run", "epochs=3")
     with pytest.raises(TrainingDivergedError, match=r"step 7 .*lower learning rate"):
-        train(config, quiet=True, learner_factory=tiny_learner, callbacks=[_PoisonAt(6)])
+        train(config, quiet=True, callbacks=[_PoisonAt(6)])
     saved = load_checkpoint(config.out)
     assert saved["step"] == 4  # end of epoch 1, written before the loss diverged
     assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
@@ -158,18 +115,17 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path: Path)
 
 def test_truncated_checkpoint_gives_clear_error_and_is_not_overwritten(tmp_path: Path) -> None:
     config = _config(tmp_path / "run", "epochs=1")
-    train(config, quiet=True, learner_factory=tiny_learner)
+    train(config, quiet=True)
     path = checkpoint_path(config.out)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"last\.pt is truncated or corrupt.*--resume"):
-        train(_config(tmp_path / "run", "epochs=2"), resume=True, quiet=True,
-              learner_factory=tiny_learner)
+        train(_config(tmp_path / "run", "epochs=2"), resume=True, quiet=True)
     assert path.read_bytes() == data[: len(data) // 2]
 
 
 def test_fresh_run_refuses_a_directory_holding_a_run(tmp_path: Path) -> None:
     config = _config(tmp_path / "run", "epochs=1")
-    train(config, quiet=True, learner_factory=tiny_learner)
+    train(config, quiet=True)
     with pytest.raises(Exception, match="--resume"):
-        train(config, quiet=True, learner_factory=tiny_learner)
+        train(config, quiet=True)
