@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nocollapse.errors import ConfigError
+from nocollapse.methods import learner_config
 from nocollapse.train.config import TrainConfig, load_config, parse_overrides
 from nocollapse.train.lars import LARS
 from nocollapse.train.schedule import WarmupCosine, warmup_cosine
@@ -60,7 +61,8 @@ def test_shipped_configs_load() -> None:
     paths = sorted(CONFIGS.glob("*.yaml"))
     assert paths, "configs/ ships no YAML"
     for path in paths:
-        load_config(path)
+        config = load_config(path)
+        learner_config(config.method, **config.learner)  # learner keys are valid too
 
 
 def test_schedule_endpoints() -> None:

@@ -43,6 +43,8 @@ class DataConfig:
     # A prefix of the training split (None = all): the CPU default trains on a subset.
     subset: int | None = None
     test_subset: int | None = None
+    # Image folders only: images are resized to image_size x image_size (32, or 96 as STL-10).
+    image_size: int = 32
     # Keyword overrides for nocollapse.data.make_augment (crop_scale, blur_p, ...).
     augment: dict[str, Any] = field(default_factory=dict)
 
@@ -130,8 +132,8 @@ class TrainConfig:
         check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
         check_choice("device.precision", self.device.precision, PRECISIONS)
         check_nonnegative("epochs", self.epochs)
-        for name in ("data.batch_size", "log_every", "checkpoint_every", "device.devices",
-                     "device.num_nodes", "eval.knn_k", "eval.knn_t"):
+        for name in ("data.batch_size", "data.image_size", "log_every", "checkpoint_every",
+                     "device.devices", "device.num_nodes", "eval.knn_k", "eval.knn_t"):
             check_positive(name, _get(self, name))
         check_nonnegative("eval.knn_every", self.eval.knn_every)
         for name in ("max_steps", "time_budget_s", "data.subset", "data.test_subset"):

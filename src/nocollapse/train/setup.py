@@ -31,10 +31,11 @@ class RunData:
 
 def load_run_data(config: TrainConfig) -> RunData:
     """The configured data set's train split (and test split when it has one), subset applied."""
-    train = _subset(load_dataset(config.data.name, config.data.data_dir, "train"),
+    options = {"size": config.data.image_size} if config.data.name == "folder" else {}
+    train = _subset(load_dataset(config.data.name, config.data.data_dir, "train", **options),
                     config.data.subset)
     try:
-        test = _subset(load_dataset(config.data.name, config.data.data_dir, "test"),
+        test = _subset(load_dataset(config.data.name, config.data.data_dir, "test", **options),
                        config.data.test_subset)
     except FileNotFoundError:
         test = None  # an image folder without a test split: no k-NN monitor
