@@ -160,3 +160,22 @@ def test_without_predictor_encoder_decays_at_sigma2_plus_eta() -> None:
 def test_bad_parameters_are_refused(params: SimulationParams, word: str) -> None:
     with pytest.raises(ConfigError, match=word):
         run_comparison(params)
+
+
+def test_fixed_points_of_the_mode_ode_and_their_stability() -> None:
+    from nocollapse.theory.fixed_points import find_fixed_point
+    from nocollapse.theory.tian2021 import mode_rhs
+
+    def f(y: np.ndarray) -> np.ndarray:
+        dp, ds, _ = mode_rhs(y[0], y[1], 1.0, sigma2=SIGMA2, eta=ETA)
+        return np.array([dp, ds])
+
+    p_minus, p_plus = fixed_points(SIGMA2, ETA)
+    plus = find_fixed_point(f, [0.5, 0.3])
+    minus = find_fixed_point(f, [0.13, 0.014])
+    np.testing.assert_allclose(plus.y, [p_plus, p_plus**2], atol=1e-9)
+    np.testing.assert_allclose(minus.y, [p_minus, p_minus**2], atol=1e-9)
+    assert plus.kind == "stable" and minus.kind == "saddle"
+    assert find_fixed_point(f, [0.01, 0.0]).kind == "stable"  # the collapsed state
+    one_d = find_fixed_point(lambda p: parabola_rhs(p, sigma2=SIGMA2, eta=ETA), [0.1])
+    assert one_d.kind == "unstable" and one_d.y[0] == pytest.approx(p_minus)
