@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from nocollapse.diagnostics import summarize_linear
 from nocollapse.errors import ConfigError, check_nonnegative, check_positive
 from nocollapse.theory.linear_flow import FlowConfig, FlowTrajectory, integrate_flow
 from nocollapse.theory.result import Comparison, SimulationParams
@@ -199,6 +200,16 @@ def _resolve(params: SimulationParams) -> dict[str, float]:
     return values
 
 
+DIAGNOSTICS = ("effective_rank", "collapse_level", "uniformity_wang_isola",
+               "uniformity_wasserstein")
+
+
+def _diagnostics(traj: FlowTrajectory) -> dict[str, np.ndarray]:
+    """The shared collapse diagnostics of :func:`summarize_linear` at every snapshot, ``(T,)``."""
+    rows = [summarize_linear(W, Wp) for W, Wp in zip(traj.W, traj.Wp, strict=True)]
+    return {key: np.array([row[key] for row in rows]) for key in DIAGNOSTICS}
+
+
 def run_comparison(params: SimulationParams) -> Comparison:
     """Symmetrised matrix flow vs decoupled eigenmode ODE from the same start (papers.md §1).
 
@@ -213,7 +224,10 @@ def run_comparison(params: SimulationParams) -> Comparison:
     ``simulated[:, j]`` is ``u_j^T Wp u_j`` (the eigenvalue while the modes stay aligned,
     which they do from an aligned start), modes ordered by initial ``p`` (descending).
     Extras: ``s_simulated``/``s_theory`` ``(T, m)``, ``commutator`` ``||[F,Wp]||_F``,
-    ``invariant_residual`` (Theorem 1), ``lambda_min_K`` (Theorem 3), ``norm_W``.
+    ``invariant_residual`` (Theorem 1), ``lambda_min_K`` (Theorem 3), ``norm_W`` and the
+    shared diagnostics :data:`DIAGNOSTICS` (``summarize_linear``, 512 fixed inputs). About
+    101 snapshots; measured wall time of the default run: 1.5 s (0.08 s without the
+    diagnostics) on 2 shared CPU cores.
     """
     v = _resolve(params)
     n1, n2 = int(v["n1"]), int(v["n2"])
@@ -221,7 +235,7 @@ def run_comparison(params: SimulationParams) -> Comparison:
     dt, steps = float(v["lr"]), int(v["steps"])
     cfg = FlowConfig.isotropic(n1, sigma2, alpha_p=alpha_p, eta=eta, beta=beta, symmetric=True)
     Wp0, W0, U = balanced_start(n1, n2, alpha_p, params.seed)
-    record = max(1, steps // 200)
+    record = max(1, steps // 100)
     traj = integrate_flow(Wp0, W0, cfg, dt, steps, record_every=record)
 
     F = np.einsum("tij,tkj->tik", traj.W, traj.W)
@@ -240,6 +254,7 @@ def run_comparison(params: SimulationParams) -> Comparison:
     }
     if beta is not None:
         extras["tau_theory"] = tau_th
+    extras.update(_diagnostics(traj))
     p_minus, p_plus = fixed_points(sigma2, eta)
     return Comparison(
         model="tian2021",
