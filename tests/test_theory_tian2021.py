@@ -179,3 +179,25 @@ def test_fixed_points_of_the_mode_ode_and_their_stability() -> None:
     assert find_fixed_point(f, [0.01, 0.0]).kind == "stable"  # the collapsed state
     one_d = find_fixed_point(lambda p: parabola_rhs(p, sigma2=SIGMA2, eta=ETA), [0.1])
     assert one_d.kind == "unstable" and one_d.y[0] == pytest.approx(p_minus)
+
+
+def test_non_isotropic_directions_converge_to_the_variance_ratio() -> None:
+    from nocollapse.theory.tian2021 import direction_rhs
+
+    lam_d, lam_s = np.array([1.0, 0.6, 0.3]), np.array([1.5, 0.8, 0.9])
+    cfg = FlowConfig(X=np.diag(lam_d), Xp=np.diag(lam_s - lam_d), beta=0.5)
+    w0 = np.array([0.8, 0.7, 0.9])
+    state = (np.diag(w0), np.diag(w0), np.diag(w0))  # tied w = w_p, aligned with the data
+    traj = integrate_flow(state[0], state[1], cfg, 0.05, 2000, record_every=2000)
+    np.testing.assert_allclose(np.diag(traj.Wp[-1]), lam_d / lam_s, atol=1e-4)
+    Wp, W = traj.Wp[-1], traj.W[-1]
+    np.testing.assert_allclose(Wp @ W, W @ cfg.X @ np.linalg.inv(cfg.S), atol=1e-4)
+    # the matrix flow's diagonal follows the per-direction ODE exactly
+    wp, w, wa = w0.copy(), w0.copy(), w0.copy()
+    for _ in range(200):  # Euler, same as a 200-step Euler matrix run
+        dwp, dw, dwa = direction_rhs(wp, w, wa, lambda_d=lam_d, lambda_s=lam_s, beta=0.5)
+        wp, w, wa = wp + 0.05 * dwp, w + 0.05 * dw, wa + 0.05 * dwa
+    euler = integrate_flow(state[0], state[1], cfg, 0.05, 200, method="euler",
+                           record_every=200)
+    np.testing.assert_allclose(np.diag(euler.W[-1]), w, atol=1e-12)
+    np.testing.assert_allclose(np.diag(euler.Wp[-1]), wp, atol=1e-12)

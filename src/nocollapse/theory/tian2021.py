@@ -82,6 +82,22 @@ def parabola_rhs(
     return p**2 * (tau - (1.0 + sigma2) * p) - eta * p
 
 
+def direction_rhs(
+    wp: np.ndarray, w: np.ndarray, wa: np.ndarray, *, lambda_d: float | np.ndarray,
+    lambda_s: float | np.ndarray, alpha_p: float = 1.0, beta: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-isotropic data (Appendix D): one eigendirection of ``Sigma_d = X``, ``Sigma_s = X+X'``.
+
+    ``dw_p/dt = alpha_p (w_a l_d - w_p w l_s) w``, ``dw/dt = w_p (w_a l_d - w_p w l_s)``,
+    ``dw_a/dt = beta (w - w_a)`` (``beta=None``: SimSiam, ``w_a = w``). The non-collapsed
+    fixed points satisfy ``w_p = l_d / l_s`` (``Wp W = W Sigma_d Sigma_s^-1``).
+    """
+    target = w if beta is None else wa
+    gap = target * lambda_d - wp * w * lambda_s
+    dwa = wp * gap if beta is None else beta * (w - wa)
+    return alpha_p * gap * w, wp * gap, dwa
+
+
 def integral_of_motion(
     p: np.ndarray, t: np.ndarray, p0: np.ndarray, s0: np.ndarray, alpha_p: float, eta: float
 ) -> np.ndarray:
