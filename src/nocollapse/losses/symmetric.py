@@ -7,11 +7,21 @@ from collections.abc import Callable
 import torch
 
 
-def symmetrised(loss_fn: Callable[..., torch.Tensor], first: tuple, second: tuple
-                ) -> torch.Tensor:
-    """``loss_fn(*first) + loss_fn(*second)``: a sum, as SimSiam and BYOL define it.
+def symmetrised(loss_fn: Callable[..., torch.Tensor], *args: object) -> torch.Tensor:
+    """``loss_fn(a1, b1) + loss_fn(a2, b2)``: a sum, as SimSiam and BYOL define it.
 
-    Averaging the two directions (as some libraries do) halves every gradient,
-    which silently halves the learning rate.
+    Call as ``symmetrised(loss_fn, a1, b1, a2, b2)`` for two-argument losses, or
+    ``symmetrised(loss_fn, first, second)`` with two argument tuples for losses
+    that take more (IsoLoss: ``(z1, t2, p1, Wp)``). Averaging the two directions,
+    as some libraries do, halves every gradient and so silently halves the
+    learning rate.
     """
+    if len(args) == 4:
+        first, second = args[:2], args[2:]
+    elif len(args) == 2 and all(isinstance(a, tuple) for a in args):
+        first, second = args
+    else:
+        raise TypeError(
+            f"symmetrised got {len(args)} arguments after loss_fn; pass four tensors "
+            "(a1, b1, a2, b2) or two argument tuples (first, second)")
     return loss_fn(*first) + loss_fn(*second)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nocollapse.errors import ConfigError, check_positive
+
 
 class ProjectorMLP(nn.Module):
     """``num_layers`` Linear layers with BN+ReLU between them (SimSiam: 3 layers, last BN).
@@ -16,8 +18,11 @@ class ProjectorMLP(nn.Module):
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
                  batch_norm: bool = True, last_bn: bool = False):
         super().__init__()
+        for name, value in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
+            check_positive(name, value)
         if num_layers < 1:
-            raise ValueError(f"num_layers={num_layers}; a projector needs at least 1 layer")
+            raise ConfigError(f"projector num_layers={num_layers} is invalid; it must be an "
+                              "integer >= 1 (BYOL/DirectPred use 2, SimSiam 3)")
         layers: list[nn.Module] = []
         dim = in_dim
         for _ in range(num_layers - 1):
@@ -41,6 +46,8 @@ class MLPPredictor(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
+        check_positive("predictor dim", dim)
+        check_positive("predictor hidden_dim", hidden_dim)
         self.net = nn.Sequential(nn.Linear(dim, hidden_dim, bias=False),
                                  nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
                                  nn.Linear(hidden_dim, dim))
