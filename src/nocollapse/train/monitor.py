@@ -69,7 +69,7 @@ class MonitorConfig:
     patience: int = 3
     stop_on_collapse: bool = False
     spectra: bool = True
-    alignment_max_dim: int = 64
+    alignment_max_dim: int = 128
     tensorboard: bool = True
 
     def validate(self) -> MonitorConfig:
@@ -308,7 +308,7 @@ def _as_numpy(value: Any) -> np.ndarray:
 
 
 def spectra_record(
-    learner: Any, batch: tuple[Any, Any] | None, alignment_max_dim: int = 64
+    learner: Any, batch: tuple[Any, Any] | None, alignment_max_dim: int = 128
 ) -> dict[str, Any]:
     """Eigenvalues (descending) of ``F_hat``, ``Wp`` and the batch correlation, and more.
 
@@ -327,7 +327,8 @@ def spectra_record(
     if F is not None and Wp is not None and F.shape == Wp.shape:
         out["commutator"] = diagnostics.commutator_norm(F, Wp)
         if F.shape[0] <= alignment_max_dim:
-            out["alignment"] = diagnostics.alignment_matrix(F, Wp).tolist()
+            # 4 decimals: a heat map needs no more, and d = 128 stays ~110 kB per epoch
+            out["alignment"] = np.round(diagnostics.alignment_matrix(F, Wp), 4).tolist()
     if batch is not None:
         z1, z2 = (None if b is None else _as_numpy(b) for b in batch)
         z = z1 if z2 is None else np.concatenate([z1, z2])
