@@ -201,7 +201,8 @@ def _resolve(params: SimulationParams) -> dict[str, float]:
     if params.loss not in (None, "l2"):
         raise ConfigError(
             f"tian2021 run_comparison supports loss 'l2' only, got {params.loss!r}; "
-            "the cosine loss is available in the sampled simulation (linear_sgd)"
+            "use --model bao2023 for a cosine-loss theory, or theory.linear_sgd.sgd_simulate "
+            "(loss='cosine') for the sampled cosine simulation of this model"
         )
     if params.iso:
         raise ConfigError("--iso is a halvagal2023 option; tian2021 has no IsoLoss")
