@@ -41,3 +41,9 @@ def test_ziyin2023_gradient_descent_matches_predicted_rank(tmp_path: Path) -> No
 def test_wang2022_wasserstein_sees_dimensional_collapse_wang_isola_less(tmp_path: Path) -> None:
     result = _run("wang2022-uniformity", tmp_path)
     assert result.passed, result.to_markdown()
+
+
+def test_tian2021_eigenmodes_phase_and_linear_ablations_reproduce(tmp_path: Path) -> None:
+    for name in ("tian2021-eigenmodes", "tian2021-phase", "tian2021-ablations-linear"):
+        result = _run(name, tmp_path / name if (tmp_path / name).mkdir() is None else tmp_path)
+        assert result.passed, result.to_markdown()

@@ -62,3 +62,20 @@ def plot_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_phase(x: np.ndarray, y: np.ndarray, collapsed: np.ndarray, boundary: np.ndarray | None,
+               path: Path, *, xlabel: str, ylabel: str, title: str) -> Path:
+    """Simulated collapse region as an image, the analytic boundary as a line over it."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.imshow(collapsed.astype(float), origin="lower", aspect="auto", cmap="Greys", vmin=0,
+              vmax=1.6, extent=(x[0], x[-1], y[0], y[-1]))
+    if boundary is not None:
+        ax.plot(boundary[:, 0], boundary[:, 1], "r-", lw=1.5, label="analytic boundary")
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(x[0], x[-1]), ylim=(y[0], y[-1]),
+           title=f"{title}\n(grey: simulated collapse)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
