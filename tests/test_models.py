@@ -47,7 +47,7 @@ def test_resnet_stem_depends_on_image_size(size, small_stem) -> None:
     assert any(isinstance(m, nn.MaxPool2d) for m in module.stem) is not small_stem
 
 
-@pytest.mark.parametrize(("size", "final"), [(28, 7), (32, 4), (8, 4)])
+@pytest.mark.parametrize(("size", "final"), [(28, 4), (32, 4), (8, 4), (4, 4)])
 def test_small_convnet_downsamples_only_while_the_map_is_large(size, final) -> None:
     module, _ = build_backbone("small_convnet", 1, size)
     fmap = module.features(torch.randn(2, 1, size, size))
