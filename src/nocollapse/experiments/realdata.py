@@ -1,0 +1,184 @@
+"""Real-data reproductions on the CPU backbone: method x ablation table, DirectPred's eps/rho.
+
+Each run trains with :func:`nocollapse.train.train` for the same wall-clock budget
+(an equal CPU budget per cell), then reads the final k-NN accuracy and the collapse
+diagnostics (effective rank and collapse level of the projector outputs, logged by
+the collapse monitor) from the run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nocollapse.experiments.registry import reproduction
+from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.runio import read_metrics
+
+# size -> data set, images, test images, batch, seconds per run, max steps
+BUDGETS: dict[str, dict[str, Any]] = {
+    "quick": {"data": "digits", "subset": 512, "test_subset": 256, "batch": 64,
+              "seconds": None, "max_steps": 40, "threads": 1},
+    "default": {"data": "default", "subset": 6000, "test_subset": 1000, "batch": 128,
+                "seconds": 16.0, "max_steps": None},
+    "full": {"data": "default", "subset": 60000, "test_subset": 10000, "batch": 256,
+             "seconds": 300.0, "max_steps": None},
+}
+METHODS = ("simsiam", "byol", "directpred", "directcopy", "isoloss")
+VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # learner, other overrides
+    "normal": ({}, {}),
+    "no predictor": ({"predictor": "none"}, {}),
+    "no stop-gradient": ({"stop_gradient": False}, {}),
+    "strong weight decay": ({}, {"optim": {"weight_decay": 0.05}}),
+}
+# A cell counts as collapsed when its projector outputs have collapse level >= 0.5
+# (complete collapse) or an effective rank at most half of the same method's normal run
+# (dimensional collapse). SimSiam's output BatchNorm keeps the collapse level low even
+# when the representation collapses, which is why the rank criterion is needed.
+COLLAPSE_LEVEL, RANK_RATIO = 0.5, 0.5
+
+
+def _train_config(out: Path, method: str, size: str, seed: int, learner: dict[str, Any],
+                  extra: dict[str, Any], random_baseline: bool = False) -> Any:
+    from nocollapse.train.config import load_config, merge
+
+    budget = BUDGETS[size]
+    values = {
+        "method": method, "learner": learner, "seed": seed, "out": str(out),
+        "data": {"name": budget["data"], "batch_size": budget["batch"],
+                 "subset": budget["subset"], "test_subset": budget["test_subset"]},
+        "optim": {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5e-4},
+        "epochs": 1000 if budget["max_steps"] is None else 0,
+        "max_steps": budget["max_steps"], "time_budget_s": budget["seconds"],
+        "log_every": 2, "eval": {"knn_every": 0, "random_baseline": random_baseline},
+        "device": {"accelerator": "cpu", "threads": budget.get("threads")},
+    }
+    return load_config(None, [], base=merge(values, extra))
+
+
+def train_cell(out: Path, method: str, size: str, seed: int, learner: dict[str, Any],
+               extra: dict[str, Any] | None = None, random_baseline: bool = False
+               ) -> dict[str, Any]:
+    """Train one cell and return its final k-NN accuracy, diagnostics, steps and images/s."""
+    from nocollapse.train import train
+    from nocollapse.train.monitor import CollapseMonitor, MonitorConfig, run_context
+
+    config = _train_config(out, method, size, seed, learner, extra or {}, random_baseline)
+    monitor = CollapseMonitor(MonitorConfig(every=1, spectra=False, tensorboard=False,
+                                            patience=10_000), out, run_context(config))
+    result = train(config, quiet=True, callbacks=[monitor])
+    diagnostics = [r for r in read_metrics(out) if "effective_rank" in r]
+    last = diagnostics[-1] if diagnostics else {}
+    return {"knn": result.knn_accuracy, "random_knn": result.random_knn_accuracy,
+            "steps": result.step, "seconds": result.seconds,
+            "images_per_s": result.step * config.data.batch_size * 2 / max(result.seconds, 1e-9),
+            "effective_rank": last.get("effective_rank"),
+            "collapse_level": last.get("collapse_level")}
+
+
+def _learner_overrides(method: str, variant: str) -> dict[str, Any]:
+    learner = dict(VARIANTS[variant][0])
+    if method == "isoloss" and learner.get("predictor") == "none":
+        learner["loss"] = "cosine"  # IsoLoss is defined through the predictor matrix
+    return learner
+
+
+def _collapsed(cell: dict[str, Any], normal: dict[str, Any] | None = None) -> bool:
+    level, rank = cell["collapse_level"], cell["effective_rank"]
+    if level is not None and level >= COLLAPSE_LEVEL:
+        return True
+    reference = None if normal is None else normal["effective_rank"]
+    return rank is not None and reference is not None and rank <= RANK_RATIO * reference
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@reproduction("realdata-ablations", "tian2021",
+              "Fashion-MNIST: methods x {normal, no predictor, no stop-gradient, strong wd}")
+def ablations(out: Path, size: str, seed: int) -> ReproductionResult:
+    methods = METHODS if size != "quick" else ("simsiam", "directpred")
+    variants = list(VARIANTS) if size != "quick" else ["normal", "no stop-gradient"]
+    result = ReproductionResult("realdata-ablations", params=dict(BUDGETS[size]))
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for method in methods:
+        for variant in variants:
+            cells[method, variant] = train_cell(
+                out / f"{method}-{variant.replace(' ', '_')}", method, size, seed,
+                _learner_overrides(method, variant), VARIANTS[variant][1],
+                random_baseline=not cells)
+    linear = train_cell(out / "byol-linear_predictor", "byol", size, seed,
+                        {"predictor": "linear"})
+    random_knn = next(iter(cells.values()))["random_knn"]
+    rows = [[m, v, _fmt(c["knn"]), _fmt(c["effective_rank"], ".2f"),
+             _fmt(c["collapse_level"]), str(c["steps"]), _fmt(c["images_per_s"], ".0f")]
+            for (m, v), c in cells.items()]
+    rows.append(["byol (SGD linear predictor)", "normal", _fmt(linear["knn"]),
+                 _fmt(linear["effective_rank"], ".2f"), _fmt(linear["collapse_level"]),
+                 str(linear["steps"]), _fmt(linear["images_per_s"], ".0f")])
+    result.tables.append(Table(f"k-NN accuracy and collapse after an equal budget "
+                               f"(random-init encoder k-NN: {_fmt(random_knn)})",
+                               ["method", "variant", "k-NN", "eff. rank", "collapse level",
+                                "steps", "images/s"], rows))
+    _ablation_claims(result, cells, methods, variants, random_knn, linear)
+    return result
+
+
+def _ablation_claims(result: ReproductionResult, cells: dict, methods: tuple, variants: list,
+                     random_knn: float | None, linear: dict[str, Any]) -> None:
+    if "no stop-gradient" in variants:
+        collapsed = [m for m in methods
+                     if _collapsed(cells[m, "no stop-gradient"], cells[m, "normal"])]
+        result.check("no stop-gradient collapses (level >= 0.5 or rank <= half of normal)",
+                     f"{len(methods)}/{len(methods)} methods", f"{len(collapsed)}/{len(methods)}",
+                     len(collapsed) == len(methods))
+    if "no predictor" in variants:
+        cell, normal = cells["simsiam", "no predictor"], cells["simsiam", "normal"]
+        result.check("SimSiam without predictor collapses",
+                     "level >= 0.5 or rank <= half of normal",
+                     f"level {_fmt(cell['collapse_level'])}, rank "
+                     f"{_fmt(cell['effective_rank'], '.1f')} vs "
+                     f"{_fmt(normal['effective_rank'], '.1f')}",
+                     _collapsed(cell, normal))
+    healthy = [m for m in methods if not _collapsed(cells[m, "normal"])]
+    result.check("the normal methods do not collapse", f"{len(methods)}/{len(methods)}",
+                 f"{len(healthy)}/{len(methods)}", len(healthy) == len(methods))
+    if random_knn is not None:
+        better = [m for m in methods if (cells[m, "normal"]["knn"] or 0) > random_knn]
+        result.check("normal methods beat the random-init encoder on k-NN",
+                     f"{len(methods)}/{len(methods)} above {random_knn:.3f}",
+                     f"{len(better)}/{len(methods)}", len(better) == len(methods))
+    if "directpred" in methods and linear["knn"] is not None:
+        dp = cells["directpred", "normal"]["knn"] or 0.0
+        result.check("DirectPred matches or beats the SGD-trained linear predictor",
+                     "k-NN >= linear - 0.02", f"{dp:.3f} vs {linear['knn']:.3f}",
+                     dp >= linear["knn"] - 0.02)
+
+
+@reproduction("realdata-directpred-eps", "tian2021",
+              "DirectPred eps and rho sweep on Fashion-MNIST (tian2021 Table 6 shape)")
+def directpred_eps(out: Path, size: str, seed: int) -> ReproductionResult:
+    eps_values = (0.0, 0.01, 0.1, 0.5) if size != "quick" else (0.0, 0.1)
+    rho_values = (0.3, 0.9) if size != "quick" else (0.3,)
+    result = ReproductionResult("realdata-directpred-eps", params=dict(BUDGETS[size]))
+    rows, knn = [], {}
+    for rho in rho_values:
+        for eps in eps_values:
+            cell = train_cell(out / f"rho{rho}-eps{eps}", "directpred", size, seed,
+                              {"eps": eps, "rho": rho})
+            knn[rho, eps] = cell["knn"] or 0.0
+            rows.append([f"{rho:g}", f"{eps:g}", _fmt(cell["knn"]),
+                         _fmt(cell["effective_rank"], ".2f"), str(cell["steps"])])
+    result.tables.append(Table("DirectPred k-NN accuracy by eps and rho",
+                               ["rho", "eps", "k-NN", "eff. rank", "steps"], rows))
+    best = max(knn, key=knn.get)
+    # tian2021 Table 6 (STL-10): eps 0.1 best, eps 0.5 worst, every eps trains.
+    result.check("every (eps, rho) trains without collapse", "all k-NN > 0.2",
+                 f"min {min(knn.values()):.3f}", min(knn.values()) > 0.2)
+    result.check("a small positive eps is at least as good as eps = 0 (rho = 0.3)",
+                 "k-NN(eps=0.1) >= k-NN(eps=0) - 0.02",
+                 f"{knn[0.3, 0.1]:.3f} vs {knn[0.3, 0.0]:.3f}",
+                 knn[0.3, 0.1] >= knn[0.3, 0.0] - 0.02)
+    result.params["best"] = {"rho": best[0], "eps": best[1], "knn": knn[best]}
+    return result
