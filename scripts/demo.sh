@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up and runs the main job on the embedded default.
+# Sets up and runs the main job: train the default method on the embedded default data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/nocollapse simulate --out runs/demo "$@"
+exec .venv/bin/nocollapse train "$@"
