@@ -66,7 +66,7 @@ class SiameseLearner(nn.Module):
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> StepOutput:
         z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
         if self.training:  # F_hat sees training batches only, never evaluation ones
-            observe = getattr(self.predictor, "observe", None) or self.tracker.update
+            observe = getattr(self.predictor, "update_correlation", None) or self.tracker.update
             observe(torch.cat([z1, z2]).detach())
         p1, p2 = self.predictor(z1), self.predictor(z2)
         t1, t2 = self._targets(x1, x2, z1, z2)

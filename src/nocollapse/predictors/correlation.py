@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nocollapse.errors import ConfigError
+
 
 def _all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     dist = torch.distributed
@@ -29,7 +31,8 @@ class CorrelationEstimate(nn.Module):
     def __init__(self, dim: int, rho: float = 0.3):
         super().__init__()
         if not 0.0 <= rho < 1.0:
-            raise ValueError(f"rho={rho}; the correlation EMA needs 0 <= rho < 1")
+            raise ConfigError(f"rho={rho} is outside [0, 1); rho is the weight of the old "
+                              "F_hat in its EMA (DirectPred uses 0.3)")
         self.rho = rho
         self.register_buffer("F_hat", torch.zeros(dim, dim))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))

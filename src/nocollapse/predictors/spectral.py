@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nocollapse.errors import ConfigError, check_choice, check_nonnegative
 from nocollapse.predictors.correlation import CorrelationEstimate
 
 SPECTRAL = ("directpred", "directcopy", "closed-form")
@@ -49,23 +50,32 @@ class SpectralPredictor(nn.Module):
     def __init__(self, dim: int, kind: str = "directpred", rho: float = 0.3, eps: float = 0.1,
                  alpha: float = 0.5, freq: int = 1, subtract: float | None = None):
         super().__init__()
-        if kind not in SPECTRAL:
-            raise ValueError(f"kind={kind!r}; spectral kinds: {', '.join(SPECTRAL)}")
-        if freq < 1:
-            raise ValueError(f"freq={freq}; rebuild the predictor every freq >= 1 steps")
+        check_choice("spectral predictor", kind, SPECTRAL)
+        if int(freq) != freq or freq < 1:
+            raise ConfigError(f"freq={freq}; rebuild the predictor every freq >= 1 (an integer) "
+                              "training steps")
+        check_nonnegative("eps", eps)
+        check_nonnegative("alpha", alpha)
+        freq = int(freq)
         self.kind, self.eps, self.alpha, self.freq, self.subtract = kind, eps, alpha, freq, subtract
         self.correlation = CorrelationEstimate(dim, rho)
         self.weight = nn.Parameter(torch.eye(dim), requires_grad=freq > 1)
 
     @torch.no_grad()
-    def observe(self, z: torch.Tensor) -> None:
-        """Training step only: fold ``z`` into ``F_hat`` and rebuild ``Wp`` when it is due."""
+    def update_correlation(self, z: torch.Tensor) -> None:
+        """Training step only: fold ``z`` (``(B, dim)``) into ``F_hat``; rebuild ``Wp`` when due.
+
+        Never called by ``forward``, so evaluation passes leave ``F_hat`` untouched.
+        """
         F_hat = self.correlation.update(z)
         if (int(self.correlation.updates) - 1) % self.freq == 0:
             self.weight.copy_(spectral_matrix(F_hat, self.kind, self.eps, self.alpha,
                                               self.subtract))
 
+    observe = update_correlation  # older name, kept for callers written against it
+
     def matrix(self) -> torch.Tensor:
+        """``Wp`` of shape ``(dim, dim)`` (``p = Wp z``)."""
         return self.weight
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

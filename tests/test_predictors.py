@@ -1,0 +1,154 @@
+"""Predictors: shapes, the spectral formulas (papers.md sections 1-2), F_hat update rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nocollapse.errors import ConfigError
+from nocollapse.predictors import (
+    PREDICTORS,
+    SPECTRAL,
+    CorrelationEstimate,
+    SpectralPredictor,
+    build_predictor,
+)
+
+DIM = 6
+
+
+def _known_correlation(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A symmetric PSD ``F`` with known eigenpairs ``(s, U)`` (one eigenvalue exactly 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    U, _ = torch.linalg.qr(torch.randn(DIM, DIM, generator=gen, dtype=torch.float64))
+    s = torch.tensor([4.0, 2.0, 1.0, 0.5, 0.1, 0.0], dtype=torch.float64)
+    return (U * s) @ U.T, s, U
+
+
+def _load(pred: SpectralPredictor, F: torch.Tensor) -> None:
+    """Feed exactly ``F`` as the first batch: ``Z^T Z / B = F`` for ``Z = sqrt(B) F^{1/2}``."""
+    s, U = torch.linalg.eigh(F)
+    root = (U * s.clamp_min(0).sqrt()) @ U.T
+    pred.update_correlation((root * DIM**0.5).float())
+
+
+@pytest.mark.parametrize("kind", PREDICTORS)
+def test_every_kind_maps_batch_to_same_width(kind: str) -> None:
+    pred = build_predictor(kind, DIM, hidden_dim=8)
+    z = torch.randn(5, DIM)
+    if kind in SPECTRAL:
+        pred.update_correlation(z)
+    assert pred(z).shape == (5, DIM)
+
+
+def test_none_is_identity_and_linear_is_matrix_product() -> None:
+    z = torch.randn(4, DIM)
+    assert torch.equal(build_predictor("none", DIM)(z), z)
+    lin = build_predictor("linear", DIM)
+    torch.testing.assert_close(lin(z), z @ lin.matrix().T)
+    assert lin.matrix().requires_grad
+
+
+def test_directpred_matrix_is_formula() -> None:
+    F, s, U = _known_correlation()
+    eps = 0.01
+    pred = build_predictor("directpred", DIM, eps=eps)
+    _load(pred, F)
+    p = ((s / s.max()).sqrt() + eps).clamp_min(1e-4)
+    torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
+
+
+def test_directpred_subtract_variant_is_formula() -> None:
+    F, s, U = _known_correlation(1)
+    pred = build_predictor("directpred", DIM, subtract=0.75)
+    _load(pred, F)
+    p = (s - 0.75).clamp_min(0).sqrt().clamp_min(1e-4)
+    torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
+
+
+def test_directcopy_matrix_is_formula() -> None:
+    F, s, _ = _known_correlation(2)
+    pred = build_predictor("directcopy", DIM, eps=0.25)
+    _load(pred, F)
+    expected = F / s.max() + 0.25 * torch.eye(DIM, dtype=torch.float64)
+    torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_closed_form_matrix_is_formula(alpha: float) -> None:
+    F, s, U = _known_correlation(3)
+    pred = build_predictor("closed-form", DIM, alpha=alpha, eps=0.05)
+    _load(pred, F)
+    p = (s / s.max() + 0.05) ** alpha
+    torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
+    # closed-form with alpha = 1/2 and eps = 0 is DirectPred with eps = 0 (papers.md section 2)
+    if alpha == 0.5:
+        cf = build_predictor("closed-form", DIM, alpha=0.5, eps=0.0)
+        dp = build_predictor("directpred", DIM, eps=0.0)
+        _load(cf, F)
+        _load(dp, F)
+        torch.testing.assert_close(cf.matrix(), dp.matrix(), atol=1e-4, rtol=1e-4)
+
+
+def test_correlation_ema_first_batch_initialises_then_mixes() -> None:
+    est = CorrelationEstimate(DIM, rho=0.3)
+    a, b = torch.randn(8, DIM), torch.randn(8, DIM)
+    est.update(a)
+    torch.testing.assert_close(est.F_hat, a.T @ a / 8)
+    est.update(b)
+    torch.testing.assert_close(est.F_hat, 0.3 * (a.T @ a / 8) + 0.7 * (b.T @ b / 8))
+    assert int(est.updates) == 2
+
+
+def test_forward_never_updates_correlation() -> None:
+    pred = build_predictor("directpred", DIM)
+    z = torch.randn(8, DIM)
+    pred.update_correlation(z)
+    before_F, before_W = pred.correlation.F_hat.clone(), pred.matrix().clone()
+    pred.train()
+    pred(torch.randn(8, DIM) * 5)
+    pred.eval()
+    pred(torch.randn(8, DIM) * 5)
+    assert torch.equal(pred.correlation.F_hat, before_F)
+    assert torch.equal(pred.matrix(), before_W)
+
+
+def test_freq_one_is_not_trained_freq_many_is_trained_between_rebuilds() -> None:
+    fixed = build_predictor("directpred", DIM, freq=1)
+    assert not any(p.requires_grad for p in fixed.parameters())
+    pred = build_predictor("directpred", DIM, freq=3)
+    z = torch.randn(16, DIM)
+    pred.update_correlation(z)  # update 1: rebuild
+    rebuilt = pred.matrix().detach().clone()
+    pred(z).pow(2).sum().backward()
+    assert pred.weight.grad is not None and pred.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        pred.weight.add_(1.0)  # stands in for an SGD step
+    pred.update_correlation(z)  # update 2: not due, the trained weight survives
+    torch.testing.assert_close(pred.matrix().detach(), rebuilt + 1.0)
+    pred.update_correlation(z)
+    pred.update_correlation(z)  # update 4: due again, overwritten by the formula
+    assert not torch.allclose(pred.matrix().detach(), rebuilt + 1.0)
+
+
+def test_state_dict_restores_correlation_and_matrix_exactly() -> None:
+    pred = build_predictor("closed-form", DIM, alpha=1.0)
+    for _ in range(3):
+        pred.update_correlation(torch.randn(8, DIM))
+    other = build_predictor("closed-form", DIM, alpha=1.0)
+    other.load_state_dict(pred.state_dict())
+    assert torch.equal(other.correlation.F_hat, pred.correlation.F_hat)
+    assert torch.equal(other.matrix(), pred.matrix())
+    assert int(other.correlation.updates) == 3
+
+
+@pytest.mark.parametrize(("kind", "options", "word"), [
+    ("cubic", {}, "cubic"),
+    ("directpred", {"rho": 1.5}, "rho=1.5"),
+    ("directpred", {"freq": 0}, "freq=0"),
+    ("directpred", {"eps": -1.0}, "eps"),
+    ("directpred", {"tau": 0.5}, "tau"),
+])
+def test_bad_options_are_refused_by_name(kind: str, options: dict, word: str) -> None:
+    with pytest.raises(ConfigError, match=word):
+        build_predictor(kind, DIM, **options)
