@@ -120,3 +120,11 @@ def test_mlp_predictor_is_linear_bn_relu_linear_with_a_bottleneck() -> None:
     assert pred(torch.randn(10, 16)).shape == (10, 16)
     with pytest.raises(ConfigError, match="hidden_dim"):
         MLPPredictor(16, 0)
+
+
+def test_small_resnet_halves_the_map_in_every_stage() -> None:
+    module, _ = build_backbone("small_resnet", 1, 28)
+    fmap = module.stages(module.stem(torch.randn(2, 1, 28, 28)))
+    assert fmap.shape[-2:] == (4, 4)
+    r18, _ = build_backbone("resnet18", 1, 32)
+    assert r18.stages(r18.stem(torch.randn(2, 1, 32, 32))).shape[-2:] == (4, 4)

@@ -50,10 +50,11 @@ def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
 
 
 class ResNet(nn.Module):
-    """A ResNet trunk ending in global average pooling; ``out_dim`` features."""
+    """A ResNet trunk ending in global average pooling: ``(B, C, H, W) -> (B, out_dim)``."""
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int],
-                 in_channels: int = 3, small_image_stem: bool = True, width: int = 64):
+                 in_channels: int = 3, small_image_stem: bool = True, width: int = 64,
+                 first_stage_stride: int = 1):
         super().__init__()
         if small_image_stem:
             stem: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)]
@@ -67,7 +68,8 @@ class ResNet(nn.Module):
         for i, blocks in enumerate(layers):
             c_mid = width * 2**i
             for j in range(blocks):
-                stages.append(block(c_in, c_mid, 2 if (j == 0 and i > 0) else 1))
+                stride = (first_stage_stride if i == 0 else 2) if j == 0 else 1
+                stages.append(block(c_in, c_mid, stride))
                 c_in = c_mid * block.expansion
         self.stages = nn.Sequential(*stages)
         self.out_dim = c_in
@@ -89,5 +91,10 @@ def resnet50(in_channels: int = 3, small_image_stem: bool = True) -> ResNet:
 
 
 def small_resnet(in_channels: int = 3, small_image_stem: bool = True) -> ResNet:
-    """Three stages of one BasicBlock at width 32: a ResNet that trains on CPU."""
-    return ResNet(BasicBlock, [1, 1, 1], in_channels, small_image_stem, width=32)
+    """Three stages of one BasicBlock at width 32, each halving the map: a ResNet for CPU.
+
+    The first stage downsamples too (28 -> 14 -> 7 -> 4) because full-resolution
+    residual blocks made a Siamese step several times slower than SmallConvNet's.
+    """
+    return ResNet(BasicBlock, [1, 1, 1], in_channels, small_image_stem, width=32,
+                  first_stage_stride=2)
