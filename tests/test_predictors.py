@@ -152,3 +152,41 @@ def test_state_dict_restores_correlation_and_matrix_exactly() -> None:
 def test_bad_options_are_refused_by_name(kind: str, options: dict, word: str) -> None:
     with pytest.raises(ConfigError, match=word):
         build_predictor(kind, DIM, **options)
+
+
+def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(100 + rank)  # every rank sees different data
+        pred = build_predictor("directpred", DIM, rho=0.3, eps=0.01)
+        batches = [torch.randn(8, DIM) * (rank + 1) for _ in range(3)]
+        for z in batches:
+            pred.update_correlation(z)
+        torch.save({"W": pred.matrix().detach(), "F": pred.correlation.F_hat,
+                    "batches": batches}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_ddp_ranks_build_the_same_directpred_matrix(tmp_path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert not torch.equal(r0["batches"][0], r1["batches"][0])
+    assert torch.equal(r0["W"], r1["W"]) and torch.equal(r0["F"], r1["F"])
+    # and F_hat is the EMA of the rank-mean batch correlations (the all-reduce is a mean)
+    single = CorrelationEstimate(DIM, rho=0.3)
+    for a, b in zip(r0["batches"], r1["batches"], strict=True):
+        single.update(torch.cat([a, b]))  # equal batch sizes: mean of ranks = pooled batch
+    torch.testing.assert_close(r0["F"], single.F_hat)
