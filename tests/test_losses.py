@@ -81,6 +81,12 @@ def test_isoloss_sends_no_gradient_to_target_prediction_or_predictor(kind) -> No
     assert all(g is None or g.abs().sum() == 0 for g in grads[1:])
 
 
+def test_isoloss_l2_value_is_the_plain_l2_of_the_prediction() -> None:
+    torch.manual_seed(6)
+    z, zt, p = (torch.randn(5, 4, dtype=torch.float64) for _ in range(3))
+    torch.testing.assert_close(isoloss_l2(z, zt, p), l2_loss(p, zt))
+
+
 def test_symmetrised_is_a_sum_of_both_directions_in_both_call_forms() -> None:
     torch.manual_seed(4)
     a1, b1, a2, b2 = (torch.randn(4, 3) for _ in range(4))

@@ -14,7 +14,9 @@ import torch
 def isoloss_l2(z: torch.Tensor, z_target: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """Euclidean-Iso ``mean || z - sg(z_t + z - p) ||^2``; ``grad_z = 2 (p - z_t) / B``.
 
-    Matches :func:`nocollapse.losses.l2_loss`, whose gradient w.r.t. ``p`` is the same.
+    Matches :func:`nocollapse.losses.l2_loss`, whose gradient w.r.t. ``p`` is the same;
+    its value equals ``l2_loss(p, z_t)`` too (``z - anchor = p - z_t``), so it logs
+    like the ordinary loss. Shapes: ``z, z_target, p`` all ``(B, d)``; returns a scalar.
     """
     anchor = (z_target + z - p).detach()
     return (z - anchor).pow(2).sum(dim=-1).mean()
@@ -26,6 +28,8 @@ def isoloss_cosine(z: torch.Tensor, z_target: torch.Tensor, p: torch.Tensor,
 
     ``L = -2 mean[ <z, sg(z_t)> / sg(|p||z_t|) - 1/2 sg(<p,z_t>/(|p|^3|z_t|)) z^T Wp z ]``.
     ``Wp`` is used through its symmetric part (``z^T Wp z`` only sees that part).
+    Shapes: ``z, z_target, p`` ``(B, d)``, ``Wp`` ``(d, d)``; returns a scalar whose
+    value is not the cosine loss (only its gradient w.r.t. ``z`` is meaningful).
     """
     zt = z_target.detach()
     p = p.detach()
