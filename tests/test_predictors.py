@@ -51,8 +51,8 @@ def test_none_is_identity_and_linear_is_matrix_product() -> None:
 
 def test_directpred_matrix_is_formula() -> None:
     F, s, U = _known_correlation()
-    eps = 0.01
-    pred = build_predictor("directpred", DIM, eps=eps)
+    eps = 0.01  # the authors' command default, also build_predictor's
+    pred = build_predictor("directpred", DIM)
     _load(pred, F)
     p = ((s / s.max()).sqrt() + eps).clamp_min(1e-4)
     torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
@@ -68,7 +68,7 @@ def test_directpred_subtract_variant_is_formula() -> None:
 
 def test_directcopy_matrix_is_formula() -> None:
     F, s, _ = _known_correlation(2)
-    pred = build_predictor("directcopy", DIM, eps=0.25)
+    pred = build_predictor("directcopy", DIM)  # eps defaults to 0.25 (papers.md)
     _load(pred, F)
     expected = F / s.max() + 0.25 * torch.eye(DIM, dtype=torch.float64)
     torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)

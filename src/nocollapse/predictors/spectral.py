@@ -23,6 +23,9 @@ from nocollapse.errors import ConfigError, check_choice, check_nonnegative
 from nocollapse.predictors.correlation import CorrelationEstimate
 
 SPECTRAL = ("directpred", "directcopy", "closed-form")
+# Per-kind default eps (papers.md): DirectPred authors' command 0.01 (their best table
+# entry, and our directpred preset, 0.1); DirectCopy 0.25; closed-form 0 (halvagal2023).
+DEFAULT_EPS = {"directpred": 0.01, "directcopy": 0.25, "closed-form": 0.0}
 
 
 def spectral_matrix(F_hat: torch.Tensor, kind: str, eps: float, alpha: float = 0.5,
@@ -47,10 +50,12 @@ def spectral_matrix(F_hat: torch.Tensor, kind: str, eps: float, alpha: float = 0
 class SpectralPredictor(nn.Module):
     """``p = z Wp^T`` with ``Wp`` rebuilt from ``F_hat`` every ``freq`` training steps."""
 
-    def __init__(self, dim: int, kind: str = "directpred", rho: float = 0.3, eps: float = 0.1,
+    def __init__(self, dim: int, kind: str = "directpred", rho: float = 0.3,
+                 eps: float | None = None,
                  alpha: float = 0.5, freq: int = 1, subtract: float | None = None):
         super().__init__()
         check_choice("spectral predictor", kind, SPECTRAL)
+        eps = DEFAULT_EPS[kind] if eps is None else eps
         if int(freq) != freq or freq < 1:
             raise ConfigError(f"freq={freq}; rebuild the predictor every freq >= 1 (an integer) "
                               "training steps")
