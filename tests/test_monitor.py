@@ -313,6 +313,7 @@ def _train(tmp_path: Path, collapsed: bool, **options: object) -> Path:
         "data.name=digits", "data.batch_size=64", "data.subset=256", "data.test_subset=64",
         "log_every=1", "eval.knn_every=0", "eval.knn_k=10", "device.accelerator=cpu",
         "epochs=2", f"out={out}", "learner.predictor=none", "optim.weight_decay=0.001",
+        "monitor.enabled=false",  # the test attaches its own monitor
     ])  # fmt: skip
     monitor = CollapseMonitor(
         MonitorConfig(every=1, patience=3, tensorboard=False, **options),  # type: ignore[arg-type]
@@ -348,3 +349,19 @@ def test_stop_on_collapse_propagates_out_of_the_loop(tmp_path: Path) -> None:
     with pytest.raises(CollapseDetected, match="step 3"):
         _train(tmp_path, collapsed=True, stop_on_collapse=True)
     assert len(_warnings(tmp_path / "collapsed")) == 1
+
+
+def test_train_attaches_the_monitor_from_its_config(tmp_path: Path) -> None:
+    from nocollapse.train import load_config, train
+
+    config = load_config(None, [
+        "data.name=digits", "data.batch_size=64", "data.subset=256", "data.test_subset=64",
+        "log_every=2", "eval.knn_every=0", "eval.knn_k=10", "device.accelerator=cpu",
+        "epochs=1", f"out={tmp_path / 'run'}", "monitor.every=2", "monitor.tensorboard=false",
+    ])  # fmt: skip
+    train(config, quiet=True,
+          learner_factory=lambda _, c, size: StandIn(c, size, collapsed=False))
+    logged = [r for r in load_run(tmp_path / "run").metrics if "loss" in r]
+    assert logged and all("effective_rank" in r for r in logged)
+    assert [r["epoch"] for r in load_run(tmp_path / "run").spectra] == [1]
+    assert config.to_dict()["monitor"]["every"] == 2

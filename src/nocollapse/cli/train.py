@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", help="run directory to write (default from the config)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    parser.add_argument("--stop-on-collapse", action="store_true",
+                        help="stop (with a checkpoint) when the collapse warning fires")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. optim.lr=0.03 device.precision=bf16-mixed")
     parser.set_defaults(func=run)
@@ -57,6 +59,8 @@ def build_config(args: argparse.Namespace) -> Any:
         flags["epochs"] = args.epochs
     if args.out:
         flags["out"] = args.out
+    if getattr(args, "stop_on_collapse", False):
+        flags["monitor"] = {"stop_on_collapse": True}
     if args.resume:
         base = read_config(args.resume)
         flags["out"] = str(args.resume)

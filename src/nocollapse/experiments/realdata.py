@@ -52,6 +52,8 @@ def _train_config(out: Path, method: str, size: str, seed: int, learner: dict[st
         "max_steps": budget["max_steps"], "time_budget_s": budget["seconds"],
         "log_every": 2, "eval": {"knn_every": 0, "random_baseline": random_baseline},
         "device": {"accelerator": "cpu", "threads": budget.get("threads")},
+        # diagnostics at every log; no warning panels in a table of deliberate ablations
+        "monitor": {"every": 1, "spectra": False, "tensorboard": False, "patience": 10_000},
     }
     return load_config(None, [], base=merge(values, extra))
 
@@ -61,12 +63,9 @@ def train_cell(out: Path, method: str, size: str, seed: int, learner: dict[str, 
                ) -> dict[str, Any]:
     """Train one cell and return its final k-NN accuracy, diagnostics, steps and images/s."""
     from nocollapse.train import train
-    from nocollapse.train.monitor import CollapseMonitor, MonitorConfig, run_context
 
     config = _train_config(out, method, size, seed, learner, extra or {}, random_baseline)
-    monitor = CollapseMonitor(MonitorConfig(every=1, spectra=False, tensorboard=False,
-                                            patience=10_000), out, run_context(config))
-    result = train(config, quiet=True, callbacks=[monitor])
+    result = train(config, quiet=True)
     diagnostics = [r for r in read_metrics(out) if "effective_rank" in r]
     last = diagnostics[-1] if diagnostics else {}
     return {"knn": result.knn_accuracy, "random_knn": result.random_knn_accuracy,

@@ -27,6 +27,7 @@ from nocollapse.errors import (
     check_nonnegative,
     check_positive,
 )
+from nocollapse.train.monitor import MonitorConfig
 
 OPTIMIZERS = ("sgd", "lars")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
@@ -100,6 +101,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # Collapse diagnostics every monitor.every steps, spectra per epoch, early warnings.
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     epochs: int = 100
     max_steps: int | None = None
     # Stop (with a checkpoint) after this many seconds of this invocation; --resume continues.
@@ -129,6 +132,7 @@ class TrainConfig:
         check_nonnegative("optim.warmup_epochs", self.optim.warmup_epochs)
         check_positive("optim.lars_eta", self.optim.lars_eta)
         check_choice("optim.name", self.optim.name, OPTIMIZERS)
+        self.monitor.validate()
         check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
         check_choice("device.precision", self.device.precision, PRECISIONS)
         check_nonnegative("epochs", self.epochs)

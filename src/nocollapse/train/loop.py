@@ -32,6 +32,7 @@ from nocollapse.train.checkpoint import (
     save_checkpoint,
 )
 from nocollapse.train.config import TrainConfig
+from nocollapse.train.monitor import CollapseMonitor, run_context
 from nocollapse.train.progress import TrainProgress
 
 
@@ -82,6 +83,10 @@ class _Run:
                  factory: setup.LearnerFactory):
         self.config, self.callbacks, self.quiet = config, callbacks, quiet
         self.run_dir = setup.prepare_run_dir(config, resume)
+        if config.monitor.enabled:
+            self.callbacks.append(CollapseMonitor(config.monitor, self.run_dir,
+                                                  run_context(config),
+                                                  log_every=config.log_every))
         self.fabric = setup.make_fabric(config)
         self.rank0 = self.fabric.global_rank == 0
         self.data = setup.load_run_data(config)
@@ -123,6 +128,9 @@ class _Run:
         finally:
             if writer:
                 writer.close()
+            for callback in self.callbacks:
+                if hasattr(callback, "on_train_end"):
+                    callback.on_train_end()
         final_knn = self._final(stopped)
         return TrainResult(self.run_dir, state.step, state.epoch, stopped, final_knn,
                            state.random_knn, state.knn_history, state.seconds)

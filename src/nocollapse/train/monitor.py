@@ -150,8 +150,11 @@ class CollapseMonitor:
         run_dir: str | Path | None = None,
         context: Mapping[str, Any] | None = None,
         console: Console | None = None,
+        log_every: int | None = None,
     ) -> None:
         self.config = (config or MonitorConfig()).validate()
+        # the training loop's logging interval (None: count steps since the last diagnostics)
+        self.log_every = log_every
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.console = console or Console(stderr=True)
         self.warning = EarlyWarning(
@@ -175,8 +178,7 @@ class CollapseMonitor:
         if z1 is None:
             return
         self._batch = (z1, z2)
-        due = self.last_step is None or step - self.last_step >= self.config.every
-        if self.config.every == 0 or not due:
+        if self.config.every == 0 or not self._due(step):
             return
         self.last_step = step
         scalars = fast_scalars(z1, z2)
@@ -185,6 +187,14 @@ class CollapseMonitor:
         alarm = self.warning.update(step, scalars)
         if alarm is not None:
             self._raise_alarm(alarm)
+
+    def _due(self, step: int) -> bool:
+        every, window = self.config.every, self.log_every
+        if window is None:  # stateful: every steps since the last diagnostics
+            return self.last_step is None or step - self.last_step >= every
+        # stateless, so a resumed run logs at the same steps as an uninterrupted one:
+        # the first log, then each log window that contains a multiple of `every`
+        return step == window or step // every > (step - window) // every
 
     def on_epoch_end(self, epoch: int, learner: Any, run_dir: Path) -> None:
         """Append this epoch's spectra to ``run_dir/spectra.jsonl``."""
