@@ -157,7 +157,7 @@ CPU_DEFAULT: dict[str, Any] = {
              "augment": {"jitter": [0.4, 0.4, 0.0, 0.0], "jitter_p": 0.8}},
     "optim": {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5.0e-4,
               "warmup_epochs": 0.0},
-    "epochs": 4,
+    "epochs": 15,
     "time_budget_s": 240.0,
     "log_every": 10,
     "checkpoint_every": 1,
