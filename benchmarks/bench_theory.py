@@ -19,6 +19,15 @@ from nocollapse.theory.result import SimulationParams
 from nocollapse.theory.tian2021 import invariant_residual, run_comparison
 
 
+def _flow_64(method: str) -> None:
+    """The symmetrised full-matrix flow at n1 = n2 = 64 over 10^4 steps (issue 6, item 5)."""
+    from nocollapse.theory.tian2021 import balanced_start
+
+    cfg = FlowConfig.isotropic(64, 0.5, eta=0.1, symmetric=True)
+    Wp0, W0, _ = balanced_start(64, 64, 1.0, 0)
+    integrate_flow(Wp0, W0, cfg, 0.01, 10_000, method=method, record_every=1000)
+
+
 def timings() -> list[list[object]]:
     rows: list[list[object]] = []
     cases = [
@@ -26,6 +35,8 @@ def timings() -> list[list[object]]:
         ("phase eta x sigma2, reduced 200x200", lambda: phase_diagram("eta", "sigma2")),
         ("phase beta x alpha_p, reduced 200x200", lambda: phase_diagram("beta", "alpha_p")),
         ("phase eta x sigma2, matrix 16x16", lambda: phase_diagram(grid=16, model="matrix")),
+        ("matrix flow n1=n2=64, 1e4 Euler steps", lambda: _flow_64("euler")),
+        ("matrix flow n1=n2=64, 1e4 RK4 steps", lambda: _flow_64("rk4")),
     ]
     for name, fn in cases:
         rows.append([name, f"{median_seconds(fn, repeats=3, warmup=1):.2f}"])

@@ -26,9 +26,9 @@ def make_step(method: str, channels: int, size: int, batch: int, **overrides: An
 
 
 def step_seconds(method: str, channels: int, size: int, batch: int, repeats: int = 5,
-                 **overrides: Any) -> float:
+                 warmup: int = 2, **overrides: Any) -> float:
     step, _ = make_step(method, channels, size, batch, **overrides)
-    return median_seconds(step, repeats=repeats, warmup=2)
+    return median_seconds(step, repeats=repeats, warmup=warmup)
 
 
 def step_flops(method: str, channels: int, size: int, batch: int, **overrides: Any) -> int:
