@@ -179,3 +179,10 @@ def test_ablations_collapse_and_simsiam_does_not() -> None:
     assert no_predictor < 0.3 * start, (start, no_predictor)
     assert no_stopgrad < 0.3 * start, (start, no_stopgrad)
     assert math.isfinite(simsiam)
+
+
+def test_isoloss_refuses_an_ablation_that_would_change_nothing() -> None:
+    with pytest.raises(ConfigError, match="normalized-l2"):
+        learner_config("isoloss", stop_gradient=False)
+    assert learner_config("isoloss", stop_gradient=False, loss="normalized-l2").loss == (
+        "normalized-l2")

@@ -8,6 +8,7 @@ the collapse monitor) from the run directory.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ def train_cell(out: Path, method: str, size: str, seed: int, learner: dict[str, 
 
     config = _train_config(out, method, size, seed, learner, extra or {}, random_baseline)
     result = train(config, quiet=True)
+    # the table needs metrics only; checkpoints (MBs per cell) would bloat docs/reproductions
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
     diagnostics = [r for r in read_metrics(out) if "effective_rank" in r]
     last = diagnostics[-1] if diagnostics else {}
     return {"knn": result.knn_accuracy, "random_knn": result.random_knn_accuracy,
@@ -77,8 +80,11 @@ def train_cell(out: Path, method: str, size: str, seed: int, learner: dict[str, 
 
 def _learner_overrides(method: str, variant: str) -> dict[str, Any]:
     learner = dict(VARIANTS[variant][0])
-    if method == "isoloss" and learner.get("predictor") == "none":
-        learner["loss"] = "cosine"  # IsoLoss is defined through the predictor matrix
+    if method == "isoloss" and (learner.get("predictor") == "none"
+                                or learner.get("stop_gradient") is False):
+        # IsoLoss needs the predictor matrix and owns its stop-gradient: these two ablations
+        # fall back to its base loss, normalised L2
+        learner["loss"] = "normalized-l2"
     return learner
 
 

@@ -55,6 +55,10 @@ class LearnerConfig:
             check_positive(name, getattr(self, name))
         check_in_range("base_tau", self.base_tau, 0.0, 1.0)
         check_in_range("final_tau", self.final_tau, 0.0, 1.0)
+        if self.loss.startswith("isoloss") and not self.stop_gradient:
+            raise ConfigError(f"loss={self.loss!r} detaches its target inside the surrogate, so "
+                              "stop_gradient=false would change nothing; for the no-stop-gradient "
+                              "ablation use loss=normalized-l2 (IsoLoss's base loss)")
         if self.loss.startswith("isoloss") and self.predictor not in SPECTRAL:
             raise ConfigError(f"loss={self.loss!r} needs a closed-form predictor matrix; use "
                               f"predictor one of {', '.join(SPECTRAL)} (got {self.predictor!r})")
