@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 
+def _cell(text: str) -> str:
+    """Markdown table cell: a literal ``|`` (as in ``||W||``) must not split the cell."""
+    return str(text).replace("|", "\\|")
+
+
 @dataclass(frozen=True)
 class Claim:
     """One published or theoretical statement, checked against a measurement.
@@ -41,7 +46,7 @@ class Table:
     def to_markdown(self) -> str:
         lines = [f"**{self.title}**", "", "| " + " | ".join(self.header) + " |"]
         lines.append("|" + "---|" * len(self.header))
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in self.rows]
         return "\n".join(lines)
 
 
@@ -89,7 +94,8 @@ class ReproductionResult:
         lines += ["| claim | expected | measured | holds |", "|---|---|---|---|"]
         for claim in self.claims:
             mark = "yes" if claim.passed else "**no**"
-            lines.append(f"| {claim.statement} | {claim.expected} | {claim.measured} | {mark} |")
+            cells = (claim.statement, claim.expected, claim.measured)
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + f" | {mark} |")
         for table in self.tables:
             lines += ["", table.to_markdown()]
         for figure in self.figures:
