@@ -16,15 +16,13 @@ import argparse
 import copy
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import print_table
+from benchutil import best_seconds, print_table
 
 from nocollapse.losses import cosine_loss, symmetrised
 from nocollapse.models import MLPPredictor, ProjectorMLP, build_backbone
@@ -32,18 +30,6 @@ from nocollapse.models import MLPPredictor, ProjectorMLP, build_backbone
 CASES = [("small_convnet", 1, 28), ("small_convnet", 1, 8), ("small_convnet", 3, 32),
          ("small_resnet", 1, 28), ("small_resnet", 3, 32)]
 
-
-def best_seconds(fn: Callable[[], None], repeats: int, warmup: int = 2) -> float:
-    """Fastest of ``repeats`` timed calls: on a machine shared with other jobs the
-    median measures the neighbours, the minimum the step itself."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def step_seconds(name: str, channels: int, size: int, batch: int, repeats: int

@@ -44,6 +44,19 @@ def median_seconds(fn: Callable[[], object], repeats: int = 10, warmup: int = 2)
     return statistics.median(times)
 
 
+def best_seconds(fn: Callable[[], object], repeats: int = 10, warmup: int = 2) -> float:
+    """Fastest of ``repeats`` timed calls: on a machine shared with other jobs the median
+    measures the neighbours too, the minimum the work itself."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of a float32 ``n x n`` matmul: the machine's practical compute ceiling."""
     import torch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _numeric import numeric_grad
 from nocollapse.errors import ConfigError
 from nocollapse.theory.bao2023 import (
     SimSiamConfig,
@@ -26,14 +27,6 @@ from nocollapse.theory.result import SimulationParams
 SIGMA2, RHO = 0.5, 0.25
 
 
-def _numeric_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[idx] = h
-        g[idx] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
-
 
 def _problem(seed: int = 0, b: int = 9, n1: int = 5, n2: int = 3):
     rng = np.random.default_rng(seed)
@@ -47,8 +40,8 @@ def test_simsiam_grads_match_finite_differences(loss: str) -> None:
     z2 = X2 @ Phi.T  # stop-gradient: the target is a constant
     kind = "euclidean" if loss == "l2" else "cosine"
     g_phi, g_psi = simsiam_grads(Phi, Psi, X1, X2, loss)
-    num_phi = _numeric_grad(lambda P: base_loss(X1 @ P.T @ Psi.T, z2, kind), Phi)
-    num_psi = _numeric_grad(lambda Q: base_loss(X1 @ Phi.T @ Q.T, z2, kind), Psi)
+    num_phi = numeric_grad(lambda P: base_loss(X1 @ P.T @ Psi.T, z2, kind), Phi)
+    num_psi = numeric_grad(lambda Q: base_loss(X1 @ Phi.T @ Q.T, z2, kind), Psi)
     assert np.allclose(g_phi, num_phi, atol=1e-7)
     assert np.allclose(g_psi, num_psi, atol=1e-7)
 

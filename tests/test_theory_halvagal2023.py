@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _numeric import numeric_grad
 from nocollapse.errors import ConfigError
 from nocollapse.theory.halvagal2023 import (
     compare_trajectory,
@@ -37,14 +38,6 @@ def _batch(seed: int = 0, b: int = 7, n: int = 6, m: int = 4):
     return W, X1, X2
 
 
-def _numeric_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[idx] = h
-        g[idx] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
-
 
 def _initial_spectrum(seed: int = 0) -> np.ndarray:
     W0 = np.random.default_rng(seed).standard_normal((10, 15)) / 4
@@ -62,7 +55,7 @@ def test_encoder_grad_matches_finite_differences(loss: str, stop_grad: bool) -> 
         z2 = X2 @ V.T if not stop_grad else z2_fixed
         return base_loss(X1 @ V.T @ Wp, z2, loss)
 
-    assert np.allclose(encoder_grad(W, Wp, X1, X2, loss, stop_grad), _numeric_grad(f, W),
+    assert np.allclose(encoder_grad(W, Wp, X1, X2, loss, stop_grad), numeric_grad(f, W),
                        atol=1e-7)
 
 
@@ -71,7 +64,7 @@ def test_isoloss_grad_wrt_z_equals_ordinary_grad_wrt_p(kind: str) -> None:
     W, X1, X2 = _batch(1)
     Wp = closed_form_predictor(W)[0]
     z, z2 = X1 @ W.T, X2 @ W.T
-    numeric = _numeric_grad(lambda v: iso_surrogate(v, z, z2, Wp, kind), z)
+    numeric = numeric_grad(lambda v: iso_surrogate(v, z, z2, Wp, kind), z)
     g_p = base_loss_grads(z @ Wp, z2, kind)[0] / z.shape[0]
     assert np.allclose(numeric, g_p, atol=1e-7)
     # The identity drops a factor Wp: the ordinary grad wrt z differs from it.

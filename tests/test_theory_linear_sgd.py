@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _numeric import numeric_grad
 from nocollapse.theory.linear_flow import FlowConfig, integrate_flow
 from nocollapse.theory.linear_sgd import loss_value, parameter_grads, sgd_simulate
 from nocollapse.theory.tian2021 import invariant_residual
@@ -15,14 +16,6 @@ def _start(n1: int = 6, n2: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return (0.5 * rng.standard_normal((n2, n2)) / np.sqrt(n2),
             0.5 * rng.standard_normal((n2, n1)) / np.sqrt(n1))
 
-
-def _numeric_grad(f, A: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(A)
-    for idx in np.ndindex(A.shape):
-        step = np.zeros_like(A)
-        step[idx] = h
-        grad[idx] = (f(A + step) - f(A - step)) / (2 * h)
-    return grad
 
 
 @pytest.mark.parametrize("loss", ["l2", "cosine"])
@@ -41,8 +34,8 @@ def test_analytic_gradients_match_finite_differences(loss: str, stop_grad: bool)
         target = A if not stop_grad else W  # stop-gradient: the target is a constant
         return loss_value(X1 @ A.T @ Wp.T, X2 @ target.T, loss)
 
-    np.testing.assert_allclose(gWp, _numeric_grad(by_wp, Wp), atol=1e-8)
-    np.testing.assert_allclose(gW, _numeric_grad(by_w, W), atol=1e-8)
+    np.testing.assert_allclose(gWp, numeric_grad(by_wp, Wp), atol=1e-8)
+    np.testing.assert_allclose(gW, numeric_grad(by_w, W), atol=1e-8)
     assert np.linalg.norm(gW) > 1e-3
 
 
