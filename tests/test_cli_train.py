@@ -60,3 +60,12 @@ def test_rerun_without_out_picks_a_fresh_directory(tmp_path: Path,
     assert main(["train", *tiny]) == 0
     assert load_checkpoint(tmp_path / "runs" / "default")["step"] == 4
     assert load_checkpoint(tmp_path / "runs" / "default-2")["step"] == 4
+
+
+def test_missing_data_folder_exits_2_and_writes_nothing(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    code = main(["train", "--quiet", "--data", "cifar10", "--data-dir", str(tmp_path / "none"),
+                 "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert "cifar-10-batches-py" in capsys.readouterr().err

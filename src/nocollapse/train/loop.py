@@ -82,6 +82,8 @@ class _Run:
     def __init__(self, config: TrainConfig, resume: bool, callbacks: list[Any], quiet: bool,
                  factory: setup.LearnerFactory):
         self.config, self.callbacks, self.quiet = config, callbacks, quiet
+        # data first: a missing or corrupt data set must not leave an empty run directory
+        self.data = setup.load_run_data(config)
         self.run_dir = setup.prepare_run_dir(config, resume)
         if config.monitor.enabled:
             self.callbacks.append(CollapseMonitor(config.monitor, self.run_dir,
@@ -89,7 +91,6 @@ class _Run:
                                                   log_every=config.log_every))
         self.fabric = setup.make_fabric(config)
         self.rank0 = self.fabric.global_rank == 0
-        self.data = setup.load_run_data(config)
         c, h, _ = self.data.train.image_shape
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.learner = factory(config, c, h)
