@@ -69,3 +69,12 @@ def test_missing_data_folder_exits_2_and_writes_nothing(tmp_path: Path,
                  "--out", str(out)])
     assert code == 2 and not out.exists()
     assert "cifar-10-batches-py" in capsys.readouterr().err
+
+
+def test_overrides_may_come_after_options(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    # routed to the overrides (not refused by argparse), then checked as config keys
+    code = main(["train", "--quiet", "--out", str(tmp_path / "x"), "optim.weight_decy=0.1"])
+    assert code == 2 and "did you mean optim.weight_decay" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--out", str(tmp_path / "x"), "--bogus-flag"])
