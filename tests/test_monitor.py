@@ -365,3 +365,12 @@ def test_train_attaches_the_monitor_from_its_config(tmp_path: Path) -> None:
     assert logged and all("effective_rank" in r for r in logged)
     assert [r["epoch"] for r in load_run(tmp_path / "run").spectra] == [1]
     assert config.to_dict()["monitor"]["every"] == 2
+
+
+def test_likely_causes_leave_out_an_implausibly_small_weight_decay() -> None:
+    from nocollapse.train.warnings import likely_causes
+
+    causes = likely_causes({"stop_gradient": False, "weight_decay": 5e-4})
+    assert len(causes) == 1 and "no stop-gradient" in causes[0]
+    assert any("weight decay" in c for c in likely_causes({"stop_gradient": False,
+                                                           "weight_decay": 0.05}))

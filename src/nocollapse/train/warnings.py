@@ -32,6 +32,9 @@ def critical_weight_decay(tau: float = 1.0, sigma2: float = 0.0) -> float:
     return tau**2 / (4.0 * (1.0 + sigma2))
 
 
+PLAUSIBLE_ETA_C_FLOOR = 0.025  # eta_c = tau^2 / (4 (1 + 9)): sigma^2 = 9 at tau = 1
+
+
 def likely_causes(context: Mapping[str, Any]) -> list[str]:
     """Human-readable likely causes of collapse, given what is known about the run.
 
@@ -62,7 +65,9 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
                 f"eta_c = tau^2/(4(1+sigma^2)) = {eta_c:.4g} (tau={tau:g}, sigma^2={sigma2:g}); "
                 "above it every mode collapses (tian2021; papers.md section 1)"
             )
-        else:
+        elif eta >= PLAUSIBLE_ETA_C_FLOOR * tau**2 or not causes:
+            # below this eta would need sigma^2 > 9 (augmentation noise 3x the signal) to
+            # exceed eta_c: naming it beside a real cause would only mislead
             causes.append(
                 f"weight decay eta={eta:g} may be too strong for the augmentation: in the "
                 "linear theory collapse is unavoidable when eta > eta_c = tau^2/(4(1+sigma^2)) "
