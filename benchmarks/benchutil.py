@@ -32,8 +32,8 @@ def machine_line() -> str:
     return ", ".join(parts)
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 10, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` after ``warmup`` untimed calls."""
+def timed_calls(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
+    """Wall times of ``repeats`` calls of ``fn()`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -41,20 +41,18 @@ def median_seconds(fn: Callable[[], object], repeats: int = 10, warmup: int = 2)
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 10, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` after ``warmup`` untimed calls."""
+    return statistics.median(timed_calls(fn, repeats, warmup))
 
 
 def best_seconds(fn: Callable[[], object], repeats: int = 10, warmup: int = 2) -> float:
     """Fastest of ``repeats`` timed calls: on a machine shared with other jobs the median
     measures the neighbours too, the minimum the work itself."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(timed_calls(fn, repeats, warmup))
 
 
 def matmul_flops(n: int = 2048, repeats: int = 5) -> float:

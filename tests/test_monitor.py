@@ -7,7 +7,6 @@ import json
 import sys
 import types
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from rich.console import Console
 
 from nocollapse.diagnostics import summarize
 from nocollapse.errors import ConfigError, NocollapseError
+from nocollapse.methods import StepOutput
 from nocollapse.report import build_report, load_run
 from nocollapse.train.monitor import (
     SPECTRA_FILE,
@@ -28,14 +28,6 @@ from nocollapse.train.monitor import (
 from nocollapse.train.warnings import WARNINGS_FILE, critical_weight_decay, likely_causes
 
 B, D = 64, 16
-
-
-class Output(NamedTuple):
-    loss: torch.Tensor
-    z1: torch.Tensor
-    z2: torch.Tensor
-    p1: torch.Tensor
-    p2: torch.Tensor
 
 
 class Learner:
@@ -51,20 +43,20 @@ class Learner:
         return self.Wp
 
 
-def _output(z1: torch.Tensor, z2: torch.Tensor) -> Output:
-    return Output(torch.tensor(0.0), z1, z2, z1, z2)
+def _output(z1: torch.Tensor, z2: torch.Tensor) -> StepOutput:
+    return StepOutput(torch.tensor(0.0), z1, z2, z1, z2)
 
 
-def _healthy(generator: torch.Generator) -> Output:
+def _healthy(generator: torch.Generator) -> StepOutput:
     return _output(torch.randn(B, D, generator=generator), torch.randn(B, D, generator=generator))
 
 
-def _collapsed() -> Output:
+def _collapsed() -> StepOutput:
     z = torch.ones(B, D) * torch.linspace(1, 2, D)  # every embedding the same vector
     return _output(z, z.clone())
 
 
-def _rank_one(generator: torch.Generator) -> Output:
+def _rank_one(generator: torch.Generator) -> StepOutput:
     u = torch.randn(D, generator=generator)
     z = torch.randn(B, 1, generator=generator) * u + 1e-6 * torch.randn(B, D, generator=generator)
     return _output(z, z.clone())
@@ -287,10 +279,10 @@ class StandIn(torch.nn.Module):
         fixed = torch.ones_like(h) if self.collapsed else torch.randn_like(h)
         return fixed + 0.0 * h  # keeps the graph so the loop's backward works
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> Output:
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> StepOutput:
         z1, z2 = self._embed(x1), self._embed(x2)
         loss = (self.predictor(z1) - z2).pow(2).mean()
-        return Output(loss, z1, z2, z1, z2)
+        return StepOutput(loss, z1, z2, z1, z2)
 
     def update_target(self, progress: float) -> None:
         return None
