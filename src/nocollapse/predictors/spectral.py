@@ -77,7 +77,6 @@ class SpectralPredictor(nn.Module):
             self.weight.copy_(spectral_matrix(F_hat, self.kind, self.eps, self.alpha,
                                               self.subtract))
 
-    observe = update_correlation  # older name, kept for callers written against it
 
     def matrix(self) -> torch.Tensor:
         """``Wp`` of shape ``(dim, dim)`` (``p = Wp z``)."""
