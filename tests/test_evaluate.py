@@ -17,6 +17,16 @@ def _clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int
     return features, labels
 
 
+def _random_labels(n_train: int, n_test: int, dim: int, seed: int):
+    """Gaussian features with 4 random labels, drawn in this order from one generator."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_train, dim, generator=generator)
+    y = torch.randint(0, 4, (n_train,), generator=generator)
+    x_test = torch.randn(n_test, dim, generator=generator)
+    y_test = torch.randint(0, 4, (n_test,), generator=generator)
+    return x, y, x_test, y_test
+
+
 def test_knn_on_separable_clusters_is_near_perfect() -> None:
     x, y = _clusters(60, 5, 16, 0.3, seed=0)
     x_test, y_test = _clusters(20, 5, 16, 0.3, seed=0)  # same centres, new noise below
@@ -25,11 +35,7 @@ def test_knn_on_separable_clusters_is_near_perfect() -> None:
 
 
 def test_knn_on_random_labels_is_near_chance() -> None:
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(600, 16, generator=generator)
-    y = torch.randint(0, 4, (600,), generator=generator)
-    x_test = torch.randn(400, 16, generator=generator)
-    y_test = torch.randint(0, 4, (400,), generator=generator)
+    x, y, x_test, y_test = _random_labels(600, 400, 16, seed=0)
     assert abs(knn_accuracy(x, y, x_test, y_test, k=50) - 0.25) < 0.08
 
 
@@ -56,11 +62,7 @@ def test_linear_probe_on_separable_clusters_is_near_perfect() -> None:
 
 
 def test_linear_probe_on_random_labels_is_near_chance() -> None:
-    generator = torch.Generator().manual_seed(3)
-    x = torch.randn(400, 8, generator=generator)
-    y = torch.randint(0, 4, (400,), generator=generator)
-    x_test = torch.randn(400, 8, generator=generator)
-    y_test = torch.randint(0, 4, (400,), generator=generator)
+    x, y, x_test, y_test = _random_labels(400, 400, 8, seed=3)
     assert abs(linear_probe(x, y, x_test, y_test, epochs=50) - 0.25) < 0.08
 
 

@@ -45,5 +45,7 @@ def test_wang2022_wasserstein_sees_dimensional_collapse_wang_isola_less(tmp_path
 
 def test_tian2021_eigenmodes_phase_and_linear_ablations_reproduce(tmp_path: Path) -> None:
     for name in ("tian2021-eigenmodes", "tian2021-phase", "tian2021-ablations-linear"):
-        result = _run(name, tmp_path / name if (tmp_path / name).mkdir() is None else tmp_path)
+        folder = tmp_path / name
+        folder.mkdir()
+        result = _run(name, folder)
         assert result.passed, result.to_markdown()
