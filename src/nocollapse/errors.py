@@ -44,6 +44,13 @@ def check_positive(name: str, value: float) -> float:
     return value
 
 
+def check_positive_int(name: str, value: float) -> int:
+    """Refuse anything but a whole number >= 1 (a count: steps, samples, dimensions)."""
+    if int(value) != value or value < 1:
+        raise ConfigError(f"{name}={value!r} must be a positive integer; valid range: {name} >= 1")
+    return int(value)
+
+
 def check_in_range(name: str, value: float, low: float, high: float) -> float:
     """Refuse a value outside the closed interval [low, high]."""
     check_finite(name, value)

@@ -45,7 +45,7 @@ from nocollapse.theory.bao2023_sim import (
     simsiam_grads,
     simulate_simsiam,
 )
-from nocollapse.theory.result import Comparison, SimulationParams
+from nocollapse.theory.result import Comparison, SimulationParams, refuse_options
 
 __all__ = [
     "LOSSES",
@@ -234,14 +234,8 @@ def predicted_scale(times: np.ndarray, u0: float, floor: float, rho: float) -> n
 
 def config_from_params(params: SimulationParams, samples: int = 256) -> SimSiamConfig:
     """Map ``nocollapse simulate`` options onto :class:`SimSiamConfig` (``rho = params.eta``)."""
-    for name in ("alpha_p", "beta"):
-        value = getattr(params, name)
-        if value not in (None, 0, 0.0):
-            raise ConfigError(
-                f"--{name.replace('_', '-')}={value!r} is not part of the bao2023 model "
-                "(equal learning rates, SimSiam without EMA); leave it unset or use "
-                "--model tian2021"
-            )
+    refuse_options(params, ("alpha_p", "beta"), "bao2023",
+                   "equal learning rates, SimSiam without EMA")
     if params.iso:
         raise ConfigError("--iso is a halvagal2023 option; use --model halvagal2023")
     if params.eta is not None:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nocollapse.errors import (
-    ConfigError,
     TrainingDivergedError,
     check_choice,
     check_nonnegative,
     check_positive,
+    check_positive_int,
 )
 from nocollapse.theory.halvagal2023_sim import base_loss_grads
 
@@ -53,11 +53,7 @@ class SimSiamConfig:
         check_choice("loss", self.loss, LOSSES)
         check_choice("psi_init", self.psi_init, ("aligned", "random"))
         for name in ("n1", "n2", "steps", "samples", "record_every"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ConfigError(
-                    f"{name}={value!r} must be a positive integer; valid range: {name} >= 1"
-                )
+            check_positive_int(name, getattr(self, name))
         check_nonnegative("sigma2", self.sigma2)
         check_nonnegative("rho", self.rho)
         check_positive("lr", self.lr)

@@ -21,14 +21,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nocollapse.errors import ConfigError, check_choice, check_nonnegative, check_positive
+from nocollapse.errors import check_choice, check_nonnegative, check_positive
 from nocollapse.theory.halvagal2023_sim import (
     LOSSES,
     ToyConfig,
     ToyTrajectory,
     simulate_toy,
 )
-from nocollapse.theory.result import Comparison, SimulationParams
+from nocollapse.theory.result import Comparison, SimulationParams, refuse_options
 
 __all__ = [
     "LOSSES",
@@ -142,14 +142,8 @@ def _loss_name(params: SimulationParams) -> str:
 
 
 def _check_unsupported(params: SimulationParams) -> None:
-    for name in ("eta", "alpha_p", "beta"):
-        value = getattr(params, name)
-        if value not in (None, 0, 0.0):
-            raise ConfigError(
-                f"--{name.replace('_', '-')}={value!r} is not part of the halvagal2023 toy model "
-                "(no weight decay, closed-form predictor, no EMA); leave it unset or use "
-                "--model tian2021"
-            )
+    refuse_options(params, ("eta", "alpha_p", "beta"), "halvagal2023 toy",
+                   "no weight decay, closed-form predictor, no EMA")
 
 
 def config_from_params(params: SimulationParams, samples: int = 4000) -> ToyConfig:

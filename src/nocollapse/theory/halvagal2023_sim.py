@@ -25,6 +25,7 @@ from nocollapse.errors import (
     check_choice,
     check_nonnegative,
     check_positive,
+    check_positive_int,
 )
 
 LOSSES = ("euclidean", "euclidean_iso", "cosine", "cosine_iso")
@@ -56,11 +57,7 @@ class ToyConfig:
     def __post_init__(self) -> None:
         check_choice("loss", self.loss, LOSSES)
         for name in ("n", "m", "steps", "samples", "record_every"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ConfigError(
-                    f"{name}={value!r} must be a positive integer; valid range: {name} >= 1"
-                )
+            check_positive_int(name, getattr(self, name))
         check_nonnegative("sigma2", self.sigma2)
         check_positive("alpha", self.alpha)
         check_positive("init_scale", self.init_scale)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from nocollapse.errors import ConfigError
+
 
 @dataclass
 class Comparison:
@@ -80,3 +82,18 @@ class SimulationParams:
     n1: int | None = None  # input dimension
     n2: int | None = None  # output dimension
     seed: int = 0
+
+
+def refuse_options(params: SimulationParams, names: tuple[str, ...], model: str,
+                   reason: str) -> None:
+    """Raise a ConfigError for any of ``names`` set (non-zero) on ``params``.
+
+    ``reason`` says why the ``model`` has no such option, e.g. "no weight decay".
+    """
+    for name in names:
+        value = getattr(params, name)
+        if value not in (None, 0, 0.0):
+            raise ConfigError(
+                f"--{name.replace('_', '-')}={value!r} is not part of the {model} model "
+                f"({reason}); leave it unset or use --model tian2021"
+            )
