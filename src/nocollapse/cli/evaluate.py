@@ -8,40 +8,64 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from nocollapse.evaluate import BASELINES
+
 from nocollapse.errors import check_positive
 from nocollapse.train.evaluate_run import EVALUATION_FILE, evaluate_run
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="k-NN and linear-probe accuracy of a trained run",
-        description="Load RUN_DIR/checkpoints/last.pt and measure the frozen encoder: weighted "
-        "k-NN (cosine, k and temperature from the run's config) and a linear probe trained on "
-        f"standardised features. Writes RUN_DIR/{EVALUATION_FILE}. With neither --knn nor "
-        "--linear, both are run.")
+        "evaluate", help="k-NN and linear-probe accuracy of a trained run, with baselines",
+        description="Load RUN_DIR/checkpoints/last.pt and measure the frozen encoder by the "
+        "standard protocol: the full train split as k-NN bank and probe training set, the full "
+        "test split as queries; weighted k-NN (cosine, k from the run's config and k=20) and a "
+        "linear probe on standardised features. --baselines adds raw pixels, the random-init "
+        "encoder and a supervised upper bound (same backbone, cross-entropy), measured the same "
+        f"way and cached per data set. Writes RUN_DIR/{EVALUATION_FILE}.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
-    parser.add_argument("--knn", action="store_true", help="k-NN accuracy")
-    parser.add_argument("--linear", action="store_true", help="linear-probe accuracy")
+    parser.add_argument("--no-linear", action="store_true", help="skip the linear probe")
+    parser.add_argument("--baselines", action="store_true",
+                        help="raw pixels, random init and supervised rows (cached)")
     parser.add_argument("--probe-epochs", type=int, default=100,
                         help="L-BFGS iterations of the linear probe (default 100)")
-    parser.add_argument("--all-data", action="store_true",
-                        help="use the full train/test splits, not the run's subsets")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_positive("--probe-epochs", args.probe_epochs)
-    both = not args.knn and not args.linear
-    result = evaluate_run(args.run_dir, knn=args.knn or both, linear=args.linear or both,
-                          probe_epochs=args.probe_epochs, all_data=args.all_data,
+    result = evaluate_run(args.run_dir, linear=not args.no_linear,
+                          probe_epochs=args.probe_epochs, baselines=args.baselines,
                           device=args.device)
-    table = Table(title=f"nocollapse evaluate: {args.run_dir} (step {result['step']}, "
-                  f"{result['train_images']} train / {result['test_images']} test images)")
-    table.add_column("evaluation")
-    table.add_column("accuracy", justify="right")
-    for key, name in (("knn_accuracy", "k-NN"), ("linear_accuracy", "linear probe")):
-        if key in result:
-            table.add_row(name, f"{100 * result[key]:.2f} %")
-    Console().print(table)
+    title = f"nocollapse evaluate: {args.run_dir} (step {result['step']})"
+    Console().print(evaluation_table(result, title, "trained encoder"))
     return 0
+
+
+BASELINE_NAMES = {"raw_pixels": "raw pixels", "random_init": "random init (same backbone)",
+                  "supervised": "supervised (same backbone, labels)"}
+
+
+def evaluation_table(evaluation: dict[str, Any], title: str, trained: str = "trained",
+                     note: str | None = None) -> Table:
+    """The standard protocol's table: the encoder and its baselines, one row each."""
+    protocol = evaluation["protocol"]
+    table = Table(title=title, caption=note)
+    table.add_column(f"features ({evaluation['train_images']} train / "
+                     f"{evaluation['test_images']} test images)")
+    columns = [(f"knn_k{k}", f"k-NN k={k}") for k in protocol["knn_k"]]
+    if protocol.get("linear", True):
+        columns.append(("linear_probe", "linear probe"))
+    for _, header in columns:
+        table.add_column(header, justify="right")
+    rows = [(trained + (f" ({note})" if note else ""), evaluation["trained"])]
+    rows += [(BASELINE_NAMES[name] + (" [cached]" if values.get("cached") else ""), values)
+             for name, values in evaluation["baselines"].items() if name in BASELINES]
+    for label, values in rows:
+        table.add_row(label, *(_percent(values.get(key)) for key, _ in columns))
+    return table
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"

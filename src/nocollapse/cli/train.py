@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from nocollapse.cli.evaluate import evaluation_table
 from nocollapse.runio import read_config
 from nocollapse.train import checkpoint_path, train
 from nocollapse.train.config import CPU_DEFAULT, load_config, merge, parse_overrides
@@ -91,17 +92,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_result(result: TrainResult, console: Console | None = None) -> None:
-    """The run's k-NN accuracy (and the random-init baseline) as a rich table."""
+    """The standard evaluation (full splits) with its baselines, as a rich table."""
     console = console or Console()
-    table = Table(title=f"nocollapse train: {result.run_dir} ({result.stopped}, "
-                  f"{result.step} steps, {result.seconds:.0f} s)")
+    title = (f"nocollapse train: {result.run_dir} ({result.stopped}, {result.step} of "
+             f"{result.planned_steps} steps, {result.seconds:.0f} s)")
+    if result.evaluation is not None:
+        console.print(evaluation_table(result.evaluation, title, "trained encoder",
+                                       result.note))
+        return
+    table = Table(title=title, caption=result.note)
     table.add_column("encoder")
     table.add_column("k-NN accuracy", justify="right")
-    if result.knn_accuracy is not None:
-        table.add_row("trained", f"{100 * result.knn_accuracy:.2f} %")
-    if result.random_knn_accuracy is not None:
-        table.add_row("random init (same architecture)",
-                      f"{100 * result.random_knn_accuracy:.2f} %")
-    if result.knn_accuracy is None:
-        table.add_row("trained", "n/a (no labelled test split)")
+    table.add_row("trained", "n/a (no labelled test split)")
     console.print(table)

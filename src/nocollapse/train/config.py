@@ -27,6 +27,7 @@ from nocollapse.errors import (
     check_nonnegative,
     check_positive,
 )
+from nocollapse.evaluate.baselines import BASELINES
 from nocollapse.train.monitor import MonitorConfig
 
 OPTIMIZERS = ("sgd", "lars")
@@ -83,11 +84,20 @@ class DeviceConfig:
 class EvalConfig:
     """The k-NN monitor on the held-out split (InstDisc/BYOL weighted vote)."""
 
-    knn_every: int = 1
+    # k-NN every this many steps (0 = never) on the first monitor_bank training and
+    # monitor_test test images: the learning curve; the final evaluation uses full splits.
+    knn_every: int = 0
+    monitor_bank: int = 10000
+    monitor_test: int = 2000
     knn_k: int = 200
     knn_t: float = 0.1
     # Also report the k-NN accuracy of a randomly initialised encoder at the end.
     random_baseline: bool = False
+    # Baselines of the final table (raw_pixels, random_init, supervised), cached per data set.
+    baselines: list[str] = field(default_factory=list)
+    # Steps of the supervised bound (None: the run's planned steps); probe L-BFGS iterations.
+    supervised_steps: int | None = None
+    probe_epochs: int = 100
 
 
 @dataclass
@@ -140,6 +150,15 @@ class TrainConfig:
                      "device.devices", "device.num_nodes", "eval.knn_k", "eval.knn_t"):
             check_positive(name, _get(self, name))
         check_nonnegative("eval.knn_every", self.eval.knn_every)
+        for name in ("eval.monitor_bank", "eval.monitor_test", "eval.probe_epochs"):
+            check_positive(name, _get(self, name))
+        if self.eval.supervised_steps is not None:
+            check_positive("eval.supervised_steps", self.eval.supervised_steps)
+        if not isinstance(self.eval.baselines, list):
+            raise ConfigError(f"eval.baselines={self.eval.baselines!r} must be a list, e.g. "
+                              f"[{', '.join(BASELINES)}]")
+        for name in self.eval.baselines:
+            check_choice("eval.baselines entry", name, BASELINES)
         for name in ("max_steps", "time_budget_s", "data.subset", "data.test_subset"):
             if _get(self, name) is not None:
                 check_positive(name, _get(self, name))
@@ -161,7 +180,8 @@ CPU_DEFAULT: dict[str, Any] = {
     "time_budget_s": 240.0,
     "log_every": 10,
     "checkpoint_every": 1,
-    "eval": {"knn_every": 0, "knn_k": 200, "knn_t": 0.1, "random_baseline": True},
+    "eval": {"knn_every": 0, "knn_k": 200, "knn_t": 0.1, "random_baseline": False,
+             "baselines": ["raw_pixels", "random_init", "supervised"]},
     "device": {"accelerator": "cpu"},
     "out": "runs/default",
 }

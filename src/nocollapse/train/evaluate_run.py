@@ -1,4 +1,5 @@
-"""Evaluate a saved run: k-NN and linear probe on the frozen encoder of its last checkpoint."""
+"""Evaluate a saved run by the standard protocol: its last checkpoint's frozen encoder on the
+full train/test splits (k-NN at k=``eval.knn_k`` and 20, linear probe), with baselines."""
 
 from __future__ import annotations
 
@@ -7,61 +8,47 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nocollapse.errors import DataError
-from nocollapse.evaluate import (
-    encoder_in_eval_mode,
-    extract_features,
-    knn_accuracy,
-    linear_probe,
-)
+from nocollapse.evaluate import BASELINES
 from nocollapse.runio import atomic_write_text
 from nocollapse.train import setup
 from nocollapse.train.checkpoint import load_checkpoint
 from nocollapse.train.config import TrainConfig
+from nocollapse.train.final_eval import final_evaluation
 
 EVALUATION_FILE = "evaluation.json"
 
 
-def evaluate_run(run_dir: str | Path, *, knn: bool = True, linear: bool = True,
-                 probe_epochs: int = 100, all_data: bool = False,
-                 learner_factory: setup.LearnerFactory | None = None,
+def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int = 100,
+                 baselines: bool = False, learner_factory: setup.LearnerFactory | None = None,
                  device: str = "cpu") -> dict[str, Any]:
     """Accuracies in [0, 1] of the run's encoder, written to ``RUN_DIR/evaluation.json``.
 
-    Loads ``checkpoints/last.pt``, rebuilds the learner from the saved config, and
-    encodes the train and test splits (normalised, not augmented). ``all_data``
-    ignores the run's ``data.subset``/``data.test_subset``. Returns a dict with
-    ``step``, ``knn_accuracy`` and/or ``linear_accuracy``, and the split sizes.
+    Loads ``checkpoints/last.pt``, rebuilds the learner from the saved config and
+    measures it on the full splits (whatever subsets it trained on). ``baselines``
+    adds raw pixels, the random-init encoder and the supervised bound (trained for
+    the run's planned steps, or ``eval.supervised_steps``), each cached per data set.
+    Returns the step, the protocol, split sizes, ``trained`` and ``baselines`` figures,
+    and ``knn_accuracy`` / ``linear_accuracy`` (the trained encoder's headline figures).
     """
     run_dir = Path(run_dir)
     saved = load_checkpoint(run_dir, map_location=device)
     config = TrainConfig.from_dict(saved["config"])
-    if all_data:
-        config.data = dataclasses.replace(config.data, subset=None, test_subset=None)
+    config.eval = dataclasses.replace(config.eval, probe_epochs=probe_epochs,
+                                      baselines=list(BASELINES) if baselines else [])
     data = setup.load_run_data(config)
-    if data.test is None or int(data.test.labels.min()) < 0:
-        raise DataError(f"{config.data.name} has no labelled test split to evaluate on; "
-                        "evaluate a run trained on a data set with a test split")
     c, h, _ = data.train.image_shape
     learner = (learner_factory or setup.default_learner)(config, c, h)
     learner.load_state_dict(saved["model"])
     learner.to(device)
-    encode = getattr(learner, "encode", learner)
-    with encoder_in_eval_mode(learner):
-        train_x = extract_features(encode, data.train.images, preset=data.preset, device=device)
-        test_x = extract_features(encode, data.test.images, preset=data.preset, device=device)
-    result: dict[str, Any] = {"step": saved["step"], "epoch": saved["epoch"],
-                              "train_images": len(data.train), "test_images": len(data.test)}
-    if knn:
-        result["knn_accuracy"] = knn_accuracy(train_x, data.train.labels, test_x,
-                                              data.test.labels, k=config.eval.knn_k,
-                                              t=config.eval.knn_t)
-    if linear:
-        with torch.random.fork_rng():
-            result["linear_accuracy"] = linear_probe(train_x, data.train.labels, test_x,
-                                                     data.test.labels, epochs=probe_epochs,
-                                                     seed=config.seed)
+    planned = setup.total_steps(config, setup.steps_per_epoch(config, len(data.train), 1))
+    evaluation = final_evaluation(config, learner, data, planned, device, linear=linear)
+    if evaluation is None:
+        raise DataError(f"{config.data.name} has no labelled test split to evaluate on; "
+                        "evaluate a run trained on a data set with a test split")
+    trained = evaluation["trained"]
+    result: dict[str, Any] = {"step": saved["step"], "epoch": saved["epoch"], **evaluation,
+                              "knn_accuracy": trained[evaluation["headline"]],
+                              "linear_accuracy": trained.get("linear_probe")}
     atomic_write_text(run_dir / EVALUATION_FILE, json.dumps(result, indent=2))
     return result

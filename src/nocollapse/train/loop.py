@@ -32,6 +32,7 @@ from nocollapse.train.checkpoint import (
     save_checkpoint,
 )
 from nocollapse.train.config import TrainConfig
+from nocollapse.train.final_eval import final_evaluation, stop_note
 from nocollapse.train.monitor import CollapseMonitor, run_context
 from nocollapse.train.progress import TrainProgress
 
@@ -48,6 +49,11 @@ class TrainResult:
     random_knn_accuracy: float | None = None
     knn_history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    planned_steps: int = 0
+    # The standard protocol on full splits with baselines (see train.final_eval); None
+    # without a labelled test split.
+    evaluation: dict[str, Any] | None = None
+    note: str | None = None  # e.g. "stopped by time budget at step N of M"
 
 
 @dataclass
@@ -59,6 +65,7 @@ class _State:
     knn_history: list[dict[str, Any]] = field(default_factory=list)
     random_knn: float | None = None
     seconds: float = 0.0
+    monitor_seconds: float = 0.0  # spent in k-NN monitoring, left out of the curve's time
 
 
 def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Any] = (),
@@ -118,9 +125,9 @@ class _Run:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         state = self.state
-        if self.config.eval.random_baseline and state.random_knn is None and state.step == 0:
-            state.random_knn = self._knn()
         writer = MetricsWriter(self.run_dir) if self.rank0 else None
+        if state.step == 0:
+            self._initial_knn(writer)
         try:
             stopped = self._train_steps(writer)
         except TrainingDivergedError as error:
@@ -132,9 +139,10 @@ class _Run:
             for callback in self.callbacks:
                 if hasattr(callback, "on_train_end"):
                     callback.on_train_end()
-        final_knn = self._final(stopped)
+        final_knn, evaluation = self._final(stopped)
         return TrainResult(self.run_dir, state.step, state.epoch, stopped, final_knn,
-                           state.random_knn, state.knn_history, state.seconds)
+                           state.random_knn, state.knn_history, state.seconds, self.total,
+                           evaluation, stop_note(stopped, state.step, self.total))
 
     def _train_steps(self, writer: MetricsWriter | None) -> str:
         """Run steps until the planned total or the time budget; returns why it stopped."""
@@ -155,6 +163,8 @@ class _Run:
                             writer.write(record)
                         bar.show(record)
                     state.seconds = before + time.monotonic() - start
+                    if config.eval.knn_every and state.step % config.eval.knn_every == 0:
+                        self._record_knn(writer)
                     if config.time_budget_s and state.seconds - before > config.time_budget_s:
                         return "time_budget"
                 if state.batch >= self.per_epoch:
@@ -227,9 +237,6 @@ class _Run:
         state, config = self.state, self.config
         state.epoch += 1
         state.batch = 0
-        every = config.eval.knn_every
-        if every and state.epoch % every == 0 and state.step < self.total:
-            self._record_knn(writer)
         if self.rank0:
             for callback in self.callbacks:
                 if hasattr(callback, "on_epoch_end"):
@@ -237,43 +244,69 @@ class _Run:
         if state.epoch % config.checkpoint_every == 0 and state.step < self.total:
             self.save()  # the last epoch's checkpoint is written by _final
 
-    def _final(self, stopped: str) -> float | None:
+    def _final(self, stopped: str) -> tuple[float | None, dict[str, Any] | None]:
+        knn, evaluation = None, None
         if self.rank0:
+            evaluation = final_evaluation(self.config, self.learner, self.data, self.total,
+                                          self.device)
             with MetricsWriter(self.run_dir) as writer:
-                knn = self._record_knn(writer, final=True)
-        else:
-            knn = None
+                knn = self._record_knn(writer, final=True, evaluation=evaluation)
         self.save()
-        self._write_summary(stopped, knn)
-        return knn
+        self._write_summary(stopped, knn, evaluation=evaluation)
+        return knn, evaluation
 
-    def _write_summary(self, stopped: str, knn: float | None, error: str | None = None) -> None:
+    def _write_summary(self, stopped: str, knn: float | None, error: str | None = None,
+                       evaluation: dict[str, Any] | None = None) -> None:
         """``summary.json``: how the run ended, read by ``nocollapse report``."""
         if not self.rank0:
             return
-        summary = {"step": self.state.step, "epoch": self.state.epoch, "stopped": stopped,
-                   "knn_accuracy": knn, "random_knn_accuracy": self.state.random_knn,
-                   "seconds": round(self.state.seconds, 2)}
+        summary: dict[str, Any] = {
+            "step": self.state.step, "planned_steps": self.total, "epoch": self.state.epoch,
+            "stopped": stopped, "note": stop_note(stopped, self.state.step, self.total),
+            "knn_accuracy": knn, "random_knn_accuracy": _random_knn(self.state, evaluation),
+            "seconds": round(self.state.seconds, 2), "evaluation": evaluation}
         if error:
             summary["error"] = error
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
 
     # -- evaluation -------------------------------------------------------------------------
     def _knn(self) -> float | None:
-        test = self.data.test
+        """k-NN on the monitor subsets (``eval.monitor_bank`` / ``eval.monitor_test``)."""
+        test, train, ev = self.data.test, self.data.train, self.config.eval
         if test is None or int(test.labels.min()) < 0:
             return None
+        start = time.monotonic()
         encode = getattr(self.learner, "encode", self.learner)
-        return encoder_knn_accuracy(self.learner, encode, self.data.train.images,
-                                    self.data.train.labels, test.images, test.labels,
-                                    k=self.config.eval.knn_k, t=self.config.eval.knn_t,
-                                    device=self.device)
+        accuracy = encoder_knn_accuracy(
+            self.learner, encode, train.images[:ev.monitor_bank], train.labels[:ev.monitor_bank],
+            test.images[:ev.monitor_test], test.labels[:ev.monitor_test], k=ev.knn_k,
+            t=ev.knn_t, device=self.device)
+        self.state.monitor_seconds += time.monotonic() - start
+        return accuracy
 
-    def _record_knn(self, writer: MetricsWriter | None, final: bool = False) -> float | None:
-        accuracy = self._knn() if self.rank0 else None
+    def _initial_knn(self, writer: MetricsWriter | None) -> None:
+        """The random-init encoder's k-NN: the curve's first point and/or the baseline."""
+        ev = self.config.eval
+        if ev.random_baseline and self.state.random_knn is None:
+            self.state.random_knn = self._knn()
+        if ev.knn_every:
+            self._record_knn(writer, initial=self.state.random_knn)
+        self.state.monitor_seconds = 0.0  # before the clock starts: not training time
+
+    def _record_knn(self, writer: MetricsWriter | None, final: bool = False,
+                    evaluation: dict[str, Any] | None = None,
+                    initial: float | None = None) -> float | None:
+        if final:  # the standard protocol's headline figure, on the full splits
+            accuracy = evaluation["trained"][evaluation["headline"]] if evaluation else None
+        elif initial is not None:
+            accuracy = initial
+        else:
+            accuracy = self._knn() if self.rank0 else None
         if accuracy is None:
             return None
-        record = {"step": self.state.step, "epoch": self.state.epoch, "knn_accuracy": accuracy}
+        state = self.state
+        record = {"step": state.step, "epoch": state.epoch, "knn_accuracy": accuracy,
+                  "train_seconds": round(state.seconds - state.monitor_seconds, 2)}
         if final:
             record["final"] = True
         self.state.knn_history.append(record)
@@ -300,7 +333,8 @@ class _Run:
                 "step": state.step, "epoch": state.epoch, "batch": state.batch,
                 "loss_sum": self.loss_sum.detach().cpu(), "window_steps": state.window_steps,
                 "knn_history": state.knn_history, "random_knn": state.random_knn,
-                "seconds": state.seconds, "config": self.config.to_dict(),
+                "seconds": state.seconds, "monitor_seconds": state.monitor_seconds,
+                "config": self.config.to_dict(),
                 "predictor_matrix": spectra["predictor_matrix"],
                 "F_hat": spectra["correlation"]}
 
@@ -313,6 +347,7 @@ class _Run:
         state = self.state
         state.step, state.epoch, state.batch = saved["step"], saved["epoch"], saved["batch"]
         state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
+        state.monitor_seconds = saved.get("monitor_seconds", 0.0)
         state.knn_history, state.random_knn = saved["knn_history"], saved["random_knn"]
         self.loss_sum = saved["loss_sum"].to(self.device)
         if self.rank0:
@@ -325,3 +360,11 @@ def _drop_metrics_after(run_dir: Path, step: int) -> None:
     records = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
     atomic_write_text(run_dir / "metrics.jsonl",
                       "".join(json.dumps(r) + "\n" for r in records))
+
+
+def _random_knn(state: _State, evaluation: dict[str, Any] | None) -> float | None:
+    """The random-init k-NN: the standard protocol's baseline when measured, else the monitor's."""
+    random_init = (evaluation or {}).get("baselines", {}).get("random_init")
+    if random_init and evaluation:
+        return float(random_init[evaluation["headline"]])
+    return state.random_knn

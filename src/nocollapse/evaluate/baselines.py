@@ -1,0 +1,89 @@
+"""Baselines measured by the standard protocol: raw pixels, random init, supervised.
+
+Each is cached (:mod:`nocollapse.evaluate.cache`) per data set (name and a hash of
+the images), backbone, protocol and seed -- and, for the supervised bound, its
+training budget -- so a second run with the same data costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nocollapse.data import ImageDataset, make_augment, preset_for_images
+from nocollapse.errors import check_choice
+from nocollapse.evaluate.cache import cached, tensor_fingerprint
+from nocollapse.evaluate.features import encoder_in_eval_mode, extract_features
+from nocollapse.evaluate.protocol import Protocol, evaluate_features
+from nocollapse.evaluate.supervised import train_supervised
+from nocollapse.models import build_backbone
+
+BASELINES = ("raw_pixels", "random_init", "supervised")
+# The supervised bound sees milder crops than the self-supervised views: labels need no
+# invariance to be learned, only regularisation.
+SUPERVISED_CROP_SCALE = (0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class BaselineSetup:
+    """The backbone, seed and supervised budget the baselines are measured with."""
+
+    backbone: str = "small_convnet"
+    seed: int = 0
+    supervised_steps: int = 2000
+    supervised_batch_size: int = 128
+    supervised_lr: float = 0.1
+
+
+def measure_baselines(train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
+                      protocol: Protocol | None = None, names: Sequence[str] = BASELINES, *,
+                      device: torch.device | str = "cpu") -> dict[str, dict[str, Any]]:
+    """``{name: {"knn_k200": .., ..., "cached": bool}}`` for each baseline in ``names``."""
+    protocol = protocol or Protocol()
+    for name in names:
+        check_choice("baseline", name, BASELINES)
+    data_key = {"train": [train.name, tensor_fingerprint(train.images),
+                          tensor_fingerprint(train.labels)],
+                "test": [test.name, tensor_fingerprint(test.images),
+                         tensor_fingerprint(test.labels)],
+                "protocol": protocol.key(), "seed": setup.seed}
+    results = {}
+    for name in names:
+        key = {**data_key, "baseline": name}
+        if name != "raw_pixels":
+            key["backbone"] = setup.backbone
+        if name == "supervised":
+            key["budget"] = [setup.supervised_steps, setup.supervised_batch_size,
+                             setup.supervised_lr, list(SUPERVISED_CROP_SCALE)]
+
+        def compute(name: str = name) -> dict[str, Any]:
+            train_x, test_x = _features(name, train, test, setup, device)
+            return evaluate_features(train_x, train.labels, test_x, test.labels, protocol,
+                                     seed=setup.seed)
+
+        result, from_cache = cached("baselines", key, compute)
+        results[name] = {**result, "cached": from_cache}
+    return results
+
+
+def _features(name: str, train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
+              device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    preset = preset_for_images(train.images)
+    if name == "raw_pixels":  # pixel values in [0, 1], as the field reports raw pixels
+        return train.images.flatten(1).float() / 255, test.images.flatten(1).float() / 255
+    c, h, _ = train.image_shape
+    with torch.random.fork_rng():
+        torch.manual_seed(setup.seed)  # the initial weights a run with this seed starts from
+        backbone, feat_dim = build_backbone(setup.backbone, c, h)
+    backbone.to(device)
+    if name == "supervised":
+        augment = make_augment(preset, crop_scale=SUPERVISED_CROP_SCALE).to(device)
+        train_supervised(backbone, feat_dim, train.images, train.labels, augment,
+                         steps=setup.supervised_steps, batch_size=setup.supervised_batch_size,
+                         lr=setup.supervised_lr, seed=setup.seed, device=device)
+    with encoder_in_eval_mode(backbone):
+        return (extract_features(backbone, train.images, preset=preset, device=device),
+                extract_features(backbone, test.images, preset=preset, device=device))

@@ -1,0 +1,79 @@
+"""A user cache of evaluation results (baselines), keyed by everything that decides them.
+
+The directory is ``$NOCOLLAPSE_CACHE``, else ``$XDG_CACHE_HOME/nocollapse``, else
+``~/.cache/nocollapse``. One JSON file per key, named by the key's hash and holding
+the key itself, so a hash collision or a damaged file is recomputed, never trusted.
+Files are written through a temporary file and a rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nocollapse.runio import atomic_write_text
+
+
+def cache_dir() -> Path:
+    """Where cached results live (not created here)."""
+    explicit = os.environ.get("NOCOLLAPSE_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "nocollapse"
+
+
+def tensor_fingerprint(tensor: torch.Tensor) -> str:
+    """A short hash of a tensor's shape, dtype and bytes: which images, not just how many."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
+    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _path_for(kind: str, key: dict[str, Any]) -> Path:
+    text = json.dumps(key, sort_keys=True, default=str)
+    name = hashlib.sha256(text.encode()).hexdigest()[:32]
+    return cache_dir() / kind / f"{name}.json"
+
+
+def read_cached(kind: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored result for ``key``, or None when absent, damaged or stored for another key."""
+    path = _path_for(kind, key)
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same_key = json.loads(json.dumps(key, sort_keys=True, default=str))
+    if not isinstance(stored, dict) or stored.get("key") != same_key:
+        return None
+    result = stored.get("result")
+    return result if isinstance(result, dict) else None
+
+
+def write_cached(kind: str, key: dict[str, Any], result: dict[str, Any]) -> None:
+    """Store ``result`` for ``key`` atomically; a cache that cannot be written is skipped."""
+    payload = {"key": json.loads(json.dumps(key, sort_keys=True, default=str)), "result": result}
+    try:
+        atomic_write_text(_path_for(kind, key), json.dumps(payload, indent=2, sort_keys=True))
+    except OSError:
+        pass  # a read-only home must not fail an evaluation that has already succeeded
+
+
+def cached(kind: str, key: dict[str, Any],
+           compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """``(result, from_cache)``: the stored result for ``key``, else ``compute()`` stored."""
+    found = read_cached(kind, key)
+    if found is not None:
+        return found, True
+    result = compute()
+    write_cached(kind, key, result)
+    return result, False

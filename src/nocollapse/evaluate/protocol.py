@@ -1,0 +1,60 @@
+"""The standard evaluation protocol on frozen features: k-NN at two k and a linear probe.
+
+Full train split as the k-NN bank and probe training set, full test split as queries
+(the caller chooses the splits): weighted k-NN (cosine, temperature ``t``) at k=200
+(the InstDisc/BYOL monitor) and k=20, and a multinomial logistic regression on
+standardised features. Every figure is an accuracy in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from nocollapse.errors import ConfigError, check_positive
+from nocollapse.evaluate.knn import knn_accuracy
+from nocollapse.evaluate.linear_probe import linear_probe
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What the standard evaluation measures; part of every cache key."""
+
+    knn_k: Sequence[int] = (200, 20)
+    knn_t: float = 0.1
+    probe_epochs: int = 100
+    linear: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.knn_k:
+            raise ConfigError("the protocol needs at least one k-NN k")
+        for k in self.knn_k:
+            check_positive("knn k", k)
+        check_positive("knn temperature", self.knn_t)
+        check_positive("probe epochs", self.probe_epochs)
+
+    def key(self) -> dict[str, object]:
+        values = asdict(self)
+        values["knn_k"] = list(self.knn_k)
+        return values
+
+
+def knn_key(k: int) -> str:
+    """The result key of k-NN at ``k``: ``knn_k200``, ``knn_k20``."""
+    return f"knn_k{int(k)}"
+
+
+def evaluate_features(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
+                      test_y: torch.Tensor, protocol: Protocol | None = None, *,
+                      seed: int = 0) -> dict[str, float]:
+    """``{"knn_k200": .., "knn_k20": .., "linear_probe": ..}`` for features (N, D) / (M, D)."""
+    protocol = protocol or Protocol()
+    result = {knn_key(k): knn_accuracy(train_x, train_y, test_x, test_y, k=k, t=protocol.knn_t)
+              for k in protocol.knn_k}
+    if protocol.linear:
+        with torch.random.fork_rng():
+            result["linear_probe"] = linear_probe(train_x, train_y, test_x, test_y,
+                                                  epochs=protocol.probe_epochs, seed=seed)
+    return result
