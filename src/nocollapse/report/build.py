@@ -65,6 +65,10 @@ def build_report(
         path = out / f"{metric}.png"
         caption = figures.METRIC_LABELS[metric].split(" (")[0]
         attempt(caption, path, figures.plot_metric(runs, metric, path), f"no run logged {metric}")
+    path = out / "learning_curves.png"
+    attempt("k-NN accuracy vs wall time, with baselines", path,
+            figures.plot_learning_curves(runs, path),
+            "no run logged k-NN with train_seconds (eval.knn_every) or a final evaluation")
     for run in runs:
         _run_figures(run, out, alignment_epochs, attempt)
 

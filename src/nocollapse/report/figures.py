@@ -221,3 +221,67 @@ def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI)  # colorbar spans axes: tight_layout would warn
     return True
+
+
+BASELINE_LABELS = {"raw_pixels": "raw pixels", "random_init": "random init",
+                   "supervised": "supervised"}
+
+
+def knn_curve(run: Run) -> tuple[list[float], list[float]]:
+    """(training seconds, k-NN accuracy) of a run's in-training k-NN records.
+
+    The seconds are the loop's ``train_seconds`` (monitoring time left out); the final
+    record (full splits) is drawn as a marker by :func:`plot_learning_curves` instead.
+    """
+    points = [(float(r["train_seconds"]), float(r["knn_accuracy"])) for r in run.metrics
+              if "train_seconds" in r and isinstance(r.get("knn_accuracy"), int | float)
+              and not r.get("final")]
+    return [x for x, _ in points], [y for _, y in points]
+
+
+def final_figures(run: Run) -> tuple[float | None, dict[str, float]]:
+    """The run's final k-NN (full splits) and its baselines' k-NN, from ``summary.json``."""
+    evaluation = run.summary.get("evaluation") or {}
+    headline = evaluation.get("headline", "knn_k200")
+    final = (evaluation.get("trained") or {}).get(headline)
+    baselines = {name: float(values[headline])
+                 for name, values in (evaluation.get("baselines") or {}).items()
+                 if isinstance(values, dict) and isinstance(values.get(headline), int | float)}
+    return (float(final) if isinstance(final, int | float) else None), baselines
+
+
+def plot_learning_curves(runs: Sequence[Run], path: Path) -> bool:
+    """k-NN accuracy against training wall time, runs overlaid, baselines as horizontal lines.
+
+    Lines: the in-training k-NN (``eval.knn_every``, monitor subsets); filled markers:
+    each run's final k-NN on the full splits at its total time; dashed horizontal lines:
+    the baselines of the first run that has them (the same data and backbone).
+    """
+    figure, axes = _figure()
+    ax = axes[0, 0]
+    drawn = 0
+    for run in runs:
+        xs, ys = knn_curve(run)
+        final, _ = final_figures(run)
+        if not xs and final is None:
+            continue
+        line = ax.plot(xs, ys, label=run.label)[0] if xs else None
+        if final is not None:
+            seconds = float(run.summary.get("seconds") or (xs[-1] if xs else 0.0))
+            colour = line.get_color() if line is not None else None
+            ax.plot([seconds], [final], "o", color=colour,
+                    label=None if line is not None else run.label)
+        drawn += 1
+    if not drawn:
+        return False
+    baselines = next((b for b in (final_figures(r)[1] for r in runs) if b), {})
+    for index, (name, value) in enumerate(sorted(baselines.items(), key=lambda kv: kv[1])):
+        ax.axhline(value, ls="--", lw=1, color=f"C{7 + index % 3}",
+                   label=f"{BASELINE_LABELS.get(name, name)} ({100 * value:.1f} %)")
+    ax.set_xlabel("training wall time (s)")
+    ax.set_ylabel("k-NN accuracy")
+    ax.set_title("k-NN accuracy vs wall time (dot: final, full test split)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(figure, path)
+    return True

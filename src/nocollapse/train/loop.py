@@ -286,12 +286,15 @@ class _Run:
 
     def _initial_knn(self, writer: MetricsWriter | None) -> None:
         """The random-init encoder's k-NN: the curve's first point and/or the baseline."""
-        ev = self.config.eval
-        if ev.random_baseline and self.state.random_knn is None:
-            self.state.random_knn = self._knn()
-        if ev.knn_every:
-            self._record_knn(writer, initial=self.state.random_knn)
-        self.state.monitor_seconds = 0.0  # before the clock starts: not training time
+        ev, state = self.config.eval, self.state
+        first = state.random_knn
+        if (ev.random_baseline and first is None) or ev.knn_every:
+            first = self._knn() if first is None else first
+        state.monitor_seconds = 0.0  # before the clock starts: not training time
+        if ev.random_baseline:
+            state.random_knn = first
+        if ev.knn_every and first is not None:
+            self._record_knn(writer, initial=first)
 
     def _record_knn(self, writer: MetricsWriter | None, final: bool = False,
                     evaluation: dict[str, Any] | None = None,

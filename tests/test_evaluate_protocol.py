@@ -1,0 +1,124 @@
+"""The standard protocol, its cached baselines and the supervised bound, on tiny data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nocollapse.data import ImageDataset, load_dataset
+from nocollapse.errors import ConfigError
+from nocollapse.evaluate import (
+    BaselineSetup,
+    Protocol,
+    cache_dir,
+    cached,
+    evaluate_features,
+    measure_baselines,
+)
+from nocollapse.evaluate import baselines as baselines_module
+
+
+def _clusters(n: int, seed: int, shuffle: bool = False):
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.randn(4, 12, generator=torch.Generator().manual_seed(99)) * 4
+    labels = torch.arange(4).repeat(n // 4)
+    features = centres[labels] + 0.2 * torch.randn(len(labels), 12, generator=generator)
+    if shuffle:
+        labels = labels[torch.randperm(len(labels), generator=generator)]
+    return features, labels
+
+
+def test_protocol_is_perfect_on_separable_features_and_chance_on_shuffled_labels() -> None:
+    x, y = _clusters(200, seed=0)
+    x_test, y_test = _clusters(80, seed=1)
+    result = evaluate_features(x, y, x_test, y_test, Protocol(knn_k=(50, 5), probe_epochs=30))
+    assert result == {"knn_k50": 1.0, "knn_k5": 1.0, "linear_probe": 1.0}
+    x, y = _clusters(400, seed=0, shuffle=True)
+    x_test, y_test = _clusters(400, seed=1, shuffle=True)
+    shuffled = evaluate_features(x, y, x_test, y_test, Protocol(knn_k=(50,), probe_epochs=30))
+    assert all(abs(value - 0.25) < 0.08 for value in shuffled.values()), shuffled
+
+
+def test_protocol_refuses_no_k_and_bad_temperature() -> None:
+    with pytest.raises(ConfigError):
+        Protocol(knn_k=())
+    with pytest.raises(ConfigError):
+        Protocol(knn_t=0.0)
+
+
+def test_cache_returns_the_stored_value_without_recomputing(tmp_path: Path) -> None:
+    calls = []
+
+    def compute() -> dict[str, float]:
+        calls.append(1)
+        return {"knn_k200": 0.5 + len(calls)}
+
+    key = {"data": "x", "seed": 0}
+    first, hit1 = cached("baselines", key, compute)
+    second, hit2 = cached("baselines", key, compute)
+    assert (first, hit1, second, hit2) == ({"knn_k200": 1.5}, False, {"knn_k200": 1.5}, True)
+    assert len(calls) == 1
+    assert cached("baselines", {"data": "x", "seed": 1}, compute)[0] == {"knn_k200": 2.5}
+    assert str(cache_dir()).startswith(str(tmp_path))  # conftest: never the user's cache
+
+
+def test_damaged_or_foreign_cache_file_is_recomputed() -> None:
+    key = {"data": "y"}
+    cached("baselines", key, lambda: {"a": 1.0})
+    (path,) = (cache_dir() / "baselines").glob("*.json")
+    path.write_text("{not json")
+    assert cached("baselines", key, lambda: {"a": 2.0}) == ({"a": 2.0}, False)
+    path.write_text(json.dumps({"key": {"data": "other"}, "result": {"a": 3.0}}))
+    assert cached("baselines", key, lambda: {"a": 4.0}) == ({"a": 4.0}, False)
+    assert not list((cache_dir() / "baselines").glob(".*.tmp"))  # atomic writes leave no temp
+
+
+def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    monkeypatch.delenv("NOCOLLAPSE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "nocollapse"
+
+
+def _digits() -> tuple[ImageDataset, ImageDataset]:
+    return load_dataset("digits", None, "train"), load_dataset("digits", None, "test")
+
+
+def test_baselines_order_and_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    train, test = _digits()
+    setup = BaselineSetup(seed=0, supervised_steps=60, supervised_batch_size=64)
+    protocol = Protocol(knn_k=(20,), probe_epochs=30)
+    first = measure_baselines(train, test, setup, protocol)
+    assert not any(values["cached"] for values in first.values())
+    # digits are nearly separable in pixel space; labels teach the network more than chance
+    assert first["raw_pixels"]["knn_k20"] > 0.9
+    assert first["supervised"]["linear_probe"] > first["random_init"]["linear_probe"]
+    assert first["supervised"]["linear_probe"] > 0.85
+
+    def must_not_train(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached supervised baseline was trained again")
+
+    monkeypatch.setattr(baselines_module, "train_supervised", must_not_train)
+    second = measure_baselines(train, test, setup, protocol)
+    assert all(values["cached"] for values in second.values())
+    assert {k: {m: v for m, v in r.items() if m != "cached"} for k, r in second.items()} == \
+        {k: {m: v for m, v in r.items() if m != "cached"} for k, r in first.items()}
+
+
+def test_baseline_cache_key_includes_the_images() -> None:
+    train, test = _digits()
+    protocol = Protocol(knn_k=(20,), linear=False)
+    setup = BaselineSetup()
+    measure_baselines(train, test, setup, protocol, ["raw_pixels"])
+    flipped = ImageDataset(train.name, train.images.flip(-1), train.labels, train.classes)
+    assert not measure_baselines(flipped, test, setup, protocol, ["raw_pixels"])["raw_pixels"][
+        "cached"]
+
+
+def test_unknown_baseline_is_refused() -> None:
+    train, test = _digits()
+    with pytest.raises(ConfigError, match="raw_pixels"):
+        measure_baselines(train, test, BaselineSetup(), names=["pixels"])
