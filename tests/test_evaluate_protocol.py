@@ -16,6 +16,8 @@ from nocollapse.evaluate import (
     cache_dir,
     cached,
     evaluate_features,
+    knn_accuracies,
+    knn_accuracy,
     measure_baselines,
 )
 from nocollapse.evaluate import baselines as baselines_module
@@ -122,3 +124,14 @@ def test_unknown_baseline_is_refused() -> None:
     train, test = _digits()
     with pytest.raises(ConfigError, match="raw_pixels"):
         measure_baselines(train, test, BaselineSetup(), names=["pixels"])
+
+
+def test_knn_accuracies_in_one_pass_equal_one_k_at_a_time() -> None:
+    generator = torch.Generator().manual_seed(5)
+    x, x_test = torch.randn(300, 8, generator=generator), torch.randn(90, 8, generator=generator)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    y_test = (x_test[:, 0] > 0).long() + (x_test[:, 1] > 0.5).long()
+    together = knn_accuracies(x, y, x_test, y_test, (200, 20, 1), t=0.1, batch_size=32)
+    one_by_one = {k: knn_accuracy(x, y, x_test, y_test, k=k, t=0.1) for k in (200, 20, 1)}
+    assert together == pytest.approx(one_by_one, abs=1e-6)
+    assert 0.6 < together[20] < 1.0  # informative features, imperfect labels: not a constant

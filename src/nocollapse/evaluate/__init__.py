@@ -14,12 +14,12 @@ from nocollapse.evaluate.features import (
     encoder_knn_accuracy,
     extract_features,
 )
-from nocollapse.evaluate.knn import knn_accuracy, knn_predict
+from nocollapse.evaluate.knn import knn_accuracies, knn_accuracy, knn_predict
 from nocollapse.evaluate.linear_probe import linear_probe
 from nocollapse.evaluate.protocol import Protocol, evaluate_features, knn_key
 from nocollapse.evaluate.supervised import train_supervised
 
 __all__ = ["BASELINES", "BaselineSetup", "Protocol", "cache_dir", "cached",
            "encoder_in_eval_mode", "encoder_knn_accuracy", "evaluate_features",
-           "extract_features", "knn_accuracy", "knn_key", "knn_predict", "linear_probe",
+           "extract_features", "knn_accuracies", "knn_accuracy", "knn_key", "knn_predict", "linear_probe",
            "measure_baselines", "read_cached", "train_supervised", "write_cached"]

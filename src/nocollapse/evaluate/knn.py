@@ -8,6 +8,8 @@ weight wins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F  # noqa: N812
 
@@ -41,6 +43,39 @@ def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor,
         scores.scatter_add_(1, labels[index], weights)
         predictions.append(scores.argmax(dim=1))
     return torch.cat(predictions)
+
+
+def knn_accuracies(train_features: torch.Tensor, train_labels: torch.Tensor,
+                   test_features: torch.Tensor, test_labels: torch.Tensor, ks: Sequence[int],
+                   *, t: float = 0.1, batch_size: int = 1024) -> dict[int, float]:
+    """``{k: accuracy}`` for several ``k`` from one similarity pass (the costly part).
+
+    The same as :func:`knn_accuracy` for each k: the top-``max(ks)`` neighbours are
+    found once and each k votes with its first k of them.
+    """
+    _check_shapes(train_features, train_labels, test_features)
+    if test_labels.shape != test_features.shape[:1]:
+        raise ConfigError(f"test_labels has shape {tuple(test_labels.shape)}; expected "
+                          f"({test_features.shape[0]},), one label per test feature")
+    if not ks:
+        raise ConfigError("knn_accuracies needs at least one k")
+    for k in ks:
+        check_positive("knn_k", k)
+    check_positive("knn_t", t)
+    num_classes = int(max(int(train_labels.max()), int(test_labels.max()))) + 1
+    clipped = {int(k): min(int(k), train_features.shape[0]) for k in ks}
+    bank = F.normalize(train_features.float(), dim=1)
+    labels, truth = train_labels.to(bank.device), test_labels.to(bank.device)
+    correct = dict.fromkeys(clipped, 0)
+    for start in range(0, test_features.shape[0], batch_size):
+        query = F.normalize(test_features[start:start + batch_size].float().to(bank.device), dim=1)
+        similarity, index = (query @ bank.T).topk(max(clipped.values()), dim=1)
+        weights, neighbours = (similarity / t).exp(), labels[index]
+        for k, used in clipped.items():
+            scores = torch.zeros(query.shape[0], num_classes, device=bank.device)
+            scores.scatter_add_(1, neighbours[:, :used], weights[:, :used])
+            correct[k] += int((scores.argmax(dim=1) == truth[start:start + batch_size]).sum())
+    return {k: correct[k] / test_features.shape[0] for k in clipped}
 
 
 def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor,

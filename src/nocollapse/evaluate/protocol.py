@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from nocollapse.errors import ConfigError, check_positive
-from nocollapse.evaluate.knn import knn_accuracy
+from nocollapse.evaluate.knn import knn_accuracies
 from nocollapse.evaluate.linear_probe import linear_probe
 
 
@@ -51,8 +51,9 @@ def evaluate_features(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torc
                       seed: int = 0) -> dict[str, float]:
     """``{"knn_k200": .., "knn_k20": .., "linear_probe": ..}`` for features (N, D) / (M, D)."""
     protocol = protocol or Protocol()
-    result = {knn_key(k): knn_accuracy(train_x, train_y, test_x, test_y, k=k, t=protocol.knn_t)
-              for k in protocol.knn_k}
+    accuracies = knn_accuracies(train_x, train_y, test_x, test_y, protocol.knn_k,
+                                t=protocol.knn_t)
+    result = {knn_key(k): accuracies[int(k)] for k in protocol.knn_k}
     if protocol.linear:
         with torch.random.fork_rng():
             result["linear_probe"] = linear_probe(train_x, train_y, test_x, test_y,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nocollapse.errors import check_positive
+
 
 def _conv_block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, padding=1, bias=False),
@@ -24,8 +26,10 @@ class SmallConvNet(nn.Module):
     (``benchmarks/bench_models.py``; noisy on a shared machine).
     """
 
-    def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 32):
+    def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 32,
+                 pool: int = 1):
         super().__init__()
+        check_positive("pool", pool)
         channels = [in_channels, width, width * 2, width * 4, width * 4]
         blocks, size = [], image_size
         for i in range(4):
@@ -33,8 +37,9 @@ class SmallConvNet(nn.Module):
             blocks.append(_conv_block(channels[i], channels[i + 1], stride))
             size = (size + 1) // 2 if stride == 2 else size
         self.features = nn.Sequential(*blocks).to(memory_format=torch.channels_last)
-        self.out_dim = channels[-1]
+        self.pool = int(pool)
+        self.out_dim = channels[-1] * self.pool ** 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), self.pool), 1)
