@@ -9,7 +9,8 @@ from torch import nn
 from nocollapse.errors import ConfigError
 from nocollapse.models import BACKBONES, MLPPredictor, ProjectorMLP, build_backbone
 
-FEATURE_DIMS = {"small_convnet": 128, "small_resnet": 128, "resnet18": 512, "resnet50": 2048}
+FEATURE_DIMS = {"small_convnet": 128, "small_convnet_2x2": 512, "small_convnet_4x4": 2048,
+                "small_resnet": 128, "resnet18": 512, "resnet50": 2048}
 
 
 @pytest.mark.parametrize("name", ["small_convnet", "small_resnet", "resnet18"])
@@ -76,7 +77,7 @@ def test_bad_backbone_arguments_are_refused_naming_the_fix(name, channels, size,
         build_backbone(name, channels, size)
 
 
-def test_backbone_names_are_the_documented_four() -> None:
+def test_backbone_names_are_the_documented_ones() -> None:
     assert set(BACKBONES) == set(FEATURE_DIMS)
 
 
@@ -128,3 +129,21 @@ def test_small_resnet_halves_the_map_in_every_stage() -> None:
     assert fmap.shape[-2:] == (4, 4)
     r18, _ = build_backbone("resnet18", 1, 32)
     assert r18.stages(r18.stem(torch.randn(2, 1, 32, 32))).shape[-2:] == (4, 4)
+
+
+@pytest.mark.parametrize(("name", "pool"), [("small_convnet_2x2", 2), ("small_convnet_4x4", 4)])
+def test_pooled_map_variants_keep_the_layout_that_global_pooling_averages_away(name,
+                                                                               pool) -> None:
+    torch.manual_seed(0)
+    module, dim = build_backbone(name, 1, 28)
+    assert dim == 128 * pool * pool
+    module.eval()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        fmap = module.features(x)  # (2, 128, 4, 4)
+        out = module(x).view(2, 128, pool, pool)
+        # averaging the pooled cells gives back the global average of small_convnet
+        torch.testing.assert_close(out.mean((2, 3)), fmap.mean((2, 3)), rtol=1e-5, atol=1e-6)
+        # and a mirrored image gives another feature vector (the global average barely moves)
+        mirrored = module(x.flip(-1)).view(2, 128, pool, pool)
+    assert not torch.allclose(out, mirrored, atol=1e-3)
