@@ -1,0 +1,111 @@
+"""One run per directory: the run lock, stale temporaries, symlinks, files cut back on resume.
+
+A training run holds an exclusive ``fcntl.flock`` on ``RUN_DIR/.lock`` from before
+its first write until the process ends (the kernel drops it when the process dies,
+even on ``kill -9``), and writes its pid into the file so a refused second run can
+name the holder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from nocollapse.errors import ConfigError, OutputError
+from nocollapse.runio import METRICS_FILE, atomic_write_bytes, file_mode, iter_metric_lines
+from nocollapse.train.monitor import SPECTRA_FILE
+from nocollapse.train.warnings import WARNINGS_FILE
+
+LOCK_FILE = ".lock"
+# Files the loop appends to or ends with; a fresh run starts without them.
+RUN_OUTPUTS = (METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, "summary.json")
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held until :meth:`release` or process exit."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LOCK_FILE
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self._fd: int | None = os.open(self.path, flags, file_mode())
+        except OSError as error:
+            raise OutputError(f"cannot create the lock file {self.path}: "
+                              f"{error.strerror or error}; choose a run directory you can "
+                              "write to") from error
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            self.release()
+            raise ConfigError(
+                f"{run_dir} is in use by another nocollapse run (pid {holder}); wait for it "
+                "to finish or stop it, or choose another directory with --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def remove_stale_temporaries(run_dir: Path, folders: Iterable[str] = ("", "checkpoints")) -> None:
+    """Delete ``.NAME.*.tmp`` left by a write that was killed (``runio.atomic_write_bytes``).
+
+    Called under the run lock, so no live writer owns them.
+    """
+    for folder in folders:
+        place = run_dir / folder
+        if not place.is_dir() or place.is_symlink():
+            continue
+        for path in place.glob(".*.tmp"):
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
+
+
+def refuse_escaping_symlinks(run_dir: Path) -> None:
+    """Refuse a run directory holding a symlink that points outside it."""
+    root = run_dir.resolve()
+    for folder, dirs, files in os.walk(run_dir):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                raise ConfigError(
+                    f"{path} is a symlink to {os.readlink(path)}, outside the run directory "
+                    f"{run_dir}; nocollapse writes nothing through links. Remove the link, or "
+                    "choose another directory")
+
+
+def truncate_jsonl(path: Path, keep: str, last: int) -> None:
+    """Keep only the lines of ``path`` whose ``keep`` value is at most ``last``.
+
+    The kept lines stay byte for byte; unreadable lines (a partial last line left by
+    a kill) go. Lines without the key are kept. Nothing is written when nothing changes.
+    """
+    if not path.is_file():
+        return
+    kept, dropped = [], False
+    for line, record in iter_metric_lines(path):
+        value = None if record is None else record.get(keep)
+        if record is None or (isinstance(value, int | float) and value > last):
+            dropped = True
+            continue
+        if not line.endswith(b"\n"):  # a complete record whose newline was cut off
+            line, dropped = line + b"\n", True
+        kept.append(line)
+    if dropped:
+        atomic_write_bytes(path, b"".join(kept))
+
+
+def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int) -> None:
+    """Forget what was logged after the checkpoint: the resumed run logs it again.
+
+    Afterwards ``metrics.jsonl``, ``spectra.jsonl`` and ``warnings.jsonl`` hold what
+    an uninterrupted run had written when it saved that checkpoint, byte for byte.
+    """
+    truncate_jsonl(run_dir / METRICS_FILE, "step", step)
+    truncate_jsonl(run_dir / SPECTRA_FILE, "epoch", epoch)
+    truncate_jsonl(run_dir / WARNINGS_FILE, "step", step)
