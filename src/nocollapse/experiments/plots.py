@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,7 +12,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from nocollapse.runio import atomic_write_bytes
 from nocollapse.theory.result import Comparison
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    """PNG at ``path`` by temp-then-rename, then free the figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _grid(n: int) -> tuple[plt.Figure, np.ndarray]:
@@ -38,8 +48,7 @@ def plot_comparisons(panels: Mapping[str, Comparison], path: Path, log_y: bool =
             ax.set_yscale("log")
     fig.suptitle("markers: simulation, lines: theory")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -59,8 +68,7 @@ def plot_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path,
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -76,6 +84,5 @@ def plot_phase(x: np.ndarray, y: np.ndarray, collapsed: np.ndarray, boundary: np
     ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(x[0], x[-1]), ylim=(y[0], y[-1]),
            title=f"{title}\n(grey: simulated collapse)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path

@@ -8,6 +8,7 @@ no display needed.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from nocollapse.report.runs import Run, metric_key, series
+from nocollapse.runio import atomic_write_bytes
 
 FIGSIZE = (6.4, 4.0)
 DPI = 100
@@ -43,10 +45,13 @@ def _figure(nrows: int = 1, ncols: int = 1) -> tuple[Figure, Any]:
     return figure, axes
 
 
-def _save(figure: Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI)  # no bbox="tight": keep the pixel size fixed
+def _save(figure: Figure, path: Path, tight: bool = True) -> None:
+    """PNG at ``path`` by temp-then-rename (a symlink there is replaced, never followed)."""
+    if tight:
+        figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)  # no bbox="tight": keep the pixel size fixed
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_metric(runs: Sequence[Run], metric: str, path: Path) -> bool:
@@ -218,6 +223,5 @@ def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
         ax.tick_params(labelsize=7)
     figure.colorbar(image, ax=list(axes[0]), shrink=0.8, label="|u_i^T v_j|")
     figure.suptitle(f"{run.label}: eigen-alignment of F_hat and Wp", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)  # colorbar spans axes: tight_layout would warn
+    _save(figure, path, tight=False)  # colorbar spans axes: tight_layout would warn
     return True

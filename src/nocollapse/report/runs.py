@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from nocollapse.errors import NocollapseError
-from nocollapse.runio import CONFIG_FILE, METRICS_FILE, read_metrics
+from nocollapse.runio import CONFIG_FILE, METRICS_FILE, iter_metric_lines
 
 SPECTRA_FILE = "spectra.jsonl"
 WARNINGS_FILE = "warnings.jsonl"
@@ -119,11 +119,11 @@ def _read_jsonl(file: Path, notes: list[str], required: bool = True) -> list[dic
         if required:
             notes.append(f"{file.name} is missing")
         return []
-    records = [r for r in read_metrics(file) if isinstance(r, dict)]
-    lines = sum(1 for line in file.read_text(encoding="utf-8").splitlines() if line.strip())
-    if lines > len(records):
+    lines = list(iter_metric_lines(file))
+    records = [record for _, record in lines if record is not None]
+    if len(lines) > len(records):
         notes.append(
-            f"{file.name}: {lines - len(records)} unreadable line(s) skipped "
+            f"{file.name}: {len(lines) - len(records)} unreadable line(s) skipped "
             "(a run still writing or killed mid-write)"
         )
     return records

@@ -69,12 +69,25 @@ def build_learner(factory: LearnerFactory, config: TrainConfig, in_channels: int
         if isinstance(error, ConfigError):
             raise
         raise ConfigError(f"cannot build the {config.method} learner with the options "
-                          f"learner={config.learner} ({type(error).__name__}: {error}); "
+                          f"learner={config.learner} ({_first_line(error)}); "
                           "check the learner.* sizes") from error
 
 
 def build_augment(config: TrainConfig, preset: str) -> torch.nn.Module:
-    return make_augment(preset, **config.data.augment)
+    """The augmentation preset with ``data.augment`` overrides; bad options as a ConfigError."""
+    try:
+        return make_augment(preset, **config.data.augment)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"data.augment={config.data.augment} cannot build the augmentation "
+                          f"({_first_line(error)}); see docs/data.md for the options and their "
+                          "ranges") from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200] if text else ''}"
 
 
 def steps_per_epoch(config: TrainConfig, num_images: int, world_size: int) -> int:
@@ -128,9 +141,10 @@ def make_fabric(config: TrainConfig) -> Any:
                         precision=device.precision)  # type: ignore[arg-type]
         fabric.launch()
     except Exception as error:  # Lightning's own exception types vary between versions
-        raise ConfigError(f"the device settings device={config.device} cannot be used here "
-                          f"({type(error).__name__}: {error}); check device.accelerator, "
-                          "device.devices and device.strategy") from error
+        raise ConfigError(f"the device settings (device.accelerator={device.accelerator}, "
+                          f"device.devices={device.devices}, device.strategy={device.strategy}, "
+                          f"device.precision={device.precision}) cannot be used here "
+                          f"({_first_line(error)})") from error
     return fabric
 
 
