@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nocollapse.errors import check_nonnegative, check_positive
-from nocollapse.runio import atomic_write_bytes, atomic_write_text, write_config
+from nocollapse.errors import check_finite, check_nonnegative, check_positive
+from nocollapse.runio import atomic_write_bytes, atomic_write_text, ensure_dir, write_config
 from nocollapse.theory.phase import AXES, MODELS, PhaseDiagram, phase_diagram
 
 DEFAULT_GRID = {"reduced": 200, "matrix": 16}
@@ -52,13 +52,16 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             fixed[name] = check_nonnegative("--" + name.replace("_", "-"), value)
     check_positive("--t-end", args.t_end)
+    for name in ("x_range", "y_range"):
+        for value in getattr(args, name) or ():
+            check_finite("--" + name.replace("_", "-"), value)
     grid = DEFAULT_GRID.get(args.model, 1) if args.grid is None else args.grid
     start = time.perf_counter()
     diagram = phase_diagram(args.x, args.y, args.x_range, args.y_range, grid, model=args.model,
                             fixed=fixed, t_end=args.t_end, seed=args.seed)
     wall = time.perf_counter() - start
     out = args.out if args.out is not None else Path(f"runs/phase-{args.x}-{args.y}")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     agree, total = diagram.agreement()
     write_config(out, {
         "command": "phase", "x": args.x, "y": args.y, "x_range": diagram.x[[0, -1]],
