@@ -344,7 +344,12 @@ class _Run:
                 "knn_history": state.knn_history, "random_knn": state.random_knn,
                 "seconds": state.seconds, "config": self.config.to_dict(),
                 "predictor_matrix": spectra["predictor_matrix"],
-                "F_hat": spectra["correlation"]}
+                "F_hat": spectra["correlation"], "callbacks": self._callback_states()}
+
+    def _callback_states(self) -> dict[str, Any]:
+        """``state_dict()`` of each callback that has one (the collapse monitor's counters)."""
+        return {f"{i}:{type(c).__name__}": c.state_dict()
+                for i, c in enumerate(self.callbacks) if hasattr(c, "state_dict")}
 
     def _restore(self, saved: dict[str, Any]) -> None:
         try:
@@ -357,6 +362,11 @@ class _Run:
             state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
             state.knn_history, state.random_knn = saved["knn_history"], saved["random_knn"]
             self.loss_sum = saved["loss_sum"].to(self.device)
+            states = saved.get("callbacks") or {}
+            for i, callback in enumerate(self.callbacks):
+                key = f"{i}:{type(callback).__name__}"
+                if key in states and hasattr(callback, "load_state_dict"):
+                    callback.load_state_dict(states[key])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
             raise CheckpointError(
                 f"checkpoint {checkpoint_path(self.run_dir)} does not fit this run "
