@@ -125,7 +125,7 @@ def test_symlink_out_of_the_run_directory_is_refused(
     run.mkdir()
     (run / planted).symlink_to(outside if planted == "checkpoints" else outside / "victim")
     assert_refused(["train", *TINY, "--epochs", "1", "--out", str(run)], capsys, tmp_path,
-                   "is a symlink", "outside the run directory")
+                   "is a symlink")
     assert (outside / "victim").read_text() == "keep me" and len(list(outside.iterdir())) == 1
 
 

@@ -12,6 +12,7 @@ planted batch file cannot run code.
 from __future__ import annotations
 
 import codecs
+import importlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -39,20 +40,15 @@ def _how(name: str) -> str:
             f"the folder that contains {folder}/ (or {folder}/ itself) as --data-dir.")
 
 
-def _reconstruct() -> Any:
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-def _frombuffer() -> Any:
-    try:
-        from numpy._core.numeric import _frombuffer  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.numeric import _frombuffer
-    return _frombuffer
+def _numpy_global(name: str) -> Any:
+    """``name`` from numpy's private pickling helpers (``numpy._core`` in 2.x, ``core`` in 1.x)."""
+    for module in ("numpy._core.multiarray", "numpy._core.numeric", "numpy.core.multiarray",
+                   "numpy.core.numeric"):
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"this numpy has no {name}")
 
 
 def _plain_dtype(*args: Any) -> np.dtype:
@@ -65,10 +61,10 @@ def _plain_dtype(*args: Any) -> np.dtype:
 
 # (module, name) -> what a CIFAR batch may reference; every other global is refused.
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"): lambda: _numpy_global("_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"): lambda: _numpy_global("_frombuffer"),
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: _plain_dtype,
     ("_codecs", "encode"): lambda: codecs.encode,  # bytes in protocol-2 pickles from python 3

@@ -67,7 +67,12 @@ def remove_stale_temporaries(run_dir: Path, folders: Iterable[str] = ("", "check
 
 
 def refuse_escaping_symlinks(run_dir: Path) -> None:
-    """Refuse a run directory holding a symlink that points outside it."""
+    """Refuse a run directory holding a symlink that points outside it, or one in the place
+    of a file the run appends to (``O_NOFOLLOW`` would refuse it only mid-run)."""
+    for name in (*RUN_OUTPUTS, "checkpoints"):
+        if (run_dir / name).is_symlink():
+            raise ConfigError(f"{run_dir / name} is a symlink; nocollapse writes nothing "
+                              "through links. Remove the link, or choose another directory")
     root = run_dir.resolve()
     for folder, dirs, files in os.walk(run_dir):
         for name in [*dirs, *files]:
