@@ -246,6 +246,18 @@ def test_checkpoint_with_missing_keys_is_refused(trained: Path, tmp_path: Path,
                    "missing ['optimizer']")
 
 
+def test_checkpoint_that_does_not_fit_the_run_is_refused_and_the_lock_released(
+        trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = _copy(trained, tmp_path)
+    good = checkpoint_path(run).read_bytes()
+    _resave(run, lambda state: state.update(rng={}))
+    assert_refused(["train", "--resume", str(run), "--epochs", "2"], capsys, tmp_path,
+                   "does not fit this run")
+    checkpoint_path(run).write_bytes(good)  # the refused resume must not keep the lock
+    code, err = run_cli(["train", "--resume", str(run), "--epochs", "2", "--quiet"], capsys)
+    assert code == 0, err
+
+
 def test_evaluate_names_an_unusable_device_not_a_corrupt_checkpoint(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = _copy(trained, tmp_path)

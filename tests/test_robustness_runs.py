@@ -32,8 +32,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nocollapse.cli.main import main
 
     out = tmp_path_factory.mktemp("trained") / "run"
+    out.mkdir()
+    for name in ("metrics.jsonl", "spectra.jsonl", "warnings.jsonl"):  # a run killed before
+        (out / name).write_text('{"step": 99, "epoch": 99, "stale": true}\n')  # its checkpoint
     assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
     return out
+
+
+def test_fresh_run_drops_what_a_run_killed_before_its_first_checkpoint_left(
+        trained: Path) -> None:
+    for name in ("metrics.jsonl", "spectra.jsonl", "warnings.jsonl"):
+        assert "stale" not in ((trained / name).read_text() if (trained / name).exists() else "")
+    assert read_metrics(trained)[0]["step"] == 2
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:

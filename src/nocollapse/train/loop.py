@@ -102,6 +102,16 @@ class _Run:
                                                                self.per_epoch)
         self.augment = setup.build_augment(config, self.data.preset)
         self.run_dir = self._open_run_dir(resume)
+        try:
+            self._start()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _start(self) -> None:
+        """Everything after the lock: monitor, devices, state, config or restored checkpoint."""
+        config = self.config
         if config.monitor.enabled:
             self.callbacks.append(CollapseMonitor(config.monitor, self.run_dir,
                                                   run_context(config),
@@ -125,7 +135,7 @@ class _Run:
     def _open_run_dir(self, resume: bool) -> Path:
         """Create (fresh run) and lock the run directory, and clear what a crash left."""
         run_dir = setup.prepare_run_dir(self.config, resume)
-        self.lock = None
+        self.lock: rundir.RunLock | None = None
         if self.rank0:
             rundir.refuse_escaping_symlinks(run_dir)
             self.lock = rundir.RunLock(run_dir)
