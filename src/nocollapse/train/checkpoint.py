@@ -82,6 +82,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        if "weights only" not in str(error).lower():
+            raise CheckpointError(f"checkpoint {path} is corrupt ({error}). {_FIX}") from error
         raise CheckpointError(
             f"checkpoint {path} was refused: it holds objects other than tensors and plain "
             "values, which could run code when loaded (nothing was run). nocollapse never "
