@@ -20,12 +20,13 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def test_overrides_win_over_yaml_and_are_typed(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("method: byol\noptim:\n  lr: 0.5\n  weight_decay: 1e-6\n")
-    config = load_config(path, ["optim.lr=1e-3", "data.batch_size=64", "learner.tau=0.99"])
+    config = load_config(path, ["optim.lr=1e-3", "data.batch_size=64", "learner.base_tau=0.99"])
     assert config.method == "byol"
     assert config.optim.lr == pytest.approx(1e-3)  # YAML would read "1e-3" as a string
     assert config.optim.weight_decay == pytest.approx(1e-6)
     assert config.data.batch_size == 64
-    assert config.learner == {"tau": 0.99}
+    assert config.learner.base_tau == pytest.approx(0.99)
+    assert config.learner.target == "ema"  # the rest of the byol preset
 
 
 def test_round_trip_through_dict() -> None:
@@ -62,7 +63,8 @@ def test_shipped_configs_load() -> None:
     assert paths, "configs/ ships no YAML"
     for path in paths:
         config = load_config(path)
-        learner_config(config.method, **config.learner)  # learner keys are valid too
+        # the learner section was resolved against the method's preset when loading
+        assert config.learner == learner_config(config.method, **config.to_dict()["learner"])
 
 
 def test_schedule_endpoints() -> None:

@@ -27,6 +27,7 @@ from nocollapse.errors import (
     check_nonnegative,
     check_positive,
 )
+from nocollapse.methods import PRESETS, LearnerConfig, learner_config
 from nocollapse.train.monitor import MonitorConfig
 
 OPTIMIZERS = ("sgd", "lars")
@@ -95,8 +96,9 @@ class TrainConfig:
     """Everything a run needs; ``to_dict`` is what ``config.yaml`` of a run holds."""
 
     method: str = "simsiam"
-    # Keyword overrides for nocollapse.methods.learner_config (predictor, loss, tau, ...).
-    learner: dict[str, Any] = field(default_factory=dict)
+    # The method preset with the config's `learner` overrides (predictor, loss, base_tau, ...)
+    # applied: resolved and validated by from_dict, before anything is created.
+    learner: LearnerConfig = field(default_factory=lambda: learner_config("simsiam"))
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -117,8 +119,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build and validate a config; unknown keys raise :class:`ConfigError`."""
-        config = _build(cls, values or {}, prefix="")
+        """Build and validate a config; unknown keys raise :class:`ConfigError`.
+
+        ``values["learner"]`` holds overrides of the preset ``values["method"]``
+        (see :func:`nocollapse.methods.learner_config`); the result holds the resolved
+        :class:`~nocollapse.methods.LearnerConfig`.
+        """
+        values = dict(values or {})
+        overrides = values.pop("learner", None)
+        config = _build(cls, values, prefix="")
+        config.learner = resolve_learner(config.method, overrides)
         config.validate()
         return config
 
@@ -145,6 +155,20 @@ class TrainConfig:
                 check_positive(name, _get(self, name))
         if self.epochs == 0 and self.max_steps is None:
             raise ConfigError("epochs=0 with no max_steps trains nothing; set epochs >= 1")
+
+
+def resolve_learner(method: str, overrides: Any) -> LearnerConfig:
+    """The preset ``method`` with ``overrides`` (a mapping), each value typed as its field."""
+    check_choice("method", method, tuple(PRESETS))
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"learner must be a mapping (e.g. learner.predictor=linear), "
+                          f"got {overrides!r}")
+    hints = typing.get_type_hints(LearnerConfig)
+    typed = {key: _coerce(f"learner.{key}", value, hints[key]) if key in hints else value
+             for key, value in overrides.items()}
+    return learner_config(method, **typed)
 
 
 # What `nocollapse train` runs with no argument (configs/cpu_default.yaml holds the same

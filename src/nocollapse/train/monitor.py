@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,12 +35,16 @@ from rich.console import Console
 from rich.panel import Panel
 
 from nocollapse import diagnostics
-from nocollapse.errors import ConfigError, check_in_range, check_nonnegative, check_positive
-from nocollapse.runio import MetricsWriter
-from nocollapse.train.warnings import WARNINGS_FILE, CollapseDetected, EarlyWarning
+from nocollapse.errors import check_in_range, check_nonnegative, check_positive
+from nocollapse.methods import Learner, StepOutput
+from nocollapse.runio import SPECTRA_FILE, TENSORBOARD_DIR, WARNINGS_FILE, MetricsWriter
+from nocollapse.train.warnings import CollapseDetected, EarlyWarning
 
-SPECTRA_FILE = "spectra.jsonl"
+if TYPE_CHECKING:  # config.py imports MonitorConfig from here
+    from nocollapse.train.config import TrainConfig
+
 __all__ = [
+    "SPECTRA_FILE",
     "CollapseDetected",
     "CollapseMonitor",
     "MonitorConfig",
@@ -79,15 +83,6 @@ class MonitorConfig:
         check_positive("monitor.patience", self.patience)
         check_nonnegative("monitor.alignment_max_dim", self.alignment_max_dim)
         return self
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> MonitorConfig:
-        """Build from a mapping; an unknown key is refused with the valid names."""
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(values or {}) - set(names))
-        if unknown:
-            raise ConfigError(f"unknown monitor option(s) {unknown}; valid: {', '.join(names)}")
-        return cls(**dict(values or {})).validate()
 
 
 @torch.no_grad()
@@ -170,13 +165,12 @@ class CollapseMonitor:
         self._tensorboard_tried = False
 
     # -- callbacks -------------------------------------------------------------------------
-    def on_log(self, step: int, output: Any, learner: Any, record: dict[str, Any]) -> None:
+    def on_log(self, step: int, output: StepOutput, learner: Learner,
+               record: dict[str, Any]) -> None:
         """Add the diagnostics to ``record`` when ``every`` steps have passed since the last."""
         if not self.config.enabled:
             return
-        z1, z2 = getattr(output, "z1", None), getattr(output, "z2", None)
-        if z1 is None:
-            return
+        z1, z2 = output.z1, output.z2
         self._batch = (z1, z2)
         if self.config.every == 0 or not self._due(step):
             return
@@ -196,7 +190,7 @@ class CollapseMonitor:
         # the first log, then each log window that contains a multiple of `every`
         return step == window or step // every > (step - window) // every
 
-    def on_epoch_end(self, epoch: int, learner: Any, run_dir: Path) -> None:
+    def on_epoch_end(self, epoch: int, learner: Learner, run_dir: Path) -> None:
         """Append this epoch's spectra to ``run_dir/spectra.jsonl``."""
         if self.run_dir is None:
             self.run_dir = Path(run_dir)
@@ -215,8 +209,8 @@ class CollapseMonitor:
             self._tensorboard.close()
             self._tensorboard = None
 
-    def on_train_end(self, *args: Any) -> None:
-        """For a loop that announces its end (any arguments): closes TensorBoard."""
+    def on_train_end(self) -> None:
+        """When the loop ends: closes TensorBoard."""
         self.close()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -254,42 +248,18 @@ class CollapseMonitor:
         if self._tensorboard_tried or not self.config.tensorboard or self.run_dir is None:
             return self._tensorboard
         self._tensorboard_tried = True
-        self._tensorboard = open_tensorboard(self.run_dir / "tensorboard")
+        self._tensorboard = open_tensorboard(self.run_dir / TENSORBOARD_DIR)
         return self._tensorboard
 
 
-def run_context(config: Any) -> dict[str, Any]:
+def run_context(config: TrainConfig) -> dict[str, Any]:
     """Facts for :func:`~nocollapse.train.warnings.likely_causes` from a ``TrainConfig``.
 
-    ``weight_decay`` from ``config.optim``; ``predictor``, ``stop_gradient``, ``sigma2``
-    from the ``learner`` overrides, else from the method preset when
-    ``nocollapse.methods.learner_config`` exposes them; unknown facts are left out.
+    ``weight_decay`` from ``config.optim``; ``predictor`` and ``stop_gradient`` from the
+    resolved ``config.learner``.
     """
-    context: dict[str, Any] = {}
-    optim = getattr(config, "optim", None)
-    if optim is not None:
-        context["weight_decay"] = getattr(optim, "weight_decay", None)
-    overrides = dict(getattr(config, "learner", None) or {})
-    preset: Any = None
-    try:
-        from nocollapse.methods import learner_config
-
-        preset = learner_config(getattr(config, "method", "simsiam"), **overrides)
-    except Exception:  # the context only words a message: it must never stop training
-        preset = None
-    for key in ("predictor", "stop_gradient", "sigma2"):
-        value = overrides.get(key, _lookup(preset, key))
-        if value is not None:
-            context[key] = value
-    return {k: v for k, v in context.items() if v is not None}
-
-
-def _lookup(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    value = obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
-    kind = getattr(value, "kind", None)  # a nested predictor config names its kind
-    return kind if isinstance(kind, str) else value
+    return {"weight_decay": config.optim.weight_decay, "predictor": config.learner.predictor,
+            "stop_gradient": config.learner.stop_gradient}
 
 
 def open_tensorboard(log_dir: Path) -> Any:
@@ -305,9 +275,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _matrix(learner: Any, name: str) -> np.ndarray | None:
-    method = getattr(learner, name, None)
-    value = method() if callable(method) else None
+def _numpy_or_none(value: torch.Tensor | None) -> np.ndarray | None:
     return None if value is None else _as_numpy(value)
 
 
@@ -318,7 +286,7 @@ def _as_numpy(value: Any) -> np.ndarray:
 
 
 def spectra_record(
-    learner: Any, batch: tuple[Any, Any] | None, alignment_max_dim: int = 128
+    learner: Learner, batch: tuple[Any, Any] | None, alignment_max_dim: int = 128
 ) -> dict[str, Any]:
     """Eigenvalues (descending) of ``F_hat``, ``Wp`` and the batch correlation, and more.
 
@@ -326,8 +294,8 @@ def spectra_record(
     (no running correlation, non-linear or no predictor); ``batch``: the last
     ``(z1, z2)`` seen, ``(B, d)`` each, or ``None``.
     """
-    F = _matrix(learner, "correlation")
-    Wp = _matrix(learner, "predictor_matrix")
+    F = _numpy_or_none(learner.correlation())
+    Wp = _numpy_or_none(learner.predictor_matrix())
     out: dict[str, Any] = {}
     if F is not None:
         out["F_eigenvalues"] = np.linalg.eigvalsh((F + F.T) / 2)[::-1].tolist()

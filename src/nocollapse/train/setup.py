@@ -12,12 +12,14 @@ import torch
 
 from nocollapse.data import ImageDataset, load_dataset, make_augment, preset_for_images
 from nocollapse.errors import ConfigError
+from nocollapse.methods import Learner, SiameseLearner
 from nocollapse.train.checkpoint import checkpoint_path
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.lars import LARS
 from nocollapse.train.schedule import WarmupCosine
 
-LearnerFactory = Callable[[TrainConfig, int, int], torch.nn.Module]
+# (config, in_channels, image_size) -> the learner; tests pass small stand-ins.
+LearnerFactory = Callable[[TrainConfig, int, int], Learner]
 
 
 @dataclass
@@ -51,12 +53,9 @@ def _subset(data: ImageDataset, size: int | None) -> ImageDataset:
     return ImageDataset(data.name, data.images[:size], data.labels[:size], data.classes)
 
 
-def default_learner(config: TrainConfig, in_channels: int, image_size: int) -> torch.nn.Module:
-    """``SiameseLearner`` from the method preset and the ``learner`` overrides."""
-    from nocollapse.methods import SiameseLearner, learner_config
-
-    return SiameseLearner(learner_config(config.method, **config.learner), in_channels,
-                          image_size)
+def default_learner(config: TrainConfig, in_channels: int, image_size: int) -> Learner:
+    """``SiameseLearner`` from the config's resolved (already validated) ``learner``."""
+    return SiameseLearner(config.learner, in_channels, image_size)
 
 
 def build_augment(config: TrainConfig, preset: str) -> torch.nn.Module:
@@ -80,15 +79,11 @@ def total_steps(config: TrainConfig, per_epoch: int) -> int:
     return planned
 
 
-def build_optimizer(config: TrainConfig, learner: torch.nn.Module, total: int,
+def build_optimizer(config: TrainConfig, learner: Learner, total: int,
                     per_epoch: int) -> tuple[torch.optim.Optimizer, WarmupCosine]:
     """SGD or LARS over the learner's parameter groups, with the warm-up + cosine schedule."""
     optim = config.optim
-    if hasattr(learner, "parameter_groups"):
-        groups = learner.parameter_groups(optim.weight_decay, optim.predictor_lr_scale)
-    else:
-        groups = [{"params": [p for p in learner.parameters() if p.requires_grad],
-                   "weight_decay": optim.weight_decay}]
+    groups = learner.parameter_groups(optim.weight_decay, optim.predictor_lr_scale)
     if optim.name == "lars":
         optimizer: torch.optim.Optimizer = LARS(groups, lr=optim.lr, momentum=optim.momentum,
                                                 weight_decay=optim.weight_decay,
