@@ -14,6 +14,7 @@ from typing import Any
 
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.methods import PRESETS
 from nocollapse.runio import read_metrics
 
 # size -> data set, images, test images, batch, seconds per run, max steps
@@ -25,7 +26,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {"data": "default", "subset": 60000, "test_subset": 10000, "batch": 256,
              "seconds": 300.0, "max_steps": None},
 }
-METHODS = ("simsiam", "byol", "directpred", "directcopy", "isoloss")
+METHODS = tuple(PRESETS)  # every registered method preset
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # learner, other overrides
     "normal": ({}, {}),
     "no predictor": ({"predictor": "none"}, {}),

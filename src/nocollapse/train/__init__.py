@@ -13,5 +13,5 @@ from nocollapse.train.loop import TrainResult, train
 from nocollapse.train.schedule import WarmupCosine, warmup_cosine
 
 __all__ = ["LARS", "BaseCallback", "Callback", "CheckpointError", "TrainConfig", "TrainResult",
-           "WarmupCosine", "checkpoint_path", "load_checkpoint", "load_config", "parse_overrides", "train",
-           "warmup_cosine"]
+           "WarmupCosine", "checkpoint_path", "load_checkpoint", "load_config", "parse_overrides",
+           "train", "warmup_cosine"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from nocollapse.data import DATASETS
 from nocollapse.errors import (
     ConfigError,
     check_choice,
@@ -142,6 +143,7 @@ class TrainConfig:
         check_nonnegative("optim.warmup_epochs", self.optim.warmup_epochs)
         check_positive("optim.lars_eta", self.optim.lars_eta)
         check_choice("optim.name", self.optim.name, OPTIMIZERS)
+        check_choice("data.name", self.data.name, tuple(DATASETS))
         self.monitor.validate()
         check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
         check_choice("device.precision", self.device.precision, PRECISIONS)

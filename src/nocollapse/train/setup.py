@@ -10,7 +10,13 @@ from typing import Any
 
 import torch
 
-from nocollapse.data import ImageDataset, load_dataset, make_augment, preset_for_images
+from nocollapse.data import (
+    DATASETS,
+    ImageDataset,
+    load_dataset,
+    make_augment,
+    preset_for_images,
+)
 from nocollapse.errors import ConfigError
 from nocollapse.methods import Learner, SiameseLearner
 from nocollapse.train.checkpoint import checkpoint_path
@@ -33,7 +39,8 @@ class RunData:
 
 def load_run_data(config: TrainConfig) -> RunData:
     """The configured data set's train split (and test split when it has one), subset applied."""
-    options = {"size": config.data.image_size} if config.data.name == "folder" else {}
+    entry = DATASETS.get(config.data.name)
+    options = {"size": config.data.image_size} if entry and "size" in entry.options else {}
     train = _subset(load_dataset(config.data.name, config.data.data_dir, "train", **options),
                     config.data.subset)
     try:
