@@ -12,14 +12,15 @@ module is the one place a reader of a run directory learns its format
     One JSON object a line, appended as the run goes. Training log lines carry
     ``step, epoch, loss, lr, tau, images_per_s`` and, with the monitor, the keys of
     :data:`MONITOR_KEYS`; k-NN lines ``step, epoch, knn_accuracy`` (``final: true``
-    on the last). Simulations log ``t`` (and ``step``) with their own scalars.
+    on the last). Simulations (``simulate``) log ``t, simulated, theory`` (one value per
+    mode) and the model's extra series.
 ``spectra.jsonl`` (:data:`SPECTRA_FILE`)
     Training, one line an epoch: ``epoch, step, F_eigenvalues, Wp_eigenvalues,
     Wp_asymmetry, commutator, alignment, Z_eigenvalues, summary`` (lists descending;
     a key is absent when the learner has no such matrix).
 ``warnings.jsonl`` (:data:`WARNINGS_FILE`)
-    One line per collapse warning: ``step, message, likely_causes`` and the scalars
-    that triggered it.
+    One line per collapse warning: ``step, message, reasons, collapse_level,
+    effective_rank, consecutive_logs, likely_causes``.
 ``summary.json`` (:data:`SUMMARY_FILE`)
     Written when a training run ends: ``step, epoch, stopped, knn_accuracy,
     random_knn_accuracy, seconds`` and ``error`` when it diverged.

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nocollapse.experiments.plots import plot_comparisons, plot_curves
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.theory_figures import plot_comparisons, plot_curves
 from nocollapse.theory import bao2023
 from nocollapse.theory.result import Comparison, SimulationParams
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from nocollapse.diagnostics import commutator_norm, eigen_alignment
-from nocollapse.experiments.plots import plot_comparisons, plot_curves, plot_phase
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.figures import save_figure
+from nocollapse.report.theory_figures import phase_figure, plot_comparisons, plot_curves
 from nocollapse.theory import tian2021
 from nocollapse.theory.linear_flow import FlowConfig, integrate_flow
 from nocollapse.theory.phase import phase_diagram
@@ -103,9 +104,7 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
                      ">= 95% of cells", f"{agree}/{total} ({share:.1%})", share >= 0.95)
         rows.append([name, f"{grid if 'matrix' not in name else max(8, grid // 12)}",
                      f"{diagram.collapsed.mean():.1%}", f"{share:.1%}"])
-        plot_phase(diagram.x, diagram.y, diagram.collapsed, diagram.boundary,
-                   out / f"{name}.png", xlabel=diagram.x_name, ylabel=diagram.y_name,
-                   title=name)
+        save_figure(phase_figure(diagram, title=name), out / f"{name}.png")
         result.figures.append(f"{name}.png")
     ema = {beta: phase_diagram("eta", "sigma2", grid=grid // 2,
                                fixed={"beta": beta, "p0": 0.3, "s0": 0.09})

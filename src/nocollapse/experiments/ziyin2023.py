@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nocollapse.experiments.plots import plot_curves
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.theory_figures import plot_curves
 from nocollapse.theory.landscape import gradient_descent, make_landscape
 
 SPECTRUM = np.geomspace(1.0, 0.1, 8)  # imbalanced data variances d_i
