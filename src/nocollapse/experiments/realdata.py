@@ -178,7 +178,7 @@ def directpred_eps(out: Path, size: str, seed: int) -> ReproductionResult:
                          _fmt(cell["effective_rank"], ".2f"), str(cell["steps"])])
     result.tables.append(Table("DirectPred k-NN accuracy by eps and rho",
                                ["rho", "eps", "k-NN", "eff. rank", "steps"], rows))
-    best = max(knn, key=knn.get)
+    best = max(knn, key=lambda cell: knn[cell])
     # tian2021 Table 6 (STL-10): eps 0.1 best, eps 0.5 worst, every eps trains.
     result.check("every (eps, rho) trains without collapse", "all k-NN > 0.2",
                  f"min {min(knn.values()):.3f}", min(knn.values()) > 0.2)

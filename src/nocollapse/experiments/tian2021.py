@@ -122,7 +122,8 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
     return result
 
 
-def _ablation_flow(size: str, seed: int, eta: float, **switches) -> tuple[float, float]:
+def _ablation_flow(size: str, seed: int, eta: float, **switches: float | bool
+                   ) -> tuple[float, float]:
     """Final ``||W||_F`` and largest ``Wp`` eigenvalue from one shared random start."""
     n1, n2 = 10, 5
     rng = np.random.default_rng(seed)
@@ -140,7 +141,8 @@ def _ablation_flow(size: str, seed: int, eta: float, **switches) -> tuple[float,
 def ablations(out: Path, size: str, seed: int) -> ReproductionResult:
     result = ReproductionResult("tian2021-ablations-linear")
     eta_c = float(tian2021.critical_eta(SIGMA2))
-    cases = {  # name -> (eta, switches, theory says collapses)
+    cases: dict[str, tuple[float, dict[str, float | bool], bool]] = {
+        # name -> (eta, switches, theory says collapses)
         "SimSiam, eta=0.01": (0.01, {}, False),
         "no predictor (Wp = I)": (0.01, {"predictor": False}, True),
         "no stop-gradient": (0.01, {"stop_grad": False}, True),

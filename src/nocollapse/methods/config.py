@@ -109,7 +109,8 @@ def learner_config(method: str, **overrides: Any) -> LearnerConfig:
     An unknown key is refused with the closest valid names.
     """
     check_choice("method", method, tuple(PRESETS))
-    values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[method].items()}
+    values: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v)
+                              for k, v in PRESETS[method].items()}
     names = [f.name for f in dataclasses.fields(LearnerConfig)]
     option_names = predictor_option_names()
     for key, value in overrides.items():

@@ -105,8 +105,9 @@ class SiameseLearner(nn.Module):
             return 0.0
         tau = cosine_tau(progress, self.config.base_tau, self.config.final_tau)
         online = nn.Sequential(self.backbone, self.projector)
-        target_params = list(self.target_net.parameters())
-        torch._foreach_lerp_(target_params, list(online.parameters()), 1.0 - tau)
+        target_params: list[torch.Tensor] = list(self.target_net.parameters())
+        online_params: list[torch.Tensor] = list(online.parameters())
+        torch._foreach_lerp_(target_params, online_params, 1.0 - tau)
         for target_buffer, buffer in zip(self.target_net.buffers(), online.buffers(), strict=True):
             target_buffer.copy_(buffer)
         return tau

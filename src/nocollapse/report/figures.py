@@ -231,7 +231,8 @@ def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
         if ax is axes[0, 0]:
             ax.set_ylabel("F eigenvector i", fontsize=8)
         ax.tick_params(labelsize=7)
-    figure.colorbar(image, ax=list(axes[0]), shrink=0.8, label="|u_i^T v_j|")
+    if image is not None:
+        figure.colorbar(image, ax=list(axes[0]), shrink=0.8, label="|u_i^T v_j|")
     figure.suptitle(f"{run.label}: eigen-alignment of F_hat and Wp", fontsize=10)
     save_figure(figure, path, tight=False)  # colorbar spans axes: tight_layout would warn
     return True

@@ -55,9 +55,9 @@ def plot_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path,
     ax = axes[0, 0]
     for label, (x, y) in curves.items():
         ax.plot(x, y, "o-", ms=3, label=label)
-    for label, x in (vlines or {}).items():
-        ax.axvline(x, color="grey", ls="--", lw=1)
-        ax.annotate(label, (x, 0.95), xycoords=("data", "axes fraction"), rotation=90,
+    for label, position in (vlines or {}).items():
+        ax.axvline(position, color="grey", ls="--", lw=1)
+        ax.annotate(label, (position, 0.95), xycoords=("data", "axes fraction"), rotation=90,
                     ha="right", va="top", fontsize=8, color="grey")
     if log_y:
         ax.set_yscale("log")

@@ -256,7 +256,7 @@ def valid_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             keys += valid_keys(hint, f"{prefix}{f.name}.")
         elif typing.get_origin(hint) is dict:
             keys.append(f"{prefix}{f.name}.*")
@@ -275,7 +275,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if key not in names:
             _unknown(f"{prefix}{key}")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(f"{prefix}{key}", value, hint)

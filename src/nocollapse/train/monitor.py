@@ -286,7 +286,8 @@ def _as_numpy(value: Any) -> np.ndarray:
 
 
 def spectra_record(
-    learner: Learner, batch: tuple[Any, Any] | None, alignment_max_dim: int = 128
+    learner: Learner, batch: tuple[torch.Tensor, torch.Tensor | None] | None,
+    alignment_max_dim: int = 128
 ) -> dict[str, Any]:
     """Eigenvalues (descending) of ``F_hat``, ``Wp`` and the batch correlation, and more.
 
@@ -308,7 +309,8 @@ def spectra_record(
             # 4 decimals: a heat map needs no more, and d = 128 stays ~110 kB per epoch
             out["alignment"] = np.round(diagnostics.alignment_matrix(F, Wp), 4).tolist()
     if batch is not None:
-        z1, z2 = (None if b is None else _as_numpy(b) for b in batch)
+        z1 = _as_numpy(batch[0])
+        z2 = None if batch[1] is None else _as_numpy(batch[1])
         z = z1 if z2 is None else np.concatenate([z1, z2])
         out["Z_eigenvalues"] = diagnostics.correlation_eigenvalues(z).tolist()
         # The predictor figures need F and Wp of the embeddings' width (a linear predictor).
