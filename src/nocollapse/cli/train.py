@@ -15,7 +15,7 @@ from nocollapse.methods import PRESETS
 from nocollapse.predictors import PREDICTORS
 from nocollapse.runio import read_config
 from nocollapse.train import checkpoint_path, train
-from nocollapse.train.config import CPU_DEFAULT, load_config, merge, parse_overrides
+from nocollapse.train.config import CPU_DEFAULT, TrainConfig, load_config, merge, parse_overrides
 from nocollapse.train.loop import TrainResult
 
 EPILOG = """examples:
@@ -26,7 +26,7 @@ EPILOG = """examples:
 """
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train BYOL, SimSiam, DirectPred, DirectCopy or IsoLoss",
         description="Train a non-contrastive method. With no argument: the default method on "
@@ -62,7 +62,7 @@ def _registries() -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_config(args: argparse.Namespace) -> Any:
+def build_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults < run's config (resume) < --config < flags < key=value overrides."""
     flags: dict[str, Any] = {}
     if args.method:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -103,7 +104,7 @@ def _matrix_rows(records: list[dict[str, Any]], key: str, x_key: str) -> tuple[l
     return [x for x, _ in rows], table
 
 
-def _mode_lines(ax: Any, xs: list, table: np.ndarray, style: str = "-", label: str = "") -> None:
+def _mode_lines(ax: Axes, xs: list, table: np.ndarray, style: str = "-", label: str = "") -> None:
     """Draw |eigenvalue| per mode on a log axis, coloured by mode index.
 
     A mode that is ever negative (possible for the predictor's spectrum) is dotted.
@@ -175,7 +176,7 @@ def scalar_keys(records: list[dict[str, Any]], exclude: Sequence[str] = ()) -> l
     return [k for k in keys if any(np.isfinite(_float(r.get(k))) for r in records)]
 
 
-def _float(value: Any) -> float:
+def _float(value: object) -> float:
     return float(value) if isinstance(value, int | float) else float("nan")
 
 

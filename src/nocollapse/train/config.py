@@ -159,7 +159,7 @@ class TrainConfig:
             raise ConfigError("epochs=0 with no max_steps trains nothing; set epochs >= 1")
 
 
-def resolve_learner(method: str, overrides: Any) -> LearnerConfig:
+def resolve_learner(method: str, overrides: object) -> LearnerConfig:
     """The preset ``method`` with ``overrides`` (a mapping), each value typed as its field."""
     check_choice("method", method, tuple(PRESETS))
     if overrides is None:
@@ -292,7 +292,7 @@ def _unknown(key: str) -> typing.NoReturn:
                       f"{', '.join(valid_keys())})")
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
+def _coerce(key: str, value: Any, hint: object) -> object:
     """Convert a YAML value to the field's type (YAML reads ``1e-3`` as a string)."""
     args = typing.get_args(hint)
     optional = (typing.get_origin(hint) in (typing.Union, types.UnionType)
@@ -334,7 +334,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def _get(config: TrainConfig, dotted: str) -> Any:
-    node: Any = config
+    node: object = config
     for part in dotted.split("."):
         node = getattr(node, part)
     return node

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -103,13 +103,19 @@ class _Run:
         self.rank0 = self.fabric.global_rank == 0
         c, h, _ = self.data.train.image_shape
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        self.learner: Learner = factory(config, c, h)
+        learner = factory(config, c, h)
+        if not isinstance(learner, torch.nn.Module):
+            raise TypeError(f"learner_factory returned a {type(learner).__name__}; a Learner "
+                            "must be a torch.nn.Module")
+        self.learner: Learner = learner
         self.per_epoch = setup.steps_per_epoch(config, len(self.data.train),
                                                self.fabric.world_size)
         self.total = setup.total_steps(config, self.per_epoch)
         self.optimizer, self.scheduler = setup.build_optimizer(config, self.learner, self.total,
                                                                self.per_epoch)
-        forward = torch.compile(self.learner) if config.device.compile else self.learner
+        # torch.compile of a Module returns a Module (its stubs say a function)
+        forward = (cast(torch.nn.Module, torch.compile(learner)) if config.device.compile
+                   else learner)
         self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
         self.device = self.fabric.device
         self.augment = setup.build_augment(config, self.data.preset).to(self.device)

@@ -41,6 +41,8 @@ from nocollapse.runio import SPECTRA_FILE, TENSORBOARD_DIR, WARNINGS_FILE, Metri
 from nocollapse.train.warnings import CollapseDetected, EarlyWarning
 
 if TYPE_CHECKING:  # config.py imports MonitorConfig from here
+    from torch.utils.tensorboard import SummaryWriter
+
     from nocollapse.train.config import TrainConfig
 
 __all__ = [
@@ -161,7 +163,7 @@ class CollapseMonitor:
         self.warnings: list[dict[str, Any]] = []
         self.last_step: int | None = None
         self._batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        self._tensorboard: Any = None
+        self._tensorboard: SummaryWriter | None = None
         self._tensorboard_tried = False
 
     # -- callbacks -------------------------------------------------------------------------
@@ -244,7 +246,7 @@ class CollapseMonitor:
             if key not in {"step", "epoch"} and _is_number(value):
                 writer.add_scalar(key, float(value), step)
 
-    def _tensorboard_writer(self) -> Any:
+    def _tensorboard_writer(self) -> SummaryWriter | None:
         if self._tensorboard_tried or not self.config.tensorboard or self.run_dir is None:
             return self._tensorboard
         self._tensorboard_tried = True
@@ -252,7 +254,7 @@ class CollapseMonitor:
         return self._tensorboard
 
 
-def run_context(config: TrainConfig) -> dict[str, Any]:
+def run_context(config: TrainConfig) -> dict[str, float | str | bool]:
     """Facts for :func:`~nocollapse.train.warnings.likely_causes` from a ``TrainConfig``.
 
     ``weight_decay`` from ``config.optim``; ``predictor`` and ``stop_gradient`` from the
@@ -262,7 +264,7 @@ def run_context(config: TrainConfig) -> dict[str, Any]:
             "stop_gradient": config.learner.stop_gradient}
 
 
-def open_tensorboard(log_dir: Path) -> Any:
+def open_tensorboard(log_dir: Path) -> SummaryWriter | None:
     """A ``SummaryWriter`` for ``log_dir``, or ``None`` when tensorboard is not installed."""
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -271,7 +273,7 @@ def open_tensorboard(log_dir: Path) -> Any:
     return SummaryWriter(log_dir=str(log_dir), flush_secs=10)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -279,7 +281,7 @@ def _numpy_or_none(value: torch.Tensor | None) -> np.ndarray | None:
     return None if value is None else _as_numpy(value)
 
 
-def _as_numpy(value: Any) -> np.ndarray:
+def _as_numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().double().numpy()
     return np.asarray(value, dtype=np.float64)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +23,9 @@ from nocollapse.train.checkpoint import checkpoint_path
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.lars import LARS
 from nocollapse.train.schedule import WarmupCosine
+
+if TYPE_CHECKING:  # imported when a run starts: it is slow to import
+    from lightning_fabric import Fabric
 
 # (config, in_channels, image_size) -> the learner; tests pass small stand-ins.
 LearnerFactory = Callable[[TrainConfig, int, int], Learner]
@@ -103,7 +106,7 @@ def build_optimizer(config: TrainConfig, learner: Learner, total: int,
     return optimizer, scheduler
 
 
-def make_fabric(config: TrainConfig) -> Any:
+def make_fabric(config: TrainConfig) -> Fabric:
     """A launched Lightning Fabric for the configured accelerator, devices and precision."""
     from lightning_fabric import Fabric
 
