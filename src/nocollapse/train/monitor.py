@@ -282,7 +282,7 @@ def _numpy_or_none(value: torch.Tensor | None) -> np.ndarray | None:
 
 
 def _as_numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
-    if hasattr(value, "detach"):
+    if isinstance(value, torch.Tensor):
         value = value.detach().cpu().double().numpy()
     return np.asarray(value, dtype=np.float64)
 
