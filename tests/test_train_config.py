@@ -29,6 +29,18 @@ def test_overrides_win_over_yaml_and_are_typed(tmp_path: Path) -> None:
     assert config.learner.target == "ema"  # the rest of the byol preset
 
 
+def test_learner_section_is_typed_against_the_preset_and_the_predictor_schema() -> None:
+    # flat options edit the preset's predictor_options one key at a time (YAML reads 1e-3
+    # as text: the predictor's schema makes it a float)
+    config = load_config(None, ["method=directpred", "learner.eps=1e-3", "learner.proj_dim=64"])
+    assert config.learner.predictor_options == {"rho": 0.3, "eps": 1e-3, "freq": 1}
+    assert config.learner.proj_dim == 64 and config.learner.target == "ema"
+    with pytest.raises(ConfigError, match=r"learner\.proj_dim='wide' is not a valid int"):
+        load_config(None, ["learner.proj_dim=wide"])
+    with pytest.raises(ConfigError, match=r"predictor_options\.eps='tiny' is not a valid float"):
+        load_config(None, ["method=directpred", "learner.eps=tiny"])
+
+
 def test_round_trip_through_dict() -> None:
     config = load_config(None, ["epochs=3", "device.precision=bf16-mixed"])
     assert TrainConfig.from_dict(config.to_dict()) == config

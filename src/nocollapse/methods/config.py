@@ -15,7 +15,7 @@ from nocollapse.errors import ConfigError, check_choice, check_in_range, check_p
 from nocollapse.losses import LOSSES
 from nocollapse.models import BACKBONES
 from nocollapse.predictors import PREDICTORS, check_options
-from nocollapse.predictors.options import OptionValue
+from nocollapse.predictors.options import OptionValue, coerce_options
 
 TARGETS = ("ema", "stopgrad")
 
@@ -126,4 +126,6 @@ def learner_config(method: str, **overrides: Any) -> LearnerConfig:
     entry = PREDICTORS.get(str(values.get("predictor")))
     if entry is not None and not entry.options:
         values.pop("predictor_options", None)  # e.g. directpred preset with predictor=linear
+    elif entry is not None and "predictor_options" in values:
+        values["predictor_options"] = coerce_options(values["predictor_options"], entry.options)
     return LearnerConfig(**values).validate()

@@ -8,6 +8,7 @@ derived from it, so adding an option is one edit in the predictor's module.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,6 +52,18 @@ def check_options(owner: str, options: Mapping[str, OptionValue], schema: Option
             raise ConfigError(f"{prefix}{name}={value!r} is not a valid {option.kind.__name__}")
         if option.check is not None and isinstance(value, int | float):
             option.check(f"{prefix}{name}", value)
+
+
+def coerce_options(options: Mapping[str, OptionValue], schema: OptionSchema
+                   ) -> dict[str, OptionValue]:
+    """Numbers given as text (YAML reads ``1e-3`` as a string) converted to the option's type."""
+    out = dict(options)
+    for name, value in options.items():
+        kind = schema[name].kind if name in schema else None
+        if isinstance(value, str) and kind in (int, float):
+            with contextlib.suppress(ValueError):  # else check_options names the bad value
+                out[name] = float(value) if kind is float else int(value)
+    return out
 
 
 def _has_kind(value: OptionValue, kind: type) -> bool:
