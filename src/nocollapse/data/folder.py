@@ -37,8 +37,8 @@ def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-            array = np.asarray(img, dtype=np.uint8)
+            resized = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(resized, dtype=np.uint8)
     except Exception as exc:  # Pillow's decoders raise many types on a damaged file
         raise DataError(f"folder: cannot read image {path}: {type(exc).__name__}: "
                         f"{exc}") from exc

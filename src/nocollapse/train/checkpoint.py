@@ -25,10 +25,8 @@ import numpy as np
 import torch
 
 from nocollapse.errors import NocollapseError, OutputError
-from nocollapse.runio import atomic_write_bytes
+from nocollapse.runio import CHECKPOINT_DIR, LAST_CHECKPOINT, atomic_write_bytes
 
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.pt"
 # Every key a training run saves; a file lacking one is not a (complete) nocollapse checkpoint.
 REQUIRED_KEYS = frozenset({
     "model", "optimizer", "scheduler", "rng", "step", "epoch", "batch", "loss_sum",
@@ -42,7 +40,7 @@ class CheckpointError(NocollapseError):
 
 def checkpoint_path(run_dir: str | Path) -> Path:
     """``RUN_DIR/checkpoints/last.pt``."""
-    return Path(run_dir) / CHECKPOINT_DIR / LAST
+    return Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
