@@ -30,7 +30,12 @@ from nocollapse.runio import (
     write_config,
 )
 from nocollapse.train import rundir, setup
-from nocollapse.train.callbacks import Callback, check_callbacks
+from nocollapse.train.callbacks import (
+    Callback,
+    callback_states,
+    check_callbacks,
+    restore_callback_states,
+)
 from nocollapse.train.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -113,7 +118,8 @@ class _Run:
         self.optimizer, self.scheduler = setup.build_optimizer(config, self.learner, self.total,
                                                                self.per_epoch)
         self.augment = setup.build_augment(config, self.data.preset)
-        self.run_dir = self._open_run_dir(resume)
+        self.run_dir = setup.prepare_run_dir(config, resume)
+        self.lock = rundir.open_run(self.run_dir, fresh=not resume) if self.rank0 else None
         try:
             self._start()
         except BaseException:
@@ -147,19 +153,6 @@ class _Run:
             self.saved = None  # free the checkpoint's tensors
         elif self.rank0:
             write_config(self.run_dir, config.to_dict())
-
-    def _open_run_dir(self, resume: bool) -> Path:
-        """Create (fresh run) and lock the run directory, and clear what a crash left."""
-        run_dir = setup.prepare_run_dir(self.config, resume)
-        self.lock: rundir.RunLock | None = None
-        if self.rank0:
-            rundir.refuse_escaping_symlinks(run_dir)
-            self.lock = rundir.RunLock(run_dir)
-            rundir.remove_stale_temporaries(run_dir)
-            if not resume:  # a run killed before its first checkpoint leaves these behind
-                for name in rundir.RUN_OUTPUTS:
-                    (run_dir / name).unlink(missing_ok=True)
-        return run_dir
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -359,12 +352,7 @@ class _Run:
                 "seconds": state.seconds, "config": self.config.to_dict(),
                 "predictor_matrix": None if matrix is None else matrix.detach().cpu(),
                 "F_hat": None if F_hat is None else F_hat.detach().cpu(),
-                "callbacks": self._callback_states()}
-
-    def _callback_states(self) -> dict[str, Any]:
-        """``state_dict()`` of each callback that has one (the collapse monitor's counters)."""
-        return {f"{i}:{type(c).__name__}": c.state_dict()
-                for i, c in enumerate(self.callbacks) if hasattr(c, "state_dict")}
+                "callbacks": callback_states(self.callbacks)}
 
     def _restore(self, saved: dict[str, Any]) -> None:
         try:
@@ -377,11 +365,7 @@ class _Run:
             state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
             state.knn_history, state.random_knn = saved["knn_history"], saved["random_knn"]
             self.loss_sum = saved["loss_sum"].to(self.device)
-            states = saved.get("callbacks") or {}
-            for i, callback in enumerate(self.callbacks):
-                key = f"{i}:{type(callback).__name__}"
-                if key in states and hasattr(callback, "load_state_dict"):
-                    callback.load_state_dict(states[key])
+            restore_callback_states(self.callbacks, saved.get("callbacks") or {})
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
             raise CheckpointError(
                 f"checkpoint {checkpoint_path(self.run_dir)} does not fit this run "

@@ -14,13 +14,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nocollapse.errors import ConfigError, OutputError
-from nocollapse.runio import METRICS_FILE, atomic_write_bytes, file_mode, iter_metric_lines
-from nocollapse.train.monitor import SPECTRA_FILE
-from nocollapse.train.warnings import WARNINGS_FILE
+from nocollapse.runio import (
+    CHECKPOINT_DIR,
+    LOCK_FILE,
+    METRICS_FILE,
+    SPECTRA_FILE,
+    SUMMARY_FILE,
+    WARNINGS_FILE,
+    atomic_write_bytes,
+    file_mode,
+    iter_metric_lines,
+)
 
-LOCK_FILE = ".lock"
 # Files the loop appends to or ends with; a fresh run starts without them.
-RUN_OUTPUTS = (METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, "summary.json")
+RUN_OUTPUTS = (METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
 
 
 class RunLock:
@@ -52,7 +59,23 @@ class RunLock:
             self._fd = None
 
 
-def remove_stale_temporaries(run_dir: Path, folders: Iterable[str] = ("", "checkpoints")) -> None:
+def open_run(run_dir: Path, fresh: bool) -> RunLock:
+    """Check and lock ``run_dir`` for a run, clearing what a killed run left behind.
+
+    Refuses escaping symlinks, takes the lock, removes stale temporaries and, for a
+    fresh run, the outputs of a run killed before its first checkpoint.
+    """
+    refuse_escaping_symlinks(run_dir)
+    lock = RunLock(run_dir)
+    remove_stale_temporaries(run_dir)
+    if fresh:
+        for name in RUN_OUTPUTS:
+            (run_dir / name).unlink(missing_ok=True)
+    return lock
+
+
+def remove_stale_temporaries(run_dir: Path,
+                             folders: Iterable[str] = ("", CHECKPOINT_DIR)) -> None:
     """Delete ``.NAME.*.tmp`` left by a write that was killed (``runio.atomic_write_bytes``).
 
     Called under the run lock, so no live writer owns them.
@@ -69,7 +92,7 @@ def remove_stale_temporaries(run_dir: Path, folders: Iterable[str] = ("", "check
 def refuse_escaping_symlinks(run_dir: Path) -> None:
     """Refuse a run directory holding a symlink that points outside it, or one in the place
     of a file the run appends to (``O_NOFOLLOW`` would refuse it only mid-run)."""
-    for name in (*RUN_OUTPUTS, "checkpoints"):
+    for name in (*RUN_OUTPUTS, CHECKPOINT_DIR):
         if (run_dir / name).is_symlink():
             raise ConfigError(f"{run_dir / name} is a symlink; nocollapse writes nothing "
                               "through links. Remove the link, or choose another directory")
