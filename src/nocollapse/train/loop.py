@@ -56,7 +56,7 @@ class TrainResult:
     run_dir: Path
     step: int
     epoch: int
-    stopped: str  # "completed", "max_steps" or "time_budget"
+    stopped: str  # "completed", "max_steps", "time_budget" or resume.ALREADY_FINISHED
     knn_accuracy: float | None = None
     random_knn_accuracy: float | None = None
     knn_history: list[dict[str, Any]] = field(default_factory=list)
@@ -80,7 +80,11 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Call
     """Train ``config.method`` on ``config.data`` and write the run directory ``config.out``.
 
     ``resume=True`` continues the run in ``config.out`` from ``checkpoints/last.pt``
-    exactly where it stopped (same batches, augmentations and learning rates).
+    exactly where it stopped (same batches, augmentations and learning rates);
+    ``config`` may differ from the checkpoint's only where
+    :func:`~nocollapse.train.resume.check_resume_changes` allows (ConfigError
+    otherwise), and a finished run is returned untouched with ``stopped ==
+    "already finished"``. The run directory is locked while the run goes.
     ``callbacks``: :class:`~nocollapse.train.callbacks.Callback` objects (``on_log``,
     ``on_epoch_end``, ``on_train_end``), called on global rank 0 only.
     ``learner_factory(config, in_channels, image_size)`` returns a
