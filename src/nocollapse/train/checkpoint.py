@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import pickle
 import random
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -82,10 +83,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except pickle.UnpicklingError as error:
         if "weights only" not in str(error).lower():
             raise CheckpointError(f"checkpoint {path} is corrupt ({error}). {_FIX}") from error
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f" ({found.group(1)})" if found else ""
         raise CheckpointError(
-            f"checkpoint {path} was refused: it holds objects other than tensors and plain "
-            "values, which could run code when loaded (nothing was run). nocollapse never "
-            f"writes such a file; do not use it. {_FIX}") from error
+            f"checkpoint {path} was refused: it holds an object other than tensors and plain "
+            f"values{what}, which could run code when loaded; nothing was run. nocollapse "
+            "writes no such object (checkpoints of earlier nocollapse builds, which stored "
+            "numpy random states, are refused too). Do not use a file you did not write; "
+            f"{_FIX[0].lower()}{_FIX[1:]}") from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
             AttributeError, TypeError) as error:
         raise CheckpointError(
