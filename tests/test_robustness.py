@@ -6,6 +6,7 @@ working folder before and after (see ``tests/_cli.py``).
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -68,6 +69,20 @@ def test_read_only_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture)
     locked.mkdir(mode=0o555)
     assert_refused(["train", *TINY, "--epochs", "1", "--out", str(locked / "run")], capsys,
                    tmp_path, "cannot create")
+
+
+def test_unwritable_out_is_refused_even_as_root(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    real_mkdir = Path.mkdir
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        if self.is_relative_to(tmp_path / "ro"):  # as a read-only file system would
+            raise PermissionError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert_refused(["train", *TINY, "--epochs", "1", "--out", str(tmp_path / "ro" / "run")],
+                   capsys, tmp_path, "cannot create the run directory", "Read-only")
 
 
 def test_resume_of_a_file_a_missing_folder_or_an_empty_one_is_refused(
