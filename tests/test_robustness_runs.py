@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from _cli import TINY, assert_refused, run_cli, tree
+from nocollapse.cli.train import _free_run_dir
 from nocollapse.runio import read_metrics
 from nocollapse.train import checkpoint_path, load_checkpoint
 
@@ -110,8 +111,11 @@ def test_second_run_into_a_locked_directory_is_refused_with_the_holders_pid(
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         assert_refused(["train", *TINY, "--epochs", "1", "--out", str(run)], capsys, tmp_path,
                        f"in use by another nocollapse run (pid {holder.pid})")
+        # without --out, a rerun picks the next free default directory instead
+        assert _free_run_dir(run) == tmp_path / "run-2"
     finally:
         holder.communicate("")
+    assert _free_run_dir(run) == run  # the holder is gone: its lock went with it
 
 
 def test_stale_temporaries_are_removed_on_resume(

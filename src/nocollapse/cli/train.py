@@ -25,6 +25,7 @@ from nocollapse.train.config import (
 )
 from nocollapse.train.loop import TrainResult
 from nocollapse.train.resume import ALREADY_FINISHED, config_for_resume
+from nocollapse.train.rundir import is_locked
 
 EPILOG = """examples:
   nocollapse train                                  # SimSiam on Fashion-MNIST, a few CPU minutes
@@ -101,9 +102,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _free_run_dir(path: Path) -> Path:
-    """``path``, or ``path-2``, ``path-3``... when it already holds a run: reruns never clash."""
+    """``path``, or ``path-2``, ``path-3``... when it already holds a run (finished, or
+    running now): reruns never clash."""
     candidate, n = path, 1
-    while checkpoint_path(candidate).exists():
+    while checkpoint_path(candidate).exists() or is_locked(candidate):
         n += 1
         candidate = path.with_name(f"{path.name}-{n}")
     return candidate

@@ -59,6 +59,21 @@ class RunLock:
             self._fd = None
 
 
+def is_locked(run_dir: Path) -> bool:
+    """Whether a live run holds ``run_dir`` (tries the lock without waiting, then lets go)."""
+    path = run_dir / LOCK_FILE
+    if not path.is_file() or path.is_symlink():
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def open_run(run_dir: Path, fresh: bool) -> RunLock:
     """Check and lock ``run_dir`` for a run, clearing what a killed run left behind.
 
