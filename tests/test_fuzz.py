@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,16 @@ from nocollapse.train.config import TrainConfig, parse_overrides
 
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SCRATCH = Path(tempfile.mkdtemp(prefix="nocollapse-fuzz-"))
 
 
-def _file(name: str, data: bytes) -> Path:
-    path = SCRATCH / name
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the whole module: each example overwrites its file there."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def _file(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
     path.write_bytes(data)
     return path
 
@@ -58,8 +62,8 @@ def _idx(dims: tuple[int, ...]) -> bytes:
 
 @FUZZ
 @given(st.binary(max_size=64) | _mutated(_idx((2, 3, 3))), st.booleans())
-def test_idx_reader_gives_an_array_or_a_data_error(data: bytes, gz: bool) -> None:
-    path = _file("images-idx3-ubyte.gz" if gz else "images-idx3-ubyte",
+def test_idx_reader_gives_an_array_or_a_data_error(data: bytes, gz: bool, scratch: Path) -> None:
+    path = _file(scratch, "images-idx3-ubyte.gz" if gz else "images-idx3-ubyte",
                  gzip.compress(data) if gz else data)
     try:
         array = read_idx(path, 3)
@@ -70,9 +74,9 @@ def test_idx_reader_gives_an_array_or_a_data_error(data: bytes, gz: bool) -> Non
 
 @FUZZ
 @given(st.binary(max_size=40))
-def test_idx_reader_survives_damaged_gzip(data: bytes) -> None:
+def test_idx_reader_survives_damaged_gzip(data: bytes, scratch: Path) -> None:
     valid = gzip.compress(_idx((1, 2, 2)))
-    path = _file("damaged-idx3-ubyte.gz", valid[:10] + data)
+    path = _file(scratch, "damaged-idx3-ubyte.gz", valid[:10] + data)
     try:
         array = read_idx(path, 3)
     except DataError:
@@ -86,9 +90,9 @@ CIFAR_BATCH = pickle.dumps({b"data": np.arange(2 * 3072, dtype=np.uint8).reshape
 
 @FUZZ
 @given(st.binary(max_size=200) | _mutated(CIFAR_BATCH))
-def test_cifar_reader_gives_a_batch_or_a_data_error(data: bytes) -> None:
+def test_cifar_reader_gives_a_batch_or_a_data_error(data: bytes, scratch: Path) -> None:
     try:
-        images, labels = _read_batch(_file("data_batch_1", data), b"labels")
+        images, labels = _read_batch(_file(scratch, "data_batch_1", data), b"labels")
     except DataError:
         return
     assert images.shape[1:] == (3, 32, 32) and len(images) == len(labels)
@@ -105,9 +109,10 @@ def _png() -> bytes:
 
 @FUZZ
 @given(st.binary(max_size=100) | _mutated(_png()), st.sampled_from(["RGB", "L"]))
-def test_image_reader_gives_an_image_or_a_data_error(data: bytes, mode: str) -> None:
+def test_image_reader_gives_an_image_or_a_data_error(data: bytes, mode: str,
+                                                     scratch: Path) -> None:
     try:
-        array = _read_image(_file("image.png", data), 8, mode)
+        array = _read_image(_file(scratch, "image.png", data), 8, mode)
     except DataError:
         return
     assert array.shape == ((3 if mode == "RGB" else 1), 8, 8)
@@ -139,8 +144,8 @@ LINES = st.lists(st.binary(max_size=30) | st.sampled_from(
 
 @FUZZ
 @given(LINES)
-def test_jsonl_readers_give_records_or_skip_lines(lines: list[bytes]) -> None:
-    run = SCRATCH / "run"
+def test_jsonl_readers_give_records_or_skip_lines(lines: list[bytes], scratch: Path) -> None:
+    run = scratch / "run"
     run.mkdir(exist_ok=True)
     for name in ("metrics.jsonl", "spectra.jsonl", "warnings.jsonl"):
         (run / name).write_bytes(b"\n".join(lines))
@@ -162,9 +167,10 @@ def _checkpoint() -> bytes:
 @pytest.mark.filterwarnings("ignore")
 @FUZZ
 @given(st.binary(max_size=100) | _mutated(_checkpoint()))
-def test_checkpoint_loader_gives_a_checkpoint_or_a_checkpoint_error(data: bytes) -> None:
+def test_checkpoint_loader_gives_a_checkpoint_or_a_checkpoint_error(data: bytes,
+                                                                   scratch: Path) -> None:
     try:
-        state = load_checkpoint(_file("last.pt", data))
+        state = load_checkpoint(_file(scratch, "last.pt", data))
     except CheckpointError:
         return
     assert isinstance(state["config"], dict) and isinstance(state["step"], int)
