@@ -62,7 +62,7 @@ def _idx(dims: tuple[int, ...]) -> bytes:
 
 @FUZZ
 @given(st.binary(max_size=64) | _mutated(_idx((2, 3, 3))), st.booleans())
-def test_idx_reader_gives_an_array_or_a_data_error(data: bytes, gz: bool, scratch: Path) -> None:
+def test_idx_reader_gives_an_array_or_a_data_error(scratch: Path, data: bytes, gz: bool) -> None:
     path = _file(scratch, "images-idx3-ubyte.gz" if gz else "images-idx3-ubyte",
                  gzip.compress(data) if gz else data)
     try:
@@ -74,7 +74,7 @@ def test_idx_reader_gives_an_array_or_a_data_error(data: bytes, gz: bool, scratc
 
 @FUZZ
 @given(st.binary(max_size=40))
-def test_idx_reader_survives_damaged_gzip(data: bytes, scratch: Path) -> None:
+def test_idx_reader_survives_damaged_gzip(scratch: Path, data: bytes) -> None:
     valid = gzip.compress(_idx((1, 2, 2)))
     path = _file(scratch, "damaged-idx3-ubyte.gz", valid[:10] + data)
     try:
@@ -90,7 +90,7 @@ CIFAR_BATCH = pickle.dumps({b"data": np.arange(2 * 3072, dtype=np.uint8).reshape
 
 @FUZZ
 @given(st.binary(max_size=200) | _mutated(CIFAR_BATCH))
-def test_cifar_reader_gives_a_batch_or_a_data_error(data: bytes, scratch: Path) -> None:
+def test_cifar_reader_gives_a_batch_or_a_data_error(scratch: Path, data: bytes) -> None:
     try:
         images, labels = _read_batch(_file(scratch, "data_batch_1", data), b"labels")
     except DataError:
@@ -109,8 +109,7 @@ def _png() -> bytes:
 
 @FUZZ
 @given(st.binary(max_size=100) | _mutated(_png()), st.sampled_from(["RGB", "L"]))
-def test_image_reader_gives_an_image_or_a_data_error(data: bytes, mode: str,
-                                                     scratch: Path) -> None:
+def test_image_reader_gives_an_image_or_a_data_error(scratch: Path, data: bytes, mode: str) -> None:
     try:
         array = _read_image(_file(scratch, "image.png", data), 8, mode)
     except DataError:
@@ -144,7 +143,7 @@ LINES = st.lists(st.binary(max_size=30) | st.sampled_from(
 
 @FUZZ
 @given(LINES)
-def test_jsonl_readers_give_records_or_skip_lines(lines: list[bytes], scratch: Path) -> None:
+def test_jsonl_readers_give_records_or_skip_lines(scratch: Path, lines: list[bytes]) -> None:
     run = scratch / "run"
     run.mkdir(exist_ok=True)
     for name in ("metrics.jsonl", "spectra.jsonl", "warnings.jsonl"):
@@ -167,8 +166,8 @@ def _checkpoint() -> bytes:
 @pytest.mark.filterwarnings("ignore")
 @FUZZ
 @given(st.binary(max_size=100) | _mutated(_checkpoint()))
-def test_checkpoint_loader_gives_a_checkpoint_or_a_checkpoint_error(data: bytes,
-                                                                   scratch: Path) -> None:
+def test_checkpoint_loader_gives_a_checkpoint_or_a_checkpoint_error(scratch: Path,
+                                                                   data: bytes) -> None:
     try:
         state = load_checkpoint(_file(scratch, "last.pt", data))
     except CheckpointError:
