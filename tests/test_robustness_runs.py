@@ -77,6 +77,8 @@ def test_resume_takes_the_config_from_the_checkpoint(
     assert saved["step"] == 8 and saved["config"]["data"]["batch_size"] == 64
     assert saved["config"]["time_budget_s"] == 600
     assert (run / "config.yaml").is_file()
+    # the first run's end is no longer the end: one final k-NN line, at the new last step
+    assert [r["step"] for r in read_metrics(run) if r.get("final")] == [8]
 
 
 def test_resume_of_a_finished_run_changes_nothing(

@@ -367,7 +367,10 @@ class _Run:
             state = self.state
             state.step, state.epoch, state.batch = saved["step"], saved["epoch"], saved["batch"]
             state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
-            state.knn_history, state.random_knn = saved["knn_history"], saved["random_knn"]
+            extending = bool(saved.get("finished"))  # a finished run, trained longer
+            state.knn_history = [r for r in saved["knn_history"]
+                                 if not (extending and r.get("final"))]
+            state.random_knn = saved["random_knn"]
             self.loss_sum = saved["loss_sum"].to(self.device)
             restore_callback_states(self.callbacks, saved.get("callbacks") or {})
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
@@ -377,4 +380,4 @@ class _Run:
                 "written by nocollapse. Start the run again without --resume") from error
         if self.rank0:
             write_config(self.run_dir, self.config.to_dict())
-            rundir.cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch)
+            rundir.cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch, extending)

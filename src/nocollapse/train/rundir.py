@@ -122,18 +122,20 @@ def refuse_escaping_symlinks(run_dir: Path) -> None:
                     "choose another directory")
 
 
-def truncate_jsonl(path: Path, keep: str, last: int) -> None:
+def truncate_jsonl(path: Path, keep: str, last: int, drop_final: bool = False) -> None:
     """Keep only the lines of ``path`` whose ``keep`` value is at most ``last``.
 
     The kept lines stay byte for byte; unreadable lines (a partial last line left by
-    a kill) go. Lines without the key are kept. Nothing is written when nothing changes.
+    a kill) go, and with ``drop_final`` the lines marked ``"final": true``. Lines
+    without the key are kept. Nothing is written when nothing changes.
     """
     if not path.is_file():
         return
     kept, dropped = [], False
     for line, record in iter_metric_lines(path):
         value = None if record is None else record.get(keep)
-        if record is None or (isinstance(value, int | float) and value > last):
+        if (record is None or (isinstance(value, int | float) and value > last)
+                or (drop_final and record.get("final") is True)):
             dropped = True
             continue
         if not line.endswith(b"\n"):  # a complete record whose newline was cut off
@@ -143,12 +145,16 @@ def truncate_jsonl(path: Path, keep: str, last: int) -> None:
         atomic_write_bytes(path, b"".join(kept))
 
 
-def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int) -> None:
+def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int,
+                              extending: bool = False) -> None:
     """Forget what was logged after the checkpoint: the resumed run logs it again.
 
     Afterwards ``metrics.jsonl``, ``spectra.jsonl`` and ``warnings.jsonl`` hold what
     an uninterrupted run had written when it saved that checkpoint, byte for byte.
+    ``extending`` (a finished run trained longer) also drops its ``final`` k-NN line:
+    the run's end is now later. ``summary.json`` goes: the run is running again.
     """
-    truncate_jsonl(run_dir / METRICS_FILE, "step", step)
+    (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    truncate_jsonl(run_dir / METRICS_FILE, "step", step, drop_final=extending)
     truncate_jsonl(run_dir / SPECTRA_FILE, "epoch", epoch)
     truncate_jsonl(run_dir / WARNINGS_FILE, "step", step)
