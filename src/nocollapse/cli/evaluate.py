@@ -8,13 +8,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from nocollapse.evaluate import BASELINES
-
 from nocollapse.errors import check_positive
+from nocollapse.evaluate import BASELINES
 from nocollapse.train.evaluate_run import EVALUATION_FILE, evaluate_run
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="k-NN and linear-probe accuracy of a trained run, with baselines",
         description="Load RUN_DIR/checkpoints/last.pt and measure the frozen encoder by the "
@@ -24,20 +23,23 @@ def register(subparsers: Any) -> None:
         "encoder and a supervised upper bound (same backbone, cross-entropy), measured the same "
         f"way and cached per data set. Writes RUN_DIR/{EVALUATION_FILE}.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by train")
-    parser.add_argument("--no-linear", action="store_true", help="skip the linear probe")
+    parser.add_argument("--knn", action="store_true",
+                        help="k-NN only: skip the linear probe (and its baseline rows)")
     parser.add_argument("--baselines", action="store_true",
                         help="raw pixels, random init and supervised rows (cached)")
     parser.add_argument("--probe-epochs", type=int, default=100,
                         help="L-BFGS iterations of the linear probe (default 100)")
+    parser.add_argument("--data-dir", help="folder holding the run's data set, when it has "
+                        "moved since training (default: the run's data.data_dir)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_positive("--probe-epochs", args.probe_epochs)
-    result = evaluate_run(args.run_dir, linear=not args.no_linear,
+    result = evaluate_run(args.run_dir, linear=not args.knn,
                           probe_epochs=args.probe_epochs, baselines=args.baselines,
-                          device=args.device)
+                          device=args.device, data_dir=args.data_dir)
     title = f"nocollapse evaluate: {args.run_dir} (step {result['step']})"
     Console().print(evaluation_table(result, title, "trained encoder"))
     return 0

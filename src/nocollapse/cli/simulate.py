@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from nocollapse.errors import check_choice, check_nonnegative, check_positive
-from nocollapse.runio import MetricsWriter, atomic_write_bytes, write_config
+from nocollapse.errors import ConfigError, check_choice, check_nonnegative, check_positive
+from nocollapse.report.figures import figure_png
+from nocollapse.report.theory_figures import eigenvalue_figure
+from nocollapse.runio import MetricsWriter, atomic_write_bytes, ensure_dir, write_config
 from nocollapse.theory.result import Comparison, SimulationParams
 
 MODELS = ("tian2021", "halvagal2023", "bao2023")
@@ -75,22 +77,55 @@ def params_from_args(args: argparse.Namespace) -> SimulationParams:
 def run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     out = args.out if args.out is not None else Path(f"runs/simulate-{params.model}")
+    check_memory(params)
     module = importlib.import_module(f"nocollapse.theory.{params.model}")
     start = time.perf_counter()
-    comp = module.run_comparison(params)  # raises ConfigError before we write anything
+    try:
+        comp = module.run_comparison(params)  # raises ConfigError before we write anything
+    except (np.linalg.LinAlgError, FloatingPointError, OverflowError) as error:
+        raise ConfigError(f"the {params.model} simulation broke down ({type(error).__name__}: "
+                          f"{error}); the step is probably too large for these parameters "
+                          f"(--lr {params.lr}): lower --lr") from error
     wall = time.perf_counter() - start
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     write_config(out, {
         "command": "simulate", **{k: v for k, v in vars(params).items()},
         "quantity": comp.quantity, "collapse_threshold": comp.collapse_threshold,
         "resolved": comp.params, "wall_time_s": round(wall, 3),
     })
     write_metrics(out, comp)
-    atomic_write_bytes(out / "eigenvalues.png", eigenvalue_figure(comp))
+    atomic_write_bytes(out / "eigenvalues.png", figure_png(eigenvalue_figure(comp)))
     console = Console()
     console.print(final_table(comp))
     console.print(f"wall time {wall:.2f} s; wrote {out}/metrics.jsonl, eigenvalues.png")
     return 0
+
+
+# Snapshots a model keeps (at most ~200 recorded times, plus the start) and the
+# inputs a step draws: the simulated state is O(snapshots * n2 * (n1 + n2)) floats.
+SNAPSHOTS = 202
+SAMPLES = 512
+
+
+def memory_estimate(n1: int, n2: int) -> int:
+    """Bytes a simulation of ``n1`` inputs, ``n2`` outputs holds at least (float64)."""
+    floats = (SNAPSHOTS * (n1 * n2 + 3 * n2 * n2) + 8 * (n1 * n1 + n1 * n2 + n2 * n2)
+              + 4 * SAMPLES * (n1 + n2))
+    return 8 * floats
+
+
+def check_memory(params: SimulationParams) -> None:
+    """Refuse sizes whose estimated memory exceeds half of this machine's RAM."""
+    if params.n1 is None and params.n2 is None:
+        return
+    n1, n2 = params.n1 or 1, params.n2 or 1
+    need = memory_estimate(n1, n2)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have // 2:
+        raise ConfigError(f"--n1 {params.n1} --n2 {params.n2} would need about "
+                          f"{need / 2**30:.1f} GiB (the simulation keeps ~{SNAPSHOTS} snapshots "
+                          f"of its matrices); this machine has {have / 2**30:.1f} GiB. Use "
+                          "smaller dimensions")
 
 
 def metric_records(comp: Comparison) -> list[dict[str, Any]]:
@@ -128,36 +163,3 @@ def final_table(comp: Comparison) -> Table:
             f"{errors[j]:.2e}", "collapsed" if collapsed[j] else "learned",
         )
     return table
-
-
-def eigenvalue_figure(comp: Comparison) -> bytes:
-    """PNG bytes: simulation as markers, theory as lines, one colour per mode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sim, th = np.abs(comp.simulated), np.abs(comp.theory)
-    positive = np.concatenate([sim[sim > 0], th[th > 0]])
-    log = positive.size > 0 and positive.max() / max(positive.min(), 1e-300) > 100
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colours = plt.get_cmap("tab10" if sim.shape[1] <= 10 else "viridis")
-    every = max(1, len(comp.times) // 25)
-    for j in range(sim.shape[1]):
-        colour = colours(j % 10 if sim.shape[1] <= 10 else j / max(sim.shape[1] - 1, 1))
-        ax.plot(comp.times, th[:, j], "-", color=colour, lw=1.2)
-        ax.plot(comp.times[::every], sim[::every, j], "o", color=colour, ms=3.5, mfc="none")
-    if log:
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-8))
-    ax.plot([], [], "k-", label="theory (reduced ODE)")
-    ax.plot([], [], "ko", mfc="none", label="simulation")
-    ax.legend(fontsize=8)
-    ax.set_xlabel("t")
-    ax.set_ylabel(comp.quantity + (" (abs)" if log else ""))
-    ax.set_title(f"{comp.model}: simulation vs theory, one colour per mode", fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,22 @@ from rich.console import Console
 from rich.table import Table
 
 from nocollapse.cli.evaluate import evaluation_table
-from nocollapse.runio import read_config
+from nocollapse.data import DATASETS
+from nocollapse.losses import LOSSES
+from nocollapse.methods import PRESETS
+from nocollapse.predictors import PREDICTORS
 from nocollapse.train import checkpoint_path, train
-from nocollapse.train.config import CPU_DEFAULT, load_config, merge, parse_overrides
+from nocollapse.train.config import (
+    CPU_DEFAULT,
+    TrainConfig,
+    load_config,
+    merge,
+    parse_overrides,
+    read_yaml,
+)
 from nocollapse.train.loop import TrainResult
+from nocollapse.train.resume import ALREADY_FINISHED, config_for_resume
+from nocollapse.train.rundir import is_locked
 
 EPILOG = """examples:
   nocollapse train                                  # SimSiam on Fashion-MNIST, a few CPU minutes
@@ -23,18 +36,17 @@ EPILOG = """examples:
 """
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train BYOL, SimSiam, DirectPred, DirectCopy or IsoLoss",
         description="Train a non-contrastive method. With no argument: the default method on "
         "the embedded default data set for a few minutes on CPU, then the k-NN accuracy of the "
         "trained encoder against a randomly initialised one. Any config key can be set as "
         "key=value (dotted for sections: optim.lr=0.1, data.batch_size=128).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG + _registries(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML config (see configs/); overrides the defaults")
-    parser.add_argument("--method", help="byol | simsiam | directpred | directcopy | isoloss")
-    parser.add_argument("--data", help="data set: default, fashion-mnist, mnist, cifar10, "
-                        "cifar100, stl10, folder, digits")
+    parser.add_argument("--method", help=f"method preset: {' | '.join(PRESETS)}")
+    parser.add_argument("--data", help=f"data set: {', '.join(DATASETS)}")
     parser.add_argument("--data-dir", help="folder holding the data set's files")
     parser.add_argument("--epochs", type=int, help="number of epochs")
     parser.add_argument("--out", help="run directory to write (default from the config)")
@@ -47,8 +59,25 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    """Defaults < run's config (resume) < --config < flags < key=value overrides."""
+def _registries() -> str:
+    """The registered predictors (with their options), losses and data sets, for --help."""
+    lines = ["", "learner.predictor=NAME:"]
+    for name, entry in PREDICTORS.items():
+        options = f" (options: {', '.join(entry.options)})" if entry.options else ""
+        lines.append(f"  {name:<14} {entry.help}{options}")
+    lines.append("learner.loss=NAME:")
+    lines += [f"  {name:<14} {entry.help}" for name, entry in LOSSES.items()]
+    lines.append("--data NAME:")
+    lines += [f"  {name:<14} {entry.help}" for name, entry in DATASETS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults < --config < flags < key=value overrides.
+
+    With ``--resume RUN_DIR``: the configuration stored in the run's checkpoint, and
+    only the changes a resume allows (:mod:`nocollapse.train.resume`).
+    """
     flags: dict[str, Any] = {}
     if args.method:
         flags["method"] = args.method
@@ -62,12 +91,11 @@ def build_config(args: argparse.Namespace) -> Any:
         flags["out"] = args.out
     if getattr(args, "stop_on_collapse", False):
         flags["monitor"] = {"stop_on_collapse": True}
-    if args.resume:
-        base = read_config(args.resume)
-        flags["out"] = str(args.resume)
-    else:
-        base = CPU_DEFAULT if args.config is None else {}
     overrides = parse_overrides(args.overrides)
+    if args.resume:
+        changes = merge(read_yaml(args.config) if args.config else {}, merge(flags, overrides))
+        return config_for_resume(args.resume, changes)
+    base = CPU_DEFAULT if args.config is None else {}
     config = load_config(args.config, [], base=merge(base, merge(flags, overrides)))
     if not args.resume and not args.out and "out" not in overrides:
         config.out = str(_free_run_dir(Path(config.out)))
@@ -75,9 +103,10 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def _free_run_dir(path: Path) -> Path:
-    """``path``, or ``path-2``, ``path-3``... when it already holds a run: reruns never clash."""
+    """``path``, or ``path-2``, ``path-3``... when it already holds a run (finished, or
+    running now): reruns never clash."""
     candidate, n = path, 1
-    while checkpoint_path(candidate).exists():
+    while checkpoint_path(candidate).exists() or is_locked(candidate):
         n += 1
         candidate = path.with_name(f"{path.name}-{n}")
     return candidate
@@ -85,10 +114,29 @@ def _free_run_dir(path: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
-    result = train(config, resume=bool(args.resume), quiet=args.quiet)
+    try:
+        result = train(config, resume=bool(args.resume), quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(interrupted_message(Path(config.out)), file=sys.stderr)
+        return 130
+    if result.stopped == ALREADY_FINISHED:
+        print(f"nocollapse train: the run in {result.run_dir} is already finished (step "
+              f"{result.step}, epoch {result.epoch}); nothing was changed. To train it longer, "
+              f"raise --epochs: nocollapse train --resume {result.run_dir} --epochs "
+              f"{result.epoch + 1}")
+        return 0
     if not args.quiet:
         print_result(result)
     return 0
+
+
+def interrupted_message(run_dir: Path) -> str:
+    """What Ctrl-C leaves: the last checkpoint, and the command that continues from it."""
+    if checkpoint_path(run_dir).exists():
+        return (f"nocollapse train: interrupted; {run_dir} keeps its last checkpoint. Continue "
+                f"with: nocollapse train --resume {run_dir}")
+    return (f"nocollapse train: interrupted before the first checkpoint; start again with "
+            f"--out {run_dir}")
 
 
 def print_result(result: TrainResult, console: Console | None = None) -> None:

@@ -21,5 +21,6 @@ from nocollapse.evaluate.supervised import train_supervised
 
 __all__ = ["BASELINES", "BaselineSetup", "Protocol", "cache_dir", "cached",
            "encoder_in_eval_mode", "encoder_knn_accuracy", "evaluate_features",
-           "extract_features", "knn_accuracies", "knn_accuracy", "knn_key", "knn_predict", "linear_probe",
-           "measure_baselines", "read_cached", "train_supervised", "write_cached"]
+           "extract_features", "knn_accuracies", "knn_accuracy", "knn_key", "knn_predict",
+           "linear_probe", "measure_baselines", "read_cached", "train_supervised",
+           "write_cached"]

@@ -8,6 +8,7 @@ Files are written through a temporary file and a rename.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -62,10 +63,9 @@ def read_cached(kind: str, key: dict[str, Any]) -> dict[str, Any] | None:
 def write_cached(kind: str, key: dict[str, Any], result: dict[str, Any]) -> None:
     """Store ``result`` for ``key`` atomically; a cache that cannot be written is skipped."""
     payload = {"key": json.loads(json.dumps(key, sort_keys=True, default=str)), "result": result}
-    try:
+    # a read-only home must not fail an evaluation that has already succeeded
+    with contextlib.suppress(OSError):  # OutputError is an OSError too
         atomic_write_text(_path_for(kind, key), json.dumps(payload, indent=2, sort_keys=True))
-    except OSError:
-        pass  # a read-only home must not fail an evaluation that has already succeeded
 
 
 def cached(kind: str, key: dict[str, Any],

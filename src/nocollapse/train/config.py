@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from nocollapse.data import DATASETS
 from nocollapse.errors import (
     ConfigError,
     check_choice,
@@ -28,11 +29,13 @@ from nocollapse.errors import (
     check_positive,
 )
 from nocollapse.evaluate.baselines import BASELINES
+from nocollapse.methods import PRESETS, LearnerConfig, learner_config
 from nocollapse.train.monitor import MonitorConfig
 
 OPTIMIZERS = ("sgd", "lars")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
+MAX_SEED = 2**32 - 1  # seeds derived from it (seed * 100_003 + epoch) must fit torch's 64 bits
 
 
 @dataclass
@@ -105,8 +108,9 @@ class TrainConfig:
     """Everything a run needs; ``to_dict`` is what ``config.yaml`` of a run holds."""
 
     method: str = "simsiam"
-    # Keyword overrides for nocollapse.methods.learner_config (predictor, loss, tau, ...).
-    learner: dict[str, Any] = field(default_factory=dict)
+    # The method preset with the config's `learner` overrides (predictor, loss, base_tau, ...)
+    # applied: resolved and validated by from_dict, before anything is created.
+    learner: LearnerConfig = field(default_factory=lambda: learner_config("simsiam"))
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -127,8 +131,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build and validate a config; unknown keys raise :class:`ConfigError`."""
-        config = _build(cls, values or {}, prefix="")
+        """Build and validate a config; unknown keys raise :class:`ConfigError`.
+
+        ``values["learner"]`` holds overrides of the preset ``values["method"]``
+        (see :func:`nocollapse.methods.learner_config`); the result holds the resolved
+        :class:`~nocollapse.methods.LearnerConfig`.
+        """
+        values = dict(values or {})
+        overrides = values.pop("learner", None)
+        config = _build(cls, values, prefix="")
+        config.learner = resolve_learner(config.method, overrides)
         config.validate()
         return config
 
@@ -142,10 +154,15 @@ class TrainConfig:
         check_nonnegative("optim.warmup_epochs", self.optim.warmup_epochs)
         check_positive("optim.lars_eta", self.optim.lars_eta)
         check_choice("optim.name", self.optim.name, OPTIMIZERS)
+        check_choice("data.name", self.data.name, tuple(DATASETS))
         self.monitor.validate()
         check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
         check_choice("device.precision", self.device.precision, PRECISIONS)
         check_nonnegative("epochs", self.epochs)
+        if self.data.batch_size == 1:
+            raise ConfigError("data.batch_size=1: the projector's BatchNorm needs at least 2 "
+                              "images per batch; valid range: data.batch_size >= 2")
+        check_in_range("seed", self.seed, 0, MAX_SEED)
         for name in ("data.batch_size", "data.image_size", "log_every", "checkpoint_every",
                      "device.devices", "device.num_nodes", "eval.knn_k", "eval.knn_t"):
             check_positive(name, _get(self, name))
@@ -164,6 +181,20 @@ class TrainConfig:
                 check_positive(name, _get(self, name))
         if self.epochs == 0 and self.max_steps is None:
             raise ConfigError("epochs=0 with no max_steps trains nothing; set epochs >= 1")
+
+
+def resolve_learner(method: str, overrides: object) -> LearnerConfig:
+    """The preset ``method`` with ``overrides`` (a mapping), each value typed as its field."""
+    check_choice("method", method, tuple(PRESETS))
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"learner must be a mapping (e.g. learner.predictor=linear), "
+                          f"got {overrides!r}")
+    hints = typing.get_type_hints(LearnerConfig)
+    typed = {key: _coerce(f"learner.{key}", value, hints[key]) if key in hints else value
+             for key, value in overrides.items()}
+    return learner_config(method, **typed)
 
 
 # What `nocollapse train` runs with no argument (configs/cpu_default.yaml holds the same
@@ -201,11 +232,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, with a clear error when it is missing or not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file "
+        problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {problem}; pass an existing YAML file "
                           "(the shipped ones are in configs/)")
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
+        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
     if loaded is None:
         return {}
@@ -220,17 +252,31 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not key=value (for example optim.lr=0.1)")
-        value = yaml.safe_load(text) if text.strip() else None
-        node = result
         parts = key.strip().split(".")
+        if not sep or not all(part.strip() for part in parts):
+            raise ConfigError(f"override {item!r} is not key=value (for example optim.lr=0.1)")
+        node = result
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r} conflicts with an earlier one for {part!r}")
-        node[parts[-1]] = value
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(f"override {item!r} conflicts with an earlier one for "
+                              f"{key.strip()!r}.*")
+        node[parts[-1]] = _override_value(item, text)
     return result
+
+
+def _override_value(item: str, text: str) -> Any:
+    """The YAML value of an override's right-hand side (``None`` when empty)."""
+    if not text.strip():
+        return None
+    try:
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"override {item!r}: cannot read the value {text!r} ({first}); quote "
+                          "strings that YAML would parse (for example key='[a')") from None
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +296,7 @@ def valid_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             keys += valid_keys(hint, f"{prefix}{f.name}.")
         elif typing.get_origin(hint) is dict:
             keys.append(f"{prefix}{f.name}.*")
@@ -269,7 +315,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if key not in names:
             _unknown(f"{prefix}{key}")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(f"{prefix}{key}", value, hint)
@@ -286,7 +332,7 @@ def _unknown(key: str) -> typing.NoReturn:
                       f"{', '.join(valid_keys())})")
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
+def _coerce(key: str, value: Any, hint: object) -> object:
     """Convert a YAML value to the field's type (YAML reads ``1e-3`` as a string)."""
     args = typing.get_args(hint)
     optional = (typing.get_origin(hint) in (typing.Union, types.UnionType)
@@ -320,7 +366,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if value is None or isinstance(value, dict | list):
                 raise ValueError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     else:
         return value
@@ -328,7 +374,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def _get(config: TrainConfig, dotted: str) -> Any:
-    node: Any = config
+    node: object = config
     for part in dotted.split("."):
         node = getattr(node, part)
     return node

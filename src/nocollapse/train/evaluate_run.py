@@ -8,41 +8,47 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nocollapse.errors import DataError
+import torch
+
+from nocollapse.errors import ConfigError, DataError
 from nocollapse.evaluate import BASELINES
-from nocollapse.runio import atomic_write_text
+from nocollapse.runio import EVALUATION_FILE, atomic_write_text
 from nocollapse.train import setup
 from nocollapse.train.checkpoint import load_checkpoint
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.final_eval import final_evaluation
 
-EVALUATION_FILE = "evaluation.json"
+__all__ = ["EVALUATION_FILE", "evaluate_run", "usable_device"]
 
 
 def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int = 100,
                  baselines: bool = False, learner_factory: setup.LearnerFactory | None = None,
-                 device: str = "cpu") -> dict[str, Any]:
+                 device: str = "cpu", data_dir: str | Path | None = None) -> dict[str, Any]:
     """Accuracies in [0, 1] of the run's encoder, written to ``RUN_DIR/evaluation.json``.
 
     Loads ``checkpoints/last.pt``, rebuilds the learner from the saved config and
     measures it on the full splits (whatever subsets it trained on). ``baselines``
     adds raw pixels, the random-init encoder and the supervised bound (trained for
     the run's planned steps, or ``eval.supervised_steps``), each cached per data set.
+    ``data_dir`` replaces the run's ``data.data_dir`` (a data set that moved).
     Returns the step, the protocol, split sizes, ``trained`` and ``baselines`` figures,
     and ``knn_accuracy`` / ``linear_accuracy`` (the trained encoder's headline figures).
     """
     run_dir = Path(run_dir)
-    saved = load_checkpoint(run_dir, map_location=device)
+    torch_device = usable_device(device)
+    saved = load_checkpoint(run_dir, map_location="cpu")
     config = TrainConfig.from_dict(saved["config"])
     config.eval = dataclasses.replace(config.eval, probe_epochs=probe_epochs,
                                       baselines=list(BASELINES) if baselines else [])
+    if data_dir is not None:
+        config.data = dataclasses.replace(config.data, data_dir=str(data_dir))
     data = setup.load_run_data(config)
     c, h, _ = data.train.image_shape
     learner = (learner_factory or setup.default_learner)(config, c, h)
     learner.load_state_dict(saved["model"])
-    learner.to(device)
+    learner.to(torch_device)
     planned = setup.total_steps(config, setup.steps_per_epoch(config, len(data.train), 1))
-    evaluation = final_evaluation(config, learner, data, planned, device, linear=linear)
+    evaluation = final_evaluation(config, learner, data, planned, torch_device, linear=linear)
     if evaluation is None:
         raise DataError(f"{config.data.name} has no labelled test split to evaluate on; "
                         "evaluate a run trained on a data set with a test split")
@@ -52,3 +58,15 @@ def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int 
                               "linear_accuracy": trained.get("linear_probe")}
     atomic_write_text(run_dir / EVALUATION_FILE, json.dumps(result, indent=2))
     return result
+
+
+def usable_device(name: str) -> torch.device:
+    """``torch.device(name)`` once a tensor can be placed there; else a ConfigError."""
+    try:
+        device = torch.device(name)
+        torch.zeros(1, device=device)
+    except (RuntimeError, AssertionError, ValueError) as error:
+        raise ConfigError(f"--device {name!r} cannot be used here ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}); use cpu, or "
+                          "cuda / cuda:N on a machine with a GPU") from error
+    return device

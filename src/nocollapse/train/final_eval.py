@@ -23,6 +23,7 @@ from nocollapse.evaluate import (
     knn_key,
     measure_baselines,
 )
+from nocollapse.methods import Learner
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.setup import RunData
 
@@ -55,7 +56,7 @@ def stop_note(stopped: str, step: int, planned: int) -> str | None:
     return None
 
 
-def final_evaluation(config: TrainConfig, learner: torch.nn.Module, data: RunData,
+def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
                      planned_steps: int, device: torch.device | str = "cpu",
                      linear: bool = True) -> dict[str, Any] | None:
     """The trained encoder and the configured baselines under :func:`protocol_for`.
@@ -68,11 +69,10 @@ def final_evaluation(config: TrainConfig, learner: torch.nn.Module, data: RunDat
     if splits is None or splits.test is None:
         return None
     protocol = protocol_for(config, linear)
-    encode = getattr(learner, "encode", learner)
     with encoder_in_eval_mode(learner):
-        train_x = extract_features(encode, splits.train.images, preset=splits.preset,
+        train_x = extract_features(learner.encode, splits.train.images, preset=splits.preset,
                                    device=device)
-        test_x = extract_features(encode, splits.test.images, preset=splits.preset,
+        test_x = extract_features(learner.encode, splits.test.images, preset=splits.preset,
                                   device=device)
     trained = evaluate_features(train_x, splits.train.labels, test_x, splits.test.labels,
                                 protocol, seed=config.seed)

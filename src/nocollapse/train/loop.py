@@ -16,17 +16,29 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from nocollapse.errors import TrainingDivergedError
 from nocollapse.evaluate import encoder_knn_accuracy
-from nocollapse.runio import MetricsWriter, atomic_write_text, read_metrics, write_config
-from nocollapse.train import setup
+from nocollapse.methods import Learner, StepOutput
+from nocollapse.runio import (
+    SUMMARY_FILE,
+    MetricsWriter,
+    atomic_write_text,
+    write_config,
+)
+from nocollapse.train import rundir, setup
+from nocollapse.train.callbacks import (
+    Callback,
+    callback_states,
+    check_callbacks,
+    restore_callback_states,
+)
 from nocollapse.train.checkpoint import (
+    CheckpointError,
     checkpoint_path,
-    load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
@@ -35,6 +47,7 @@ from nocollapse.train.config import TrainConfig
 from nocollapse.train.final_eval import final_evaluation, stop_note
 from nocollapse.train.monitor import CollapseMonitor, run_context
 from nocollapse.train.progress import TrainProgress
+from nocollapse.train.resume import ALREADY_FINISHED, is_finished, load_for_resume
 
 
 @dataclass
@@ -44,7 +57,7 @@ class TrainResult:
     run_dir: Path
     step: int
     epoch: int
-    stopped: str  # "completed", "max_steps" or "time_budget"
+    stopped: str  # "completed", "max_steps", "time_budget" or resume.ALREADY_FINISHED
     knn_accuracy: float | None = None
     random_knn_accuracy: float | None = None
     knn_history: list[dict[str, Any]] = field(default_factory=list)
@@ -68,62 +81,112 @@ class _State:
     monitor_seconds: float = 0.0  # spent in k-NN monitoring, left out of the curve's time
 
 
-def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Any] = (),
+def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Callback] = (),
           quiet: bool = False, learner_factory: setup.LearnerFactory | None = None
           ) -> TrainResult:
     """Train ``config.method`` on ``config.data`` and write the run directory ``config.out``.
 
     ``resume=True`` continues the run in ``config.out`` from ``checkpoints/last.pt``
-    exactly where it stopped (same batches, augmentations and learning rates).
-    ``callbacks``: objects with optional ``on_log(step, output, learner, record)``
-    (add keys to ``record`` before it is written) and ``on_epoch_end(epoch, learner,
-    run_dir)``; called on global rank 0 only. ``learner_factory(config, in_channels,
-    image_size)`` replaces the default ``SiameseLearner``.
+    exactly where it stopped (same batches, augmentations and learning rates);
+    ``config`` may differ from the checkpoint's only where
+    :func:`~nocollapse.train.resume.check_resume_changes` allows (ConfigError
+    otherwise), and a finished run is returned untouched with ``stopped ==
+    "already finished"``. The run directory is locked while the run goes.
+    ``callbacks``: :class:`~nocollapse.train.callbacks.Callback` objects (``on_log``,
+    ``on_epoch_end``, ``on_train_end``), called on global rank 0 only.
+    ``learner_factory(config, in_channels, image_size)`` returns a
+    :class:`~nocollapse.methods.Learner` to train instead of the ``SiameseLearner``.
     Raises :class:`TrainingDivergedError` when the loss becomes NaN or infinite.
     """
-    run = _Run(config, resume, list(callbacks), quiet, learner_factory or setup.default_learner)
+    run = _Run(config, resume, check_callbacks(list(callbacks)), quiet,
+               learner_factory or setup.default_learner)
     return run.fit()
 
 
 class _Run:
-    def __init__(self, config: TrainConfig, resume: bool, callbacks: list[Any], quiet: bool,
+    def __init__(self, config: TrainConfig, resume: bool, callbacks: list[Callback], quiet: bool,
                  factory: setup.LearnerFactory):
         self.config, self.callbacks, self.quiet = config, callbacks, quiet
-        # data first: a missing or corrupt data set must not leave an empty run directory
+        # Everything that can refuse the configuration runs before the run directory is
+        # created or touched: a bad option, data set or checkpoint leaves nothing behind.
+        self.saved = load_for_resume(config) if resume else None
         self.data = setup.load_run_data(config)
-        self.run_dir = setup.prepare_run_dir(config, resume)
-        if config.monitor.enabled:
-            self.callbacks.append(CollapseMonitor(config.monitor, self.run_dir,
-                                                  run_context(config),
-                                                  log_every=config.log_every))
         self.fabric = setup.make_fabric(config)
         self.rank0 = self.fabric.global_rank == 0
         c, h, _ = self.data.train.image_shape
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        self.learner = factory(config, c, h)
+        learner = setup.build_learner(factory, config, c, h)
+        if not isinstance(learner, torch.nn.Module):
+            raise TypeError(f"learner_factory returned a {type(learner).__name__}; a Learner "
+                            "must be a torch.nn.Module")
+        self.learner: Learner = learner
         self.per_epoch = setup.steps_per_epoch(config, len(self.data.train),
                                                self.fabric.world_size)
         self.total = setup.total_steps(config, self.per_epoch)
+        self.finished = self.saved is not None and is_finished(self.saved, self.total)
+        if self.finished:
+            return  # nothing to do: the run directory is left untouched
         self.optimizer, self.scheduler = setup.build_optimizer(config, self.learner, self.total,
                                                                self.per_epoch)
-        forward = torch.compile(self.learner) if config.device.compile else self.learner
+        self.augment = setup.build_augment(config, self.data.preset)
+        self.run_dir = setup.prepare_run_dir(config, resume)
+        self.lock = rundir.open_run(self.run_dir, fresh=not resume) if self.rank0 else None
+        try:
+            self._start()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _start(self) -> None:
+        """Everything after the lock: monitor, devices, state, config or restored checkpoint."""
+        config = self.config
+        if config.monitor.enabled:
+            self.callbacks.append(CollapseMonitor(config.monitor, self.run_dir,
+                                                  run_context(config),
+                                                  log_every=config.log_every))
+        learner = self.learner
+        assert isinstance(learner, torch.nn.Module)  # checked in __init__
+        # torch.compile of a Module returns a Module (its stubs say a function)
+        forward = (cast(torch.nn.Module, torch.compile(learner)) if config.device.compile
+                   else learner)
         self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
         self.device = self.fabric.device
-        self.augment = setup.build_augment(config, self.data.preset).to(self.device)
+        self.augment = self.augment.to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed * 1009 + self.fabric.global_rank)
         self.images = self.data.train.images.to(self.device)
         self.state = _State()
         self.loss_sum = torch.zeros((), device=self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        if resume:
-            self._restore()
+        if self.saved is not None:
+            self._restore(self.saved)
+            self.saved = None  # free the checkpoint's tensors
         elif self.rank0:
             write_config(self.run_dir, config.to_dict())
-            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        if self.finished:
+            return self._already_finished()
+        try:
+            return self._fit()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _already_finished(self) -> TrainResult:
+        saved = self.saved or {}
+        history = list(saved.get("knn_history") or [])
+        final = [r.get("knn_accuracy") for r in history if r.get("final")]
+        summary = _read_summary(Path(self.config.out))
+        return TrainResult(Path(self.config.out), saved["step"], saved["epoch"],
+                           ALREADY_FINISHED, final[-1] if final else None,
+                           saved.get("random_knn"), history, saved.get("seconds", 0.0),
+                           int(summary.get("planned_steps") or saved["step"]),
+                           summary.get("evaluation"), summary.get("note"))
+
+    def _fit(self) -> TrainResult:
         state = self.state
         writer = MetricsWriter(self.run_dir) if self.rank0 else None
         if state.step == 0:
@@ -137,8 +200,7 @@ class _Run:
             if writer:
                 writer.close()
             for callback in self.callbacks:
-                if hasattr(callback, "on_train_end"):
-                    callback.on_train_end()
+                callback.on_train_end()
         final_knn, evaluation = self._final(stopped)
         return TrainResult(self.run_dir, state.step, state.epoch, stopped, final_knn,
                            state.random_knn, state.knn_history, state.seconds, self.total,
@@ -180,7 +242,7 @@ class _Run:
         world, rank = self.fabric.world_size, self.fabric.global_rank
         return order[rank::world].to(self.device)
 
-    def _step(self, order: torch.Tensor) -> Any:
+    def _step(self, order: torch.Tensor) -> StepOutput:
         state, size = self.state, self.config.data.batch_size
         index = order[state.batch * size:(state.batch + 1) * size]
         batch = self.images[index]
@@ -193,7 +255,7 @@ class _Run:
         state.step += 1
         state.batch += 1
         state.window_steps += 1
-        self.tau = self._update_target(state.step / self.total)
+        self.tau = self.learner.update_target(state.step / self.total)
         self.scheduler.set(state.step)
         loss = output.loss.detach().float()
         self.loss_sum += loss
@@ -201,11 +263,7 @@ class _Run:
         self.first_bad = torch.where(bad, state.step, self.first_bad)
         return output
 
-    def _update_target(self, progress: float) -> Any:
-        update = getattr(self.learner, "update_target", None)
-        return update(progress) if update else None
-
-    def _log(self, output: Any, seconds: float) -> dict[str, Any]:
+    def _log(self, output: StepOutput, seconds: float) -> dict[str, Any]:
         state = self.state
         self._check_finite()
         images = state.window_steps * self.config.data.batch_size * self.fabric.world_size
@@ -219,16 +277,19 @@ class _Run:
         state.window_steps = 0
         if self.rank0:
             for callback in self.callbacks:
-                if hasattr(callback, "on_log"):
-                    callback.on_log(state.step, output, self.learner, record)
+                callback.on_log(state.step, output, self.learner, record)
         return record
 
     def _check_finite(self) -> None:
         bad = int(self.first_bad)
         if bad >= 0:
+            path = checkpoint_path(self.run_dir)
+            kept = (f"the last good checkpoint is kept in {path}" if path.exists() else
+                    "no checkpoint was written before it (it diverged within the first "
+                    "checkpoint interval)")
             raise TrainingDivergedError(
-                f"the loss became NaN or infinite at step {bad} (epoch {self.state.epoch}); the "
-                f"last good checkpoint is kept in {checkpoint_path(self.run_dir)}. Try a lower "
+                f"the loss became NaN or infinite at step {bad} (epoch {self.state.epoch}); "
+                f"{kept}. Try a lower "
                 f"learning rate (optim.lr={self.config.optim.lr}), a longer warm-up "
                 "(optim.warmup_epochs), float32 precision (device.precision=32-true), or "
                 "gradient-friendlier settings (smaller predictor_lr_scale)")
@@ -239,8 +300,7 @@ class _Run:
         state.batch = 0
         if self.rank0:
             for callback in self.callbacks:
-                if hasattr(callback, "on_epoch_end"):
-                    callback.on_epoch_end(state.epoch, self.learner, self.run_dir)
+                callback.on_epoch_end(state.epoch, self.learner, self.run_dir)
         if state.epoch % config.checkpoint_every == 0 and state.step < self.total:
             self.save()  # the last epoch's checkpoint is written by _final
 
@@ -251,13 +311,13 @@ class _Run:
                                           self.device)
             with MetricsWriter(self.run_dir) as writer:
                 knn = self._record_knn(writer, final=True, evaluation=evaluation)
-        self.save()
+        self.save(finished=stopped != "time_budget")
         self._write_summary(stopped, knn, evaluation=evaluation)
         return knn, evaluation
 
     def _write_summary(self, stopped: str, knn: float | None, error: str | None = None,
                        evaluation: dict[str, Any] | None = None) -> None:
-        """``summary.json``: how the run ended, read by ``nocollapse report``."""
+        """``summary.json`` (schema in :mod:`nocollapse.runio`): how the run ended."""
         if not self.rank0:
             return
         summary: dict[str, Any] = {
@@ -267,7 +327,7 @@ class _Run:
             "seconds": round(self.state.seconds, 2), "evaluation": evaluation}
         if error:
             summary["error"] = error
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
 
     # -- evaluation -------------------------------------------------------------------------
     def _knn(self) -> float | None:
@@ -276,11 +336,10 @@ class _Run:
         if test is None or int(test.labels.min()) < 0:
             return None
         start = time.monotonic()
-        encode = getattr(self.learner, "encode", self.learner)
         accuracy = encoder_knn_accuracy(
-            self.learner, encode, train.images[:ev.monitor_bank], train.labels[:ev.monitor_bank],
-            test.images[:ev.monitor_test], test.labels[:ev.monitor_test], k=ev.knn_k,
-            t=ev.knn_t, device=self.device)
+            self.learner, self.learner.encode, train.images[:ev.monitor_bank],
+            train.labels[:ev.monitor_bank], test.images[:ev.monitor_test],
+            test.labels[:ev.monitor_test], k=ev.knn_k, t=ev.knn_t, device=self.device)
         self.state.monitor_seconds += time.monotonic() - start
         return accuracy
 
@@ -318,19 +377,16 @@ class _Run:
         return accuracy
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save(self) -> None:
+    def save(self, finished: bool = False) -> None:
         self._check_finite()  # never replace the last good checkpoint with a diverged one
         if self.rank0:
-            save_checkpoint(checkpoint_path(self.run_dir), self._checkpoint())
+            save_checkpoint(checkpoint_path(self.run_dir), {**self._checkpoint(),
+                                                            "finished": finished})
         self.fabric.barrier()
 
     def _checkpoint(self) -> dict[str, Any]:
         learner, state = self.learner, self.state
-        spectra = {}
-        for name in ("predictor_matrix", "correlation"):
-            method = getattr(learner, name, None)
-            value = method() if method else None
-            spectra[name] = None if value is None else value.detach().cpu()
+        matrix, F_hat = learner.predictor_matrix(), learner.correlation()
         return {"model": learner.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(self.generator),
                 "step": state.step, "epoch": state.epoch, "batch": state.batch,
@@ -338,31 +394,34 @@ class _Run:
                 "knn_history": state.knn_history, "random_knn": state.random_knn,
                 "seconds": state.seconds, "monitor_seconds": state.monitor_seconds,
                 "config": self.config.to_dict(),
-                "predictor_matrix": spectra["predictor_matrix"],
-                "F_hat": spectra["correlation"]}
+                "predictor_matrix": None if matrix is None else matrix.detach().cpu(),
+                "F_hat": None if F_hat is None else F_hat.detach().cpu(),
+                "callbacks": callback_states(self.callbacks)}
 
-    def _restore(self) -> None:
-        saved = load_checkpoint(checkpoint_path(self.run_dir), map_location=self.device)
-        self.learner.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        restore_rng_state(saved["rng"], self.generator)
-        state = self.state
-        state.step, state.epoch, state.batch = saved["step"], saved["epoch"], saved["batch"]
-        state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
-        state.monitor_seconds = saved.get("monitor_seconds", 0.0)
-        state.knn_history, state.random_knn = saved["knn_history"], saved["random_knn"]
-        self.loss_sum = saved["loss_sum"].to(self.device)
+    def _restore(self, saved: dict[str, Any]) -> None:
+        try:
+            self.learner.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            restore_rng_state(saved["rng"], self.generator)
+            state = self.state
+            state.step, state.epoch, state.batch = saved["step"], saved["epoch"], saved["batch"]
+            state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
+            state.monitor_seconds = float(saved.get("monitor_seconds", 0.0))
+            extending = bool(saved.get("finished"))  # a finished run, trained longer
+            state.knn_history = [r for r in saved["knn_history"]
+                                 if not (extending and r.get("final"))]
+            state.random_knn = saved["random_knn"]
+            self.loss_sum = saved["loss_sum"].to(self.device)
+            restore_callback_states(self.callbacks, saved.get("callbacks") or {})
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_path(self.run_dir)} does not fit this run "
+                f"({type(error).__name__}: {str(error)[:300]}); it is damaged or was not "
+                "written by nocollapse. Start the run again without --resume") from error
         if self.rank0:
             write_config(self.run_dir, self.config.to_dict())
-            _drop_metrics_after(self.run_dir, state.step)
-
-
-def _drop_metrics_after(run_dir: Path, step: int) -> None:
-    """Forget lines logged after the checkpoint: the resumed run logs those steps again."""
-    records = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
-    atomic_write_text(run_dir / "metrics.jsonl",
-                      "".join(json.dumps(r) + "\n" for r in records))
+            rundir.cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch, extending)
 
 
 def _random_knn(state: _State, evaluation: dict[str, Any] | None) -> float | None:
@@ -371,3 +430,12 @@ def _random_knn(state: _State, evaluation: dict[str, Any] | None) -> float | Non
     if random_init and evaluation:
         return float(random_init[evaluation["headline"]])
     return state.random_knn
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    """The run's ``summary.json`` as a dict; empty when absent or unreadable."""
+    try:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}

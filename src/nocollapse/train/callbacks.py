@@ -1,0 +1,77 @@
+"""The contract between the training loop and its callbacks, as a ``typing.Protocol``.
+
+The loop calls all three methods on global rank 0; subclass :class:`BaseCallback`
+to implement only the ones you need. A callback with state that must survive a
+resume may also define ``state_dict() -> dict`` (tensors and plain values only) and
+``load_state_dict(state)``: the loop stores it in each checkpoint and hands it back
+on ``--resume`` (``CollapseMonitor`` keeps its warning counters this way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from nocollapse.methods import Learner, StepOutput
+
+
+@runtime_checkable
+class Callback(Protocol):
+    """Hooks into a training run (``CollapseMonitor`` is one)."""
+
+    def on_log(self, step: int, output: StepOutput, learner: Learner,
+               record: dict[str, Any]) -> None:
+        """At each log step; add keys to ``record`` before it is written to metrics.jsonl."""
+        ...
+
+    def on_epoch_end(self, epoch: int, learner: Learner, run_dir: Path) -> None:
+        """After each epoch (``epoch`` counts from 1)."""
+        ...
+
+    def on_train_end(self) -> None:
+        """When the loop ends, normally or by an exception."""
+        ...
+
+
+class BaseCallback:
+    """A :class:`Callback` that does nothing: subclass it and override what you need."""
+
+    def on_log(self, step: int, output: StepOutput, learner: Learner,
+               record: dict[str, Any]) -> None:
+        return None
+
+    def on_epoch_end(self, epoch: int, learner: Learner, run_dir: Path) -> None:
+        return None
+
+    def on_train_end(self) -> None:
+        return None
+
+
+def check_callbacks(callbacks: list[Any]) -> list[Callback]:
+    """Refuse an object that lacks one of the hooks, naming it (a TypeError, at the start)."""
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            missing = [name for name in ("on_log", "on_epoch_end", "on_train_end")
+                       if not callable(getattr(callback, name, None))]
+            raise TypeError(f"callback {type(callback).__name__} lacks {', '.join(missing)}; "
+                            "subclass nocollapse.train.BaseCallback")
+    return list(callbacks)
+
+
+def callback_states(callbacks: list[Callback]) -> dict[str, Any]:
+    """``state_dict()`` of each callback that has one, keyed by position and class."""
+    states = {}
+    for i, callback in enumerate(callbacks):
+        state_dict = getattr(callback, "state_dict", None)
+        if callable(state_dict):
+            states[f"{i}:{type(callback).__name__}"] = state_dict()
+    return states
+
+
+def restore_callback_states(callbacks: list[Callback], states: dict[str, Any]) -> None:
+    """Inverse of :func:`callback_states` (the same callbacks, in the same order)."""
+    for i, callback in enumerate(callbacks):
+        key = f"{i}:{type(callback).__name__}"
+        load = getattr(callback, "load_state_dict", None)
+        if key in states and callable(load):
+            load(states[key])
