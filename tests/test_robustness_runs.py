@@ -44,7 +44,8 @@ def test_fresh_run_drops_what_a_run_killed_before_its_first_checkpoint_left(
         trained: Path) -> None:
     for name in ("metrics.jsonl", "spectra.jsonl", "warnings.jsonl"):
         assert "stale" not in ((trained / name).read_text() if (trained / name).exists() else "")
-    assert read_metrics(trained)[0]["step"] == 2
+    assert [r for r in read_metrics(trained) if "loss" in r][0]["step"] == 2
+    assert all(r["step"] <= 4 for r in read_metrics(trained))
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:
@@ -235,7 +236,8 @@ def test_kill_between_spectra_and_checkpoint_then_resume_equals_an_uninterrupted
         assert (a.read_bytes() if a.exists() else None) == (b.read_bytes() if b.exists() else None)
 
     def steps(run: Path) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "images_per_s"} for r in read_metrics(run)]
+        timing = ("images_per_s", "train_seconds")  # wall-clock figures differ run to run
+        return [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(run)]
 
     assert steps(whole) == steps(split)
     a, b = load_checkpoint(whole)["model"], load_checkpoint(split)["model"]
