@@ -44,7 +44,7 @@ def test_fresh_run_drops_what_a_run_killed_before_its_first_checkpoint_left(
         trained: Path) -> None:
     for name in ("metrics.jsonl", "spectra.jsonl", "warnings.jsonl"):
         assert "stale" not in ((trained / name).read_text() if (trained / name).exists() else "")
-    assert [r for r in read_metrics(trained) if "loss" in r][0]["step"] == 2
+    assert next(r for r in read_metrics(trained) if "loss" in r)["step"] == 2
     assert all(r["step"] <= 4 for r in read_metrics(trained))
 
 

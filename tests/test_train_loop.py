@@ -119,7 +119,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path: Path)
     saved = load_checkpoint(config.out)
     assert saved["step"] == 4  # end of epoch 1, written before the loss diverged
     assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
-    assert [r for r in read_metrics(config.out) if "loss" in r][0]["callback_saw"] == 2
+    assert next(r for r in read_metrics(config.out) if "loss" in r)["callback_saw"] == 2
     summary = json.loads((Path(config.out) / "summary.json").read_text())
     assert summary["stopped"] == "diverged at step 7"
 
