@@ -236,8 +236,8 @@ def config_from_params(params: SimulationParams, samples: int = 256) -> SimSiamC
     """Map ``nocollapse simulate`` options onto :class:`SimSiamConfig` (``rho = params.eta``)."""
     refuse_options(params, ("alpha_p", "beta"), "bao2023",
                    "equal learning rates, SimSiam without EMA")
-    if params.iso:
-        raise ConfigError("--iso is a halvagal2023 option; use --model halvagal2023")
+    if params.augment is not None:
+        raise ConfigError("--augment is a halvagal2023 option (which views carry the noise)")
     if params.eta is not None:
         check_nonnegative("eta (the weight decay rho)", params.eta)
     steps = 4000 if params.steps is None else params.steps

@@ -71,7 +71,7 @@ def simsiam_grads(Phi: np.ndarray, Psi: np.ndarray, X1: np.ndarray, X2: np.ndarr
         ``(dL/dPhi, dL/dPsi)`` of shapes ``(n2, n1)`` and ``(n2, n2)``.
     """
     z1, z2 = X1 @ Phi.T, X2 @ Phi.T
-    g_p = base_loss_grads(z1 @ Psi.T, z2, "euclidean" if loss == "l2" else "cosine")[0]
+    g_p = base_loss_grads(z1 @ Psi.T, z2, loss)[0]
     b = X1.shape[0]
     return (g_p @ Psi).T @ X1 / b, g_p.T @ z1 / b
 

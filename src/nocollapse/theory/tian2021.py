@@ -204,8 +204,8 @@ def _resolve(params: SimulationParams) -> dict[str, float]:
             "use --model bao2023 for a cosine-loss theory, or theory.linear_sgd.sgd_simulate "
             "(loss='cosine') for the sampled cosine simulation of this model"
         )
-    if params.iso:
-        raise ConfigError("--iso is a halvagal2023 option; tian2021 has no IsoLoss")
+    if params.augment is not None:
+        raise ConfigError("--augment is a halvagal2023 option (which views carry the noise)")
     for name in ("sigma2", "eta", "alpha_p"):
         check_nonnegative(name, values[name])
     for name in ("steps", "lr", "n1", "n2"):
