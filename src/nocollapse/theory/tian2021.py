@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from nocollapse.diagnostics import summarize_linear
+from nocollapse.diagnostics import critical_eta, summarize_linear
 from nocollapse.errors import ConfigError, check_nonnegative, check_positive
 from nocollapse.theory.linear_flow import FlowConfig, FlowTrajectory, integrate_flow
 from nocollapse.theory.result import Comparison, SimulationParams
@@ -29,11 +29,6 @@ DEFAULTS = {"n1": 20, "n2": 10, "sigma2": 0.5, "eta": 0.1, "alpha_p": 1.0, "step
 # Scale of the balanced random start (see run_comparison): with seed 0 the smallest
 # mode starts below p*_- and collapses, the nine others reach p*_+.
 INIT_SCALE = 0.38
-
-
-def critical_eta(sigma2: float | np.ndarray, tau: float = 1.0) -> float | np.ndarray:
-    """``eta_c = tau^2 / (4 (1 + sigma2))``: above it every mode collapses (papers.md §1)."""
-    return tau**2 / (4.0 * (1.0 + np.asarray(sigma2, dtype=float)))
 
 
 def fixed_points(
@@ -124,8 +119,13 @@ def invariant_residual(traj: FlowTrajectory, alpha_p: float, eta: float) -> np.n
     return resid / np.maximum(np.linalg.norm(gram, axis=(1, 2)), 1e-300)
 
 
-def commutator_norm(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
-    """``||[F, Wp]||_F`` (Theorem 3); ``F, Wp`` of shape ``(..., n, n)``, result ``(...)``."""
+def commutator_frobenius(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
+    """``||[F, Wp]||_F``, unnormalised, as Theorem 3 bounds it; shapes ``(..., n, n)`` -> ``(...)``.
+
+    :func:`nocollapse.diagnostics.commutator_norm` is the scale-free
+    ``||[F, Wp]||_F / (||F||_F ||Wp||_F)`` that training logs as ``commutator``
+    (docs/theory.md#vocabulary).
+    """
     return np.linalg.norm(F @ Wp - Wp @ F, axis=(-2, -1))
 
 
@@ -240,7 +240,7 @@ def run_comparison(params: SimulationParams) -> Comparison:
 
     ``simulated[:, j]`` is ``u_j^T Wp u_j`` (the eigenvalue while the modes stay aligned,
     which they do from an aligned start), modes ordered by initial ``p`` (descending).
-    Extras: ``s_simulated``/``s_theory`` ``(T, m)``, ``commutator`` ``||[F,Wp]||_F``,
+    Extras: ``s_simulated``/``s_theory`` ``(T, m)``, ``commutator_frobenius`` ``||[F,Wp]||_F``,
     ``invariant_residual`` (Theorem 1), ``lambda_min_K`` (Theorem 3), ``norm_W`` and the
     shared diagnostics :data:`DIAGNOSTICS` (``summarize_linear``, 512 fixed inputs). About
     101 snapshots; measured wall time of the default run: 1.5 s (0.08 s without the
@@ -264,7 +264,7 @@ def run_comparison(params: SimulationParams) -> Comparison:
     extras = {
         "s_simulated": s_sim,
         "s_theory": s_th,
-        "commutator": commutator_norm(F, traj.Wp),
+        "commutator_frobenius": commutator_frobenius(F, traj.Wp),
         "invariant_residual": invariant_residual(traj, alpha_p, eta),
         "lambda_min_K": np.linalg.eigvalsh(0.5 * (K + np.swapaxes(K, -1, -2)))[:, 0],
         "norm_W": np.linalg.norm(traj.W, axis=(1, 2)),
