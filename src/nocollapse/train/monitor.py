@@ -177,7 +177,7 @@ class CollapseMonitor:
         self._batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._tensorboard: Any = None
         self._tensorboard_tried = False
-        self._scale: tuple[int, float] | None = None  # (step, log mean ||z||^2)
+        self._scales: deque[tuple[int, float]] = deque(maxlen=ESTIMATE_WINDOW + 1)  # log ||z||^2
         self._estimates: deque[tuple[float, float]] = deque(maxlen=ESTIMATE_WINDOW)
 
     # -- callbacks -------------------------------------------------------------------------
@@ -206,10 +206,14 @@ class CollapseMonitor:
         if z2 is None or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
             return {}
         scale = math.log(max(float(z1.detach().float().pow(2).sum(dim=1).mean()), 1e-30))
-        previous, self._scale = self._scale, (step, scale)
-        if previous is None or step <= previous[0]:
+        if self._scales and step <= self._scales[-1][0]:
+            self._scales.clear()  # a resumed or restarted run: start the growth afresh
+        self._scales.append((step, scale))
+        if len(self._scales) < 2:
             return {}
-        growth = (scale - previous[1]) / (step - previous[0])
+        # growth of log ||z||^2 per step over the last ESTIMATE_WINDOW logs (less noisy)
+        (first_step, first), (last_step, last) = self._scales[0], self._scales[-1]
+        growth = (last - first) / (last_step - first_step)
         sigma2 = diagnostics.augmentation_ratio(z1, z2)
         tau = diagnostics.target_ratio(float(momentum), growth)
         if not (math.isfinite(sigma2) and math.isfinite(tau)):
