@@ -1,4 +1,4 @@
-"""report: the predictor power law and eta / eta_c read off a run (docs/theory.md#theory-in-a-run)."""
+"""report: predictor power law and eta / eta_c of a run (docs/theory.md#theory-in-a-run)."""
 
 from __future__ import annotations
 
