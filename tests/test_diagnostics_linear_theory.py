@@ -51,6 +51,8 @@ def test_power_law_fit_leaves_out_modes_without_signal_and_reports_r2() -> None:
     assert noisy.r2 < 0.95
     with pytest.raises(ConfigError, match=">= 3 modes"):
         power_law_fit([1.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    with pytest.raises(ConfigError, match="differ"):
+        power_law_fit([2.0, 2.0, 2.0, 2.0], [1.0, 0.5, 0.2, 0.1])  # isotropic F
 
 
 def test_augmentation_ratio_recovers_sigma2() -> None:

@@ -63,16 +63,20 @@ def power_law_fit(s: Any, p: Any, floor: float = 1e-3) -> PowerLaw:
     Modes with ``s_j <= floor * max(s)`` (no signal left, where a predictor's gain is
     whatever its weight decay left it) or ``p_j <= 0`` are left out. ``r2`` is the
     coefficient of determination in log space. Raises ConfigError with fewer than
-    three usable modes.
+    three usable modes, or when their ``s_j`` are all equal.
     """
     s, p = np.asarray(s, dtype=float).ravel(), np.asarray(p, dtype=float).ravel()
     if s.shape != p.shape:
         raise ConfigError(f"s {s.shape} and p {p.shape} must have the same length")
-    keep = (s > floor * max(float(np.max(s, initial=0.0)), 0.0)) & (p > 0) & (s > 0)
+    with np.errstate(invalid="ignore"):
+        keep = (s > floor * max(float(np.nanmax(s, initial=0.0)), 0.0)) & (p > 0) & (s > 0)
     if int(np.sum(keep)) < 3:
         raise ConfigError(f"power_law_fit needs >= 3 modes with s > {floor:g} s_max and "
                           f"p > 0; got {int(np.sum(keep))}")
     x, y = np.log(s[keep]), np.log(p[keep])
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or np.ptp(x) < 1e-9:
+        raise ConfigError("power_law_fit needs finite s_j, p_j and s_j that differ: with "
+                          "equal eigenvalues there is no exponent to fit")
     k, c = np.polyfit(x, y, 1)
     residual = y - (k * x + c)
     total = float(np.sum((y - y.mean()) ** 2))

@@ -28,6 +28,9 @@ class CorrelationEstimate(nn.Module):
     the estimate exactly.
     """
 
+    F_hat: torch.Tensor
+    updates: torch.Tensor
+
     def __init__(self, dim: int, rho: float = 0.3):
         super().__init__()
         if not 0.0 <= rho < 1.0:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nocollapse.errors import ConfigError, check_choice, check_nonnegative
+from nocollapse.errors import ConfigError, check_choice, check_in_range, check_nonnegative
 from nocollapse.predictors.correlation import CorrelationEstimate
+from nocollapse.predictors.options import Option
 
 SPECTRAL = ("directpred", "directcopy", "closed-form")
 # Per-kind default eps (papers.md): DirectPred authors' command 0.01 (their best table
@@ -85,3 +86,27 @@ class SpectralPredictor(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         weight = self.weight if self.freq > 1 else self.weight.detach()
         return z @ weight.T
+
+
+def _check_rho(name: str, value: float) -> None:
+    check_in_range(name, value, 0.0, 0.999999)
+
+
+def _check_freq(name: str, value: float) -> None:
+    if int(value) != value or value < 1:
+        raise ConfigError(f"{name}={value}; rebuild the predictor every freq >= 1 (an integer) "
+                          "training steps")
+
+
+# The options every spectral predictor accepts (build_predictor and the learner's
+# predictor_options are checked against it): add an option here and in SpectralPredictor.
+SPECTRAL_OPTIONS: dict[str, Option] = {
+    "rho": Option(float, "weight of the old F_hat in its EMA, in [0, 1)", 0.3, _check_rho),
+    "eps": Option(float, "added to the eigenvalues (default per kind: directpred 0.01, "
+                  "directcopy 0.25, closed-form 0)", None, check_nonnegative),
+    "alpha": Option(float, "closed-form exponent (0.5 = DirectPred)", 0.5, check_nonnegative),
+    "freq": Option(float, "rebuild Wp every freq training steps (trainable between rebuilds)",
+                   1, _check_freq),
+    "subtract": Option(float, "directpred: p_j = sqrt(max(s_j - subtract, 0)) instead of the "
+                       "normalised root", None),
+}

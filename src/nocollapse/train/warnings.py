@@ -17,8 +17,9 @@ from typing import Any
 
 from nocollapse.diagnostics import critical_eta
 from nocollapse.errors import NocollapseError
+from nocollapse.runio import WARNINGS_FILE
 
-WARNINGS_FILE = "warnings.jsonl"
+__all__ = ["WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "likely_causes"]
 
 
 class CollapseDetected(NocollapseError, RuntimeError):  # noqa: N818 (name fixed by the API)
