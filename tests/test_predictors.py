@@ -1,4 +1,4 @@
-"""Predictors: shapes, the spectral formulas (papers.md sections 1-2), F_hat update rules."""
+"""Predictors: shapes, the spectral formulas (docs/theory.md#spectral-predictors), F_hat update rules."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_directpred_subtract_variant_is_formula() -> None:
 
 def test_directcopy_matrix_is_formula() -> None:
     F, s, _ = _known_correlation(2)
-    pred = build_predictor("directcopy", DIM)  # eps defaults to 0.25 (papers.md)
+    pred = build_predictor("directcopy", DIM)  # eps defaults to 0.25 (docs/theory.md#directcopy)
     _load(pred, F)
     expected = F / s.max() + 0.25 * torch.eye(DIM, dtype=torch.float64)
     torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)
@@ -81,7 +81,7 @@ def test_closed_form_matrix_is_formula(alpha: float) -> None:
     _load(pred, F)
     p = (s / s.max() + 0.05) ** alpha
     torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
-    # closed-form with alpha = 1/2 and eps = 0 is DirectPred with eps = 0 (papers.md section 2)
+    # closed-form with alpha = 1/2 and eps = 0 is DirectPred with eps = 0 (docs/theory.md#halvagal2023)
     if alpha == 0.5:
         cf = build_predictor("closed-form", DIM, alpha=0.5, eps=0.0)
         dp = build_predictor("directpred", DIM, eps=0.0)

@@ -1,4 +1,4 @@
-"""bao2023 linear SimSiam with cosine loss and weight decay (papers.md section 3)."""
+"""bao2023 linear SimSiam with cosine loss and weight decay (docs/theory.md#bao2023)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def test_checkpoint_holds_the_spectral_predictor_and_f_hat(tmp_path: Path) -> No
     result = train(_config(tmp_path / "run", "epochs=1", "method=directpred"), quiet=True)
     saved = load_checkpoint(result.run_dir)
     assert saved["predictor_matrix"].shape == saved["F_hat"].shape == (16, 16)
-    # DirectPred builds Wp from F_hat's eigenvectors (papers.md section 1): they commute.
+    # DirectPred builds Wp from F_hat's eigenvectors (docs/theory.md#tian2021): they commute.
     wp, f = saved["predictor_matrix"].double(), saved["F_hat"].double()
     assert torch.allclose(wp @ f, f @ wp, atol=1e-4 * float(f.norm() * wp.norm()))
 

@@ -1,6 +1,6 @@
 """Predictors built from the eigendecomposition of ``F_hat``: DirectPred, DirectCopy, closed-form.
 
-papers.md section 1 (DirectPred), section 2 (closed-form, DirectCopy):
+docs/theory.md#spectral-predictors:
 
 * directpred:  ``Wp = U diag(p) U^T``, ``p_j = sqrt(s_j / max s) + eps``
   (or ``sqrt(max(s_j - c, 0))`` with ``subtract=c``), clamped to ``>= 1e-4``;
@@ -24,7 +24,7 @@ from nocollapse.predictors.correlation import CorrelationEstimate
 from nocollapse.predictors.options import Option
 
 SPECTRAL = ("directpred", "directcopy", "closed-form")
-# Per-kind default eps (papers.md): DirectPred authors' command 0.01 (their best table
+# Per-kind default eps (docs/theory.md#spectral-predictors): DirectPred authors' command 0.01 (their best table
 # entry, and our directpred preset, 0.1); DirectCopy 0.25; closed-form 0 (halvagal2023).
 DEFAULT_EPS = {"directpred": 0.01, "directcopy": 0.25, "closed-form": 0.0}
 

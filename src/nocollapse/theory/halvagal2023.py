@@ -112,7 +112,7 @@ def convergence_times(times: np.ndarray, traj: np.ndarray, target: np.ndarray | 
         target: the fixed point per mode (shape ``(M,)`` or scalar); ``None`` takes the
             last row of ``traj`` (the value the run settled at).
         tol: the tolerance as a fraction.
-        relative_to: ``"fixed_point"`` (``|s - s*| <= tol |s*|``, as papers.md states the
+        relative_to: ``"fixed_point"`` (``|s - s*| <= tol |s*|``, as the paper states the
             claim) or ``"initial_gap"`` (``|s - s*| <= tol |s(0) - s*|``: time to cover a
             fraction ``1 - tol`` of the way, which is the same for every mode of a linear
             system and so measures a rate).
@@ -140,7 +140,7 @@ def rate_spread(times: np.ndarray, traj: np.ndarray, target: np.ndarray | float 
 
     Modes already within ``tol`` at ``t=0`` (convergence time 0) are left out, since
     their ratio is meaningless. Returns ``nan`` when no mode moved or some mode never
-    settled. Used to measure "IsoLoss equalises the rates" (papers.md section 2).
+    settled. Used to measure "IsoLoss equalises the rates" (docs/theory.md#halvagal2023).
     """
     t = convergence_times(times, traj, target, tol, relative_to)
     moved = t[t > 0]

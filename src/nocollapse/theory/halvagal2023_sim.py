@@ -1,12 +1,12 @@
 """halvagal2023 toy model: sampled-data gradient descent with analytic gradients (numpy).
 
-papers.md section 2 ("Toy model", "IsoLoss"). The encoder is ``z = W x`` with ``W`` of
+docs/theory.md#halvagal2023 ("Toy model", "IsoLoss"). The encoder is ``z = W x`` with ``W`` of
 shape ``(M, N)``, data ``x ~ N(0, I_N)``, two views ``x_i = x + sigma xi_i``. The
 predictor is the closed form ``Wp = U diag(s_m^alpha) U^T`` of ``W W^T = U diag(s_m) U^T``;
 it is recomputed every step and never differentiated. The target ``z2`` is under
 stop-gradient unless ``stop_grad=False``.
 
-Loss convention: every loss here is half the squared distance that papers.md writes,
+Loss convention: every loss here is half the squared distance docs/theory.md#halvagal2023 writes,
 ``1/2 ||p - z2||^2`` (Euclidean) and ``1 - cos(p, z2) = 1/2 ||p/|p| - z2/|z2| ||^2``
 (cosine), so that one step of size ``lr`` advances the eigenmode ODEs of
 :mod:`nocollapse.theory.halvagal2023` by ODE time ``lr``. The IsoLoss surrogates are
@@ -36,12 +36,12 @@ _EPS = 1e-12
 
 @dataclass(frozen=True)
 class ToyConfig:
-    """Settings of the toy simulation (defaults: papers.md section 2, toy reproduction).
+    """Settings of the toy simulation (defaults: docs/theory.md#halvagal2023, toy reproduction).
 
     ``lr=None`` picks 1e-2 for the Euclidean losses and 0.1 for the cosine losses.
     ``augment``: ``"target"`` (the authors' toy code: ``x1 = x``, ``x2 = x + sigma xi``)
     or ``"both"`` (the paper's statement: ``x_i = x + sigma xi_i``).
-    ``samples`` is the number of data points drawn per step (papers.md used 2e4).
+    ``samples`` is the number of data points drawn per step (the authors used 2e4).
     """
 
     n: int = 15
@@ -77,14 +77,14 @@ class ToyConfig:
 
     @property
     def step_size(self) -> float:
-        """The learning rate, with the papers.md default when ``lr`` is None."""
+        """The learning rate, with the authors' toy default when ``lr`` is None."""
         if self.lr is not None:
             return self.lr
         return 0.1 if self.loss.endswith("cosine") else 1e-2
 
 
 def closed_form_predictor(W: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """``Wp = U diag(s^alpha) U^T`` from ``W W^T = U diag(s) U^T`` (papers.md section 2).
+    """``Wp = U diag(s^alpha) U^T`` from ``W W^T = U diag(s) U^T`` (docs/theory.md#halvagal2023).
 
     Args:
         W: shape ``(M, N)``.
@@ -133,9 +133,9 @@ def base_loss_grads(p: np.ndarray, z2: np.ndarray, kind: str) -> tuple[np.ndarra
 
 def iso_surrogate(z: np.ndarray, z_ref: np.ndarray, z2: np.ndarray, Wp: np.ndarray,
                   kind: str) -> float:
-    """The IsoLoss surrogate of papers.md section 2, halved, as a function of ``z``.
+    """The IsoLoss surrogate of docs/theory.md#halvagal2023, halved, as a function of ``z``.
 
-    Every ``sg(...)`` of the papers.md definition is evaluated at ``z_ref`` (with
+    Every ``sg(...)`` of the definition (docs/theory.md#isoloss) is evaluated at ``z_ref`` (with
     ``p_ref = Wp z_ref``), so finite differences in ``z`` at ``z = z_ref`` give the
     surrogate's gradient, which equals :func:`base_loss_grads`' ``g_p`` at ``p = p_ref``
     (divided by B).
@@ -203,7 +203,7 @@ class ToyTrajectory:
 
 
 def simulate_toy(cfg: ToyConfig, W0: np.ndarray | None = None) -> ToyTrajectory:
-    """Sampled-data gradient descent on the toy model (papers.md section 2).
+    """Sampled-data gradient descent on the toy model (docs/theory.md#halvagal2023).
 
     Each step draws ``cfg.samples`` fresh points and two views, recomputes the
     closed-form predictor (``Wp = I`` when ``cfg.predictor`` is False) and takes one

@@ -1,4 +1,4 @@
-"""tian2021 isotropic eigenmode theory and its comparison with the matrix flow (papers.md §1).
+"""tian2021 isotropic eigenmode theory and its comparison with the matrix flow (docs/theory.md#tian2021).
 
 Isotropic case: ``X = I``, ``X' = sigma2 I``, symmetrised predictor flow, target
 ``Wa = tau W``. Each common eigenmode of ``F = W W^T`` and ``Wp`` has eigenvalues
@@ -99,7 +99,7 @@ def integral_of_motion(
     """``s_j(t) = p_j(t)^2/alpha_p + c_j exp(-2 eta t)``, ``c_j = s_j(0) - p_j(0)^2/alpha_p``.
 
     ``p`` has shape ``(T, m)``, ``t`` ``(T,)``, ``p0, s0`` ``(m,)``; returns ``(T, m)``.
-    (papers.md §1: the sign of ``c_j`` is the derived one, not the paper's printed one.)
+    (docs/theory.md#tian2021: the sign of ``c_j`` is the derived one, not the paper's printed one.)
     """
     c = s0 - p0**2 / alpha_p
     return p**2 / alpha_p + c * np.exp(-2.0 * eta * np.asarray(t))[:, None]
@@ -228,7 +228,7 @@ def _diagnostics(traj: FlowTrajectory) -> dict[str, np.ndarray]:
 
 
 def run_comparison(params: SimulationParams) -> Comparison:
-    """Symmetrised matrix flow vs decoupled eigenmode ODE from the same start (papers.md §1).
+    """Symmetrised matrix flow vs decoupled eigenmode ODE from the same start (docs/theory.md#tian2021).
 
     Defaults (``None`` fields): ``n1=20, n2=10, sigma2=0.5, eta=0.1, alpha_p=1``, SimSiam
     (``beta=None``, ``tau=1``), ``steps=1000`` RK4 steps of ``lr=0.1`` (ODE time 100). The
