@@ -1,4 +1,4 @@
-"""Predictors: shapes, the spectral formulas (docs/theory.md#spectral-predictors), F_hat update rules."""
+"""Predictors: shapes, spectral formulas (docs/theory.md#spectral-predictors), F_hat updates."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_closed_form_matrix_is_formula(alpha: float) -> None:
     _load(pred, F)
     p = (s / s.max() + 0.05) ** alpha
     torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
-    # closed-form with alpha = 1/2 and eps = 0 is DirectPred with eps = 0 (docs/theory.md#halvagal2023)
+    # closed-form with alpha = 1/2, eps = 0 is DirectPred with eps = 0 (docs/theory.md#closed-form)
     if alpha == 0.5:
         cf = build_predictor("closed-form", DIM, alpha=0.5, eps=0.0)
         dp = build_predictor("directpred", DIM, eps=0.0)

@@ -35,7 +35,7 @@ def rankme(z: ArrayInput) -> float:
 
 
 def participation_ratio(values: ArrayInput) -> float:
-    """``(sum s)^2 / sum s^2`` of eigenvalues ``s`` (docs/theory.md#diagnostics); 0 if all are zero."""
+    """``(sum s)^2 / sum s^2`` of eigenvalues ``s``; 0 if all zero (docs/theory.md#diagnostics)."""
     s = as_spectrum(values)
     squares = float(np.sum(s**2))
     return float(s.sum() ** 2 / squares) if squares > _TINY else 0.0

@@ -117,7 +117,8 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
                      if diagram.predicted is None else "see above"])
     result.tables.append(Table("phase diagrams", ["diagram", "grid", "collapsed share",
                                                   "agreement"], rows))
-    result.params["ema_note"] = ("With EMA no analytic boundary is stated (docs/theory.md#open-items); the "
+    result.params["ema_note"] = ("With EMA no analytic boundary is stated "
+                                 "(docs/theory.md#open-items); the "
                                  "collapsed share is reported, not checked.")
     return result
 

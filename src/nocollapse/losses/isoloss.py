@@ -1,4 +1,4 @@
-"""IsoLoss (halvagal2023, docs/theory.md#halvagal2023): the eigenvalue factor removed from the gradient.
+"""IsoLoss (docs/theory.md#isoloss): the eigenvalue factor removed from the gradient.
 
 Each surrogate is built so that its gradient w.r.t. the online projector output
 ``z`` equals the ordinary loss's gradient w.r.t. ``p`` evaluated at ``p = Wp z``

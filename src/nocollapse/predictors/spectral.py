@@ -24,7 +24,8 @@ from nocollapse.predictors.correlation import CorrelationEstimate
 from nocollapse.predictors.options import Option
 
 SPECTRAL = ("directpred", "directcopy", "closed-form")
-# Per-kind default eps (docs/theory.md#spectral-predictors): DirectPred authors' command 0.01 (their best table
+# Per-kind default eps (docs/theory.md#spectral-predictors): DirectPred authors' command
+# 0.01 (their best table
 # entry, and our directpred preset, 0.1); DirectCopy 0.25; closed-form 0 (halvagal2023).
 DEFAULT_EPS = {"directpred": 0.01, "directcopy": 0.25, "closed-form": 0.0}
 

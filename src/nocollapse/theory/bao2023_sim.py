@@ -103,7 +103,7 @@ def initial_state(cfg: SimSiamConfig) -> tuple[np.ndarray, np.ndarray, np.random
 
 
 def simulate_simsiam(cfg: SimSiamConfig) -> SimSiamTrajectory:
-    """Sampled-data gradient descent with weight decay on linear SimSiam (docs/theory.md#bao2023)."""
+    """Sampled gradient descent with weight decay on linear SimSiam (docs/theory.md#bao2023)."""
     Phi, Psi, rng = initial_state(cfg)
     sigma = np.sqrt(cfg.sigma2)
     decay = 1.0 - cfg.lr * cfg.rho

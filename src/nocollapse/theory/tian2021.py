@@ -1,4 +1,4 @@
-"""tian2021 isotropic eigenmode theory and its comparison with the matrix flow (docs/theory.md#tian2021).
+"""tian2021 isotropic eigenmode theory, compared with the matrix flow (docs/theory.md#tian2021).
 
 Isotropic case: ``X = I``, ``X' = sigma2 I``, symmetrised predictor flow, target
 ``Wa = tau W``. Each common eigenmode of ``F = W W^T`` and ``Wp`` has eigenvalues
@@ -228,7 +228,7 @@ def _diagnostics(traj: FlowTrajectory) -> dict[str, np.ndarray]:
 
 
 def run_comparison(params: SimulationParams) -> Comparison:
-    """Symmetrised matrix flow vs decoupled eigenmode ODE from the same start (docs/theory.md#tian2021).
+    """Symmetrised matrix flow vs eigenmode ODE from the same start (docs/theory.md#tian2021).
 
     Defaults (``None`` fields): ``n1=20, n2=10, sigma2=0.5, eta=0.1, alpha_p=1``, SimSiam
     (``beta=None``, ``tau=1``), ``steps=1000`` RK4 steps of ``lr=0.1`` (ODE time 100). The
