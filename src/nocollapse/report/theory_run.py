@@ -20,6 +20,7 @@ import numpy as np
 from nocollapse.diagnostics import PowerLaw, critical_eta, power_law_fit
 from nocollapse.errors import ConfigError
 from nocollapse.report.runs import Run
+from nocollapse.runio import ESTIMATE_KEYS
 
 POWER_LAW_FLOOR = 1e-3  # modes with s_j <= this times s_max carry no signal: not fitted
 
@@ -76,7 +77,7 @@ def critical_decay_rows(run: Run) -> list[dict[str, float]]:
     eta = weight_decay(run)
     grouped: dict[int, list[tuple[float, float]]] = {}
     for record in run.metrics:
-        sigma2, tau = record.get("sigma2_est"), record.get("tau_est")
+        sigma2, tau = (record.get(key) for key in ESTIMATE_KEYS)
         if isinstance(sigma2, int | float) and isinstance(tau, int | float):
             epoch = math.floor(float(record.get("epoch", 0)))
             grouped.setdefault(epoch, []).append((float(sigma2), float(tau)))

@@ -45,7 +45,13 @@ from rich.panel import Panel
 from nocollapse import diagnostics
 from nocollapse.errors import check_in_range, check_nonnegative, check_positive
 from nocollapse.methods import Learner, StepOutput
-from nocollapse.runio import SPECTRA_FILE, TENSORBOARD_DIR, WARNINGS_FILE, MetricsWriter
+from nocollapse.runio import (
+    ESTIMATE_KEYS,
+    SPECTRA_FILE,
+    TENSORBOARD_DIR,
+    WARNINGS_FILE,
+    MetricsWriter,
+)
 from nocollapse.train.warnings import CollapseDetected, EarlyWarning
 
 if TYPE_CHECKING:  # config.py imports MonitorConfig from here
@@ -216,12 +222,10 @@ class CollapseMonitor:
             return {}
         self._estimates.append((sigma2, tau))
         context = self.warning.context
-        if "sigma2" in context and not context.get("estimated"):
-            return {"sigma2_est": sigma2, "tau_est": tau}  # values given by the caller win
-        context.update(
-            sigma2=statistics.median(e[0] for e in self._estimates),
-            tau=statistics.median(e[1] for e in self._estimates), estimated=True)
-        return {"sigma2_est": sigma2, "tau_est": tau}
+        if "sigma2" not in context or context.get("estimated"):  # values given by a caller win
+            context.update(sigma2=statistics.median(e[0] for e in self._estimates),
+                           tau=statistics.median(e[1] for e in self._estimates), estimated=True)
+        return dict(zip(ESTIMATE_KEYS, (sigma2, tau), strict=True))
 
     def _due(self, step: int) -> bool:
         every, window = self.config.every, self.log_every
