@@ -14,8 +14,9 @@ module is the one place a reader of a run directory learns its format
     :data:`MONITOR_KEYS` and, from the second diagnostics on, :data:`ESTIMATE_KEYS`
     (``sigma^2`` and the theory's ``tau`` estimated from the run,
     docs/theory.md#theory-in-a-run; ``tau`` itself is the EMA momentum); k-NN lines
-    ``step, epoch, knn_accuracy`` (``final: true`` on the last). Simulations (``simulate``) log ``t, simulated, theory`` (one value per
-    mode) and the model's extra series.
+    ``step, epoch, knn_accuracy`` (``final: true`` on the last). Simulations
+    (``simulate``) log ``t, simulated, theory`` (one value per mode) and the model's
+    extra series.
 ``spectra.jsonl`` (:data:`SPECTRA_FILE`)
     Training, one line an epoch: ``epoch, step, F_eigenvalues, Wp_eigenvalues,
     Wp_asymmetry, Wp_in_F_basis, commutator, alignment, Z_eigenvalues, summary``
