@@ -25,6 +25,7 @@ from nocollapse.train.monitor import (
     MonitorConfig,
     fast_scalars,
     run_context,
+    spectra_record,
 )
 from nocollapse.train.warnings import WARNINGS_FILE, likely_causes
 
@@ -405,3 +406,15 @@ def test_monitor_keeps_a_sigma2_the_caller_gave(tmp_path: Path) -> None:
         monitor.on_log(step, _healthy(generator), Learner(), {"tau": 0.99})
     assert monitor.warning.context["sigma2"] == 3.0
     assert "estimated" not in monitor.warning.context
+
+
+def test_spectra_record_gives_the_predictor_gain_along_f_hat_eigenvectors() -> None:
+    # Wp = U diag(sqrt(s)) U^T shares F's eigenvectors: p_j = sqrt(s_j), paired in order
+    U = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(3),
+                                    dtype=torch.float64))[0]
+    s = torch.linspace(2.0, 0.01, D, dtype=torch.float64)
+    record = spectra_record(Learner(U @ torch.diag(s) @ U.T, U @ torch.diag(s.sqrt()) @ U.T),
+                            None)
+    np.testing.assert_allclose(record["F_eigenvalues"], s.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(record["Wp_in_F_basis"], s.sqrt().numpy(), rtol=1e-8)
+    assert "Wp_in_F_basis" not in spectra_record(Learner(U @ torch.diag(s) @ U.T, None), None)
