@@ -221,11 +221,15 @@ class CollapseMonitor:
         if not (math.isfinite(sigma2) and math.isfinite(tau)):
             return {}
         self._estimates.append((sigma2, tau))
+        self._share_estimates()
+        return dict(zip(ESTIMATE_KEYS, (sigma2, tau), strict=True))
+
+    def _share_estimates(self) -> None:
+        """The medians of the recent estimates into the warning's context (caller's win)."""
         context = self.warning.context
-        if "sigma2" not in context or context.get("estimated"):  # values given by a caller win
+        if self._estimates and ("sigma2" not in context or context.get("estimated")):
             context.update(sigma2=statistics.median(e[0] for e in self._estimates),
                            tau=statistics.median(e[1] for e in self._estimates), estimated=True)
-        return dict(zip(ESTIMATE_KEYS, (sigma2, tau), strict=True))
 
     def _due(self, step: int) -> bool:
         every, window = self.config.every, self.log_every
@@ -251,12 +255,19 @@ class CollapseMonitor:
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to log as an uninterrupted one (plain values)."""
         return {"last_step": self.last_step, "streak": self.warning.streak,
-                "fired": self.warning.fired}
+                "fired": self.warning.fired,
+                "scales": [[int(k), float(v)] for k, v in self._scales],
+                "estimates": [[float(a), float(b)] for a, b in self._estimates]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.last_step = state.get("last_step")
         self.warning.streak = int(state.get("streak", 0))
         self.warning.fired = bool(state.get("fired", False))
+        self._scales.clear()
+        self._scales.extend((int(k), float(v)) for k, v in state.get("scales", []))
+        self._estimates.clear()
+        self._estimates.extend((float(a), float(b)) for a, b in state.get("estimates", []))
+        self._share_estimates()
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer, if one was opened."""
