@@ -56,6 +56,21 @@ def test_preset_switches_follow_the_papers() -> None:
     assert iso.loss.startswith("isoloss")
 
 
+def test_isoloss_preset_is_the_authors_deep_network_predictor() -> None:
+    # fmi-basel/implicit-var-reg, scripts/pretrain/*/isoloss*.yaml: dp_alpha 0.5, eps 0, so
+    # Wp = U diag((s / s_max)^0.5) U^T of the EMA correlation; written here from that.
+    cfg = learner_config("isoloss", **{k: v for k, v in SMALL.items()})
+    assert cfg.predictor_options["alpha"] == 0.5
+    learner = SiameseLearner(cfg, 1, 8)
+    x = torch.randn(2, 16, 1, 8, 8)
+    learner(x[0], x[1])
+    s, U = torch.linalg.eigh(learner.correlation().double())
+    p = [max(float(v), 0.0) / float(s.max()) for v in s]
+    expected = U @ torch.diag(torch.tensor(p, dtype=torch.float64).sqrt()) @ U.T
+    torch.testing.assert_close(learner.predictor_matrix().double(), expected, atol=1e-5,
+                               rtol=1e-4)
+
+
 def test_overrides_apply_and_unknown_keys_name_the_closest() -> None:
     cfg = learner_config("directpred", eps=0.01, stop_gradient=False)
     assert cfg.predictor_options["eps"] == 0.01 and cfg.stop_gradient is False

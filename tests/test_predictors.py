@@ -12,6 +12,7 @@ from nocollapse.predictors import (
     CorrelationEstimate,
     SpectralPredictor,
     build_predictor,
+    spectral_matrix,
 )
 
 DIM = 6
@@ -58,19 +59,34 @@ def test_directpred_matrix_is_formula() -> None:
     torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
 
 
-def test_directpred_subtract_variant_is_formula() -> None:
+def test_directpred_subtract_variant_is_luckmatters_dyn_eps_inside() -> None:
+    # facebookresearch/luckmatters, ssl/real-dataset byol_trainer.py, option dyn_eps_inside:
+    # eigenvalues normalised by the largest, the constant subtracted inside the root,
+    # clamped at 1e-4: p_j = sqrt(max(s_j / s_max - c, 1e-4)). Written from that definition.
     F, s, U = _known_correlation(1)
-    pred = build_predictor("directpred", DIM, subtract=0.75)
+    pred = build_predictor("directpred", DIM, subtract=0.2)
     _load(pred, F)
-    p = (s - 0.75).clamp_min(0).sqrt().clamp_min(1e-4)
-    torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
+    p = [max(float(v) / float(s.max()) - 0.2, 1e-4) ** 0.5 for v in s]
+    expected = U @ torch.diag(torch.tensor(p, dtype=torch.float64)) @ U.T
+    torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)
+    assert min(p) == 1e-2 and max(p) < 1.0  # both branches of the clamp are exercised
 
 
 def test_directcopy_matrix_is_formula() -> None:
+    # default: fmi-basel/implicit-var-reg's F / s_max + eps I
     F, s, _ = _known_correlation(2)
-    pred = build_predictor("directcopy", DIM)  # eps defaults to 0.25 (papers.md)
+    pred = build_predictor("directcopy", DIM)  # eps defaults to 0.25
     _load(pred, F)
     expected = F / s.max() + 0.25 * torch.eye(DIM, dtype=torch.float64)
+    torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_directcopy_unnormalised_option_is_luckmatters_branch() -> None:
+    # facebookresearch/luckmatters' directcopy branch: Wp = F + eps I, F not normalised.
+    F, _, _ = _known_correlation(2)
+    pred = build_predictor("directcopy", DIM, eps=0.1, normalize=False)
+    _load(pred, F)
+    expected = F + 0.1 * torch.eye(DIM, dtype=torch.float64)
     torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -98,6 +114,28 @@ def test_correlation_ema_first_batch_initialises_then_mixes() -> None:
     est.update(b)
     torch.testing.assert_close(est.F_hat, 0.3 * (a.T @ a / 8) + 0.7 * (b.T @ b / 8))
     assert int(est.updates) == 2
+
+
+def test_closed_form_correlation_is_implicit_var_reg_per_view_ema_from_zeros() -> None:
+    # fmi-basel/implicit-var-reg: the correlation buffer starts at zeros and each view's
+    # batch correlation z^T z / B is folded in by its own EMA update, c <- rho c + (1-rho) zz:
+    # two updates a step. Written here from that definition.
+    pred = build_predictor("closed-form", DIM, rho=0.9)
+    gen = torch.Generator().manual_seed(5)
+    views = [(torch.randn(8, DIM, generator=gen), torch.randn(8, DIM, generator=gen))
+             for _ in range(3)]
+    expected = torch.zeros(DIM, DIM)
+    for z1, z2 in views:
+        pred.update_correlation(z1, z2)
+        for z in (z1, z2):
+            expected = 0.9 * expected + 0.1 * (z.T @ z / z.shape[0])
+    torch.testing.assert_close(pred.correlation.F_hat, expected)
+    assert int(pred.correlation.updates) == 6 and int(pred.steps) == 3
+    # the luckmatters start is still available: both views as one batch, first initialises
+    joint = build_predictor("closed-form", DIM, rho=0.9, correlation="joint")
+    joint.update_correlation(*views[0])
+    both = torch.cat(views[0])
+    torch.testing.assert_close(joint.correlation.F_hat, both.T @ both / 16)
 
 
 def test_forward_never_updates_correlation() -> None:
@@ -148,6 +186,12 @@ def test_state_dict_restores_correlation_and_matrix_exactly() -> None:
     ("directpred", {"freq": 0}, "freq=0"),
     ("directpred", {"eps": -1.0}, "eps"),
     ("directpred", {"tau": 0.5}, "tau"),
+    ("directpred", {"update": "during"}, "during"),
+    ("directpred", {"solver": "svd"}, "svd"),
+    ("directpred", {"correlation": "centred"}, "centred"),
+    ("closed-form", {"subtract": 0.1}, "subtract"),
+    ("directpred", {"normalize": False}, "normalize"),
+    ("directpred", {"update": "before", "background": True}, "background"),
 ])
 def test_bad_options_are_refused_by_name(kind: str, options: dict, word: str) -> None:
     with pytest.raises(ConfigError, match=word):
@@ -190,3 +234,56 @@ def test_two_process_ddp_ranks_build_the_same_directpred_matrix(tmp_path) -> Non
     for a, b in zip(r0["batches"], r1["batches"], strict=True):
         single.update(torch.cat([a, b]))  # equal batch sizes: mean of ranks = pooled batch
     torch.testing.assert_close(r0["F"], single.F_hat)
+
+
+@pytest.mark.parametrize("kind", SPECTRAL)
+@pytest.mark.parametrize("background", [False, True])
+def test_update_after_lags_update_before_by_exactly_one_step(kind: str, background: bool) -> None:
+    # facebookresearch/luckmatters sets Wp after the optimiser step: step t applies the
+    # matrix of F_hat up to step t - 1, step 0 the random initial matrix.
+    torch.manual_seed(0)
+    after = build_predictor(kind, DIM, update="after", background=background)
+    before = build_predictor(kind, DIM, update="before")
+    initial = after.weight.detach().clone()
+    gen = torch.Generator().manual_seed(1)
+    applied_after, applied_before = [], []
+    for _ in range(4):
+        z1, z2 = torch.randn(8, DIM, generator=gen), torch.randn(8, DIM, generator=gen)
+        out_after = after(z1)  # the learner's order with update=after: predict, then fold
+        applied_after.append(after.weight.detach().clone())
+        torch.testing.assert_close(out_after, z1 @ applied_after[-1].T)
+        after.update_correlation(z1, z2)
+        before.update_correlation(z1, z2)  # update=before: fold, then predict
+        before(z1)
+        applied_before.append(before.weight.detach().clone())
+        torch.testing.assert_close(after.correlation.F_hat, before.correlation.F_hat)
+    torch.testing.assert_close(applied_after[0], initial)
+    assert not torch.allclose(applied_after[0], applied_before[0])
+    for t in range(1, 4):
+        torch.testing.assert_close(applied_after[t], applied_before[t - 1])
+        assert not torch.allclose(applied_after[t], applied_before[t], atol=1e-3)
+    torch.testing.assert_close(after.matrix(), before.matrix())  # the pending one installed
+
+
+def test_waiting_matrix_is_installed_before_a_checkpoint() -> None:
+    pred = build_predictor("directpred", DIM, update="after", background=True)
+    pred.update_correlation(torch.randn(8, DIM))
+    state = pred.state_dict()  # the matrix of this step, as after luckmatters' step
+    torch.testing.assert_close(state["weight"], spectral_matrix(
+        pred.correlation.F_hat, "directpred", 0.01).float())
+
+
+@pytest.mark.parametrize("kind", SPECTRAL)
+def test_float32_solver_error_is_bounded(kind: str) -> None:
+    # solver=eigh32 against float64 eigh on a correlation with eigenvalues spread over
+    # 7 decades (the small ones are the ones sqrt amplifies): |Wp32 - Wp64| <= 1e-4
+    # (measured 1.9e-5 for directpred at d = 64 and 512; 8e-7 closed-form, 6e-8 directcopy).
+    gen = torch.Generator().manual_seed(7)
+    d = 64
+    U, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    s = torch.logspace(0, -7, d, dtype=torch.float64)
+    F = ((U * s) @ U.T).float()
+    exact = spectral_matrix(F, kind, 0.01, solver="eigh").double()
+    fast = spectral_matrix(F, kind, 0.01, solver="eigh32").double()
+    error = (fast - exact).abs().max().item()
+    assert error <= 1e-4, error

@@ -14,7 +14,7 @@ from typing import Any
 from nocollapse.errors import ConfigError, check_choice, check_in_range, check_positive
 from nocollapse.losses import LOSSES
 from nocollapse.models import BACKBONES
-from nocollapse.predictors import PREDICTORS, SPECTRAL
+from nocollapse.predictors import PREDICTORS, SPECTRAL, SPECTRAL_OPTIONS
 
 TARGETS = ("ema", "stopgrad")
 
@@ -27,7 +27,8 @@ class LearnerConfig:
     from ``base_tau`` to ``final_tau``) or ``"stopgrad"`` (SimSiam: the online network
     under stop-gradient). ``stop_gradient=False`` is the ablation that must collapse:
     the target branch is the online network *with* gradients (the EMA copy is unused).
-    ``predictor_options``: ``rho, eps, alpha, freq, subtract`` of spectral predictors.
+    ``predictor_options``: the options of spectral predictors (``SPECTRAL_OPTIONS``: ``rho,
+    eps, alpha, freq, subtract, normalize, correlation, update, solver, background``).
     ``symmetric=False`` trains on one direction only (view 1 predicts view 2).
     """
 
@@ -38,7 +39,7 @@ class LearnerConfig:
     proj_last_bn: bool = False
     predictor: str = "mlp"
     pred_hidden_dim: int = 512
-    predictor_options: dict[str, float] = field(default_factory=dict)
+    predictor_options: dict[str, Any] = field(default_factory=dict)
     target: str = "stopgrad"
     stop_gradient: bool = True
     base_tau: float = 0.996
@@ -92,12 +93,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "directcopy": {"predictor": "directcopy", "target": "ema", "base_tau": 0.996,
                    "final_tau": 1.0, "loss": "normalized-l2",
                    "predictor_options": {"rho": 0.3, "eps": 0.25, "freq": 1}},
-    # IsoLoss (halvagal2023) no-EMA recipe: closed-form predictor alpha 1, tau 0.5.
+    # IsoLoss (halvagal2023) no-EMA recipe: closed-form predictor, tau 0.5; alpha 0.5 as in
+    # all eight of the authors' deep-network configs (dp_alpha: 0.5; alpha 1 is their toy's).
     "isoloss": {"predictor": "closed-form", "target": "stopgrad", "loss": "isoloss-cosine",
-                "predictor_options": {"rho": 0.5, "eps": 0.0, "alpha": 1.0, "freq": 1}},
+                "predictor_options": {"rho": 0.5, "eps": 0.0, "alpha": 0.5, "freq": 1}},
 }
 METHODS = tuple(PRESETS)
-_SPECTRAL_KEYS = ("rho", "eps", "alpha", "freq", "subtract")
+_SPECTRAL_KEYS = SPECTRAL_OPTIONS
 
 
 def learner_config(method: str, **overrides: Any) -> LearnerConfig:

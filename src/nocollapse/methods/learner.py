@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from nocollapse.errors import ConfigError
 from nocollapse.losses import (
     cosine_loss,
     isoloss_cosine,
@@ -22,6 +23,27 @@ from nocollapse.models import ProjectorMLP, build_backbone
 from nocollapse.predictors import CorrelationEstimate, SpectralPredictor, build_predictor
 
 PAIR_LOSSES = {"cosine": cosine_loss, "normalized-l2": normalized_l2_loss, "l2": l2_loss}
+
+
+def backbone_width(backbone: nn.Module, in_channels: int, image_size: int) -> int:
+    """A backbone's feature width: its ``out_dim``, else measured on a zero batch."""
+    width = getattr(backbone, "out_dim", None)
+    if isinstance(width, int) and width > 0:
+        return width
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            device = next(backbone.parameters(), torch.empty(0)).device
+            out = backbone(torch.zeros(2, in_channels, image_size, image_size, device=device))
+    finally:
+        backbone.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"the backbone maps (B, {in_channels}, {image_size}, {image_size}) "
+                          f"images to {shape}; it must return (B, width) features (end it "
+                          "with global pooling and flatten)")
+    return int(out.shape[1])
 
 
 class StepOutput(NamedTuple):
@@ -41,12 +63,27 @@ def cosine_tau(progress: float, base_tau: float, final_tau: float) -> float:
 
 
 class SiameseLearner(nn.Module):
-    """A non-contrastive learner; the method is entirely in ``config`` (see ``PRESETS``)."""
+    """A non-contrastive learner; the method is entirely in ``config`` (see ``PRESETS``).
 
-    def __init__(self, config: LearnerConfig, in_channels: int, image_size: int):
+    ``backbone``: any ``nn.Module`` mapping ``(B, C, H, W)`` images to ``(B, width)``
+    features, used instead of ``config.backbone`` (which then names nothing). Its
+    ``width`` is its ``out_dim`` attribute when it has one, otherwise the width of its
+    output on one ``(2, in_channels, image_size, image_size)`` zero batch, computed in
+    evaluation mode without gradients (batch-norm statistics untouched). A backbone
+    with convolutions is moved to channels-last memory, which oneDNN and cuDNN run
+    faster (``benchmarks/bench_backbones.py``).
+    """
+
+    def __init__(self, config: LearnerConfig, in_channels: int, image_size: int,
+                 backbone: nn.Module | None = None):
         super().__init__()
         self.config = config.validate()
-        self.backbone, feat_dim = build_backbone(config.backbone, in_channels, image_size)
+        if backbone is None:
+            self.backbone, feat_dim = build_backbone(config.backbone, in_channels, image_size)
+        else:
+            self.backbone, feat_dim = backbone, backbone_width(backbone, in_channels, image_size)
+        if any(isinstance(m, nn.Conv2d) for m in self.backbone.modules()):
+            self.backbone.to(memory_format=torch.channels_last)
         self.projector = ProjectorMLP(feat_dim, config.proj_hidden_dim, config.proj_dim,
                                       config.proj_layers, last_bn=config.proj_last_bn)
         self.predictor = build_predictor(config.predictor, config.proj_dim,
@@ -54,6 +91,8 @@ class SiameseLearner(nn.Module):
         # Non-spectral predictors: F_hat is still tracked, for the eigen-alignment diagnostics.
         self.tracker = (None if isinstance(self.predictor, SpectralPredictor)
                         else CorrelationEstimate(config.proj_dim))
+        # update="before" (spectral): F_hat folds the batch before the predictor is applied.
+        self._observe_first = getattr(self.predictor, "update", None) == "before"
         self.target_net: nn.Module | None = None
         if config.target == "ema":
             self.target_net = copy.deepcopy(nn.Sequential(self.backbone, self.projector))
@@ -65,13 +104,22 @@ class SiameseLearner(nn.Module):
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> StepOutput:
         z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
-        if self.training:  # F_hat sees training batches only, never evaluation ones
-            observe = getattr(self.predictor, "update_correlation", None) or self.tracker.update
-            observe(torch.cat([z1, z2]).detach())
+        if self.training and self._observe_first:
+            self._observe(z1, z2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         t1, t2 = self._targets(x1, x2, z1, z2)
         loss = self._loss(z1, z2, p1, p2, t1, t2)
+        if self.training and not self._observe_first:  # after the predictor and its matrix
+            self._observe(z1, z2)
         return StepOutput(loss, z1.detach(), z2.detach(), p1.detach(), p2.detach())
+
+    def _observe(self, z1: torch.Tensor, z2: torch.Tensor) -> None:
+        """F_hat sees training batches only, never evaluation ones."""
+        update = getattr(self.predictor, "update_correlation", None)
+        if update is not None:
+            update(z1.detach(), z2.detach())
+        elif self.tracker is not None:
+            self.tracker.update(torch.cat([z1, z2]).detach())
 
     def _targets(self, x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -10,7 +12,8 @@ from nocollapse.models import MLPPredictor
 from nocollapse.predictors.spectral import SPECTRAL, SpectralPredictor
 
 PREDICTORS = ("none", "linear", "mlp", *SPECTRAL)
-SPECTRAL_OPTIONS = ("rho", "eps", "alpha", "freq", "subtract")
+SPECTRAL_OPTIONS = ("rho", "eps", "alpha", "freq", "subtract", "normalize", "correlation",
+                    "update", "solver", "background")
 
 
 class LinearPredictor(nn.Module):
@@ -28,11 +31,11 @@ class LinearPredictor(nn.Module):
         return z @ self.weight.T
 
 
-def build_predictor(kind: str, dim: int, hidden_dim: int = 512, **options: float) -> nn.Module:
+def build_predictor(kind: str, dim: int, hidden_dim: int = 512, **options: Any) -> nn.Module:
     """The predictor ``kind`` on ``dim``-dimensional projector outputs.
 
     ``none`` is the identity (the no-predictor ablation); ``mlp`` uses ``hidden_dim``;
-    spectral kinds accept ``rho, eps, alpha, freq, subtract``.
+    spectral kinds accept the ``SPECTRAL_OPTIONS`` of :class:`SpectralPredictor`.
     """
     check_choice("predictor", kind, PREDICTORS)
     if kind in SPECTRAL:
