@@ -33,7 +33,7 @@ from nocollapse.train.checkpoint import (
 )
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.monitor import CollapseMonitor, run_context
-from nocollapse.train.progress import TrainProgress
+from nocollapse.train.progress import TrainProgress, run_header
 
 
 @dataclass
@@ -142,7 +142,11 @@ class _Run:
         # The time budget counts this invocation only, so a budget-stopped run can be resumed.
         start, before = time.monotonic(), state.seconds
         window_start = time.monotonic()
-        with TrainProgress(self.total, state.step, self.quiet or not self.rank0) as bar:
+        with TrainProgress(self.total, state.step, self.quiet or not self.rank0,
+                           images_per_step=config.data.batch_size * self.fabric.world_size
+                           ) as bar:
+            bar.header(run_header(config.method, self.data.train.name, len(self.data.train),
+                                  self.total, str(self.device)))
             while state.step < self.total:
                 order = self._epoch_order(state.epoch)
                 while state.batch < self.per_epoch and state.step < self.total:
