@@ -49,7 +49,8 @@ class CorrelationEstimate(nn.Module):
     def update(self, z: torch.Tensor) -> torch.Tensor:
         """Fold in a batch ``z`` of shape ``(B, dim)`` (detached here) and return ``F_hat``."""
         z = z.detach().to(self.F_hat.dtype)
-        batch = _all_reduce_mean(z.T @ z / z.shape[0])
+        with torch.autocast(z.device.type, enabled=False):  # F_hat in full precision
+            batch = _all_reduce_mean(z.T @ z / z.shape[0])
         new = 1.0 - self.rho
         if self.init == "first-batch":  # weight 1 on the first batch, chosen on the device
             new = torch.where(self.updates == 0, 1.0, new).to(self.F_hat.dtype)
