@@ -156,7 +156,8 @@ def directpred_rows(args: argparse.Namespace, device: torch.device, deadline: fl
         direct = Case("directpred", backbone, size, preset, batch, device, "fp32", False,
                       **dims)
         speeds: dict[str, list[float]] = {"linear": [], "directpred": []}
-        for _ in range(1 if args.tiny else 3):  # interleaved, so a drifting clock or neighbour slows both alike
+        # interleaved, so a drifting clock or a neighbour slows both alike
+        for _ in range(1 if args.tiny else 3):
             speeds["linear"].append(images_per_s(linear, args.steps, 1)[0])
             speeds["directpred"].append(images_per_s(direct, args.steps, 1)[0])
         lin, dp = max(speeds["linear"]), max(speeds["directpred"])
