@@ -32,6 +32,7 @@ from nocollapse.train.monitor import MonitorConfig
 OPTIMIZERS = ("sgd", "lars")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
+COMPILE_CHOICES = ("auto", "true", "false")
 
 
 @dataclass
@@ -75,7 +76,9 @@ class DeviceConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
-    compile: bool = False
+    # torch.compile the learner: "auto" (on CUDA only: on CPU its compile time is not
+    # repaid in a minutes-long run, docs/benchmarks.md), true or false.
+    compile: str = "auto"
     threads: int | None = None
 
 
@@ -135,6 +138,8 @@ class TrainConfig:
         self.monitor.validate()
         check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
         check_choice("device.precision", self.device.precision, PRECISIONS)
+        self.device.compile = str(self.device.compile).lower()
+        check_choice("device.compile", self.device.compile, COMPILE_CHOICES)
         check_nonnegative("epochs", self.epochs)
         for name in ("data.batch_size", "data.image_size", "log_every", "checkpoint_every",
                      "device.devices", "device.num_nodes", "eval.knn_k", "eval.knn_t"):

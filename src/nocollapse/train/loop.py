@@ -99,9 +99,10 @@ class _Run:
         self.total = setup.total_steps(config, self.per_epoch)
         self.optimizer, self.scheduler = setup.build_optimizer(config, self.learner, self.total,
                                                                self.per_epoch)
-        forward = torch.compile(self.learner) if config.device.compile else self.learner
-        self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
         self.device = self.fabric.device
+        compiled = setup.should_compile(config.device.compile, self.device)
+        forward = torch.compile(self.learner) if compiled else self.learner
+        self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
         self.augment = setup.build_augment(config, self.data.preset).to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed * 1009 + self.fabric.global_rank)

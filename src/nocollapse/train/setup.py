@@ -110,6 +110,11 @@ def fast_sgd(groups: list[dict[str, Any]], **options: float) -> torch.optim.Opti
         return torch.optim.SGD(groups, **options)
 
 
+def should_compile(choice: str, device: torch.device) -> bool:
+    """``device.compile``: "true", "false", or "auto" = compile on CUDA only."""
+    return choice == "true" or (choice == "auto" and device.type == "cuda")
+
+
 def make_fabric(config: TrainConfig) -> Any:
     """A launched Lightning Fabric for the configured accelerator, devices and precision."""
     from lightning_fabric import Fabric
