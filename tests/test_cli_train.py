@@ -46,6 +46,21 @@ def test_unknown_key_exits_2_naming_the_closest(tmp_path: Path,
     assert "optim.momentum" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("args", "words"), [
+    (["learner.foo=1"], ["unknown learner option 'foo'"]),
+    (["--method", "byl"], ["unknown method 'byl'", "did you mean 'byol'"]),
+    (["learner.predictor=cubic"], ["unknown predictor 'cubic'"]),
+    (["learner.eps=-1", "--method", "directpred"], ["predictor_options.eps=-1"]),
+])
+def test_bad_learner_section_exits_2_and_leaves_nothing_behind(
+        tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], words: list[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert all(word in err for word in words), err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_resume_without_checkpoint_exits_2(tmp_path: Path,
                                            capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "--resume", str(tmp_path), "--quiet"]) == 2

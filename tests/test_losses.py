@@ -114,4 +114,4 @@ def test_symmetrised_refuses_a_wrong_argument_count() -> None:
 
 
 def test_loss_names() -> None:
-    assert LOSSES == ("l2", "normalized-l2", "cosine", "isoloss-l2", "isoloss-cosine")
+    assert tuple(LOSSES) == ("l2", "normalized-l2", "cosine", "isoloss-l2", "isoloss-cosine")

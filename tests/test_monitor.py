@@ -17,6 +17,7 @@ from nocollapse.diagnostics import summarize
 from nocollapse.errors import ConfigError, NocollapseError
 from nocollapse.methods import StepOutput
 from nocollapse.report import build_report, load_run
+from nocollapse.train.config import TrainConfig
 from nocollapse.train.monitor import (
     SPECTRA_FILE,
     CollapseDetected,
@@ -249,7 +250,7 @@ def test_likely_causes_cite_the_critical_weight_decay() -> None:
 )
 def test_bad_monitor_options_are_refused_by_name(options: dict, name: str) -> None:
     with pytest.raises(ConfigError, match=name):
-        MonitorConfig.from_dict(options)
+        TrainConfig.from_dict({"monitor": options})
 
 
 # -- through the real training loop ---------------------------------------------------------

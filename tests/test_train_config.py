@@ -20,12 +20,25 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def test_overrides_win_over_yaml_and_are_typed(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("method: byol\noptim:\n  lr: 0.5\n  weight_decay: 1e-6\n")
-    config = load_config(path, ["optim.lr=1e-3", "data.batch_size=64", "learner.tau=0.99"])
+    config = load_config(path, ["optim.lr=1e-3", "data.batch_size=64", "learner.base_tau=0.99"])
     assert config.method == "byol"
     assert config.optim.lr == pytest.approx(1e-3)  # YAML would read "1e-3" as a string
     assert config.optim.weight_decay == pytest.approx(1e-6)
     assert config.data.batch_size == 64
-    assert config.learner == {"tau": 0.99}
+    assert config.learner.base_tau == pytest.approx(0.99)
+    assert config.learner.target == "ema"  # the rest of the byol preset
+
+
+def test_learner_section_is_typed_against_the_preset_and_the_predictor_schema() -> None:
+    # flat options edit the preset's predictor_options one key at a time (YAML reads 1e-3
+    # as text: the predictor's schema makes it a float)
+    config = load_config(None, ["method=directpred", "learner.eps=1e-3", "learner.proj_dim=64"])
+    assert config.learner.predictor_options == {"rho": 0.3, "eps": 1e-3, "freq": 1}
+    assert config.learner.proj_dim == 64 and config.learner.target == "ema"
+    with pytest.raises(ConfigError, match=r"learner\.proj_dim='wide' is not a valid int"):
+        load_config(None, ["learner.proj_dim=wide"])
+    with pytest.raises(ConfigError, match=r"predictor_options\.eps='tiny' is not a valid float"):
+        load_config(None, ["method=directpred", "learner.eps=tiny"])
 
 
 def test_round_trip_through_dict() -> None:
@@ -62,7 +75,8 @@ def test_shipped_configs_load() -> None:
     assert paths, "configs/ ships no YAML"
     for path in paths:
         config = load_config(path)
-        learner_config(config.method, **config.learner)  # learner keys are valid too
+        # the learner section was resolved against the method's preset when loading
+        assert config.learner == learner_config(config.method, **config.to_dict()["learner"])
 
 
 def test_schedule_endpoints() -> None:

@@ -11,8 +11,16 @@ import pytest
 import torch
 
 from nocollapse.errors import TrainingDivergedError
+from nocollapse.methods import Learner, StepOutput
 from nocollapse.runio import read_config, read_metrics
-from nocollapse.train import CheckpointError, checkpoint_path, load_checkpoint, load_config, train
+from nocollapse.train import (
+    BaseCallback,
+    CheckpointError,
+    checkpoint_path,
+    load_checkpoint,
+    load_config,
+    train,
+)
 
 BASE = ["data.name=digits", "data.batch_size=64", "data.subset=256", "data.test_subset=128",
         "log_every=2", "eval.knn_k=20", "eval.knn_every=1", "device.accelerator=cpu",
@@ -48,13 +56,14 @@ def test_run_writes_config_metrics_and_checkpoint(tmp_path: Path) -> None:
     assert 0.0 <= result.knn_accuracy <= 1.0
 
 
-class _InterruptAt:
+class _InterruptAt(BaseCallback):
     """Callback that stops the process at a log step, like Ctrl-C or a killed job."""
 
     def __init__(self, step: int):
         self.step = step
 
-    def on_log(self, step: int, output: Any, learner: torch.nn.Module, record: dict) -> None:
+    def on_log(self, step: int, output: StepOutput, learner: Learner,
+               record: dict[str, Any]) -> None:
         if step == self.step:
             raise KeyboardInterrupt
 
@@ -87,13 +96,14 @@ def test_checkpoint_and_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-class _PoisonAt:
+class _PoisonAt(BaseCallback):
     """Callback that turns the weights to NaN at a log step, as a too-large lr would."""
 
     def __init__(self, step: int):
         self.step = step
 
-    def on_log(self, step: int, output: Any, learner: torch.nn.Module, record: dict) -> None:
+    def on_log(self, step: int, output: StepOutput, learner: Learner,
+               record: dict[str, Any]) -> None:
         record["callback_saw"] = step
         if step == self.step:
             with torch.no_grad():

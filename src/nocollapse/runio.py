@@ -1,7 +1,37 @@
-"""Run directories: resolved config, metrics as JSON lines, atomic file writes.
+"""Run directories: the name and schema of every file, and the helpers that write them.
 
 Every command that produces results (simulate, phase, train, reproduce) writes a
-run directory through these helpers, and ``report`` reads any of them back.
+run directory through these helpers, and ``report`` reads any of them back. This
+module is the one place a reader of a run directory learns its format
+(docs/run-directory.md says the same for users):
+
+``config.yaml`` (:data:`CONFIG_FILE`)
+    The resolved configuration of the run (training: ``TrainConfig.to_dict()``, its
+    ``learner`` section the method preset with the overrides applied).
+``metrics.jsonl`` (:data:`METRICS_FILE`)
+    One JSON object a line, appended as the run goes. Training log lines carry
+    ``step, epoch, loss, lr, tau, images_per_s`` and, with the monitor, the keys of
+    :data:`MONITOR_KEYS`; k-NN lines ``step, epoch, knn_accuracy`` (``final: true``
+    on the last). Simulations (``simulate``) log ``t, simulated, theory`` (one value per
+    mode) and the model's extra series.
+``spectra.jsonl`` (:data:`SPECTRA_FILE`)
+    Training, one line an epoch: ``epoch, step, F_eigenvalues, Wp_eigenvalues,
+    Wp_asymmetry, commutator, alignment, Z_eigenvalues, summary`` (lists descending;
+    a key is absent when the learner has no such matrix).
+``warnings.jsonl`` (:data:`WARNINGS_FILE`)
+    One line per collapse warning: ``step, message, reasons, collapse_level,
+    effective_rank, consecutive_logs, likely_causes``.
+``summary.json`` (:data:`SUMMARY_FILE`)
+    Written when a training run ends: ``step, epoch, stopped, knn_accuracy,
+    random_knn_accuracy, seconds`` and ``error`` when it diverged.
+``evaluation.json`` (:data:`EVALUATION_FILE`)
+    Written by ``nocollapse evaluate``: the frozen-feature k-NN and linear-probe results.
+``checkpoints/last.pt`` (:data:`CHECKPOINT_DIR`, :data:`LAST_CHECKPOINT`)
+    The training state (``torch.save`` of tensors and plain values only).
+``tensorboard/`` (:data:`TENSORBOARD_DIR`)
+    Event files, when the optional ``tensorboard`` package is installed.
+
+Floats that are not finite are written as ``null`` (NaN) or ``"inf"``/``"-inf"``.
 """
 
 from __future__ import annotations
@@ -16,8 +46,20 @@ from typing import Any
 
 import yaml
 
-METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SPECTRA_FILE = "spectra.jsonl"
+WARNINGS_FILE = "warnings.jsonl"
+SUMMARY_FILE = "summary.json"
+EVALUATION_FILE = "evaluation.json"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.pt"
+TENSORBOARD_DIR = "tensorboard"
+# The files `report` reads; a directory holding none of them is not a run.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
+# The per-log diagnostics the collapse monitor adds to a training line of metrics.jsonl.
+MONITOR_KEYS = ("embedding_std", "collapse_level", "effective_rank", "participation_ratio",
+                "dims_above", "alignment")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

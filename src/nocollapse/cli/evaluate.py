@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +11,7 @@ from nocollapse.errors import check_positive
 from nocollapse.train.evaluate_run import EVALUATION_FILE, evaluate_run
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="k-NN and linear-probe accuracy of a trained run",
         description="Load RUN_DIR/checkpoints/last.pt and measure the frozen encoder: weighted "

@@ -9,7 +9,6 @@ Every argument is checked before anything is written.
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nocollapse.errors import ConfigError, check_in_range, check_nonnegative, check_positive
+from nocollapse.report.figures import figure_png
+from nocollapse.report.theory_figures import landscape_figure
 from nocollapse.runio import atomic_write_bytes, atomic_write_text, write_config
 from nocollapse.theory.landscape import (
     AUGMENTATION_MODELS,
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "landscape.csv", _csv(land, spectrum, descent))
-    atomic_write_bytes(args.out / "landscape.png", _figure(land))
+    atomic_write_bytes(args.out / "landscape.png", figure_png(landscape_figure(land)))
     write_config(args.out, {
         "command": "landscape", "loss": args.loss, "gamma": args.gamma, "aug": args.aug,
         "aug_model": args.aug_model, "spectrum": spectrum.tolist(), "check": args.check,
@@ -140,37 +141,3 @@ def _csv(land: QuarticLandscape, spectrum: np.ndarray, descent: np.ndarray | Non
             fields.append(descent[i])
         lines.append(",".join(f"{f:.10g}" if isinstance(f, float) else str(f) for f in fields))
     return "\n".join(lines) + "\n"
-
-
-def _figure(land: QuarticLandscape) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    w2 = land.learned_w2()
-    reach = 1.6 * float(np.sqrt(w2.max())) if w2.max() > 0 else 1.0
-    w = np.linspace(-reach, reach, 401)
-    curves = land.mode_loss(w)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-    colors = plt.cm.viridis(np.linspace(0, 0.9, land.n_modes))
-    for i, curve in enumerate(curves):
-        style = "-" if w2[i] > 0 else "--"
-        ax.plot(w, curve, style, color=colors[i], label=f"mode {i} (a={land.a[i]:.3g})")
-        if w2[i] > 0:
-            root = np.sqrt(w2[i])
-            ax.plot([-root, root], [-(land.alpha[i] ** 2) / (4 * land.beta[i])] * 2, "o",
-                    color=colors[i])
-    low = float(min(curves.min(), 0.0))
-    ax.set_ylim(1.2 * low - 0.05, max(-0.5 * low, 0.1) + 0.05)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel("w_i")
-    ax.set_ylabel("L_i(w) = alpha_i w^2 + beta_i w^4")
-    ax.set_title(f"per-mode quartic landscape: gamma={land.gamma:g}, "
-                 f"rank {land.learned_rank()}/{land.n_modes} (dashed: collapsed)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()

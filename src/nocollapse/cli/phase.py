@@ -8,13 +8,12 @@ from the boundary agree with the analytic prediction. Arguments are checked firs
 from __future__ import annotations
 
 import argparse
-import io
 import time
 from pathlib import Path
 
-import numpy as np
-
 from nocollapse.errors import check_nonnegative, check_positive
+from nocollapse.report.figures import figure_png
+from nocollapse.report.theory_figures import phase_figure
 from nocollapse.runio import atomic_write_bytes, atomic_write_text, write_config
 from nocollapse.theory.phase import AXES, MODELS, PhaseDiagram, phase_diagram
 
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         "agree": agree, "cells_away_from_boundary": total, "wall_time_s": round(wall, 3),
     })
     atomic_write_text(out / "phase.csv", phase_csv(diagram))
-    atomic_write_bytes(out / "phase.png", phase_figure(diagram))
+    atomic_write_bytes(out / "phase.png", figure_png(phase_figure(diagram)))
     print(f"{grid}x{grid} {args.model} grid in {wall:.2f} s; "
           f"collapsed cells: {int(diagram.collapsed.sum())} of {diagram.collapsed.size}")
     if diagram.predicted is None:
@@ -90,33 +89,3 @@ def phase_csv(d: PhaseDiagram) -> str:
             lines.append(f"{xv:.6g},{yv:.6g},{d.final_p[i, j]:.6g},"
                          f"{int(d.collapsed[i, j])},{pred}")
     return "\n".join(lines) + "\n"
-
-
-def phase_figure(d: PhaseDiagram) -> bytes:
-    """PNG bytes: final ``p`` as an image, collapsed cells hatched dark, boundary in red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.6, 4.4))
-    extent = (d.x[0], d.x[-1], d.y[0], d.y[-1])
-    image = ax.imshow(np.where(d.collapsed, np.nan, d.final_p), origin="lower", extent=extent,
-                      aspect="auto", cmap="viridis")
-    cmap = matplotlib.colors.ListedColormap(["#303030"])
-    ax.imshow(np.where(d.collapsed, 1.0, np.nan), origin="lower", extent=extent,
-              aspect="auto", cmap=cmap, vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, label="final p (learned cells)")
-    if d.boundary is not None:
-        ax.plot(d.boundary[:, 0], d.boundary[:, 1], "r-", lw=2, label="analytic boundary")
-        ax.legend(fontsize=8, loc="upper right")
-    ax.set_xlim(d.x[0], d.x[-1])
-    ax.set_ylim(d.y[0], d.y[-1])
-    ax.set_xlabel(d.x_name)
-    ax.set_ylabel(d.y_name)
-    ax.set_title("tian2021 phase diagram (dark: collapsed)", fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nocollapse.errors import check_choice, check_nonnegative, check_positive
+from nocollapse.report.figures import figure_png
+from nocollapse.report.theory_figures import eigenvalue_figure
 from nocollapse.runio import MetricsWriter, atomic_write_bytes, write_config
 from nocollapse.theory.result import Comparison, SimulationParams
 
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "resolved": comp.params, "wall_time_s": round(wall, 3),
     })
     write_metrics(out, comp)
-    atomic_write_bytes(out / "eigenvalues.png", eigenvalue_figure(comp))
+    atomic_write_bytes(out / "eigenvalues.png", figure_png(eigenvalue_figure(comp)))
     console = Console()
     console.print(final_table(comp))
     console.print(f"wall time {wall:.2f} s; wrote {out}/metrics.jsonl, eigenvalues.png")
@@ -128,36 +129,3 @@ def final_table(comp: Comparison) -> Table:
             f"{errors[j]:.2e}", "collapsed" if collapsed[j] else "learned",
         )
     return table
-
-
-def eigenvalue_figure(comp: Comparison) -> bytes:
-    """PNG bytes: simulation as markers, theory as lines, one colour per mode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sim, th = np.abs(comp.simulated), np.abs(comp.theory)
-    positive = np.concatenate([sim[sim > 0], th[th > 0]])
-    log = positive.size > 0 and positive.max() / max(positive.min(), 1e-300) > 100
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colours = plt.get_cmap("tab10" if sim.shape[1] <= 10 else "viridis")
-    every = max(1, len(comp.times) // 25)
-    for j in range(sim.shape[1]):
-        colour = colours(j % 10 if sim.shape[1] <= 10 else j / max(sim.shape[1] - 1, 1))
-        ax.plot(comp.times, th[:, j], "-", color=colour, lw=1.2)
-        ax.plot(comp.times[::every], sim[::every, j], "o", color=colour, ms=3.5, mfc="none")
-    if log:
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-8))
-    ax.plot([], [], "k-", label="theory (reduced ODE)")
-    ax.plot([], [], "ko", mfc="none", label="simulation")
-    ax.legend(fontsize=8)
-    ax.set_xlabel("t")
-    ax.set_ylabel(comp.quantity + (" (abs)" if log else ""))
-    ax.set_title(f"{comp.model}: simulation vs theory, one colour per mode", fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()

@@ -9,9 +9,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from nocollapse.data import DATASETS
+from nocollapse.losses import LOSSES
+from nocollapse.methods import PRESETS
+from nocollapse.predictors import PREDICTORS
 from nocollapse.runio import read_config
 from nocollapse.train import checkpoint_path, train
-from nocollapse.train.config import CPU_DEFAULT, load_config, merge, parse_overrides
+from nocollapse.train.config import CPU_DEFAULT, TrainConfig, load_config, merge, parse_overrides
 from nocollapse.train.loop import TrainResult
 
 EPILOG = """examples:
@@ -22,18 +26,17 @@ EPILOG = """examples:
 """
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train BYOL, SimSiam, DirectPred, DirectCopy or IsoLoss",
         description="Train a non-contrastive method. With no argument: the default method on "
         "the embedded default data set for a few minutes on CPU, then the k-NN accuracy of the "
         "trained encoder against a randomly initialised one. Any config key can be set as "
         "key=value (dotted for sections: optim.lr=0.1, data.batch_size=128).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG + _registries(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML config (see configs/); overrides the defaults")
-    parser.add_argument("--method", help="byol | simsiam | directpred | directcopy | isoloss")
-    parser.add_argument("--data", help="data set: default, fashion-mnist, mnist, cifar10, "
-                        "cifar100, stl10, folder, digits")
+    parser.add_argument("--method", help=f"method preset: {' | '.join(PRESETS)}")
+    parser.add_argument("--data", help=f"data set: {', '.join(DATASETS)}")
     parser.add_argument("--data-dir", help="folder holding the data set's files")
     parser.add_argument("--epochs", type=int, help="number of epochs")
     parser.add_argument("--out", help="run directory to write (default from the config)")
@@ -46,7 +49,20 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace) -> Any:
+def _registries() -> str:
+    """The registered predictors (with their options), losses and data sets, for --help."""
+    lines = ["", "learner.predictor=NAME:"]
+    for name, entry in PREDICTORS.items():
+        options = f" (options: {', '.join(entry.options)})" if entry.options else ""
+        lines.append(f"  {name:<14} {entry.help}{options}")
+    lines.append("learner.loss=NAME:")
+    lines += [f"  {name:<14} {entry.help}" for name, entry in LOSSES.items()]
+    lines.append("--data NAME:")
+    lines += [f"  {name:<14} {entry.help}" for name, entry in DATASETS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults < run's config (resume) < --config < flags < key=value overrides."""
     flags: dict[str, Any] = {}
     if args.method:

@@ -15,17 +15,19 @@ from nocollapse.data.presets import (
     normalize,
     preset_for_images,
 )
-from nocollapse.data.registry import DATASETS, load_dataset
+from nocollapse.data.registry import DATASETS, DatasetEntry, load_dataset, register_dataset
 
 __all__ = [
     "DATASETS",
     "PRESETS",
     "BatchAugment",
+    "DatasetEntry",
     "ImageDataset",
     "augmentation_preset",
     "load_dataset",
     "make_augment",
     "normalize",
     "preset_for_images",
+    "register_dataset",
     "sample_crop_boxes",
 ]

@@ -117,6 +117,8 @@ class BatchAugment(torch.nn.Module):
         std = [1.0] * channels if std is None else list(std)
         if len(mean) != channels or len(std) != channels or min(std) <= 0:
             raise ConfigError(f"mean={mean} and std={std} need {channels} values each, std > 0")
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 

@@ -37,8 +37,8 @@ def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
-            img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-            array = np.asarray(img, dtype=np.uint8)
+            resized = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(resized, dtype=np.uint8)
     except (OSError, UnidentifiedImageError) as exc:
         raise DataError(f"folder: cannot read image {path}: {exc}") from exc
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from nocollapse.data.augment import BatchAugment
+from nocollapse.data.registry import DATASETS
 from nocollapse.errors import ConfigError, check_choice
 
 _NO_COLOUR: dict[str, Any] = {"jitter": (0.0, 0.0, 0.0, 0.0), "jitter_p": 0.0, "gray_p": 0.0}
@@ -27,10 +28,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "8x1": {"size": 8, "channels": 1, **_NO_COLOUR, "crop_scale": (0.5, 1.0), "flip_p": 0.0,
             "mean": (0.3053,), "std": (0.3759,)},
 }
-_DATASET_PRESET = {"fashion-mnist": "28x1", "mnist": "28x1", "default": "28x1",
-                   "cifar10": "32x3", "cifar100": "32x3", "folder": "32x3",
-                   "stl10": "96x3", "digits": "8x1"}
-
 
 def augmentation_preset(name: str) -> str:
     """The preset key for data set ``name``; ``default`` maps to Fashion-MNIST's ``28x1``.
@@ -38,7 +35,7 @@ def augmentation_preset(name: str) -> str:
     When the default falls back to digits, use :func:`preset_for_images` on the
     loaded images instead, which reads the geometry.
     """
-    return _DATASET_PRESET[check_choice("data set", name, tuple(_DATASET_PRESET))]
+    return DATASETS[check_choice("data set", name, tuple(DATASETS))].preset
 
 
 def preset_for_images(images: torch.Tensor) -> str:

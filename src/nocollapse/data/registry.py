@@ -1,9 +1,16 @@
-"""One entry point, :func:`load_dataset`, over every loader, and the embedded default."""
+"""``DATASETS``: every data set by name, and :func:`load_dataset` over them.
+
+Each entry names its loader ``load(root, split, **options)``, the splits it has,
+the options it takes, the augmentation preset of its images and a line of help;
+:func:`register_dataset` adds one from outside the package (see docs/extending.md).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from nocollapse.data import idx
@@ -12,11 +19,22 @@ from nocollapse.data.dataset import ImageDataset, check_split
 from nocollapse.data.digits import load_digits_dataset
 from nocollapse.data.folder import load_folder
 from nocollapse.data.stl10 import STL10_SPLITS, load_stl10
-from nocollapse.errors import check_choice
+from nocollapse.errors import ConfigError, check_choice
 
-DATASETS: tuple[str, ...] = (
-    "fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "folder", "digits", "default",
-)
+# load(root, split, **options) -> the split's images and labels
+DatasetLoader = Callable[..., ImageDataset]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A data set: its loader, splits, accepted options, augmentation preset and help."""
+
+    load: DatasetLoader
+    preset: str
+    help: str
+    splits: tuple[str, ...] = ("train", "test")
+    options: tuple[str, ...] = ()
+
 logger = logging.getLogger("nocollapse.data")
 
 
@@ -48,27 +66,50 @@ def load_default(root: str | Path | None = None, split: str = "train") -> ImageD
     return load_digits_dataset(split)
 
 
+def _idx(name: str) -> DatasetLoader:
+    return lambda root, split: idx.load_idx_dataset(name, root, split)
+
+
+def _cifar(name: str) -> DatasetLoader:
+    return lambda root, split: load_cifar(name, root, split)
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "fashion-mnist": DatasetEntry(_idx("fashion-mnist"), "28x1", "Fashion-MNIST IDX files"),
+    "mnist": DatasetEntry(_idx("mnist"), "28x1", "MNIST IDX files"),
+    "cifar10": DatasetEntry(_cifar("cifar10"), "32x3", "CIFAR-10 python pickles"),
+    "cifar100": DatasetEntry(_cifar("cifar100"), "32x3", "CIFAR-100 python pickles"),
+    "stl10": DatasetEntry(load_stl10, "96x3", "STL-10 binary files", STL10_SPLITS),
+    "folder": DatasetEntry(load_folder, "32x3", "an image folder, one sub-folder a class",
+                           options=("size", "channels")),
+    "digits": DatasetEntry(lambda root, split: load_digits_dataset(split), "8x1",
+                           "scikit-learn's 8x8 digits (embedded)"),
+    "default": DatasetEntry(load_default, "28x1",
+                            "Fashion-MNIST, or the embedded digits when it is absent"),
+}
+
+
+def register_dataset(name: str, entry: DatasetEntry) -> DatasetEntry:
+    """Add data set ``name``; names are unique."""
+    if name in DATASETS:
+        raise ConfigError(f"data set {name!r} is already registered")
+    DATASETS[name] = entry
+    return entry
+
+
 def load_dataset(name: str, root: str | Path | None = None, split: str = "train",
                  **options: int) -> ImageDataset:
-    """Load data set ``name`` (one of :data:`DATASETS`) from local files; never downloads.
+    """Load data set ``name`` (a key of :data:`DATASETS`) from local files; never downloads.
 
     ``split`` is ``train`` or ``test`` (STL-10 adds ``unlabeled`` and ``train+unlabeled``).
-    ``options`` go to the folder loader (``size``, ``channels``). Returns uint8
-    images (N, C, H, W) and int64 labels (N,). A missing or malformed file raises
+    ``options`` go to loaders that declare them (folder: ``size``, ``channels``). Returns
+    uint8 images (N, C, H, W) and int64 labels (N,). A missing or malformed file raises
     :class:`nocollapse.errors.DataError` naming the path and how to obtain the data.
     """
-    check_choice("data set", name, DATASETS)
-    check_split(split, STL10_SPLITS if name == "stl10" else ("train", "test"))
-    if options and name != "folder":
-        raise TypeError(f"load_dataset({name!r}) takes no options; got {sorted(options)}")
-    if name in ("fashion-mnist", "mnist"):
-        return idx.load_idx_dataset(name, root, split)
-    if name in ("cifar10", "cifar100"):
-        return load_cifar(name, root, split)
-    if name == "stl10":
-        return load_stl10(root, split)
-    if name == "folder":
-        return load_folder(root, split, **options)
-    if name == "digits":
-        return load_digits_dataset(split)
-    return load_default(root, split)
+    entry = DATASETS[check_choice("data set", name, tuple(DATASETS))]
+    check_split(split, entry.splits)
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        raise TypeError(f"load_dataset({name!r}) takes no option(s) {unknown}; "
+                        f"valid: {', '.join(entry.options) or 'none'}")
+    return entry.load(root, split, **options)

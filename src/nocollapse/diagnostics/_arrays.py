@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from nocollapse.errors import ConfigError
 
 
-def as_array(x: Any) -> np.ndarray:
+@runtime_checkable
+class TensorLike(Protocol):
+    """A torch tensor, as far as the diagnostics need one (torch is not imported here)."""
+
+    def detach(self) -> TensorLike: ...
+
+    def cpu(self) -> TensorLike: ...
+
+    def double(self) -> TensorLike: ...
+
+    def __array__(self) -> np.ndarray: ...
+
+
+# What every diagnostic accepts: a numpy array (or nested lists), or a torch tensor.
+ArrayInput: TypeAlias = ArrayLike | TensorLike
+
+
+def as_array(x: ArrayInput) -> np.ndarray:
     """Return ``x`` as a float64 numpy array.
 
     A torch tensor (anything with ``.detach``) is detached, moved to the CPU and
     converted to double first, so torch is never imported here.
     """
-    if hasattr(x, "detach"):
+    if isinstance(x, TensorLike):
         x = x.detach().cpu().double()
     return np.asarray(x, dtype=np.float64)
 
 
-def as_embeddings(z: Any, name: str = "z") -> np.ndarray:
+def as_embeddings(z: ArrayInput, name: str = "z") -> np.ndarray:
     """Return a batch of embeddings as a float64 array of shape ``(B, d)``."""
     array = as_array(z)
     if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
@@ -31,7 +49,7 @@ def as_embeddings(z: Any, name: str = "z") -> np.ndarray:
     return array
 
 
-def as_square(m: Any, name: str) -> np.ndarray:
+def as_square(m: ArrayInput, name: str) -> np.ndarray:
     """Return a square matrix as a float64 array of shape ``(d, d)``."""
     array = as_array(m)
     if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] < 1:
@@ -39,7 +57,7 @@ def as_square(m: Any, name: str) -> np.ndarray:
     return array
 
 
-def as_spectrum(values: Any, name: str = "values") -> np.ndarray:
+def as_spectrum(values: ArrayInput, name: str = "values") -> np.ndarray:
     """Return a 1-D array of non-negative values (tiny negative round-off is clipped to 0)."""
     array = as_array(values).ravel()
     if array.size == 0:

@@ -6,11 +6,10 @@ tensor) and computes in float64.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from nocollapse.diagnostics._arrays import (
+    ArrayInput,
     as_array,
     as_embeddings,
     l2_normalize,
@@ -19,7 +18,7 @@ from nocollapse.diagnostics._arrays import (
 from nocollapse.errors import ConfigError
 
 
-def embedding_std(z: Any) -> float:
+def embedding_std(z: ArrayInput) -> float:
     """Mean over dimensions of the std (over the batch) of the l2-normalised embeddings.
 
     ``1/sqrt(d)`` for isotropic embeddings, 0 at complete collapse (papers.md section 6;
@@ -29,7 +28,7 @@ def embedding_std(z: Any) -> float:
     return float(np.mean(np.std(normalized, axis=0)))
 
 
-def collapse_level(z: Any) -> float:
+def collapse_level(z: ArrayInput) -> float:
     """``max(0, 1 - sqrt(d) * embedding_std(z))``: 0 healthy, 1 complete collapse.
 
     ``z``: ``(B, d)``.
@@ -38,7 +37,7 @@ def collapse_level(z: Any) -> float:
     return float(max(0.0, 1.0 - np.sqrt(array.shape[1]) * embedding_std(array)))
 
 
-def correlation(z: Any, centered: bool = False) -> np.ndarray:
+def correlation(z: ArrayInput, centered: bool = False) -> np.ndarray:
     """The ``(d, d)`` embedding correlation ``z^T z / B`` (uncentred, the ``F`` of tian2021),
     or the covariance when ``centered``. ``z``: ``(B, d)``."""
     array = as_embeddings(z)
@@ -47,7 +46,7 @@ def correlation(z: Any, centered: bool = False) -> np.ndarray:
     return array.T @ array / array.shape[0]
 
 
-def correlation_eigenvalues(z: Any, centered: bool = False) -> np.ndarray:
+def correlation_eigenvalues(z: ArrayInput, centered: bool = False) -> np.ndarray:
     """Eigenvalues of :func:`correlation`, shape ``(d,)``, descending, clipped at 0.
 
     Computed from the ``(B, B)`` Gram matrix when ``B < d`` (same non-zero spectrum).
@@ -58,12 +57,12 @@ def correlation_eigenvalues(z: Any, centered: bool = False) -> np.ndarray:
     return second_moment_eigenvalues(array)
 
 
-def singular_values(z: Any) -> np.ndarray:
+def singular_values(z: ArrayInput) -> np.ndarray:
     """Singular values of the batch ``z`` (``(B, d)``), shape ``(min(B, d),)``, descending."""
     return np.linalg.svd(as_embeddings(z), compute_uv=False)
 
 
-def view_alignment(z1: Any, z2: Any) -> float:
+def view_alignment(z1: ArrayInput, z2: ArrayInput) -> float:
     """Mean squared distance between l2-normalised paired embeddings, in ``[0, 4]``.
 
     Wang & Isola's alignment (``alpha = 2``): 0 when the two views map to the same
@@ -77,10 +76,10 @@ def view_alignment(z1: Any, z2: Any) -> float:
 
 
 def embeddings_from_linear(
-    W: Any,
+    W: ArrayInput,
     n_samples: int,
     rng: np.random.Generator | int | None = None,
-    X: Any = None,
+    X: ArrayInput | None = None,
 ) -> np.ndarray:
     """Samples ``z = W x`` of a linear network, ``x ~ N(0, X)`` (``X = I`` by default).
 
@@ -103,7 +102,7 @@ def embeddings_from_linear(
     return x @ W.T
 
 
-def linear_correlation(W: Any, X: Any = None) -> np.ndarray:
+def linear_correlation(W: ArrayInput, X: ArrayInput | None = None) -> np.ndarray:
     """Exact ``F = W X W^T`` of a linear network (``W`` ``(n2, n1)``, ``X`` ``(n1, n1)``,
     identity by default): the population version of :func:`correlation`. Returns ``(n2, n2)``."""
     W = as_array(W)

@@ -5,18 +5,16 @@ Each takes a 1-D array of non-negative eigenvalues or singular values (numpy or 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from nocollapse.diagnostics._arrays import as_spectrum
+from nocollapse.diagnostics._arrays import ArrayInput, as_spectrum
 from nocollapse.diagnostics.embedding import singular_values
 from nocollapse.errors import check_in_range
 
 _TINY = 1e-300
 
 
-def effective_rank(values: Any) -> float:
+def effective_rank(values: ArrayInput) -> float:
     """``exp(H(p))`` with ``p = values / sum(values)`` (Roy & Vetterli 2007), in ``[1, n]``.
 
     Pass singular values for RankMe (Garrido et al. 2023; papers.md section 6).
@@ -31,19 +29,19 @@ def effective_rank(values: Any) -> float:
     return float(np.exp(-np.sum(p * np.log(p))))
 
 
-def rankme(z: Any) -> float:
+def rankme(z: ArrayInput) -> float:
     """RankMe of a batch ``z`` (``(B, d)``): :func:`effective_rank` of its singular values."""
     return effective_rank(singular_values(z))
 
 
-def participation_ratio(values: Any) -> float:
+def participation_ratio(values: ArrayInput) -> float:
     """``(sum s)^2 / sum s^2`` of eigenvalues ``s`` (papers.md section 6); 0 if all are zero."""
     s = as_spectrum(values)
     squares = float(np.sum(s**2))
     return float(s.sum() ** 2 / squares) if squares > _TINY else 0.0
 
 
-def dims_above(values: Any, relative_threshold: float = 1e-2) -> int:
+def dims_above(values: ArrayInput, relative_threshold: float = 1e-2) -> int:
     """Number of values above ``relative_threshold * max(values)``; 0 if all are zero."""
     check_in_range("relative_threshold", relative_threshold, 0.0, 1.0)
     s = as_spectrum(values)

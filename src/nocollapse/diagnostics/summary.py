@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from nocollapse.diagnostics._arrays import as_embeddings, as_square
+from nocollapse.diagnostics._arrays import ArrayInput, as_embeddings, as_square
 from nocollapse.diagnostics.alignment import (
     asymmetry,
     commutator_norm,
@@ -27,10 +25,10 @@ from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein
 
 
 def summarize(
-    z1: Any,
-    z2: Any = None,
-    F: Any = None,
-    Wp: Any = None,
+    z1: ArrayInput,
+    z2: ArrayInput | None = None,
+    F: ArrayInput | None = None,
+    Wp: ArrayInput | None = None,
     max_uniformity_samples: int = 256,
     relative_threshold: float = 1e-2,
     max_alignment_dim: int = 512,
@@ -89,9 +87,9 @@ def summarize(
 
 
 def summarize_linear(
-    W: Any,
-    Wp: Any = None,
-    X: Any = None,
+    W: ArrayInput,
+    Wp: ArrayInput | None = None,
+    X: ArrayInput | None = None,
     n_samples: int = 512,
     seed: int = 0,
 ) -> dict[str, float]:

@@ -11,12 +11,11 @@ Two measures, both "lower is more uniform":
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy.special import logsumexp
 
 from nocollapse.diagnostics._arrays import (
+    ArrayInput,
     as_embeddings,
     l2_normalize,
     second_moment_eigenvalues,
@@ -32,7 +31,7 @@ def _subsample(z: np.ndarray, max_samples: int | None) -> np.ndarray:
     return z[index]
 
 
-def wang_isola_uniformity(z: Any, t: float = 2.0, max_samples: int | None = None) -> float:
+def wang_isola_uniformity(z: ArrayInput, t: float = 2.0, max_samples: int | None = None) -> float:
     """``log mean_{i<j} exp(-t ||z_i - z_j||^2)`` of the l2-normalised rows of ``z``.
 
     ``z``: ``(B, d)`` with ``B >= 2``. Costs ``O(B^2 d)``: ``max_samples`` keeps at
@@ -50,7 +49,7 @@ def wang_isola_uniformity(z: Any, t: float = 2.0, max_samples: int | None = None
     return float(logsumexp(-t * sq_dist) - np.log(sq_dist.size))
 
 
-def wasserstein_uniformity(z: Any) -> float:
+def wasserstein_uniformity(z: ArrayInput) -> float:
     """2-Wasserstein distance between ``N(mu, Cov)`` of the normalised ``z`` and ``N(0, I/m)``.
 
     Closed form (papers.md section 5): ``W2^2 = ||mu||^2 + 1 + tr(Cov) -

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
@@ -31,17 +32,27 @@ def extract_features(encode: Callable[[torch.Tensor], torch.Tensor], images_uint
     return torch.cat(outputs)
 
 
-def encoder_in_eval_mode(module: torch.nn.Module) -> _EvalMode:
+class Switchable(Protocol):
+    """A model with a training/evaluation switch (any ``nn.Module``, or a ``Learner``)."""
+
+    training: bool
+
+    def train(self, mode: bool = True) -> object: ...
+
+    def eval(self) -> object: ...
+
+
+def encoder_in_eval_mode(module: Switchable) -> _EvalMode:
     """Context manager: ``module.eval()`` inside, the previous mode restored after."""
     return _EvalMode(module)
 
 
 class _EvalMode:
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module: Switchable):
         self.module = module
         self.was_training = module.training
 
-    def __enter__(self) -> torch.nn.Module:
+    def __enter__(self) -> Switchable:
         self.module.eval()
         return self.module
 
@@ -49,7 +60,7 @@ class _EvalMode:
         self.module.train(self.was_training)
 
 
-def encoder_knn_accuracy(model: torch.nn.Module, encode: Callable[[torch.Tensor], torch.Tensor],
+def encoder_knn_accuracy(model: Switchable, encode: Callable[[torch.Tensor], torch.Tensor],
                          train_images: torch.Tensor, train_labels: torch.Tensor,
                          test_images: torch.Tensor, test_labels: torch.Tensor, *,
                          k: int = 200, t: float = 0.1, batch_size: int = 512,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nocollapse.experiments.plots import plot_comparisons, plot_curves
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.theory_figures import plot_comparisons, plot_curves
 from nocollapse.theory import bao2023
 from nocollapse.theory.result import Comparison, SimulationParams
 
@@ -38,7 +38,8 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
                                 params={"sigma2": SIGMA2, "rho_c": rho_c, "steps": STEPS[size]})
     rhos = RHOS[size]
     runs = {(loss, rho): _run(loss, rho, size, seed) for loss in ("l2", "cosine") for rho in rhos}
-    rows, top = [], {"l2": [], "cosine": []}
+    rows: list[list[str]] = []
+    top: dict[str, list[float]] = {"l2": [], "cosine": []}
     for (loss, rho), comp in runs.items():
         s_max = float(comp.simulated[-1].max())
         top[loss].append(s_max)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nocollapse.experiments.plots import plot_comparisons
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.theory_figures import plot_comparisons
 from nocollapse.theory import halvagal2023
 from nocollapse.theory.result import Comparison, SimulationParams
 

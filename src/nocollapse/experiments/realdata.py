@@ -14,6 +14,7 @@ from typing import Any
 
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.methods import PRESETS
 from nocollapse.runio import read_metrics
 
 # size -> data set, images, test images, batch, seconds per run, max steps
@@ -25,7 +26,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {"data": "default", "subset": 60000, "test_subset": 10000, "batch": 256,
              "seconds": 300.0, "max_steps": None},
 }
-METHODS = ("simsiam", "byol", "directpred", "directcopy", "isoloss")
+METHODS = tuple(PRESETS)  # every registered method preset
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # learner, other overrides
     "normal": ({}, {}),
     "no predictor": ({"predictor": "none"}, {}),
@@ -177,7 +178,7 @@ def directpred_eps(out: Path, size: str, seed: int) -> ReproductionResult:
                          _fmt(cell["effective_rank"], ".2f"), str(cell["steps"])])
     result.tables.append(Table("DirectPred k-NN accuracy by eps and rho",
                                ["rho", "eps", "k-NN", "eff. rank", "steps"], rows))
-    best = max(knn, key=knn.get)
+    best = max(knn, key=lambda cell: knn[cell])
     # tian2021 Table 6 (STL-10): eps 0.1 best, eps 0.5 worst, every eps trains.
     result.check("every (eps, rho) trains without collapse", "all k-NN > 0.2",
                  f"min {min(knn.values()):.3f}", min(knn.values()) > 0.2)

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from nocollapse.diagnostics import commutator_norm, eigen_alignment
-from nocollapse.experiments.plots import plot_comparisons, plot_curves, plot_phase
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.figures import save_figure
+from nocollapse.report.theory_figures import phase_figure, plot_comparisons, plot_curves
 from nocollapse.theory import tian2021
 from nocollapse.theory.linear_flow import FlowConfig, integrate_flow
 from nocollapse.theory.phase import phase_diagram
@@ -103,9 +104,7 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
                      ">= 95% of cells", f"{agree}/{total} ({share:.1%})", share >= 0.95)
         rows.append([name, f"{grid if 'matrix' not in name else max(8, grid // 12)}",
                      f"{diagram.collapsed.mean():.1%}", f"{share:.1%}"])
-        plot_phase(diagram.x, diagram.y, diagram.collapsed, diagram.boundary,
-                   out / f"{name}.png", xlabel=diagram.x_name, ylabel=diagram.y_name,
-                   title=name)
+        save_figure(phase_figure(diagram, title=name), out / f"{name}.png")
         result.figures.append(f"{name}.png")
     ema = {beta: phase_diagram("eta", "sigma2", grid=grid // 2,
                                fixed={"beta": beta, "p0": 0.3, "s0": 0.09})
@@ -123,7 +122,8 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
     return result
 
 
-def _ablation_flow(size: str, seed: int, eta: float, **switches) -> tuple[float, float]:
+def _ablation_flow(size: str, seed: int, eta: float, **switches: float | bool
+                   ) -> tuple[float, float]:
     """Final ``||W||_F`` and largest ``Wp`` eigenvalue from one shared random start."""
     n1, n2 = 10, 5
     rng = np.random.default_rng(seed)
@@ -141,7 +141,8 @@ def _ablation_flow(size: str, seed: int, eta: float, **switches) -> tuple[float,
 def ablations(out: Path, size: str, seed: int) -> ReproductionResult:
     result = ReproductionResult("tian2021-ablations-linear")
     eta_c = float(tian2021.critical_eta(SIGMA2))
-    cases = {  # name -> (eta, switches, theory says collapses)
+    cases: dict[str, tuple[float, dict[str, float | bool], bool]] = {
+        # name -> (eta, switches, theory says collapses)
         "SimSiam, eta=0.01": (0.01, {}, False),
         "no predictor (Wp = I)": (0.01, {"predictor": False}, True),
         "no stop-gradient": (0.01, {"stop_grad": False}, True),

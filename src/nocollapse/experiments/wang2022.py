@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from nocollapse.diagnostics import dims_above
-from nocollapse.experiments.plots import plot_curves
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.theory_figures import plot_curves
 from nocollapse.theory.landscape import make_landscape, mode_w2_trajectory
 from nocollapse.theory.uniformity import uniformity_of_modes
 

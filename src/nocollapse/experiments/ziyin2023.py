@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
-from nocollapse.experiments.plots import plot_curves
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.theory_figures import plot_curves
 from nocollapse.theory.landscape import gradient_descent, make_landscape
 
 SPECTRUM = np.geomspace(1.0, 0.1, 8)  # imbalanced data variances d_i
@@ -28,7 +29,17 @@ AUGS = {"quick": (0.0, 0.09), "default": (0.0, 0.02, 0.04, 0.06, 0.08, 0.095),
 LEARNED = 1e-6  # a mode with w_i^2 above this (after descent) counts as learned
 
 
-def _point(gamma: float, aug: float, seed: int) -> dict[str, object]:
+class _Point(TypedDict):
+    gamma: float
+    aug: float
+    predicted: int
+    found: int
+    prefix: bool
+    sv_error: float
+    found_sv: np.ndarray
+
+
+def _point(gamma: float, aug: float, seed: int) -> _Point:
     landscape = make_landscape(SPECTRUM, aug, gamma, augmentation_model="marginal")
     descent = gradient_descent(landscape, seed=seed)
     learned = descent.mode_w2 > LEARNED

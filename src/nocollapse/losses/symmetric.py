@@ -16,10 +16,12 @@ def symmetrised(loss_fn: Callable[..., torch.Tensor], *args: object) -> torch.Te
     as some libraries do, halves every gradient and so silently halves the
     learning rate.
     """
+    first: tuple[object, ...]
+    second: tuple[object, ...]
     if len(args) == 4:
         first, second = args[:2], args[2:]
-    elif len(args) == 2 and all(isinstance(a, tuple) for a in args):
-        first, second = args
+    elif len(args) == 2 and isinstance(args[0], tuple) and isinstance(args[1], tuple):
+        first, second = args[0], args[1]
     else:
         raise TypeError(
             f"symmetrised got {len(args)} arguments after loss_fn; pass four tensors "

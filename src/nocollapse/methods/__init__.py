@@ -2,6 +2,7 @@
 
 from nocollapse.methods.config import METHODS, PRESETS, LearnerConfig, learner_config
 from nocollapse.methods.learner import SiameseLearner, StepOutput, cosine_tau
+from nocollapse.methods.protocols import Learner
 
-__all__ = ["METHODS", "PRESETS", "LearnerConfig", "SiameseLearner", "StepOutput",
+__all__ = ["METHODS", "PRESETS", "Learner", "LearnerConfig", "SiameseLearner", "StepOutput",
            "cosine_tau", "learner_config"]

@@ -14,7 +14,9 @@ from typing import Any
 from nocollapse.errors import ConfigError, check_choice, check_in_range, check_positive
 from nocollapse.losses import LOSSES
 from nocollapse.models import BACKBONES
-from nocollapse.predictors import PREDICTORS, SPECTRAL, SPECTRAL_OPTIONS
+from nocollapse.predictors import PREDICTORS, SPECTRAL, check_options
+from nocollapse.predictors.options import OptionValue, coerce_options
+from nocollapse.predictors.spectral import check_combination
 
 TARGETS = ("ema", "stopgrad")
 
@@ -27,8 +29,8 @@ class LearnerConfig:
     from ``base_tau`` to ``final_tau``) or ``"stopgrad"`` (SimSiam: the online network
     under stop-gradient). ``stop_gradient=False`` is the ablation that must collapse:
     the target branch is the online network *with* gradients (the EMA copy is unused).
-    ``predictor_options``: the options of spectral predictors (``SPECTRAL_OPTIONS``: ``rho,
-    eps, alpha, freq, subtract, normalize, correlation, update, solver, background``).
+    ``predictor_options``: the options of ``predictor``, checked against the schema of
+    its registry entry (spectral predictors: ``SPECTRAL_OPTIONS``, docs/learner.md).
     ``symmetric=False`` trains on one direction only (view 1 predicts view 2).
     """
 
@@ -39,7 +41,7 @@ class LearnerConfig:
     proj_last_bn: bool = False
     predictor: str = "mlp"
     pred_hidden_dim: int = 512
-    predictor_options: dict[str, Any] = field(default_factory=dict)
+    predictor_options: dict[str, OptionValue] = field(default_factory=dict)
     target: str = "stopgrad"
     stop_gradient: bool = True
     base_tau: float = 0.996
@@ -49,31 +51,29 @@ class LearnerConfig:
 
     def validate(self) -> LearnerConfig:
         check_choice("backbone", self.backbone, BACKBONES)
-        check_choice("predictor", self.predictor, PREDICTORS)
+        check_choice("predictor", self.predictor, tuple(PREDICTORS))
         check_choice("target", self.target, TARGETS)
-        check_choice("loss", self.loss, LOSSES)
+        check_choice("loss", self.loss, tuple(LOSSES))
         for name in ("proj_hidden_dim", "proj_dim", "proj_layers", "pred_hidden_dim"):
             check_positive(name, getattr(self, name))
         check_in_range("base_tau", self.base_tau, 0.0, 1.0)
         check_in_range("final_tau", self.final_tau, 0.0, 1.0)
-        if self.loss.startswith("isoloss") and not self.stop_gradient:
+        loss, predictor = LOSSES[self.loss], PREDICTORS[self.predictor]
+        if loss.detaches_target and not self.stop_gradient:
             raise ConfigError(f"loss={self.loss!r} detaches its target inside the surrogate, so "
                               "stop_gradient=false would change nothing; for the no-stop-gradient "
                               "ablation use loss=normalized-l2 (IsoLoss's base loss)")
-        if self.loss.startswith("isoloss") and self.predictor not in SPECTRAL:
+        if loss.needs_spectral and not predictor.spectral:
+            spectral = [name for name, entry in PREDICTORS.items() if entry.spectral]
             raise ConfigError(f"loss={self.loss!r} needs a closed-form predictor matrix; use "
-                              f"predictor one of {', '.join(SPECTRAL)} (got {self.predictor!r})")
-        if self.predictor_options and self.predictor not in SPECTRAL:
-            raise ConfigError(f"predictor_options {sorted(self.predictor_options)} apply to "
-                              f"spectral predictors only ({', '.join(SPECTRAL)})")
-        for key in ("rho", "eps", "alpha"):
-            if key in self.predictor_options:
-                value = self.predictor_options[key]
-                if key == "rho":
-                    check_in_range("predictor_options.rho", value, 0.0, 0.999999)
-                elif value < 0:
-                    raise ConfigError(f"predictor_options.{key}={value} is negative; "
-                                      f"valid range: >= 0")
+                              f"predictor one of {', '.join(spectral)} (got {self.predictor!r})")
+        if self.predictor_options and not predictor.options:
+            raise ConfigError(f"predictor_options {sorted(self.predictor_options)}: predictor "
+                              f"{self.predictor!r} takes no options")
+        check_options(self.predictor, self.predictor_options, predictor.options,
+                      prefix="predictor_options.")
+        if self.predictor in SPECTRAL:
+            check_combination(self.predictor, self.predictor_options)
         return self
 
 
@@ -98,8 +98,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "isoloss": {"predictor": "closed-form", "target": "stopgrad", "loss": "isoloss-cosine",
                 "predictor_options": {"rho": 0.5, "eps": 0.0, "alpha": 0.5, "freq": 1}},
 }
-METHODS = tuple(PRESETS)
-_SPECTRAL_KEYS = SPECTRAL_OPTIONS
+METHODS = tuple(PRESETS)  # the built-in presets' names (register more in PRESETS itself)
+
+
+def predictor_option_names() -> list[str]:
+    """Every option a registered predictor declares: ``learner_config`` takes them flat."""
+    names = {name: None for entry in PREDICTORS.values() for name in entry.options}
+    return list(names)
 
 
 def learner_config(method: str, **overrides: Any) -> LearnerConfig:
@@ -107,19 +112,24 @@ def learner_config(method: str, **overrides: Any) -> LearnerConfig:
 
     An unknown key is refused with the closest valid names.
     """
-    check_choice("method", method, METHODS)
-    values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[method].items()}
+    check_choice("method", method, tuple(PRESETS))
+    values: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v)
+                              for k, v in PRESETS[method].items()}
     names = [f.name for f in dataclasses.fields(LearnerConfig)]
+    option_names = predictor_option_names()
     for key, value in overrides.items():
-        if key in _SPECTRAL_KEYS:
+        if key in option_names:
             values.setdefault("predictor_options", {})[key] = value
         elif key in names:
             values[key] = dict(value) if isinstance(value, dict) else value
         else:
-            close = difflib.get_close_matches(key, names + list(_SPECTRAL_KEYS), n=3)
+            close = difflib.get_close_matches(key, names + option_names, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown learner option {key!r}{hint} valid: "
-                              f"{', '.join(names + list(_SPECTRAL_KEYS))}")
-    if values.get("predictor") not in SPECTRAL:
+                              f"{', '.join(names + option_names)}")
+    entry = PREDICTORS.get(str(values.get("predictor")))
+    if entry is not None and not entry.options:
         values.pop("predictor_options", None)  # e.g. directpred preset with predictor=linear
+    elif entry is not None and "predictor_options" in values:
+        values["predictor_options"] = coerce_options(values["predictor_options"], entry.options)
     return LearnerConfig(**values).validate()

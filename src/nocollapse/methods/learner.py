@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import nn
 
 from nocollapse.errors import ConfigError
-from nocollapse.losses import (
-    cosine_loss,
-    isoloss_cosine,
-    isoloss_l2,
-    l2_loss,
-    normalized_l2_loss,
-    symmetrised,
-)
+from nocollapse.losses import LOSSES, Direction, symmetrised
 from nocollapse.methods.config import LearnerConfig
 from nocollapse.models import ProjectorMLP, build_backbone
-from nocollapse.predictors import CorrelationEstimate, SpectralPredictor, build_predictor
-
-PAIR_LOSSES = {"cosine": cosine_loss, "normalized-l2": normalized_l2_loss, "l2": l2_loss}
+from nocollapse.predictors import (
+    CorrelationEstimate,
+    CorrelationPredictor,
+    MatrixPredictor,
+    build_predictor,
+)
 
 
 def backbone_width(backbone: nn.Module, in_channels: int, image_size: int) -> int:
@@ -83,16 +79,17 @@ class SiameseLearner(nn.Module):
         else:
             self.backbone, feat_dim = backbone, backbone_width(backbone, in_channels, image_size)
         if any(isinstance(m, nn.Conv2d) for m in self.backbone.modules()):
-            self.backbone.to(memory_format=torch.channels_last)
+            self.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.projector = ProjectorMLP(feat_dim, config.proj_hidden_dim, config.proj_dim,
                                       config.proj_layers, last_bn=config.proj_last_bn)
         self.predictor = build_predictor(config.predictor, config.proj_dim,
                                          config.pred_hidden_dim, **config.predictor_options)
         # Non-spectral predictors: F_hat is still tracked, for the eigen-alignment diagnostics.
-        self.tracker = (None if isinstance(self.predictor, SpectralPredictor)
+        self.tracker = (None if isinstance(self.predictor, CorrelationPredictor)
                         else CorrelationEstimate(config.proj_dim))
-        # update="before" (spectral): F_hat folds the batch before the predictor is applied.
-        self._observe_first = getattr(self.predictor, "update", None) == "before"
+        # A CorrelationPredictor's ``update``: "before" folds the batch into F_hat before the
+        # predictor is applied (the default of one without the attribute), "after" after it.
+        self._observe_first = getattr(self.predictor, "update", "before") == "before"
         self.target_net: nn.Module | None = None
         if config.target == "ema":
             self.target_net = copy.deepcopy(nn.Sequential(self.backbone, self.projector))
@@ -115,11 +112,11 @@ class SiameseLearner(nn.Module):
 
     def _observe(self, z1: torch.Tensor, z2: torch.Tensor) -> None:
         """F_hat sees training batches only, never evaluation ones."""
-        update = getattr(self.predictor, "update_correlation", None)
-        if update is not None:
-            update(z1.detach(), z2.detach())
-        elif self.tracker is not None:
+        if self.tracker is not None:
             self.tracker.update(torch.cat([z1, z2]).detach())
+        else:  # __init__ found a CorrelationPredictor: it keeps F_hat itself
+            cast(CorrelationPredictor, self.predictor).update_correlation(z1.detach(),
+                                                                           z2.detach())
 
     def _targets(self, x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,15 +129,18 @@ class SiameseLearner(nn.Module):
 
     def _loss(self, z1: torch.Tensor, z2: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor,
               t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
-        kind = self.config.loss
-        if kind == "isoloss-l2":
-            fn, first, second = isoloss_l2, (z1, t2, p1), (z2, t1, p2)
-        elif kind == "isoloss-cosine":
-            Wp = self.predictor.matrix()
-            fn, first, second = isoloss_cosine, (z1, t2, p1, Wp), (z2, t1, p2, Wp)
-        else:
-            fn, first, second = PAIR_LOSSES[kind], (p1, t2), (p2, t1)
-        return symmetrised(fn, first, second) if self.config.symmetric else fn(*first)
+        entry = LOSSES[self.config.loss]
+        Wp = self._matrix() if entry.needs_matrix else None
+        first, second = Direction(z1, p1, t2, Wp), Direction(z2, p2, t1, Wp)
+        if not self.config.symmetric:
+            return entry.fn(first)
+        return symmetrised(entry.fn, (first,), (second,))
+
+    def _matrix(self) -> torch.Tensor:
+        if not isinstance(self.predictor, MatrixPredictor):
+            raise TypeError(f"loss {self.config.loss!r} needs a predictor with matrix(); "
+                            f"{self.config.predictor!r} has none")
+        return self.predictor.matrix()
 
     @torch.no_grad()
     def update_target(self, progress: float) -> float:
@@ -149,14 +149,15 @@ class SiameseLearner(nn.Module):
             return 0.0
         tau = cosine_tau(progress, self.config.base_tau, self.config.final_tau)
         online = nn.Sequential(self.backbone, self.projector)
-        target_params = list(self.target_net.parameters())
-        torch._foreach_lerp_(target_params, list(online.parameters()), 1.0 - tau)
+        target_params: list[torch.Tensor] = list(self.target_net.parameters())
+        online_params: list[torch.Tensor] = list(online.parameters())
+        torch._foreach_lerp_(target_params, online_params, 1.0 - tau)
         for target_buffer, buffer in zip(self.target_net.buffers(), online.buffers(), strict=True):
             target_buffer.copy_(buffer)
         return tau
 
     def parameter_groups(self, weight_decay: float, predictor_lr_scale: float = 1.0
-                         ) -> list[dict]:
+                         ) -> list[dict[str, Any]]:
         """Optimiser groups: weights with decay, BN/bias without, the predictor with its lr.
 
         ``weight_decay`` is the theory's ``eta``; ``predictor_lr_scale`` its ``alpha_p``.
@@ -175,11 +176,12 @@ class SiameseLearner(nn.Module):
 
     def predictor_matrix(self) -> torch.Tensor | None:
         """``Wp`` for linear and spectral predictors; ``None`` for MLP and no predictor."""
-        matrix = getattr(self.predictor, "matrix", None)
-        return matrix().detach() if callable(matrix) else None
+        if isinstance(self.predictor, MatrixPredictor):
+            return self.predictor.matrix().detach()
+        return None
 
     def correlation(self) -> torch.Tensor | None:
         """The running ``F_hat`` of online projector outputs."""
-        if isinstance(self.predictor, SpectralPredictor):
+        if isinstance(self.predictor, CorrelationPredictor):
             return self.predictor.correlation.F_hat
         return self.tracker.F_hat if self.tracker is not None else None

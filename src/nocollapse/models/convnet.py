@@ -32,7 +32,8 @@ class SmallConvNet(nn.Module):
             stride = 2 if i < 3 and size > 4 else 1
             blocks.append(_conv_block(channels[i], channels[i + 1], stride))
             size = (size + 1) // 2 if stride == 2 else size
-        self.features = nn.Sequential(*blocks).to(memory_format=torch.channels_last)
+        # torch's stubs lack Module.to's memory_format keyword, which it accepts
+        self.features = nn.Sequential(*blocks).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.out_dim = channels[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

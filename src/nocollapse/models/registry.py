@@ -6,7 +6,7 @@ from torch import nn
 
 from nocollapse.errors import check_choice, check_positive
 from nocollapse.models.convnet import SmallConvNet
-from nocollapse.models.resnet import resnet18, resnet50, small_resnet
+from nocollapse.models.resnet import ResNet, resnet18, resnet50, small_resnet
 
 BACKBONES = ("small_convnet", "small_resnet", "resnet18", "resnet50")
 
@@ -21,7 +21,7 @@ def build_backbone(name: str, in_channels: int, image_size: int) -> tuple[nn.Mod
     check_positive("in_channels", in_channels)
     check_positive("image_size", image_size)
     if name == "small_convnet":
-        module: nn.Module = SmallConvNet(in_channels, image_size)
+        module: SmallConvNet | ResNet = SmallConvNet(in_channels, image_size)
     else:
         builder = {"small_resnet": small_resnet, "resnet18": resnet18, "resnet50": resnet50}[name]
         module = builder(in_channels, small_image_stem=image_size <= 96)

@@ -35,6 +35,9 @@ class CorrelationEstimate(nn.Module):
     the estimate exactly. ``update`` reads no device value back (no host sync).
     """
 
+    F_hat: torch.Tensor
+    updates: torch.Tensor
+
     def __init__(self, dim: int, rho: float = 0.3, init: str = "first-batch"):
         super().__init__()
         if not 0.0 <= rho < 1.0:
@@ -51,9 +54,9 @@ class CorrelationEstimate(nn.Module):
         z = z.detach().to(self.F_hat.dtype)
         with torch.autocast(z.device.type, enabled=False):  # F_hat in full precision
             batch = _all_reduce_mean(z.T @ z / z.shape[0])
-        new = 1.0 - self.rho
+        new = torch.full((), 1.0 - self.rho, dtype=self.F_hat.dtype, device=self.F_hat.device)
         if self.init == "first-batch":  # weight 1 on the first batch, chosen on the device
-            new = torch.where(self.updates == 0, 1.0, new).to(self.F_hat.dtype)
+            new = torch.where(self.updates == 0, 1.0, new)
         self.F_hat.lerp_(batch, new)
         self.updates += 1
         return self.F_hat

@@ -21,14 +21,16 @@ trainable linear layer between rebuilds (the DirectPred paper's "freq" option).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from nocollapse.errors import ConfigError, check_choice, check_nonnegative
+from nocollapse.errors import ConfigError, check_choice, check_in_range, check_nonnegative
 from nocollapse.predictors.background import PendingMatrix
 from nocollapse.predictors.correlation import CorrelationEstimate
+from nocollapse.predictors.options import Option
 
 SPECTRAL = ("directpred", "directcopy", "closed-form")
 # Per-kind default eps: DirectPred authors' command 0.01 (their best table entry, and our
@@ -75,12 +77,25 @@ def spectral_matrix(F_hat: torch.Tensor, kind: str, eps: float, alpha: float = 0
     return ((U * p) @ U.T).to(F_hat.dtype)
 
 
+def check_combination(kind: str, options: Mapping[str, object]) -> None:
+    """Refuse options that do not apply to ``kind`` or to each other (before anything runs)."""
+    if options.get("subtract") is not None and kind != "directpred":
+        raise ConfigError(f"subtract applies to directpred only (got predictor {kind!r})")
+    if options.get("normalize") is False and kind != "directcopy":
+        raise ConfigError(f"normalize=false applies to directcopy only (got {kind!r})")
+    if options.get("background") and options.get("update", "after") == "before":
+        raise ConfigError("background=true needs update=after: with update=before the "
+                          "matrix is used as soon as it is built")
+
+
 class SpectralPredictor(nn.Module):
     """``p = z Wp^T`` with ``Wp`` rebuilt from ``F_hat`` every ``freq`` training steps.
 
     ``background``: rebuild on a worker thread (``update="after"`` only); ``None`` picks
     it where it pays: ``F_hat`` on a GPU, whose step leaves the CPU idle.
     """
+
+    steps: torch.Tensor
 
     def __init__(self, dim: int, kind: str = "directpred", rho: float = 0.3,
                  eps: float | None = None, alpha: float = 0.5, freq: int = 1,
@@ -99,13 +114,8 @@ class SpectralPredictor(nn.Module):
         check_choice("correlation", correlation, CORRELATION_MODES)
         check_choice("update", update, UPDATES)
         check_choice("solver", solver, SOLVERS)
-        if subtract is not None and kind != "directpred":
-            raise ConfigError(f"subtract applies to directpred only (got predictor {kind!r})")
-        if not normalize and kind != "directcopy":
-            raise ConfigError(f"normalize=false applies to directcopy only (got {kind!r})")
-        if background and update == "before":
-            raise ConfigError("background=true needs update=after: with update=before the "
-                              "matrix is used as soon as it is built")
+        check_combination(kind, {"subtract": subtract, "normalize": normalize,
+                                 "background": background, "update": update})
         self.kind, self.eps, self.alpha, self.freq = kind, eps, alpha, int(freq)
         self.subtract, self.normalize, self.solver = subtract, bool(normalize), solver
         self.per_view, self.update, self.background = correlation == "per-view", update, background
@@ -166,9 +176,46 @@ class SpectralPredictor(nn.Module):
         return self.__dict__
 
 
-def _sync_host_steps(module: nn.Module, _keys: Any) -> None:
-    module._steps = int(module.steps)  # type: ignore[assignment]
+def _sync_host_steps(module: SpectralPredictor, _keys: Any) -> None:
+    module._steps = int(module.steps)
 
 
-def _install_before_saving(module: nn.Module, *_args: Any) -> None:
-    module.install()  # type: ignore[operator]
+def _install_before_saving(module: SpectralPredictor, *_args: Any) -> None:
+    module.install()
+
+
+def _check_rho(name: str, value: float) -> None:
+    check_in_range(name, value, 0.0, 0.999999)
+
+
+def _check_freq(name: str, value: float) -> None:
+    if int(value) != value or value < 1:
+        raise ConfigError(f"{name}={value}; rebuild the predictor every freq >= 1 (an integer) "
+                          "training steps")
+
+
+# The options every spectral predictor accepts (build_predictor and the learner's
+# predictor_options are checked against it): add an option here and in SpectralPredictor.
+SPECTRAL_OPTIONS: dict[str, Option] = {
+    "rho": Option(float, "weight of the old F_hat in its EMA, in [0, 1)", 0.3, _check_rho),
+    "eps": Option(float, "added to the eigenvalues (default per kind: directpred 0.01, "
+                  "directcopy 0.25, closed-form 0)", None, check_nonnegative),
+    "alpha": Option(float, "closed-form exponent (0.5 = DirectPred)", 0.5, check_nonnegative),
+    "freq": Option(float, "rebuild Wp every freq training steps (trainable between rebuilds)",
+                   1, _check_freq),
+    "subtract": Option(float, "directpred: p_j = sqrt(max(s_j / s_max - subtract, 1e-4)) "
+                       "(luckmatters' dyn_eps_inside) instead of sqrt(s_j / s_max) + eps", None),
+    "normalize": Option(bool, "directcopy: F_hat / s_max + eps I (true, implicit-var-reg) or "
+                        "F_hat + eps I (false, luckmatters)", True),
+    "correlation": Option(str, "joint: both views one batch, the first initialises F_hat "
+                          "(luckmatters; directpred, directcopy) | per-view: from zeros, one EMA "
+                          "update per view (implicit-var-reg; closed-form)", None,
+                          choices=CORRELATION_MODES),
+    "update": Option(str, "after: Wp rebuilt after the step, step t uses F_hat up to t-1 "
+                     "(luckmatters) | before: from F_hat including the current batch", "after",
+                     choices=UPDATES),
+    "solver": Option(str, "eigh: float64 eigendecomposition | eigh32: float32, faster (error "
+                     "bounded by a test)", "eigh", choices=SOLVERS),
+    "background": Option(bool, "rebuild Wp on a worker thread (update=after only); default: "
+                         "on a GPU only", None),
+}

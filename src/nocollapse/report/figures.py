@@ -8,11 +8,13 @@ no display needed.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -36,22 +38,36 @@ METRIC_LABELS = {
 }
 
 
-def _figure(nrows: int = 1, ncols: int = 1) -> tuple[Figure, Any]:
-    figure = Figure(figsize=FIGSIZE, dpi=DPI)
+def new_figure(nrows: int = 1, ncols: int = 1,
+               figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, np.ndarray]:
+    """A figure on its own Agg canvas (no pyplot, no backend switch) and its axes grid."""
+    figure = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(figure)
     axes = figure.subplots(nrows, ncols, squeeze=False)
     return figure, axes
 
 
-def _save(figure: Figure, path: Path) -> None:
+def save_figure(figure: Figure, path: Path, tight: bool = True) -> Path:
+    """Write ``figure`` as a PNG at ``DPI`` to ``path`` (its folder created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
+    if tight:
+        figure.tight_layout()
     figure.savefig(path, dpi=DPI)  # no bbox="tight": keep the pixel size fixed
+    return path
+
+
+def figure_png(figure: Figure) -> bytes:
+    """``figure`` as PNG bytes at ``DPI`` (for writing atomically)."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
 
 
 def plot_metric(runs: Sequence[Run], metric: str, path: Path) -> bool:
     """One scalar metric (a name of ``runs.METRIC_KEYS``) against step/t, runs overlaid."""
-    figure, axes = _figure()
+    figure, axes = new_figure()
     ax = axes[0, 0]
     drawn = 0
     x_name = "step"
@@ -70,7 +86,7 @@ def plot_metric(runs: Sequence[Run], metric: str, path: Path) -> bool:
     if len(runs) > 1:
         ax.legend(fontsize=8)
     ax.set_title(METRIC_LABELS.get(metric, metric))
-    _save(figure, path)
+    save_figure(figure, path)
     return True
 
 
@@ -88,13 +104,13 @@ def _matrix_rows(records: list[dict[str, Any]], key: str, x_key: str) -> tuple[l
     return [x for x, _ in rows], table
 
 
-def _mode_lines(ax: Any, xs: list, table: np.ndarray, style: str = "-", label: str = "") -> None:
+def _mode_lines(ax: Axes, xs: list, table: np.ndarray, style: str = "-", label: str = "") -> None:
     """Draw |eigenvalue| per mode on a log axis, coloured by mode index.
 
     A mode that is ever negative (possible for the predictor's spectrum) is dotted.
     """
     modes = min(table.shape[1], MAX_MODES)
-    colours = _colours(modes)
+    colours = mode_colours(modes)
     for j in range(modes):
         column = table[:, j]
         values = np.abs(column)
@@ -104,7 +120,7 @@ def _mode_lines(ax: Any, xs: list, table: np.ndarray, style: str = "-", label: s
     ax.set_yscale("log")
 
 
-def _colours(n: int) -> list:
+def mode_colours(n: int) -> list[tuple[float, float, float, float]]:
     from matplotlib import colormaps
 
     cmap = colormaps["viridis"]
@@ -116,7 +132,7 @@ def plot_eigen_trajectories(run: Run, key: str, path: Path) -> bool:
     xs, table = _matrix_rows(run.spectra, key, "epoch")
     if table.size == 0 or not np.isfinite(table).any():
         return False
-    figure, axes = _figure()
+    figure, axes = new_figure()
     ax = axes[0, 0]
     _mode_lines(ax, xs, table)
     ax.set_xlabel("epoch")
@@ -125,7 +141,7 @@ def plot_eigen_trajectories(run: Run, key: str, path: Path) -> bool:
     note = f" (top {shown} of {table.shape[1]})" if shown < table.shape[1] else ""
     ax.set_title(f"{run.label}: {SPECTRA_TITLES.get(key, key)}{note}", fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    _save(figure, path)
+    save_figure(figure, path)
     return True
 
 
@@ -134,7 +150,7 @@ def plot_simulation(run: Run, path: Path) -> bool:
     xs, simulated = _matrix_rows(run.metrics, "simulated", "t")
     if simulated.size == 0:
         return False
-    figure, axes = _figure()
+    figure, axes = new_figure()
     ax = axes[0, 0]
     _mode_lines(ax, xs, simulated, "-", "simulated")
     txs, theory = _matrix_rows(run.metrics, "theory", "t")
@@ -145,7 +161,7 @@ def plot_simulation(run: Run, path: Path) -> bool:
     ax.set_ylabel(str(run.config.get("quantity", "|eigenvalue| per mode")), fontsize=8)
     ax.set_title(f"{run.label}: simulated vs theory, one line per mode", fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    _save(figure, path)
+    save_figure(figure, path)
     return True
 
 
@@ -160,7 +176,7 @@ def scalar_keys(records: list[dict[str, Any]], exclude: Sequence[str] = ()) -> l
     return [k for k in keys if any(np.isfinite(_float(r.get(k))) for r in records)]
 
 
-def _float(value: Any) -> float:
+def _float(value: object) -> float:
     return float(value) if isinstance(value, int | float) else float("nan")
 
 
@@ -171,7 +187,7 @@ def plot_extras(run: Run, path: Path, exclude: Sequence[str] = (), limit: int = 
         return False
     cols = min(3, len(keys))
     rows = (len(keys) + cols - 1) // cols
-    figure, axes = _figure(rows, cols)
+    figure, axes = new_figure(rows, cols)
     for index, ax in enumerate(axes.flat):
         if index >= len(keys):
             ax.set_visible(False)
@@ -183,7 +199,7 @@ def plot_extras(run: Run, path: Path, exclude: Sequence[str] = (), limit: int = 
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     figure.suptitle(f"{run.label}: further logged series", fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)
     return True
 
 
@@ -206,7 +222,7 @@ def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
     epochs = [e for e in epochs if e in by_epoch]
     if not epochs:
         return False
-    figure, axes = _figure(1, len(epochs))
+    figure, axes = new_figure(1, len(epochs))
     image = None
     for ax, epoch in zip(axes[0], epochs, strict=True):
         matrix = np.abs(np.asarray(by_epoch[epoch], dtype=float))
@@ -216,8 +232,8 @@ def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
         if ax is axes[0, 0]:
             ax.set_ylabel("F eigenvector i", fontsize=8)
         ax.tick_params(labelsize=7)
-    figure.colorbar(image, ax=list(axes[0]), shrink=0.8, label="|u_i^T v_j|")
+    if image is not None:
+        figure.colorbar(image, ax=list(axes[0]), shrink=0.8, label="|u_i^T v_j|")
     figure.suptitle(f"{run.label}: eigen-alignment of F_hat and Wp", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)  # colorbar spans axes: tight_layout would warn
+    save_figure(figure, path, tight=False)  # colorbar spans axes: tight_layout would warn
     return True

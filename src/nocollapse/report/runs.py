@@ -12,24 +12,30 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
 from nocollapse.errors import NocollapseError
-from nocollapse.runio import CONFIG_FILE, METRICS_FILE, read_metrics
+from nocollapse.runio import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    RUN_FILES,
+    SPECTRA_FILE,
+    SUMMARY_FILE,
+    WARNINGS_FILE,
+    read_metrics,
+)
 
-SPECTRA_FILE = "spectra.jsonl"
-WARNINGS_FILE = "warnings.jsonl"
-SUMMARY_FILE = "summary.json"  # written by the training loop when a run ends
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
+__all__ = ["CONFIG_FILE", "METRICS_FILE", "RUN_FILES", "SPECTRA_FILE", "SUMMARY_FILE",
+           "WARNINGS_FILE", "Run", "load_run", "metric_key", "series"]
 
-# Keys under which the metrics of interest appear; the first present one wins.
+# The metrics a report plots, each under the key nocollapse writes (runio's schema).
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
-    "loss": ("loss", "train/loss", "train_loss"),
-    "knn_accuracy": ("knn_accuracy", "knn_acc", "knn_top1", "knn", "eval/knn_accuracy"),
-    "collapse_level": ("collapse_level", "diag/collapse_level"),
-    "effective_rank": ("effective_rank", "diag/effective_rank", "rankme"),
+    "loss": ("loss",),
+    "knn_accuracy": ("knn_accuracy",),
+    "collapse_level": ("collapse_level",),
+    "effective_rank": ("effective_rank",),
 }
 X_KEYS = ("t", "step", "epoch")  # a simulation logs both t and its step count
 
@@ -181,5 +187,5 @@ def final_value(run: Run, metric: str) -> float | None:
     return ys[-1] if ys else None
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -110,7 +110,8 @@ def analytic_boundary(x_name: str, y_name: str, x: np.ndarray, y: np.ndarray,
     if fixed.get("beta") is not None or fixed.get("s0") is not None:
         return None
     if pair == {"eta", "sigma2"}:
-        s = np.linspace(*(y if y_name == "sigma2" else x)[[0, -1]], 200)
+        axis = y if y_name == "sigma2" else x
+        s = np.linspace(axis[0], axis[-1], 200)
         pts = np.stack([critical_eta(s), s], axis=1)
     elif pair == {"eta", "p0"}:
         sigma2 = fixed["sigma2"]
@@ -141,9 +142,9 @@ def _reduced(values: dict, t_end: float, dt: float) -> np.ndarray:
 
 def _matrix(values: dict, t_end: float, dt: float, n1: int, n2: int, seed: int) -> np.ndarray:
     """Symmetrised SimSiam/EMA matrix flow for every cell; largest final ``Wp`` eigenvalue."""
-    sigma2, eta, alpha_p, beta = (np.asarray(values[k], float)[..., None, None]
-                                  if values[k] is not None else None
-                                  for k in ("sigma2", "eta", "alpha_p", "beta"))
+    sigma2, eta, alpha_p = (np.asarray(values[k], float)[..., None, None]
+                            for k in ("sigma2", "eta", "alpha_p"))
+    beta = None if values["beta"] is None else np.asarray(values["beta"], float)[..., None, None]
     shape = np.broadcast(*(np.asarray(values[k]) for k in ("sigma2", "eta", "p0", "alpha_p"))).shape
     rng = np.random.default_rng(seed)
     Q = np.linalg.qr(rng.standard_normal((n1, n2)))[0].T  # (n2, n1) orthonormal rows

@@ -5,12 +5,13 @@
 >>> result.knn_accuracy, result.run_dir
 """
 
+from nocollapse.train.callbacks import BaseCallback, Callback
 from nocollapse.train.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from nocollapse.train.config import TrainConfig, load_config, parse_overrides
 from nocollapse.train.lars import LARS
 from nocollapse.train.loop import TrainResult, train
 from nocollapse.train.schedule import WarmupCosine, warmup_cosine
 
-__all__ = ["LARS", "CheckpointError", "TrainConfig", "TrainResult", "WarmupCosine",
-           "checkpoint_path", "load_checkpoint", "load_config", "parse_overrides", "train",
-           "warmup_cosine"]
+__all__ = ["LARS", "BaseCallback", "Callback", "CheckpointError", "TrainConfig", "TrainResult",
+           "WarmupCosine", "checkpoint_path", "load_checkpoint", "load_config", "parse_overrides",
+           "train", "warmup_cosine"]

@@ -18,10 +18,7 @@ import numpy as np
 import torch
 
 from nocollapse.errors import NocollapseError
-from nocollapse.runio import atomic_write_bytes
-
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.pt"
+from nocollapse.runio import CHECKPOINT_DIR, LAST_CHECKPOINT, atomic_write_bytes
 
 
 class CheckpointError(NocollapseError):
@@ -30,7 +27,7 @@ class CheckpointError(NocollapseError):
 
 def checkpoint_path(run_dir: str | Path) -> Path:
     """``RUN_DIR/checkpoints/last.pt``."""
-    return Path(run_dir) / CHECKPOINT_DIR / LAST
+    return Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from nocollapse.data import DATASETS
 from nocollapse.errors import (
     ConfigError,
     check_choice,
@@ -27,6 +28,7 @@ from nocollapse.errors import (
     check_nonnegative,
     check_positive,
 )
+from nocollapse.methods import PRESETS, LearnerConfig, learner_config
 from nocollapse.train.monitor import MonitorConfig
 
 OPTIMIZERS = ("sgd", "lars")
@@ -98,8 +100,9 @@ class TrainConfig:
     """Everything a run needs; ``to_dict`` is what ``config.yaml`` of a run holds."""
 
     method: str = "simsiam"
-    # Keyword overrides for nocollapse.methods.learner_config (predictor, loss, tau, ...).
-    learner: dict[str, Any] = field(default_factory=dict)
+    # The method preset with the config's `learner` overrides (predictor, loss, base_tau, ...)
+    # applied: resolved and validated by from_dict, before anything is created.
+    learner: LearnerConfig = field(default_factory=lambda: learner_config("simsiam"))
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -120,8 +123,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build and validate a config; unknown keys raise :class:`ConfigError`."""
-        config = _build(cls, values or {}, prefix="")
+        """Build and validate a config; unknown keys raise :class:`ConfigError`.
+
+        ``values["learner"]`` holds overrides of the preset ``values["method"]``
+        (see :func:`nocollapse.methods.learner_config`); the result holds the resolved
+        :class:`~nocollapse.methods.LearnerConfig`.
+        """
+        values = dict(values or {})
+        overrides = values.pop("learner", None)
+        config = _build(cls, values, prefix="")
+        config.learner = resolve_learner(config.method, overrides)
         config.validate()
         return config
 
@@ -135,6 +146,7 @@ class TrainConfig:
         check_nonnegative("optim.warmup_epochs", self.optim.warmup_epochs)
         check_positive("optim.lars_eta", self.optim.lars_eta)
         check_choice("optim.name", self.optim.name, OPTIMIZERS)
+        check_choice("data.name", self.data.name, tuple(DATASETS))
         self.monitor.validate()
         check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
         check_choice("device.precision", self.device.precision, PRECISIONS)
@@ -150,6 +162,20 @@ class TrainConfig:
                 check_positive(name, _get(self, name))
         if self.epochs == 0 and self.max_steps is None:
             raise ConfigError("epochs=0 with no max_steps trains nothing; set epochs >= 1")
+
+
+def resolve_learner(method: str, overrides: object) -> LearnerConfig:
+    """The preset ``method`` with ``overrides`` (a mapping), each value typed as its field."""
+    check_choice("method", method, tuple(PRESETS))
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"learner must be a mapping (e.g. learner.predictor=linear), "
+                          f"got {overrides!r}")
+    hints = typing.get_type_hints(LearnerConfig)
+    typed = {key: _coerce(f"learner.{key}", value, hints[key]) if key in hints else value
+             for key, value in overrides.items()}
+    return learner_config(method, **typed)
 
 
 # What `nocollapse train` runs with no argument (configs/cpu_default.yaml holds the same
@@ -235,7 +261,7 @@ def valid_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             keys += valid_keys(hint, f"{prefix}{f.name}.")
         elif typing.get_origin(hint) is dict:
             keys.append(f"{prefix}{f.name}.*")
@@ -254,7 +280,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if key not in names:
             _unknown(f"{prefix}{key}")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(f"{prefix}{key}", value, hint)
@@ -271,7 +297,7 @@ def _unknown(key: str) -> typing.NoReturn:
                       f"{', '.join(valid_keys())})")
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
+def _coerce(key: str, value: Any, hint: object) -> object:
     """Convert a YAML value to the field's type (YAML reads ``1e-3`` as a string)."""
     args = typing.get_args(hint)
     optional = (typing.get_origin(hint) in (typing.Union, types.UnionType)
@@ -313,7 +339,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 
 def _get(config: TrainConfig, dotted: str) -> Any:
-    node: Any = config
+    node: object = config
     for part in dotted.split("."):
         node = getattr(node, part)
     return node

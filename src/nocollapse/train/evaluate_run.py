@@ -16,12 +16,10 @@ from nocollapse.evaluate import (
     knn_accuracy,
     linear_probe,
 )
-from nocollapse.runio import atomic_write_text
+from nocollapse.runio import EVALUATION_FILE, atomic_write_text
 from nocollapse.train import setup
 from nocollapse.train.checkpoint import load_checkpoint
 from nocollapse.train.config import TrainConfig
-
-EVALUATION_FILE = "evaluation.json"
 
 
 def evaluate_run(run_dir: str | Path, *, knn: bool = True, linear: bool = True,
@@ -48,7 +46,7 @@ def evaluate_run(run_dir: str | Path, *, knn: bool = True, linear: bool = True,
     learner = (learner_factory or setup.default_learner)(config, c, h)
     learner.load_state_dict(saved["model"])
     learner.to(device)
-    encode = getattr(learner, "encode", learner)
+    encode = learner.encode
     with encoder_in_eval_mode(learner):
         train_x = extract_features(encode, data.train.images, preset=data.preset, device=device)
         test_x = extract_features(encode, data.test.images, preset=data.preset, device=device)

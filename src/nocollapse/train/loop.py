@@ -16,14 +16,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from nocollapse.errors import TrainingDivergedError
 from nocollapse.evaluate import encoder_knn_accuracy
-from nocollapse.runio import MetricsWriter, atomic_write_text, read_metrics, write_config
+from nocollapse.methods import Learner, StepOutput
+from nocollapse.runio import (
+    METRICS_FILE,
+    SUMMARY_FILE,
+    MetricsWriter,
+    atomic_write_text,
+    read_metrics,
+    write_config,
+)
 from nocollapse.train import setup
+from nocollapse.train.callbacks import Callback, check_callbacks
 from nocollapse.train.checkpoint import (
     checkpoint_path,
     load_checkpoint,
@@ -61,25 +70,26 @@ class _State:
     seconds: float = 0.0
 
 
-def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Any] = (),
+def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Callback] = (),
           quiet: bool = False, learner_factory: setup.LearnerFactory | None = None
           ) -> TrainResult:
     """Train ``config.method`` on ``config.data`` and write the run directory ``config.out``.
 
     ``resume=True`` continues the run in ``config.out`` from ``checkpoints/last.pt``
     exactly where it stopped (same batches, augmentations and learning rates).
-    ``callbacks``: objects with optional ``on_log(step, output, learner, record)``
-    (add keys to ``record`` before it is written) and ``on_epoch_end(epoch, learner,
-    run_dir)``; called on global rank 0 only. ``learner_factory(config, in_channels,
-    image_size)`` replaces the default ``SiameseLearner``.
+    ``callbacks``: :class:`~nocollapse.train.callbacks.Callback` objects (``on_log``,
+    ``on_epoch_end``, ``on_train_end``), called on global rank 0 only.
+    ``learner_factory(config, in_channels, image_size)`` returns a
+    :class:`~nocollapse.methods.Learner` to train instead of the ``SiameseLearner``.
     Raises :class:`TrainingDivergedError` when the loss becomes NaN or infinite.
     """
-    run = _Run(config, resume, list(callbacks), quiet, learner_factory or setup.default_learner)
+    run = _Run(config, resume, check_callbacks(list(callbacks)), quiet,
+               learner_factory or setup.default_learner)
     return run.fit()
 
 
 class _Run:
-    def __init__(self, config: TrainConfig, resume: bool, callbacks: list[Any], quiet: bool,
+    def __init__(self, config: TrainConfig, resume: bool, callbacks: list[Callback], quiet: bool,
                  factory: setup.LearnerFactory):
         self.config, self.callbacks, self.quiet = config, callbacks, quiet
         # data first: a missing or corrupt data set must not leave an empty run directory
@@ -93,15 +103,20 @@ class _Run:
         self.rank0 = self.fabric.global_rank == 0
         c, h, _ = self.data.train.image_shape
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        self.learner = factory(config, c, h)
+        learner = factory(config, c, h)
+        if not isinstance(learner, torch.nn.Module):
+            raise TypeError(f"learner_factory returned a {type(learner).__name__}; a Learner "
+                            "must be a torch.nn.Module")
+        self.learner: Learner = learner
         self.per_epoch = setup.steps_per_epoch(config, len(self.data.train),
                                                self.fabric.world_size)
         self.total = setup.total_steps(config, self.per_epoch)
         self.optimizer, self.scheduler = setup.build_optimizer(config, self.learner, self.total,
                                                                self.per_epoch)
         self.device = self.fabric.device
-        compiled = setup.should_compile(config.device.compile, self.device)
-        forward = torch.compile(self.learner) if compiled else self.learner
+        # torch.compile of a Module returns a Module (its stubs say a function)
+        forward = (cast(torch.nn.Module, torch.compile(learner))
+                   if setup.should_compile(config.device.compile, self.device) else learner)
         self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
         self.augment = setup.build_augment(config, self.data.preset).to(self.device)
         self.generator = torch.Generator(device=self.device)
@@ -114,7 +129,7 @@ class _Run:
             self._restore()
         elif self.rank0:
             write_config(self.run_dir, config.to_dict())
-            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -131,8 +146,7 @@ class _Run:
             if writer:
                 writer.close()
             for callback in self.callbacks:
-                if hasattr(callback, "on_train_end"):
-                    callback.on_train_end()
+                callback.on_train_end()
         final_knn = self._final(stopped)
         return TrainResult(self.run_dir, state.step, state.epoch, stopped, final_knn,
                            state.random_knn, state.knn_history, state.seconds)
@@ -175,7 +189,7 @@ class _Run:
         world, rank = self.fabric.world_size, self.fabric.global_rank
         return order[rank::world].to(self.device)
 
-    def _step(self, order: torch.Tensor) -> Any:
+    def _step(self, order: torch.Tensor) -> StepOutput:
         state, size = self.state, self.config.data.batch_size
         index = order[state.batch * size:(state.batch + 1) * size]
         batch = self.images[index]
@@ -188,7 +202,7 @@ class _Run:
         state.step += 1
         state.batch += 1
         state.window_steps += 1
-        self.tau = self._update_target(state.step / self.total)
+        self.tau = self.learner.update_target(state.step / self.total)
         self.scheduler.set(state.step)
         loss = output.loss.detach().float()
         self.loss_sum += loss
@@ -196,11 +210,7 @@ class _Run:
         self.first_bad = torch.where(bad, state.step, self.first_bad)
         return output
 
-    def _update_target(self, progress: float) -> Any:
-        update = getattr(self.learner, "update_target", None)
-        return update(progress) if update else None
-
-    def _log(self, output: Any, seconds: float) -> dict[str, Any]:
+    def _log(self, output: StepOutput, seconds: float) -> dict[str, Any]:
         state = self.state
         self._check_finite()
         images = state.window_steps * self.config.data.batch_size * self.fabric.world_size
@@ -214,8 +224,7 @@ class _Run:
         state.window_steps = 0
         if self.rank0:
             for callback in self.callbacks:
-                if hasattr(callback, "on_log"):
-                    callback.on_log(state.step, output, self.learner, record)
+                callback.on_log(state.step, output, self.learner, record)
         return record
 
     def _check_finite(self) -> None:
@@ -237,8 +246,7 @@ class _Run:
             self._record_knn(writer)
         if self.rank0:
             for callback in self.callbacks:
-                if hasattr(callback, "on_epoch_end"):
-                    callback.on_epoch_end(state.epoch, self.learner, self.run_dir)
+                callback.on_epoch_end(state.epoch, self.learner, self.run_dir)
         if state.epoch % config.checkpoint_every == 0 and state.step < self.total:
             self.save()  # the last epoch's checkpoint is written by _final
 
@@ -253,7 +261,7 @@ class _Run:
         return knn
 
     def _write_summary(self, stopped: str, knn: float | None, error: str | None = None) -> None:
-        """``summary.json``: how the run ended, read by ``nocollapse report``."""
+        """``summary.json`` (schema in :mod:`nocollapse.runio`): how the run ended."""
         if not self.rank0:
             return
         summary = {"step": self.state.step, "epoch": self.state.epoch, "stopped": stopped,
@@ -261,15 +269,14 @@ class _Run:
                    "seconds": round(self.state.seconds, 2)}
         if error:
             summary["error"] = error
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
 
     # -- evaluation -------------------------------------------------------------------------
     def _knn(self) -> float | None:
         test = self.data.test
         if test is None or int(test.labels.min()) < 0:
             return None
-        encode = getattr(self.learner, "encode", self.learner)
-        return encoder_knn_accuracy(self.learner, encode, self.data.train.images,
+        return encoder_knn_accuracy(self.learner, self.learner.encode, self.data.train.images,
                                     self.data.train.labels, test.images, test.labels,
                                     k=self.config.eval.knn_k, t=self.config.eval.knn_t,
                                     device=self.device)
@@ -295,19 +302,15 @@ class _Run:
 
     def _checkpoint(self) -> dict[str, Any]:
         learner, state = self.learner, self.state
-        spectra = {}
-        for name in ("predictor_matrix", "correlation"):
-            method = getattr(learner, name, None)
-            value = method() if method else None
-            spectra[name] = None if value is None else value.detach().cpu()
+        matrix, F_hat = learner.predictor_matrix(), learner.correlation()
         return {"model": learner.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(self.generator),
                 "step": state.step, "epoch": state.epoch, "batch": state.batch,
                 "loss_sum": self.loss_sum.detach().cpu(), "window_steps": state.window_steps,
                 "knn_history": state.knn_history, "random_knn": state.random_knn,
                 "seconds": state.seconds, "config": self.config.to_dict(),
-                "predictor_matrix": spectra["predictor_matrix"],
-                "F_hat": spectra["correlation"]}
+                "predictor_matrix": None if matrix is None else matrix.detach().cpu(),
+                "F_hat": None if F_hat is None else F_hat.detach().cpu()}
 
     def _restore(self) -> None:
         saved = load_checkpoint(checkpoint_path(self.run_dir), map_location=self.device)
@@ -328,5 +331,5 @@ class _Run:
 def _drop_metrics_after(run_dir: Path, step: int) -> None:
     """Forget lines logged after the checkpoint: the resumed run logs those steps again."""
     records = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
-    atomic_write_text(run_dir / "metrics.jsonl",
+    atomic_write_text(run_dir / METRICS_FILE,
                       "".join(json.dumps(r) + "\n" for r in records))

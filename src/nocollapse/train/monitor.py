@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,12 +35,18 @@ from rich.console import Console
 from rich.panel import Panel
 
 from nocollapse import diagnostics
-from nocollapse.errors import ConfigError, check_in_range, check_nonnegative, check_positive
-from nocollapse.runio import MetricsWriter
-from nocollapse.train.warnings import WARNINGS_FILE, CollapseDetected, EarlyWarning
+from nocollapse.errors import check_in_range, check_nonnegative, check_positive
+from nocollapse.methods import Learner, StepOutput
+from nocollapse.runio import SPECTRA_FILE, TENSORBOARD_DIR, WARNINGS_FILE, MetricsWriter
+from nocollapse.train.warnings import CollapseDetected, EarlyWarning
 
-SPECTRA_FILE = "spectra.jsonl"
+if TYPE_CHECKING:  # config.py imports MonitorConfig from here
+    from torch.utils.tensorboard import SummaryWriter
+
+    from nocollapse.train.config import TrainConfig
+
 __all__ = [
+    "SPECTRA_FILE",
     "CollapseDetected",
     "CollapseMonitor",
     "MonitorConfig",
@@ -79,15 +85,6 @@ class MonitorConfig:
         check_positive("monitor.patience", self.patience)
         check_nonnegative("monitor.alignment_max_dim", self.alignment_max_dim)
         return self
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> MonitorConfig:
-        """Build from a mapping; an unknown key is refused with the valid names."""
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(values or {}) - set(names))
-        if unknown:
-            raise ConfigError(f"unknown monitor option(s) {unknown}; valid: {', '.join(names)}")
-        return cls(**dict(values or {})).validate()
 
 
 @torch.no_grad()
@@ -166,17 +163,16 @@ class CollapseMonitor:
         self.warnings: list[dict[str, Any]] = []
         self.last_step: int | None = None
         self._batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        self._tensorboard: Any = None
+        self._tensorboard: SummaryWriter | None = None
         self._tensorboard_tried = False
 
     # -- callbacks -------------------------------------------------------------------------
-    def on_log(self, step: int, output: Any, learner: Any, record: dict[str, Any]) -> None:
+    def on_log(self, step: int, output: StepOutput, learner: Learner,
+               record: dict[str, Any]) -> None:
         """Add the diagnostics to ``record`` when ``every`` steps have passed since the last."""
         if not self.config.enabled:
             return
-        z1, z2 = getattr(output, "z1", None), getattr(output, "z2", None)
-        if z1 is None:
-            return
+        z1, z2 = output.z1, output.z2
         self._batch = (z1, z2)
         if self.config.every == 0 or not self._due(step):
             return
@@ -196,7 +192,7 @@ class CollapseMonitor:
         # the first log, then each log window that contains a multiple of `every`
         return step == window or step // every > (step - window) // every
 
-    def on_epoch_end(self, epoch: int, learner: Any, run_dir: Path) -> None:
+    def on_epoch_end(self, epoch: int, learner: Learner, run_dir: Path) -> None:
         """Append this epoch's spectra to ``run_dir/spectra.jsonl``."""
         if self.run_dir is None:
             self.run_dir = Path(run_dir)
@@ -215,8 +211,8 @@ class CollapseMonitor:
             self._tensorboard.close()
             self._tensorboard = None
 
-    def on_train_end(self, *args: Any) -> None:
-        """For a loop that announces its end (any arguments): closes TensorBoard."""
+    def on_train_end(self) -> None:
+        """When the loop ends: closes TensorBoard."""
         self.close()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -250,49 +246,25 @@ class CollapseMonitor:
             if key not in {"step", "epoch"} and _is_number(value):
                 writer.add_scalar(key, float(value), step)
 
-    def _tensorboard_writer(self) -> Any:
+    def _tensorboard_writer(self) -> SummaryWriter | None:
         if self._tensorboard_tried or not self.config.tensorboard or self.run_dir is None:
             return self._tensorboard
         self._tensorboard_tried = True
-        self._tensorboard = open_tensorboard(self.run_dir / "tensorboard")
+        self._tensorboard = open_tensorboard(self.run_dir / TENSORBOARD_DIR)
         return self._tensorboard
 
 
-def run_context(config: Any) -> dict[str, Any]:
+def run_context(config: TrainConfig) -> dict[str, float | str | bool]:
     """Facts for :func:`~nocollapse.train.warnings.likely_causes` from a ``TrainConfig``.
 
-    ``weight_decay`` from ``config.optim``; ``predictor``, ``stop_gradient``, ``sigma2``
-    from the ``learner`` overrides, else from the method preset when
-    ``nocollapse.methods.learner_config`` exposes them; unknown facts are left out.
+    ``weight_decay`` from ``config.optim``; ``predictor`` and ``stop_gradient`` from the
+    resolved ``config.learner``.
     """
-    context: dict[str, Any] = {}
-    optim = getattr(config, "optim", None)
-    if optim is not None:
-        context["weight_decay"] = getattr(optim, "weight_decay", None)
-    overrides = dict(getattr(config, "learner", None) or {})
-    preset: Any = None
-    try:
-        from nocollapse.methods import learner_config
-
-        preset = learner_config(getattr(config, "method", "simsiam"), **overrides)
-    except Exception:  # the context only words a message: it must never stop training
-        preset = None
-    for key in ("predictor", "stop_gradient", "sigma2"):
-        value = overrides.get(key, _lookup(preset, key))
-        if value is not None:
-            context[key] = value
-    return {k: v for k, v in context.items() if v is not None}
+    return {"weight_decay": config.optim.weight_decay, "predictor": config.learner.predictor,
+            "stop_gradient": config.learner.stop_gradient}
 
 
-def _lookup(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    value = obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
-    kind = getattr(value, "kind", None)  # a nested predictor config names its kind
-    return kind if isinstance(kind, str) else value
-
-
-def open_tensorboard(log_dir: Path) -> Any:
+def open_tensorboard(log_dir: Path) -> SummaryWriter | None:
     """A ``SummaryWriter`` for ``log_dir``, or ``None`` when tensorboard is not installed."""
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -301,24 +273,23 @@ def open_tensorboard(log_dir: Path) -> Any:
     return SummaryWriter(log_dir=str(log_dir), flush_secs=10)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _matrix(learner: Any, name: str) -> np.ndarray | None:
-    method = getattr(learner, name, None)
-    value = method() if callable(method) else None
+def _numpy_or_none(value: torch.Tensor | None) -> np.ndarray | None:
     return None if value is None else _as_numpy(value)
 
 
-def _as_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
+def _as_numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
         value = value.detach().cpu().double().numpy()
     return np.asarray(value, dtype=np.float64)
 
 
 def spectra_record(
-    learner: Any, batch: tuple[Any, Any] | None, alignment_max_dim: int = 128
+    learner: Learner, batch: tuple[torch.Tensor, torch.Tensor | None] | None,
+    alignment_max_dim: int = 128
 ) -> dict[str, Any]:
     """Eigenvalues (descending) of ``F_hat``, ``Wp`` and the batch correlation, and more.
 
@@ -326,8 +297,8 @@ def spectra_record(
     (no running correlation, non-linear or no predictor); ``batch``: the last
     ``(z1, z2)`` seen, ``(B, d)`` each, or ``None``.
     """
-    F = _matrix(learner, "correlation")
-    Wp = _matrix(learner, "predictor_matrix")
+    F = _numpy_or_none(learner.correlation())
+    Wp = _numpy_or_none(learner.predictor_matrix())
     out: dict[str, Any] = {}
     if F is not None:
         out["F_eigenvalues"] = np.linalg.eigvalsh((F + F.T) / 2)[::-1].tolist()
@@ -340,7 +311,8 @@ def spectra_record(
             # 4 decimals: a heat map needs no more, and d = 128 stays ~110 kB per epoch
             out["alignment"] = np.round(diagnostics.alignment_matrix(F, Wp), 4).tolist()
     if batch is not None:
-        z1, z2 = (None if b is None else _as_numpy(b) for b in batch)
+        z1 = _as_numpy(batch[0])
+        z2 = None if batch[1] is None else _as_numpy(batch[1])
         z = z1 if z2 is None else np.concatenate([z1, z2])
         out["Z_eigenvalues"] = diagnostics.correlation_eigenvalues(z).tolist()
         # The predictor figures need F and Wp of the embeddings' width (a linear predictor).

@@ -6,18 +6,29 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from nocollapse.data import ImageDataset, load_dataset, make_augment, preset_for_images
+from nocollapse.data import (
+    DATASETS,
+    ImageDataset,
+    load_dataset,
+    make_augment,
+    preset_for_images,
+)
 from nocollapse.errors import ConfigError
+from nocollapse.methods import Learner, SiameseLearner
 from nocollapse.train.checkpoint import checkpoint_path
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.lars import LARS
 from nocollapse.train.schedule import WarmupCosine
 
-LearnerFactory = Callable[[TrainConfig, int, int], torch.nn.Module]
+if TYPE_CHECKING:  # imported when a run starts: it is slow to import
+    from lightning_fabric import Fabric
+
+# (config, in_channels, image_size) -> the learner; tests pass small stand-ins.
+LearnerFactory = Callable[[TrainConfig, int, int], Learner]
 
 
 @dataclass
@@ -31,7 +42,8 @@ class RunData:
 
 def load_run_data(config: TrainConfig) -> RunData:
     """The configured data set's train split (and test split when it has one), subset applied."""
-    options = {"size": config.data.image_size} if config.data.name == "folder" else {}
+    entry = DATASETS.get(config.data.name)
+    options = {"size": config.data.image_size} if entry and "size" in entry.options else {}
     train = _subset(load_dataset(config.data.name, config.data.data_dir, "train", **options),
                     config.data.subset)
     try:
@@ -51,12 +63,9 @@ def _subset(data: ImageDataset, size: int | None) -> ImageDataset:
     return ImageDataset(data.name, data.images[:size], data.labels[:size], data.classes)
 
 
-def default_learner(config: TrainConfig, in_channels: int, image_size: int) -> torch.nn.Module:
-    """``SiameseLearner`` from the method preset and the ``learner`` overrides."""
-    from nocollapse.methods import SiameseLearner, learner_config
-
-    return SiameseLearner(learner_config(config.method, **config.learner), in_channels,
-                          image_size)
+def default_learner(config: TrainConfig, in_channels: int, image_size: int) -> Learner:
+    """``SiameseLearner`` from the config's resolved (already validated) ``learner``."""
+    return SiameseLearner(config.learner, in_channels, image_size)
 
 
 def build_augment(config: TrainConfig, preset: str) -> torch.nn.Module:
@@ -80,15 +89,11 @@ def total_steps(config: TrainConfig, per_epoch: int) -> int:
     return planned
 
 
-def build_optimizer(config: TrainConfig, learner: torch.nn.Module, total: int,
+def build_optimizer(config: TrainConfig, learner: Learner, total: int,
                     per_epoch: int) -> tuple[torch.optim.Optimizer, WarmupCosine]:
     """SGD or LARS over the learner's parameter groups, with the warm-up + cosine schedule."""
     optim = config.optim
-    if hasattr(learner, "parameter_groups"):
-        groups = learner.parameter_groups(optim.weight_decay, optim.predictor_lr_scale)
-    else:
-        groups = [{"params": [p for p in learner.parameters() if p.requires_grad],
-                   "weight_decay": optim.weight_decay}]
+    groups = learner.parameter_groups(optim.weight_decay, optim.predictor_lr_scale)
     if optim.name == "lars":
         optimizer: torch.optim.Optimizer = LARS(groups, lr=optim.lr, momentum=optim.momentum,
                                                 weight_decay=optim.weight_decay,
@@ -101,13 +106,15 @@ def build_optimizer(config: TrainConfig, learner: torch.nn.Module, total: int,
     return optimizer, scheduler
 
 
-def fast_sgd(groups: list[dict[str, Any]], **options: float) -> torch.optim.Optimizer:
+def fast_sgd(groups: list[dict[str, object]], lr: float, momentum: float,
+             weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """SGD with the fused kernel (one pass over all parameters; on this CPU half the time of
     the per-tensor loop, ``benchmarks/bench_backbones.py``), else torch's default."""
     try:
-        return torch.optim.SGD(groups, fused=True, **options)
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                               fused=True)
     except (RuntimeError, ValueError):  # a device or dtype without the fused kernel
-        return torch.optim.SGD(groups, **options)
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def should_compile(choice: str, device: torch.device) -> bool:
@@ -115,7 +122,7 @@ def should_compile(choice: str, device: torch.device) -> bool:
     return choice == "true" or (choice == "auto" and device.type == "cuda")
 
 
-def make_fabric(config: TrainConfig) -> Any:
+def make_fabric(config: TrainConfig) -> Fabric:
     """A launched Lightning Fabric for the configured accelerator, devices and precision."""
     from lightning_fabric import Fabric
 

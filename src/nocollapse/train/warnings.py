@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nocollapse.errors import NocollapseError
+from nocollapse.runio import WARNINGS_FILE
 
-WARNINGS_FILE = "warnings.jsonl"
+__all__ = ["WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "critical_weight_decay",
+           "likely_causes"]
 
 
 class CollapseDetected(NocollapseError, RuntimeError):  # noqa: N818 (name fixed by the API)

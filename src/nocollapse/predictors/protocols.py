@@ -1,0 +1,33 @@
+"""What the learner needs from a predictor beyond ``forward``: typed, checked with isinstance."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from nocollapse.predictors.correlation import CorrelationEstimate
+
+
+@runtime_checkable
+class MatrixPredictor(Protocol):
+    """A linear predictor: ``p = z Wp^T`` with ``Wp = matrix()`` of shape ``(d, d)``."""
+
+    def matrix(self) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class CorrelationPredictor(Protocol):
+    """A predictor that keeps its own running ``F_hat`` (DirectPred, DirectCopy, closed-form).
+
+    ``update_correlation(z1, z2)`` is called on training steps only, with the detached
+    outputs of the two views (``(B, d)`` each); ``correlation`` holds the estimate.
+    An optional ``update`` attribute says when: ``"before"`` (the default) before the
+    predictor is applied to the step's batch, ``"after"`` after it and the loss.
+    """
+
+    correlation: CorrelationEstimate
+
+    def update_correlation(self, *views: torch.Tensor) -> None: ...
+
+    def matrix(self) -> torch.Tensor: ...
