@@ -174,10 +174,11 @@ def test_state_dict_restores_correlation_and_matrix_exactly() -> None:
     for _ in range(3):
         pred.update_correlation(torch.randn(8, DIM))
     other = build_predictor("closed-form", DIM, alpha=1.0)
-    other.load_state_dict(pred.state_dict())
+    torch.nn.Sequential(other).load_state_dict(torch.nn.Sequential(pred).state_dict())
     assert torch.equal(other.correlation.F_hat, pred.correlation.F_hat)
     assert torch.equal(other.matrix(), pred.matrix())
     assert int(other.correlation.updates) == 3
+    assert other._steps == 3  # the host-side step count (rebuild schedule) restored too
 
 
 @pytest.mark.parametrize(("kind", "options", "word"), [
