@@ -42,14 +42,19 @@ DEFAULT_EPS = {"directpred": 0.01, "directcopy": 0.25, "closed-form": 0.0}
 CORRELATION_MODES = ("joint", "per-view")
 DEFAULT_CORRELATION = {"directpred": "joint", "directcopy": "joint", "closed-form": "per-view"}
 UPDATES = ("after", "before")
-# eigh: float64 eigendecomposition (exact); eigh32: float32 (faster; error bounded in
-# tests/test_predictors.py).
+# eigh: float64 eigendecomposition (exact); eigh32 (default): float32, 1.7-2.8x faster on
+# CPU, its error on Wp bounded in tests/test_predictors.py (docs/benchmarks.md, section 2).
 SOLVERS = ("eigh", "eigh32")
 
 
 def _eigh(F: torch.Tensor, solver: str) -> tuple[torch.Tensor, torch.Tensor]:
-    s, U = torch.linalg.eigh(F.to(torch.float64 if solver == "eigh" else torch.float32))
-    return s.double(), U.double()
+    if solver == "eigh32":
+        try:
+            s, U = torch.linalg.eigh(F.float())
+            return s.double(), U.double()
+        except torch.linalg.LinAlgError:  # no float32 convergence: the exact path
+            pass
+    return torch.linalg.eigh(F.double())
 
 
 def spectral_matrix(F_hat: torch.Tensor, kind: str, eps: float, alpha: float = 0.5,
@@ -91,8 +96,9 @@ def check_combination(kind: str, options: Mapping[str, object]) -> None:
 class SpectralPredictor(nn.Module):
     """``p = z Wp^T`` with ``Wp`` rebuilt from ``F_hat`` every ``freq`` training steps.
 
-    ``background``: rebuild on a worker thread (``update="after"`` only); ``None`` picks
-    it where it pays: ``F_hat`` on a GPU, whose step leaves the CPU idle.
+    ``background``: rebuild on a worker thread (``update="after"`` only); ``None``: on
+    whenever ``update="after"`` (on CPU it measured faster than the same rebuild on the
+    critical path, docs/benchmarks.md section 2; beside a GPU step the CPU is idle).
     """
 
     steps: torch.Tensor
@@ -101,7 +107,7 @@ class SpectralPredictor(nn.Module):
                  eps: float | None = None, alpha: float = 0.5, freq: int = 1,
                  subtract: float | None = None, normalize: bool = True,
                  correlation: str | None = None, update: str = "after",
-                 solver: str = "eigh", background: bool | None = None):
+                 solver: str = "eigh32", background: bool | None = None):
         super().__init__()
         check_choice("spectral predictor", kind, SPECTRAL)
         eps = DEFAULT_EPS[kind] if eps is None else eps
@@ -149,7 +155,7 @@ class SpectralPredictor(nn.Module):
         def build() -> torch.Tensor:
             return spectral_matrix(snapshot, *options).to(self.weight.dtype)
 
-        background = self.background if self.background is not None else snapshot.is_cuda
+        background = self.background if self.background is not None else True
         self._pending.put(build, background and self.update == "after")
         if self.update == "before":
             self.install()
@@ -214,8 +220,8 @@ SPECTRAL_OPTIONS: dict[str, Option] = {
     "update": Option(str, "after: Wp rebuilt after the step, step t uses F_hat up to t-1 "
                      "(luckmatters) | before: from F_hat including the current batch", "after",
                      choices=UPDATES),
-    "solver": Option(str, "eigh: float64 eigendecomposition | eigh32: float32, faster (error "
-                     "bounded by a test)", "eigh", choices=SOLVERS),
-    "background": Option(bool, "rebuild Wp on a worker thread (update=after only); default: "
-                         "on a GPU only", None),
+    "solver": Option(str, "eigh32: float32 eigendecomposition, faster, error bounded by a "
+                     "test | eigh: float64, exact", "eigh32", choices=SOLVERS),
+    "background": Option(bool, "rebuild Wp on a worker thread; default: on with update=after",
+                         None),
 }
