@@ -8,6 +8,7 @@ PyTorch's linear algebra releases the GIL, so the thread runs beside the main on
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +17,14 @@ import torch
 
 _EXECUTOR: ThreadPoolExecutor | None = None
 _LOCK = threading.Lock()
+
+
+def _forget_executor() -> None:
+    global _EXECUTOR
+    _EXECUTOR = None  # a forked child has no worker thread: it starts its own
+
+
+os.register_at_fork(after_in_child=_forget_executor)
 
 
 def _executor() -> ThreadPoolExecutor:
