@@ -70,3 +70,8 @@ def check_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) ->
     close = difflib.get_close_matches(value, list(choices), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(f"unknown {name} {value!r}{hint}; valid choices: {', '.join(choices)}")
+
+
+class OutputError(NocollapseError, OSError):
+    """An output folder or file that cannot be created or written (a file in the way,
+    no permission, a full disk, a symlink out of the run directory)."""

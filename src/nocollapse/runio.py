@@ -31,7 +31,17 @@ module is the one place a reader of a run directory learns its format
 ``tensorboard/`` (:data:`TENSORBOARD_DIR`)
     Event files, when the optional ``tensorboard`` package is installed.
 
+``.lock`` (:data:`LOCK_FILE`)
+    Held (``fcntl.flock``) by the training run writing the directory; holds its pid.
+
 Floats that are not finite are written as ``null`` (NaN) or ``"inf"``/``"-inf"``.
+
+Every file is written with one mode (``0o666`` less the umask, 0644 by default):
+whole files by create-temp-then-rename (a symlink in the way is replaced, never
+followed), appended JSON lines through ``O_NOFOLLOW``. A write that fails (no
+permission, disk full, a file where a folder should be) raises
+:class:`~nocollapse.errors.OutputError` naming the path and leaves the previous
+file in place.
 """
 
 from __future__ import annotations
@@ -46,6 +56,8 @@ from typing import Any
 
 import yaml
 
+from nocollapse.errors import ConfigError, OutputError
+
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SPECTRA_FILE = "spectra.jsonl"
@@ -55,6 +67,7 @@ EVALUATION_FILE = "evaluation.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 TENSORBOARD_DIR = "tensorboard"
+LOCK_FILE = ".lock"
 # The files `report` reads; a directory holding none of them is not a run.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
 # The per-log diagnostics the collapse monitor adds to a training line of metrics.jsonl.
@@ -62,23 +75,71 @@ MONITOR_KEYS = ("embedding_std", "collapse_level", "effective_rank", "participat
                 "dims_above", "alignment")
 
 
+def file_mode() -> int:
+    """The mode of every file the project writes: ``0o666`` less the process umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def ensure_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Create the folder ``path`` (and its parents); :class:`OutputError` when it cannot be."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what} {path} is a file, not a folder; choose another path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the {what} {path}: {error.strerror or error}; "
+                          "choose a path you can write to") from error
+    return path
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
-    A reader (or a crash) never sees a half-written file.
+    A reader (or a crash) never sees a half-written file, and a symlink at ``path``
+    is replaced, not followed. Raises :class:`OutputError` when the folder cannot be
+    created or the file cannot be written; ``path`` is then left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    ensure_dir(path.parent)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        _remove(tmp)
+        raise OutputError(f"cannot write {path}: {error.strerror or error}; "
+                          f"{path} was left as it was") from error
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: str | None) -> None:
+    if tmp is not None:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def open_append(path: str | Path, truncate: bool = False) -> Any:
+    """A UTF-8 text handle appending to ``path``; never through a symlink (``O_NOFOLLOW``)."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    if truncate:
+        flags |= os.O_TRUNC
+    try:
+        fd = os.open(path, flags, file_mode())
+    except OSError as error:
+        why = ("it is a symlink; nocollapse writes no file through a link"
+               if path.is_symlink() else error.strerror or str(error))
+        raise OutputError(f"cannot write {path}: {why}") from error
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -96,9 +157,14 @@ def write_config(run_dir: str | Path, config: Mapping[str, Any]) -> Path:
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """Read a run's resolved config (empty dict when there is none)."""
     path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
+    if not path.is_file():
         return {}
-    return yaml.safe_load(path.read_text()) or {}
+    try:
+        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not a readable YAML file ({type(error).__name__}); "
+                          "restore it, or delete it") from error
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def _plain(value: Any) -> Any:
@@ -139,12 +205,16 @@ class MetricsWriter:
 
     def __init__(self, run_dir: str | Path, filename: str = METRICS_FILE, append: bool = True):
         self.path = Path(run_dir) / filename
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        ensure_dir(self.path.parent)
+        self._handle = open_append(self.path, truncate=not append)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._handle.write(json.dumps(_json_safe(dict(record))) + "\n")
-        self._handle.flush()
+        try:
+            self._handle.write(json.dumps(_json_safe(dict(record))) + "\n")
+            self._handle.flush()
+        except OSError as error:
+            raise OutputError(f"cannot append to {self.path}: {error.strerror or error}"
+                              ) from error
 
     def close(self) -> None:
         self._handle.close()
@@ -157,21 +227,35 @@ class MetricsWriter:
 
 
 def iter_metrics(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield the records of a metrics file, skipping a truncated last line."""
+    """Yield the JSON objects of a metrics file, one per line.
+
+    Skips what a crash or damage leaves: a truncated last line, a line that is not
+    UTF-8 or not JSON, a JSON value that is not an object.
+    """
+    for _, record in iter_metric_lines(path):
+        if record is not None:
+            yield record
+
+
+def iter_metric_lines(path: str | Path) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
+    """Every non-blank line of a metrics file (bytes, with its newline) and its record.
+
+    The record is ``None`` for a line that does not hold a JSON object.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / METRICS_FILE
-    if not path.exists():
+    if not path.is_file():
         return
-    with open(path, encoding="utf-8") as handle:
+    with open(path, "rb") as handle:
         for line in handle:
-            line = line.strip()
-            if not line:
+            if not line.strip():
                 continue
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a run killed mid-write leaves a partial last line
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                record = None  # a run killed mid-write leaves a partial last line
+            yield line, record if isinstance(record, dict) else None
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

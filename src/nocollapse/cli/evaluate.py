@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="L-BFGS iterations of the linear probe (default 100)")
     parser.add_argument("--all-data", action="store_true",
                         help="use the full train/test splits, not the run's subsets")
+    parser.add_argument("--data-dir", help="folder holding the run's data set, when it has "
+                        "moved since training (default: the run's data.data_dir)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(func=run)
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     both = not args.knn and not args.linear
     result = evaluate_run(args.run_dir, knn=args.knn or both, linear=args.linear or both,
                           probe_epochs=args.probe_epochs, all_data=args.all_data,
-                          device=args.device)
+                          device=args.device, data_dir=args.data_dir)
     table = Table(title=f"nocollapse evaluate: {args.run_dir} (step {result['step']}, "
                   f"{result['train_images']} train / {result['test_images']} test images)")
     table.add_column("evaluation")

@@ -19,7 +19,7 @@ from rich.table import Table
 from nocollapse.errors import ConfigError, check_in_range, check_nonnegative, check_positive
 from nocollapse.report.figures import figure_png
 from nocollapse.report.theory_figures import landscape_figure
-from nocollapse.runio import atomic_write_bytes, atomic_write_text, write_config
+from nocollapse.runio import atomic_write_bytes, atomic_write_text, ensure_dir, write_config
 from nocollapse.theory.landscape import (
     AUGMENTATION_MODELS,
     LOSSES,
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         f"learned rank {land.learned_rank()} of {land.n_modes} "
         f"(a mode is learned iff alpha_i = gamma - 2 a_i < 0)"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(args.out)
     atomic_write_text(args.out / "landscape.csv", _csv(land, spectrum, descent))
     atomic_write_bytes(args.out / "landscape.png", figure_png(landscape_figure(land)))
     write_config(args.out, {

@@ -53,11 +53,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except NocollapseError as error:
+        print(f"nocollapse {args.command}: error: {_one_paragraph(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the file system refused something no check foresaw
         print(f"nocollapse {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nocollapse {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_paragraph(error: BaseException) -> str:
+    """The message on one line (a YAML or torch error may span several)."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -11,10 +11,10 @@ import argparse
 import time
 from pathlib import Path
 
-from nocollapse.errors import check_nonnegative, check_positive
+from nocollapse.errors import check_finite, check_nonnegative, check_positive
 from nocollapse.report.figures import figure_png
 from nocollapse.report.theory_figures import phase_figure
-from nocollapse.runio import atomic_write_bytes, atomic_write_text, write_config
+from nocollapse.runio import atomic_write_bytes, atomic_write_text, ensure_dir, write_config
 from nocollapse.theory.phase import AXES, MODELS, PhaseDiagram, phase_diagram
 
 DEFAULT_GRID = {"reduced": 200, "matrix": 16}
@@ -51,13 +51,16 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             fixed[name] = check_nonnegative("--" + name.replace("_", "-"), value)
     check_positive("--t-end", args.t_end)
+    for name in ("x_range", "y_range"):
+        for value in getattr(args, name) or ():
+            check_finite("--" + name.replace("_", "-"), value)
     grid = DEFAULT_GRID.get(args.model, 1) if args.grid is None else args.grid
     start = time.perf_counter()
     diagram = phase_diagram(args.x, args.y, args.x_range, args.y_range, grid, model=args.model,
                             fixed=fixed, t_end=args.t_end, seed=args.seed)
     wall = time.perf_counter() - start
     out = args.out if args.out is not None else Path(f"runs/phase-{args.x}-{args.y}")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     agree, total = diagram.agreement()
     write_config(out, {
         "command": "phase", "x": args.x, "y": args.y, "x_range": diagram.x[[0, -1]],

@@ -18,7 +18,7 @@ from nocollapse.experiments.registry import (
     get_reproduction,
 )
 from nocollapse.experiments.result import ReproductionResult
-from nocollapse.runio import atomic_write_text
+from nocollapse.runio import atomic_write_text, ensure_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def _selected(names: list[str]) -> list[Reproduction]:
 
 def _run_one(item: Reproduction, args: argparse.Namespace, console: Console) -> ReproductionResult:
     folder = args.out / item.name
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder)
     console.print(f"[bold]{item.name}[/] ({item.paper}): {item.summary}")
     start = time.perf_counter()
     result = item.run(folder, args.size, args.seed)

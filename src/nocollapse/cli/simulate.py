@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from nocollapse.errors import check_choice, check_nonnegative, check_positive
+from nocollapse.errors import ConfigError, check_choice, check_nonnegative, check_positive
 from nocollapse.report.figures import figure_png
 from nocollapse.report.theory_figures import eigenvalue_figure
-from nocollapse.runio import MetricsWriter, atomic_write_bytes, write_config
+from nocollapse.runio import MetricsWriter, atomic_write_bytes, ensure_dir, write_config
 from nocollapse.theory.result import Comparison, SimulationParams
 
 MODELS = ("tian2021", "halvagal2023", "bao2023")
@@ -76,11 +77,17 @@ def params_from_args(args: argparse.Namespace) -> SimulationParams:
 def run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     out = args.out if args.out is not None else Path(f"runs/simulate-{params.model}")
+    check_memory(params)
     module = importlib.import_module(f"nocollapse.theory.{params.model}")
     start = time.perf_counter()
-    comp = module.run_comparison(params)  # raises ConfigError before we write anything
+    try:
+        comp = module.run_comparison(params)  # raises ConfigError before we write anything
+    except (np.linalg.LinAlgError, FloatingPointError, OverflowError) as error:
+        raise ConfigError(f"the {params.model} simulation broke down ({type(error).__name__}: "
+                          f"{error}); the step is probably too large for these parameters "
+                          f"(--lr {params.lr}): lower --lr") from error
     wall = time.perf_counter() - start
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     write_config(out, {
         "command": "simulate", **{k: v for k, v in vars(params).items()},
         "quantity": comp.quantity, "collapse_threshold": comp.collapse_threshold,
@@ -92,6 +99,33 @@ def run(args: argparse.Namespace) -> int:
     console.print(final_table(comp))
     console.print(f"wall time {wall:.2f} s; wrote {out}/metrics.jsonl, eigenvalues.png")
     return 0
+
+
+# Snapshots a model keeps (at most ~200 recorded times, plus the start) and the
+# inputs a step draws: the simulated state is O(snapshots * n2 * (n1 + n2)) floats.
+SNAPSHOTS = 202
+SAMPLES = 512
+
+
+def memory_estimate(n1: int, n2: int) -> int:
+    """Bytes a simulation of ``n1`` inputs, ``n2`` outputs holds at least (float64)."""
+    floats = (SNAPSHOTS * (n1 * n2 + 3 * n2 * n2) + 8 * (n1 * n1 + n1 * n2 + n2 * n2)
+              + 4 * SAMPLES * (n1 + n2))
+    return 8 * floats
+
+
+def check_memory(params: SimulationParams) -> None:
+    """Refuse sizes whose estimated memory exceeds half of this machine's RAM."""
+    if params.n1 is None and params.n2 is None:
+        return
+    n1, n2 = params.n1 or 1, params.n2 or 1
+    need = memory_estimate(n1, n2)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have // 2:
+        raise ConfigError(f"--n1 {params.n1} --n2 {params.n2} would need about "
+                          f"{need / 2**30:.1f} GiB (the simulation keeps ~{SNAPSHOTS} snapshots "
+                          f"of its matrices); this machine has {have / 2**30:.1f} GiB. Use "
+                          "smaller dimensions")
 
 
 def metric_records(comp: Comparison) -> list[dict[str, Any]]:

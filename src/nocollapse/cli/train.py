@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,18 @@ from nocollapse.data import DATASETS
 from nocollapse.losses import LOSSES
 from nocollapse.methods import PRESETS
 from nocollapse.predictors import PREDICTORS
-from nocollapse.runio import read_config
 from nocollapse.train import checkpoint_path, train
-from nocollapse.train.config import CPU_DEFAULT, TrainConfig, load_config, merge, parse_overrides
+from nocollapse.train.config import (
+    CPU_DEFAULT,
+    TrainConfig,
+    load_config,
+    merge,
+    parse_overrides,
+    read_yaml,
+)
 from nocollapse.train.loop import TrainResult
+from nocollapse.train.resume import ALREADY_FINISHED, config_for_resume
+from nocollapse.train.rundir import is_locked
 
 EPILOG = """examples:
   nocollapse train                                  # SimSiam on Fashion-MNIST, a few CPU minutes
@@ -63,7 +72,11 @@ def _registries() -> str:
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < run's config (resume) < --config < flags < key=value overrides."""
+    """Defaults < --config < flags < key=value overrides.
+
+    With ``--resume RUN_DIR``: the configuration stored in the run's checkpoint, and
+    only the changes a resume allows (:mod:`nocollapse.train.resume`).
+    """
     flags: dict[str, Any] = {}
     if args.method:
         flags["method"] = args.method
@@ -77,12 +90,11 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         flags["out"] = args.out
     if getattr(args, "stop_on_collapse", False):
         flags["monitor"] = {"stop_on_collapse": True}
-    if args.resume:
-        base = read_config(args.resume)
-        flags["out"] = str(args.resume)
-    else:
-        base = CPU_DEFAULT if args.config is None else {}
     overrides = parse_overrides(args.overrides)
+    if args.resume:
+        changes = merge(read_yaml(args.config) if args.config else {}, merge(flags, overrides))
+        return config_for_resume(args.resume, changes)
+    base = CPU_DEFAULT if args.config is None else {}
     config = load_config(args.config, [], base=merge(base, merge(flags, overrides)))
     if not args.resume and not args.out and "out" not in overrides:
         config.out = str(_free_run_dir(Path(config.out)))
@@ -90,9 +102,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _free_run_dir(path: Path) -> Path:
-    """``path``, or ``path-2``, ``path-3``... when it already holds a run: reruns never clash."""
+    """``path``, or ``path-2``, ``path-3``... when it already holds a run (finished, or
+    running now): reruns never clash."""
     candidate, n = path, 1
-    while checkpoint_path(candidate).exists():
+    while checkpoint_path(candidate).exists() or is_locked(candidate):
         n += 1
         candidate = path.with_name(f"{path.name}-{n}")
     return candidate
@@ -100,10 +113,29 @@ def _free_run_dir(path: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
-    result = train(config, resume=bool(args.resume), quiet=args.quiet)
+    try:
+        result = train(config, resume=bool(args.resume), quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(interrupted_message(Path(config.out)), file=sys.stderr)
+        return 130
+    if result.stopped == ALREADY_FINISHED:
+        print(f"nocollapse train: the run in {result.run_dir} is already finished (step "
+              f"{result.step}, epoch {result.epoch}); nothing was changed. To train it longer, "
+              f"raise --epochs: nocollapse train --resume {result.run_dir} --epochs "
+              f"{result.epoch + 1}")
+        return 0
     if not args.quiet:
         print_result(result)
     return 0
+
+
+def interrupted_message(run_dir: Path) -> str:
+    """What Ctrl-C leaves: the last checkpoint, and the command that continues from it."""
+    if checkpoint_path(run_dir).exists():
+        return (f"nocollapse train: interrupted; {run_dir} keeps its last checkpoint. Continue "
+                f"with: nocollapse train --resume {run_dir}")
+    return (f"nocollapse train: interrupted before the first checkpoint; start again with "
+            f"--out {run_dir}")
 
 
 def print_result(result: TrainResult, console: Console | None = None) -> None:

@@ -2,12 +2,17 @@
 
 Each batch is a pickled dict with ``data`` (N, 3072) uint8 rows -- 1024 red, then
 1024 green, then 1024 blue values, each row-major 32x32 -- and ``labels``
-(CIFAR-10) or ``fine_labels`` (CIFAR-100). Pickle runs code from the file, so
-only point this at archives you downloaded from the official page.
+(CIFAR-10) or ``fine_labels`` (CIFAR-100). The batches are read with a restricted
+unpickler that builds only what the published files hold -- dicts, byte strings,
+lists of ints and numpy ``uint8`` arrays -- and refuses anything else (a pickle
+that would import and call any other function) with a :class:`DataError`, so a
+planted batch file cannot run code.
 """
 
 from __future__ import annotations
 
+import codecs
+import importlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -35,13 +40,59 @@ def _how(name: str) -> str:
             f"the folder that contains {folder}/ (or {folder}/ itself) as --data-dir.")
 
 
+def _numpy_global(name: str) -> Any:
+    """``name`` from numpy's private pickling helpers (``numpy._core`` in 2.x, ``core`` in 1.x)."""
+    for module in ("numpy._core.multiarray", "numpy._core.numeric", "numpy.core.multiarray",
+                   "numpy.core.numeric"):
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"this numpy has no {name}")
+
+
+def _plain_dtype(*args: Any) -> np.dtype:
+    """``numpy.dtype`` for the pickle, refusing object dtypes (they would unpickle objects)."""
+    dtype = np.dtype(*args)
+    if dtype.hasobject:
+        raise pickle.UnpicklingError(f"object dtype {dtype} is not allowed")
+    return dtype
+
+
+# (module, name) -> what a CIFAR batch may reference; every other global is refused.
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"): lambda: _numpy_global("_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"): lambda: _numpy_global("_frombuffer"),
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: _plain_dtype,
+    ("_codecs", "encode"): lambda: codecs.encode,  # bytes in protocol-2 pickles from python 3
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds only dicts, strings, numbers, lists and plain numpy arrays."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        factory = _ALLOWED.get((module, name))
+        if factory is None:
+            raise pickle.UnpicklingError(f"it references {module}.{name}, which a CIFAR batch "
+                                         "never holds")
+        return factory()
+
+
 def _unpickle(path: Path) -> dict[bytes, Any]:
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise DataError(f"cannot read CIFAR pickle {path}: {exc} (truncated or not a "
-                        "CIFAR batch?)") from exc
+            obj = _CifarUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"CIFAR file {path} was refused: {exc}. Only the published CIFAR "
+                        "batches (dicts of byte strings, int lists and uint8 arrays) are read; "
+                        "nothing from the file was run") from exc
+    except Exception as exc:  # a damaged pickle raises almost any error type
+        raise DataError(f"cannot read CIFAR pickle {path}: {type(exc).__name__}: {exc} "
+                        "(truncated or not a CIFAR batch?)") from exc
     if not isinstance(obj, dict):
         raise DataError(f"CIFAR file {path} holds a {type(obj).__name__}, expected a dict")
     return obj
@@ -51,13 +102,27 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     batch = _unpickle(path)
     if b"data" not in batch or label_key not in batch:
         raise DataError(f"CIFAR file {path} lacks the keys 'data' and "
-                        f"'{label_key.decode()}' (found {sorted(k for k in batch)})")
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[label_key], dtype=np.int64)
+                        f"'{label_key.decode()}' (found {sorted(map(repr, batch))})")
+    data, labels = batch[b"data"], _int_labels(path, batch[label_key])
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise DataError(f"CIFAR file {path}: 'data' is not a uint8 array "
+                        f"({getattr(data, 'dtype', type(data).__name__)})")
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise DataError(f"CIFAR file {path}: data has shape {data.shape} with {len(labels)} "
                         "labels; expected (N, 3072) with N labels")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _int_labels(path: Path, labels: Any) -> np.ndarray:
+    """The labels as int64, refusing anything but a list of ints or an integer array."""
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        return labels.astype(np.int64)
+    if isinstance(labels, list) and all(type(v) is int for v in labels):
+        try:
+            return np.asarray(labels, dtype=np.int64)
+        except OverflowError:
+            pass
+    raise DataError(f"CIFAR file {path}: the labels are not a list of integers")
 
 
 def load_cifar(name: str, root: str | Path | None, split: str = "train") -> ImageDataset:
@@ -75,7 +140,11 @@ def load_cifar(name: str, root: str | Path | None, split: str = "train") -> Imag
     meta = _unpickle(require_file(folder / meta_file, name, _how(name)))
     if names_key not in meta:
         raise DataError(f"CIFAR meta file {folder / meta_file} lacks '{names_key.decode()}'")
-    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[names_key]]
+    names = meta[names_key]
+    if not isinstance(names, list):
+        raise DataError(f"CIFAR meta file {folder / meta_file}: '{names_key.decode()}' is not "
+                        "a list of class names")
+    classes = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]
     parts = [_read_batch(require_file(folder / f, name, _how(name)), label_key)
              for f in (train_files if split == "train" else test_files)]
     images = np.concatenate([p[0] for p in parts])

@@ -33,14 +33,15 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
 
 
 def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as img:
             resized = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(resized, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"folder: cannot read image {path}: {exc}") from exc
+    except Exception as exc:  # Pillow's decoders raise many types on a damaged file
+        raise DataError(f"folder: cannot read image {path}: {type(exc).__name__}: "
+                        f"{exc}") from exc
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 

@@ -8,6 +8,8 @@ Images are ``idx3`` (N, 28, 28), labels ``idx1`` (N,).
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as exc:  # gzip raises these on a corrupt or truncated archive
+    except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated gzip archive
         raise DataError(f"cannot read IDX file {path}: {exc}") from exc
     header = 4 + 4 * ndim
     expected_magic = 0x0800 + ndim
@@ -50,7 +52,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
             f"(unsigned bytes, {ndim} dimensions); is it the right file, or a corrupt download?"
         )
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    size = int(np.prod(dims))
+    size = math.prod(dims)  # exact: numpy's product would overflow for a forged header
     if len(data) != header + size:
         raise DataError(
             f"IDX file {path} holds {len(data) - header} data bytes, its header "

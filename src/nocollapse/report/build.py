@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nocollapse.errors import NocollapseError
+from nocollapse.errors import NocollapseError, OutputError
 from nocollapse.report import figures
 from nocollapse.report.markdown import render
 from nocollapse.report.runs import Run, label_runs, load_run
-from nocollapse.runio import atomic_write_text
+from nocollapse.runio import atomic_write_text, ensure_dir
 
 REPORT_FILE = "report.md"
 Attempt = Callable[[str, Path, bool, str], None]
@@ -51,7 +51,10 @@ def build_report(
     paths = [Path(p) for p in run_dirs]
     runs = [load_run(p, label) for p, label in zip(paths, label_runs(paths), strict=True)]
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
-    out.mkdir(parents=True, exist_ok=True)
+    if out_dir is None and out.is_symlink():
+        raise OutputError(f"{out} is a symlink (to {out.resolve()}); nocollapse writes nothing "
+                          "through links in a run directory. Remove it, or pass --out")
+    ensure_dir(out, "report folder")
     drawn: list[tuple[str, Path]] = []
     skipped: list[str] = []
 

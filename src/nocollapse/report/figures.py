@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from nocollapse.report.runs import Run, metric_key, series
+from nocollapse.runio import atomic_write_bytes
 
 FIGSIZE = (6.4, 4.0)
 DPI = 100
@@ -48,19 +49,18 @@ def new_figure(nrows: int = 1, ncols: int = 1,
 
 
 def save_figure(figure: Figure, path: Path, tight: bool = True) -> Path:
-    """Write ``figure`` as a PNG at ``DPI`` to ``path`` (its folder created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if tight:
-        figure.tight_layout()
-    figure.savefig(path, dpi=DPI)  # no bbox="tight": keep the pixel size fixed
+    """Write ``figure`` as a PNG at ``DPI`` to ``path`` by temp-then-rename (a symlink
+    there is replaced, never followed; its folder is created)."""
+    atomic_write_bytes(path, figure_png(figure, tight))
     return path
 
 
-def figure_png(figure: Figure) -> bytes:
+def figure_png(figure: Figure, tight: bool = True) -> bytes:
     """``figure`` as PNG bytes at ``DPI`` (for writing atomically)."""
-    figure.tight_layout()
+    if tight:
+        figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    figure.savefig(buffer, format="png", dpi=DPI)  # no bbox="tight": keep the pixel size fixed
     return buffer.getvalue()
 
 

@@ -24,7 +24,7 @@ from nocollapse.runio import (
     SPECTRA_FILE,
     SUMMARY_FILE,
     WARNINGS_FILE,
-    read_metrics,
+    iter_metric_lines,
 )
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "RUN_FILES", "SPECTRA_FILE", "SUMMARY_FILE",
@@ -125,11 +125,11 @@ def _read_jsonl(file: Path, notes: list[str], required: bool = True) -> list[dic
         if required:
             notes.append(f"{file.name} is missing")
         return []
-    records = [r for r in read_metrics(file) if isinstance(r, dict)]
-    lines = sum(1 for line in file.read_text(encoding="utf-8").splitlines() if line.strip())
-    if lines > len(records):
+    lines = list(iter_metric_lines(file))
+    records = [record for _, record in lines if record is not None]
+    if len(lines) > len(records):
         notes.append(
-            f"{file.name}: {lines - len(records)} unreadable line(s) skipped "
+            f"{file.name}: {len(lines) - len(records)} unreadable line(s) skipped "
             "(a run still writing or killed mid-write)"
         )
     return records

@@ -1,7 +1,10 @@
 """The contract between the training loop and its callbacks, as a ``typing.Protocol``.
 
 The loop calls all three methods on global rank 0; subclass :class:`BaseCallback`
-to implement only the ones you need.
+to implement only the ones you need. A callback with state that must survive a
+resume may also define ``state_dict() -> dict`` (tensors and plain values only) and
+``load_state_dict(state)``: the loop stores it in each checkpoint and hands it back
+on ``--resume`` (``CollapseMonitor`` keeps its warning counters this way).
 """
 
 from __future__ import annotations
@@ -53,3 +56,22 @@ def check_callbacks(callbacks: list[Any]) -> list[Callback]:
             raise TypeError(f"callback {type(callback).__name__} lacks {', '.join(missing)}; "
                             "subclass nocollapse.train.BaseCallback")
     return list(callbacks)
+
+
+def callback_states(callbacks: list[Callback]) -> dict[str, Any]:
+    """``state_dict()`` of each callback that has one, keyed by position and class."""
+    states = {}
+    for i, callback in enumerate(callbacks):
+        state_dict = getattr(callback, "state_dict", None)
+        if callable(state_dict):
+            states[f"{i}:{type(callback).__name__}"] = state_dict()
+    return states
+
+
+def restore_callback_states(callbacks: list[Callback], states: dict[str, Any]) -> None:
+    """Inverse of :func:`callback_states` (the same callbacks, in the same order)."""
+    for i, callback in enumerate(callbacks):
+        key = f"{i}:{type(callback).__name__}"
+        load = getattr(callback, "load_state_dict", None)
+        if key in states and callable(load):
+            load(states[key])

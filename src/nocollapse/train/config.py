@@ -35,6 +35,7 @@ OPTIMIZERS = ("sgd", "lars")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
 COMPILE_CHOICES = ("auto", "true", "false")
+MAX_SEED = 2**32 - 1  # seeds derived from it (seed * 100_003 + epoch) must fit torch's 64 bits
 
 
 @dataclass
@@ -153,6 +154,10 @@ class TrainConfig:
         self.device.compile = str(self.device.compile).lower()
         check_choice("device.compile", self.device.compile, COMPILE_CHOICES)
         check_nonnegative("epochs", self.epochs)
+        if self.data.batch_size == 1:
+            raise ConfigError("data.batch_size=1: the projector's BatchNorm needs at least 2 "
+                              "images per batch; valid range: data.batch_size >= 2")
+        check_in_range("seed", self.seed, 0, MAX_SEED)
         for name in ("data.batch_size", "data.image_size", "log_every", "checkpoint_every",
                      "device.devices", "device.num_nodes", "eval.knn_k", "eval.knn_t"):
             check_positive(name, _get(self, name))
@@ -212,11 +217,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, with a clear error when it is missing or not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file "
+        problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {problem}; pass an existing YAML file "
                           "(the shipped ones are in configs/)")
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
+        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
     if loaded is None:
         return {}
@@ -231,17 +237,31 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not key=value (for example optim.lr=0.1)")
-        value = yaml.safe_load(text) if text.strip() else None
-        node = result
         parts = key.strip().split(".")
+        if not sep or not all(part.strip() for part in parts):
+            raise ConfigError(f"override {item!r} is not key=value (for example optim.lr=0.1)")
+        node = result
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r} conflicts with an earlier one for {part!r}")
-        node[parts[-1]] = value
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(f"override {item!r} conflicts with an earlier one for "
+                              f"{key.strip()!r}.*")
+        node[parts[-1]] = _override_value(item, text)
     return result
+
+
+def _override_value(item: str, text: str) -> Any:
+    """The YAML value of an override's right-hand side (``None`` when empty)."""
+    if not text.strip():
+        return None
+    try:
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"override {item!r}: cannot read the value {text!r} ({first}); quote "
+                          "strings that YAML would parse (for example key='[a')") from None
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -331,7 +351,7 @@ def _coerce(key: str, value: Any, hint: object) -> object:
             if value is None or isinstance(value, dict | list):
                 raise ValueError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     else:
         return value

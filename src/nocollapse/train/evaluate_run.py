@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from nocollapse.errors import DataError
+from nocollapse.errors import ConfigError, DataError
 from nocollapse.evaluate import (
     encoder_in_eval_mode,
     extract_features,
@@ -25,19 +25,23 @@ from nocollapse.train.config import TrainConfig
 def evaluate_run(run_dir: str | Path, *, knn: bool = True, linear: bool = True,
                  probe_epochs: int = 100, all_data: bool = False,
                  learner_factory: setup.LearnerFactory | None = None,
-                 device: str = "cpu") -> dict[str, Any]:
+                 device: str = "cpu", data_dir: str | Path | None = None) -> dict[str, Any]:
     """Accuracies in [0, 1] of the run's encoder, written to ``RUN_DIR/evaluation.json``.
 
     Loads ``checkpoints/last.pt``, rebuilds the learner from the saved config, and
     encodes the train and test splits (normalised, not augmented). ``all_data``
-    ignores the run's ``data.subset``/``data.test_subset``. Returns a dict with
+    ignores the run's ``data.subset``/``data.test_subset``; ``data_dir`` replaces the
+    run's ``data.data_dir`` (a data set that moved). Returns a dict with
     ``step``, ``knn_accuracy`` and/or ``linear_accuracy``, and the split sizes.
     """
     run_dir = Path(run_dir)
-    saved = load_checkpoint(run_dir, map_location=device)
+    torch_device = usable_device(device)
+    saved = load_checkpoint(run_dir, map_location="cpu")
     config = TrainConfig.from_dict(saved["config"])
     if all_data:
         config.data = dataclasses.replace(config.data, subset=None, test_subset=None)
+    if data_dir is not None:
+        config.data = dataclasses.replace(config.data, data_dir=str(data_dir))
     data = setup.load_run_data(config)
     if data.test is None or int(data.test.labels.min()) < 0:
         raise DataError(f"{config.data.name} has no labelled test split to evaluate on; "
@@ -45,7 +49,7 @@ def evaluate_run(run_dir: str | Path, *, knn: bool = True, linear: bool = True,
     c, h, _ = data.train.image_shape
     learner = (learner_factory or setup.default_learner)(config, c, h)
     learner.load_state_dict(saved["model"])
-    learner.to(device)
+    learner.to(torch_device)
     encode = learner.encode
     with encoder_in_eval_mode(learner):
         train_x = extract_features(encode, data.train.images, preset=data.preset, device=device)
@@ -63,3 +67,15 @@ def evaluate_run(run_dir: str | Path, *, knn: bool = True, linear: bool = True,
                                                      seed=config.seed)
     atomic_write_text(run_dir / EVALUATION_FILE, json.dumps(result, indent=2))
     return result
+
+
+def usable_device(name: str) -> torch.device:
+    """``torch.device(name)`` once a tensor can be placed there; else a ConfigError."""
+    try:
+        device = torch.device(name)
+        torch.zeros(1, device=device)
+    except (RuntimeError, AssertionError, ValueError) as error:
+        raise ConfigError(f"--device {name!r} cannot be used here ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}); use cpu, or "
+                          "cuda / cuda:N on a machine with a GPU") from error
+    return device

@@ -24,18 +24,21 @@ from nocollapse.errors import TrainingDivergedError
 from nocollapse.evaluate import encoder_knn_accuracy
 from nocollapse.methods import Learner, StepOutput
 from nocollapse.runio import (
-    METRICS_FILE,
     SUMMARY_FILE,
     MetricsWriter,
     atomic_write_text,
-    read_metrics,
     write_config,
 )
-from nocollapse.train import setup
-from nocollapse.train.callbacks import Callback, check_callbacks
+from nocollapse.train import rundir, setup
+from nocollapse.train.callbacks import (
+    Callback,
+    callback_states,
+    check_callbacks,
+    restore_callback_states,
+)
 from nocollapse.train.checkpoint import (
+    CheckpointError,
     checkpoint_path,
-    load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
@@ -43,6 +46,7 @@ from nocollapse.train.checkpoint import (
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.monitor import CollapseMonitor, run_context
 from nocollapse.train.progress import TrainProgress, run_header
+from nocollapse.train.resume import ALREADY_FINISHED, is_finished, load_for_resume
 
 
 @dataclass
@@ -52,7 +56,7 @@ class TrainResult:
     run_dir: Path
     step: int
     epoch: int
-    stopped: str  # "completed", "max_steps" or "time_budget"
+    stopped: str  # "completed", "max_steps", "time_budget" or resume.ALREADY_FINISHED
     knn_accuracy: float | None = None
     random_knn_accuracy: float | None = None
     knn_history: list[dict[str, Any]] = field(default_factory=list)
@@ -76,7 +80,11 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Call
     """Train ``config.method`` on ``config.data`` and write the run directory ``config.out``.
 
     ``resume=True`` continues the run in ``config.out`` from ``checkpoints/last.pt``
-    exactly where it stopped (same batches, augmentations and learning rates).
+    exactly where it stopped (same batches, augmentations and learning rates);
+    ``config`` may differ from the checkpoint's only where
+    :func:`~nocollapse.train.resume.check_resume_changes` allows (ConfigError
+    otherwise), and a finished run is returned untouched with ``stopped ==
+    "already finished"``. The run directory is locked while the run goes.
     ``callbacks``: :class:`~nocollapse.train.callbacks.Callback` objects (``on_log``,
     ``on_epoch_end``, ``on_train_end``), called on global rank 0 only.
     ``learner_factory(config, in_channels, image_size)`` returns a
@@ -92,18 +100,15 @@ class _Run:
     def __init__(self, config: TrainConfig, resume: bool, callbacks: list[Callback], quiet: bool,
                  factory: setup.LearnerFactory):
         self.config, self.callbacks, self.quiet = config, callbacks, quiet
-        # data first: a missing or corrupt data set must not leave an empty run directory
+        # Everything that can refuse the configuration runs before the run directory is
+        # created or touched: a bad option, data set or checkpoint leaves nothing behind.
+        self.saved = load_for_resume(config) if resume else None
         self.data = setup.load_run_data(config)
-        self.run_dir = setup.prepare_run_dir(config, resume)
-        if config.monitor.enabled:
-            self.callbacks.append(CollapseMonitor(config.monitor, self.run_dir,
-                                                  run_context(config),
-                                                  log_every=config.log_every))
         self.fabric = setup.make_fabric(config)
         self.rank0 = self.fabric.global_rank == 0
         c, h, _ = self.data.train.image_shape
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        learner = factory(config, c, h)
+        learner = setup.build_learner(factory, config, c, h)
         if not isinstance(learner, torch.nn.Module):
             raise TypeError(f"learner_factory returned a {type(learner).__name__}; a Learner "
                             "must be a torch.nn.Module")
@@ -111,28 +116,67 @@ class _Run:
         self.per_epoch = setup.steps_per_epoch(config, len(self.data.train),
                                                self.fabric.world_size)
         self.total = setup.total_steps(config, self.per_epoch)
+        self.finished = self.saved is not None and is_finished(self.saved, self.total)
+        if self.finished:
+            return  # nothing to do: the run directory is left untouched
         self.optimizer, self.scheduler = setup.build_optimizer(config, self.learner, self.total,
                                                                self.per_epoch)
+        self.augment = setup.build_augment(config, self.data.preset)
+        self.run_dir = setup.prepare_run_dir(config, resume)
+        self.lock = rundir.open_run(self.run_dir, fresh=not resume) if self.rank0 else None
+        try:
+            self._start()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _start(self) -> None:
+        """Everything after the lock: monitor, devices, state, config or restored checkpoint."""
+        config = self.config
+        if config.monitor.enabled:
+            self.callbacks.append(CollapseMonitor(config.monitor, self.run_dir,
+                                                  run_context(config),
+                                                  log_every=config.log_every))
+        learner = self.learner
+        assert isinstance(learner, torch.nn.Module)  # checked in __init__
         self.device = self.fabric.device
         # torch.compile of a Module returns a Module (its stubs say a function)
         forward = (cast(torch.nn.Module, torch.compile(learner))
                    if setup.should_compile(config.device.compile, self.device) else learner)
         self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
-        self.augment = setup.build_augment(config, self.data.preset).to(self.device)
+        self.augment = self.augment.to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed * 1009 + self.fabric.global_rank)
         self.images = self.data.train.images.to(self.device)
         self.state = _State()
         self.loss_sum = torch.zeros((), device=self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        if resume:
-            self._restore()
+        if self.saved is not None:
+            self._restore(self.saved)
+            self.saved = None  # free the checkpoint's tensors
         elif self.rank0:
             write_config(self.run_dir, config.to_dict())
-            (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        if self.finished:
+            return self._already_finished()
+        try:
+            return self._fit()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _already_finished(self) -> TrainResult:
+        saved = self.saved or {}
+        history = list(saved.get("knn_history") or [])
+        final = [r.get("knn_accuracy") for r in history if r.get("final")]
+        return TrainResult(Path(self.config.out), saved["step"], saved["epoch"],
+                           ALREADY_FINISHED, final[-1] if final else None,
+                           saved.get("random_knn"), history, saved.get("seconds", 0.0))
+
+    def _fit(self) -> TrainResult:
         state = self.state
         if self.config.eval.random_baseline and state.random_knn is None and state.step == 0:
             state.random_knn = self._knn()
@@ -230,9 +274,13 @@ class _Run:
     def _check_finite(self) -> None:
         bad = int(self.first_bad)
         if bad >= 0:
+            path = checkpoint_path(self.run_dir)
+            kept = (f"the last good checkpoint is kept in {path}" if path.exists() else
+                    "no checkpoint was written before it (it diverged within the first "
+                    "checkpoint interval)")
             raise TrainingDivergedError(
-                f"the loss became NaN or infinite at step {bad} (epoch {self.state.epoch}); the "
-                f"last good checkpoint is kept in {checkpoint_path(self.run_dir)}. Try a lower "
+                f"the loss became NaN or infinite at step {bad} (epoch {self.state.epoch}); "
+                f"{kept}. Try a lower "
                 f"learning rate (optim.lr={self.config.optim.lr}), a longer warm-up "
                 "(optim.warmup_epochs), float32 precision (device.precision=32-true), or "
                 "gradient-friendlier settings (smaller predictor_lr_scale)")
@@ -256,7 +304,7 @@ class _Run:
                 knn = self._record_knn(writer, final=True)
         else:
             knn = None
-        self.save()
+        self.save(finished=stopped != "time_budget")
         self._write_summary(stopped, knn)
         return knn
 
@@ -294,10 +342,11 @@ class _Run:
         return accuracy
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save(self) -> None:
+    def save(self, finished: bool = False) -> None:
         self._check_finite()  # never replace the last good checkpoint with a diverged one
         if self.rank0:
-            save_checkpoint(checkpoint_path(self.run_dir), self._checkpoint())
+            save_checkpoint(checkpoint_path(self.run_dir), {**self._checkpoint(),
+                                                            "finished": finished})
         self.fabric.barrier()
 
     def _checkpoint(self) -> dict[str, Any]:
@@ -310,26 +359,29 @@ class _Run:
                 "knn_history": state.knn_history, "random_knn": state.random_knn,
                 "seconds": state.seconds, "config": self.config.to_dict(),
                 "predictor_matrix": None if matrix is None else matrix.detach().cpu(),
-                "F_hat": None if F_hat is None else F_hat.detach().cpu()}
+                "F_hat": None if F_hat is None else F_hat.detach().cpu(),
+                "callbacks": callback_states(self.callbacks)}
 
-    def _restore(self) -> None:
-        saved = load_checkpoint(checkpoint_path(self.run_dir), map_location=self.device)
-        self.learner.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        restore_rng_state(saved["rng"], self.generator)
-        state = self.state
-        state.step, state.epoch, state.batch = saved["step"], saved["epoch"], saved["batch"]
-        state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
-        state.knn_history, state.random_knn = saved["knn_history"], saved["random_knn"]
-        self.loss_sum = saved["loss_sum"].to(self.device)
+    def _restore(self, saved: dict[str, Any]) -> None:
+        try:
+            self.learner.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            restore_rng_state(saved["rng"], self.generator)
+            state = self.state
+            state.step, state.epoch, state.batch = saved["step"], saved["epoch"], saved["batch"]
+            state.window_steps, state.seconds = saved["window_steps"], saved["seconds"]
+            extending = bool(saved.get("finished"))  # a finished run, trained longer
+            state.knn_history = [r for r in saved["knn_history"]
+                                 if not (extending and r.get("final"))]
+            state.random_knn = saved["random_knn"]
+            self.loss_sum = saved["loss_sum"].to(self.device)
+            restore_callback_states(self.callbacks, saved.get("callbacks") or {})
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_path(self.run_dir)} does not fit this run "
+                f"({type(error).__name__}: {str(error)[:300]}); it is damaged or was not "
+                "written by nocollapse. Start the run again without --resume") from error
         if self.rank0:
             write_config(self.run_dir, self.config.to_dict())
-            _drop_metrics_after(self.run_dir, state.step)
-
-
-def _drop_metrics_after(run_dir: Path, step: int) -> None:
-    """Forget lines logged after the checkpoint: the resumed run logs those steps again."""
-    records = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
-    atomic_write_text(run_dir / METRICS_FILE,
-                      "".join(json.dumps(r) + "\n" for r in records))
+            rundir.cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch, extending)

@@ -205,6 +205,16 @@ class CollapseMonitor:
         if self._tensorboard is not None:
             self._tensorboard.flush()  # the loop may end without calling close()
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to log as an uninterrupted one (plain values)."""
+        return {"last_step": self.last_step, "streak": self.warning.streak,
+                "fired": self.warning.fired}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.last_step = state.get("last_step")
+        self.warning.streak = int(state.get("streak", 0))
+        self.warning.fired = bool(state.get("fired", False))
+
     def close(self) -> None:
         """Flush and close the TensorBoard writer, if one was opened."""
         if self._tensorboard is not None:

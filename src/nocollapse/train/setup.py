@@ -17,8 +17,9 @@ from nocollapse.data import (
     make_augment,
     preset_for_images,
 )
-from nocollapse.errors import ConfigError
+from nocollapse.errors import ConfigError, OutputError
 from nocollapse.methods import Learner, SiameseLearner
+from nocollapse.runio import ensure_dir
 from nocollapse.train.checkpoint import checkpoint_path
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.lars import LARS
@@ -68,8 +69,34 @@ def default_learner(config: TrainConfig, in_channels: int, image_size: int) -> L
     return SiameseLearner(config.learner, in_channels, image_size)
 
 
+def build_learner(factory: LearnerFactory, config: TrainConfig, in_channels: int,
+                  image_size: int) -> Learner:
+    """``factory(config, ...)``, with a learner the options cannot build as a ConfigError."""
+    try:
+        return factory(config, in_channels, image_size)
+    except (RuntimeError, MemoryError, ValueError, TypeError, OverflowError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"cannot build the {config.method} learner from its learner.* "
+                          f"options ({_first_line(error)}); check the learner.* sizes "
+                          "(proj_dim, proj_hidden_dim, pred_hidden_dim)") from error
+
+
 def build_augment(config: TrainConfig, preset: str) -> torch.nn.Module:
-    return make_augment(preset, **config.data.augment)
+    """The augmentation preset with ``data.augment`` overrides; bad options as a ConfigError."""
+    try:
+        return make_augment(preset, **config.data.augment)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"data.augment={config.data.augment} cannot build the augmentation "
+                          f"({_first_line(error)}); see docs/data.md for the options and their "
+                          "ranges") from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200] if text else ''}"
 
 
 def steps_per_epoch(config: TrainConfig, num_images: int, world_size: int) -> int:
@@ -129,18 +156,27 @@ def make_fabric(config: TrainConfig) -> Fabric:
     device = config.device
     if device.threads is not None:
         torch.set_num_threads(device.threads)
-    fabric = Fabric(accelerator=device.accelerator, devices=device.devices,
-                    num_nodes=device.num_nodes, strategy=device.strategy,
-                    precision=device.precision)  # type: ignore[arg-type]
-    fabric.launch()
+    try:
+        fabric = Fabric(accelerator=device.accelerator, devices=device.devices,
+                        num_nodes=device.num_nodes, strategy=device.strategy,
+                        precision=device.precision)  # type: ignore[arg-type]
+        fabric.launch()
+    except Exception as error:  # Lightning's own exception types vary between versions
+        raise ConfigError(f"the device settings (device.accelerator={device.accelerator}, "
+                          f"device.devices={device.devices}, device.strategy={device.strategy}, "
+                          f"device.precision={device.precision}) cannot be used here "
+                          f"({_first_line(error)})") from error
     return fabric
 
 
 def prepare_run_dir(config: TrainConfig, resume: bool) -> Path:
-    """The run directory; a fresh run refuses a directory that already holds a checkpoint."""
+    """The run directory, created for a fresh run (which refuses one already holding a run)."""
     run_dir = Path(config.out)
-    if not resume and checkpoint_path(run_dir).exists():
+    if resume:
+        return run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputError(f"--out {run_dir} is a file, not a folder; choose another path")
+    if checkpoint_path(run_dir).exists():
         raise ConfigError(f"{run_dir} already holds a run (checkpoints/last.pt); continue it with "
                           f"--resume {run_dir}, or choose another directory with --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return ensure_dir(run_dir, "run directory")

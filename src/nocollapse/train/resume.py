@@ -1,0 +1,103 @@
+"""What ``--resume`` may change: the run's own configuration, plus options that keep the maths.
+
+A resumed run takes its configuration from its checkpoint (``config.yaml`` may be
+edited or deleted); an override that would change what is trained -- the method,
+the data, the seed, a learning rate, the batch size, ... -- is refused, naming the
+keys and the values the run was trained with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nocollapse.errors import ConfigError
+from nocollapse.train.checkpoint import checkpoint_path, load_checkpoint
+from nocollapse.train.config import TrainConfig, merge
+
+# Options that change how long, where or how observably a run trains, not what it computes.
+FREE_KEYS = frozenset({"time_budget_s", "out", "device.accelerator", "device.compile",
+                       "device.threads", "monitor.stop_on_collapse"})
+# Options a resume may raise (train longer) but not lower.
+EXTENDABLE_KEYS = frozenset({"epochs", "max_steps"})
+_MISSING = object()
+ALREADY_FINISHED = "already finished"  # TrainResult.stopped of a resume with nothing to do
+
+
+def config_for_resume(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
+    """The configuration stored in ``RUN_DIR``'s checkpoint with ``changes`` applied.
+
+    ``changes`` (a nested dict, as :func:`~nocollapse.train.config.parse_overrides`
+    returns) may only touch :data:`FREE_KEYS` and raise :data:`EXTENDABLE_KEYS`;
+    anything else is refused by :func:`check_resume_changes`.
+    """
+    run_dir = _require_run_dir(run_dir)
+    out = changes.get("out")
+    if out is not None and Path(str(out)).resolve() != run_dir.resolve():
+        raise ConfigError(f"--resume {run_dir} with out={out}: a resumed run stays in its own "
+                          "directory; copy the run directory first to continue it elsewhere")
+    saved = load_checkpoint(run_dir)["config"]
+    config = TrainConfig.from_dict(merge(saved, {**changes, "out": str(run_dir)}))
+    check_resume_changes(saved, config.to_dict(), run_dir)
+    return config
+
+
+def check_resume_changes(saved: dict[str, Any], requested: dict[str, Any],
+                         run_dir: str | Path) -> None:
+    """Refuse every difference between the two configurations a resume may not make."""
+    old, new = flatten(saved), flatten(requested)
+    refused = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key, _MISSING), new.get(key, _MISSING)
+        if before == after or key in FREE_KEYS or _extends(key, before, after):
+            continue
+        shown = "unset" if before is _MISSING else repr(before)
+        refused.append(f"{key}={'unset' if after is _MISSING else repr(after)} "
+                       f"(the run has {shown})")
+    if refused:
+        raise ConfigError(
+            f"--resume {run_dir} cannot change what the run trains: {'; '.join(refused)}. A "
+            "resumed run keeps its configuration; it may only change "
+            f"{', '.join(sorted(FREE_KEYS - {'out'}))} and raise "
+            f"{' or '.join(sorted(EXTENDABLE_KEYS))}. Start a new run with --out for the rest")
+
+
+def _extends(key: str, before: Any, after: Any) -> bool:
+    if key not in EXTENDABLE_KEYS or after is _MISSING or before is _MISSING:
+        return False
+    if after is None:  # no step limit: epochs decide
+        return key == "max_steps"
+    return before is not None and isinstance(after, int | float) and after >= before
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}`` (every mapping, free-form ones too)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):  # an empty mapping sets nothing
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load_for_resume(config: TrainConfig) -> dict[str, Any]:
+    """The checkpoint of the run in ``config.out``, once ``config`` is checked against it."""
+    run_dir = _require_run_dir(config.out)
+    saved = load_checkpoint(checkpoint_path(run_dir))
+    check_resume_changes(saved["config"], config.to_dict(), run_dir)
+    return saved
+
+
+def is_finished(saved: dict[str, Any], total_steps: int) -> bool:
+    """A run that ended (not stopped by its time budget) and that is not being extended."""
+    return bool(saved.get("finished")) and saved["step"] >= total_steps
+
+
+def _require_run_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        problem = "is a file" if run_dir.exists() else "does not exist"
+        raise ConfigError(f"--resume {run_dir}: {problem}; pass the run directory (the folder "
+                          "holding checkpoints/last.pt) of the run to continue")
+    return run_dir

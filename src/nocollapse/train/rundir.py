@@ -1,0 +1,160 @@
+"""One run per directory: the run lock, stale temporaries, symlinks, files cut back on resume.
+
+A training run holds an exclusive ``fcntl.flock`` on ``RUN_DIR/.lock`` from before
+its first write until the process ends (the kernel drops it when the process dies,
+even on ``kill -9``), and writes its pid into the file so a refused second run can
+name the holder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from nocollapse.errors import ConfigError, OutputError
+from nocollapse.runio import (
+    CHECKPOINT_DIR,
+    LOCK_FILE,
+    METRICS_FILE,
+    SPECTRA_FILE,
+    SUMMARY_FILE,
+    WARNINGS_FILE,
+    atomic_write_bytes,
+    file_mode,
+    iter_metric_lines,
+)
+
+# Files the loop appends to or ends with; a fresh run starts without them.
+RUN_OUTPUTS = (METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held until :meth:`release` or process exit."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LOCK_FILE
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self._fd: int | None = os.open(self.path, flags, file_mode())
+        except OSError as error:
+            raise OutputError(f"cannot create the lock file {self.path}: "
+                              f"{error.strerror or error}; choose a run directory you can "
+                              "write to") from error
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            self.release()
+            raise ConfigError(
+                f"{run_dir} is in use by another nocollapse run (pid {holder}); wait for it "
+                "to finish or stop it, or choose another directory with --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def is_locked(run_dir: Path) -> bool:
+    """Whether a live run holds ``run_dir`` (tries the lock without waiting, then lets go)."""
+    path = run_dir / LOCK_FILE
+    if not path.is_file() or path.is_symlink():
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def open_run(run_dir: Path, fresh: bool) -> RunLock:
+    """Check and lock ``run_dir`` for a run, clearing what a killed run left behind.
+
+    Refuses escaping symlinks, takes the lock, removes stale temporaries and, for a
+    fresh run, the outputs of a run killed before its first checkpoint.
+    """
+    refuse_escaping_symlinks(run_dir)
+    lock = RunLock(run_dir)
+    remove_stale_temporaries(run_dir)
+    if fresh:
+        for name in RUN_OUTPUTS:
+            (run_dir / name).unlink(missing_ok=True)
+    return lock
+
+
+def remove_stale_temporaries(run_dir: Path,
+                             folders: Iterable[str] = ("", CHECKPOINT_DIR)) -> None:
+    """Delete ``.NAME.*.tmp`` left by a write that was killed (``runio.atomic_write_bytes``).
+
+    Called under the run lock, so no live writer owns them.
+    """
+    for folder in folders:
+        place = run_dir / folder
+        if not place.is_dir() or place.is_symlink():
+            continue
+        for path in place.glob(".*.tmp"):
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
+
+
+def refuse_escaping_symlinks(run_dir: Path) -> None:
+    """Refuse a run directory holding a symlink that points outside it, or one in the place
+    of a file the run appends to (``O_NOFOLLOW`` would refuse it only mid-run)."""
+    for name in (*RUN_OUTPUTS, CHECKPOINT_DIR):
+        if (run_dir / name).is_symlink():
+            raise ConfigError(f"{run_dir / name} is a symlink; nocollapse writes nothing "
+                              "through links. Remove the link, or choose another directory")
+    root = run_dir.resolve()
+    for folder, dirs, files in os.walk(run_dir):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                raise ConfigError(
+                    f"{path} is a symlink to {os.readlink(path)}, outside the run directory "
+                    f"{run_dir}; nocollapse writes nothing through links. Remove the link, or "
+                    "choose another directory")
+
+
+def truncate_jsonl(path: Path, keep: str, last: int, drop_final: bool = False) -> None:
+    """Keep only the lines of ``path`` whose ``keep`` value is at most ``last``.
+
+    The kept lines stay byte for byte; unreadable lines (a partial last line left by
+    a kill) go, and with ``drop_final`` the lines marked ``"final": true``. Lines
+    without the key are kept. Nothing is written when nothing changes.
+    """
+    if not path.is_file():
+        return
+    kept, dropped = [], False
+    for line, record in iter_metric_lines(path):
+        value = None if record is None else record.get(keep)
+        if (record is None or (isinstance(value, int | float) and value > last)
+                or (drop_final and record.get("final") is True)):
+            dropped = True
+            continue
+        if not line.endswith(b"\n"):  # a complete record whose newline was cut off
+            line, dropped = line + b"\n", True
+        kept.append(line)
+    if dropped:
+        atomic_write_bytes(path, b"".join(kept))
+
+
+def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int,
+                              extending: bool = False) -> None:
+    """Forget what was logged after the checkpoint: the resumed run logs it again.
+
+    Afterwards ``metrics.jsonl``, ``spectra.jsonl`` and ``warnings.jsonl`` hold what
+    an uninterrupted run had written when it saved that checkpoint, byte for byte.
+    ``extending`` (a finished run trained longer) also drops its ``final`` k-NN line:
+    the run's end is now later. ``summary.json`` goes: the run is running again.
+    """
+    (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    truncate_jsonl(run_dir / METRICS_FILE, "step", step, drop_final=extending)
+    truncate_jsonl(run_dir / SPECTRA_FILE, "epoch", epoch)
+    truncate_jsonl(run_dir / WARNINGS_FILE, "step", step)
