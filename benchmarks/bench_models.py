@@ -74,7 +74,7 @@ def main() -> None:
     print_table(f"Training step, batch {args.batch}, {args.threads} threads, load average "
                 f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after",
                 ["backbone", "input", "params", "one view s (best)", "Siamese step s (best)",
-                 "pairs/s"], rows)
+                 "source images/s"], rows)
 
 
 if __name__ == "__main__":

@@ -74,11 +74,11 @@ def main() -> None:
                      f"{batch / point['seconds']:.0f}", f"{point['peak_mib']:.0f}"])
     print(f"load average {os.getloadavg()[0]:.2f}")
     print_table(f"{args.method} step on small_convnet 28x28 (one process)",
-                ["batch", "width", "step ms", "images/s", "peak RSS growth MiB"], rows)
+                ["batch", "width", "step ms", "source images/s", "peak RSS growth MiB"], rows)
     if not args.no_ddp:
         single, double = ddp_images_per_s(1, 256, 25), ddp_images_per_s(2, 256, 25)
         print_table("CPU DDP at global batch 256 (nocollapse train, default data)",
-                    ["processes", "images/s", "speed-up"],
+                    ["processes", "source images/s", "speed-up"],
                     [["1", f"{single:.0f}", "1.00x"], ["2 (gloo)", f"{double:.0f}",
                                                        f"{double / single:.2f}x"]])
 

@@ -1,10 +1,9 @@
 """Training-step throughput per preset, and achieved FLOP/s against a plain matmul.
 
-images/s counts both views (2 x batch images a step). "of peak" is the step's
-FLOP/s over a float32 2048x2048 matmul's FLOP/s on the same machine: the practical
-compute ceiling here. Also: augmentation time as a share of the step (both views).
-Run: ``.venv/bin/python benchmarks/bench_step.py [--resnet] [--threads N]``.
-"""
+Unit: source images/s (a step takes ``batch`` images and augments each twice). "of peak"
+is the step's FLOP/s over a float32 2048x2048 matmul's FLOP/s on the same machine: the
+practical compute ceiling here. Also: augmentation time as a share of the step (both
+views). Run: ``.venv/bin/python benchmarks/bench_step.py [--resnet] [--threads N]``."""
 
 from __future__ import annotations
 
@@ -55,11 +54,11 @@ def main() -> None:
                                    backbone=backbone)
             flops = step_flops(method, channels, size, args.batch, backbone=backbone)
             rows.append([backbone, f"{size}x{size}x{channels}", method, f"{seconds:.3f}",
-                         f"{2 * args.batch / seconds:.0f}", f"{flops / seconds / 1e9:.1f}",
+                         f"{args.batch / seconds:.0f}", f"{flops / seconds / 1e9:.1f}",
                          f"{flops / seconds / peak:.1%}", f"{aug / (aug + seconds):.1%}"])
     print(f"load average {os.getloadavg()[0]:.2f}; matmul peak {peak / 1e9:.1f} GFLOP/s")
     print_table(f"training step, batch {args.batch}",
-                ["backbone", "input", "method", "step s", "images/s", "GFLOP/s", "of peak",
+                ["backbone", "input", "method", "step s", "source images/s", "GFLOP/s", "of peak",
                  "augment share"], rows)
 
 

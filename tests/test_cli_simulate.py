@@ -65,6 +65,9 @@ def test_rerun_replaces_metrics_and_options_reach_the_model(tmp_path: Path) -> N
         (["--steps", "0"], "steps"),
         (["--loss", "hinge"], "hinge"),
         (["--loss", "cosine"], "cosine"),  # tian2021 comparison is L2 only
+        (["--augment", "both"], "augment"),  # a halvagal2023 option
+        (["--model", "halvagal2023", "--augment", "online"], "online"),
+        (["--model", "bao2023", "--loss", "isoloss-cosine"], "isoloss-cosine"),
     ],
 )
 def test_bad_arguments_return_2_and_write_nothing(
@@ -84,3 +87,16 @@ def test_other_models_are_dispatched(tmp_path: Path, model: str) -> None:
     assert len(record["simulated"]) == len(record["theory"]) > 0
     assert yaml.safe_load((out / "config.yaml").read_text())["model"] == model
     _png_is_drawn(out / "eigenvalues.png")
+
+
+@pytest.mark.parametrize(("argv", "fixed"), [([], 1.0), (["--augment", "both"], 1 / 1.01)])
+def test_halvagal2023_training_loss_names_and_augmented_views(tmp_path: Path, argv: list[str],
+                                                              fixed: float) -> None:
+    out = tmp_path / "iso"
+    assert main(["simulate", "--model", "halvagal2023", "--loss", "isoloss-l2", "--lr", "0.05",
+                 "--steps", "300", *argv, "--out", str(out)]) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["loss"] == "isoloss-l2"
+    assert config["resolved"]["fixed_point"] == pytest.approx(fixed)
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["theory"] == pytest.approx([fixed] * len(record["theory"]), rel=1e-3)

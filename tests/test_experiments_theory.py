@@ -28,7 +28,12 @@ def test_halvagal2023_simulation_tracks_ode_and_iso_equalises_euclidean(tmp_path
     claims = _claims(_run("halvagal2023-isoloss", tmp_path))
     for name in ("Euclidean", "Euclidean-Iso", "Cosine", "Cosine-Iso"):
         assert claims[f"{name}: simulation follows the eigenmode ODE"], name
-    assert claims["Euclidean: IsoLoss equalises convergence rates (slowest/fastest mode)"]
+    for base in ("Euclidean", "Cosine"):
+        assert claims[f"{base}: IsoLoss removes the eigenvalue as a learning-rate multiplier"]
+        assert claims[f"{base}-Iso: every mode has the same gain in the ODE"]
+    assert claims["Euclidean: every s_m -> the fixed point (authors' code: 1)"]
+    assert claims["Euclidean, both views augmented: every s_m -> the fixed point "
+                  "(paper: 1/(1+sigma^2))"]
     assert claims["Cosine conserves ||W||_F^2 under the flow"]
     assert claims["Cosine-Iso does not conserve ||W||_F^2"]
 

@@ -54,7 +54,7 @@ def _iso(kind: str, z, zt, p, Wp):
 @pytest.mark.parametrize(("kind", "plain"), [("l2", l2_loss), ("cosine", normalized_l2_loss)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_isoloss_gradient_in_z_equals_plain_gradient_in_p(kind, plain, seed) -> None:
-    """papers.md s. 2: grad_z L_iso = grad_p L at p = Wp z (one factor Wp^T dropped)."""
+    """docs/theory.md#isoloss: grad_z L_iso = grad_p L at p = Wp z (one factor Wp^T dropped)."""
     torch.manual_seed(seed)
     Wp = _symmetric_psd(6)
     z = torch.randn(7, 6, dtype=torch.float64, requires_grad=True)

@@ -56,6 +56,21 @@ def test_preset_switches_follow_the_papers() -> None:
     assert iso.loss.startswith("isoloss")
 
 
+def test_isoloss_preset_is_the_authors_deep_network_predictor() -> None:
+    # fmi-basel/implicit-var-reg, scripts/pretrain/*/isoloss*.yaml: dp_alpha 0.5, eps 0, so
+    # Wp = U diag((s / s_max)^0.5) U^T of the EMA correlation; written here from that.
+    cfg = learner_config("isoloss", **{k: v for k, v in SMALL.items()})
+    assert cfg.predictor_options["alpha"] == 0.5
+    learner = SiameseLearner(cfg, 1, 8)
+    x = torch.randn(2, 16, 1, 8, 8)
+    learner(x[0], x[1])
+    s, U = torch.linalg.eigh(learner.correlation().double())
+    p = [max(float(v), 0.0) / float(s.max()) for v in s]
+    expected = U @ torch.diag(torch.tensor(p, dtype=torch.float64).sqrt()) @ U.T
+    torch.testing.assert_close(learner.predictor_matrix().double(), expected, atol=1e-5,
+                               rtol=1e-4)
+
+
 def test_overrides_apply_and_unknown_keys_name_the_closest() -> None:
     cfg = learner_config("directpred", eps=0.01, stop_gradient=False)
     assert cfg.predictor_options["eps"] == 0.01 and cfg.stop_gradient is False
@@ -186,3 +201,36 @@ def test_isoloss_refuses_an_ablation_that_would_change_nothing() -> None:
         learner_config("isoloss", stop_gradient=False)
     assert learner_config("isoloss", stop_gradient=False, loss="normalized-l2").loss == (
         "normalized-l2")
+
+
+class _NoWidthNet(torch.nn.Module):
+    """A user backbone without ``out_dim``: conv, then global pooling to 12 features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 12, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(12)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x)).mean(dim=(2, 3))
+
+
+def test_a_module_backbone_is_used_with_its_width_found_and_stats_untouched() -> None:
+    net = _NoWidthNet()
+    learner = SiameseLearner(learner_config("byol", **SMALL), 1, 8, backbone=net)
+    assert learner.backbone is net and learner.projector.net[0].in_features == 12
+    assert int(net.bn.num_batches_tracked) == 0 and net.training  # the probe left no trace
+    assert net.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x1, x2 = torch.randn(2, 16, 1, 8, 8)
+    learner(x1, x2).loss.backward()
+    assert net.conv.weight.grad is not None
+    assert learner.target_net is not None and learner.target_net[0] is not net  # its own copy
+
+
+def test_a_module_backbone_with_out_dim_is_trusted_and_a_map_output_refused() -> None:
+    net = _NoWidthNet()
+    net.out_dim = 12
+    SiameseLearner(learner_config("simsiam", **SMALL), 1, 8, backbone=net)
+    with pytest.raises(ConfigError, match=r"\(B, width\)"):
+        SiameseLearner(learner_config("simsiam", **SMALL), 1, 8,
+                       backbone=torch.nn.Conv2d(1, 4, 3))

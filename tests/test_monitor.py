@@ -13,7 +13,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from nocollapse.diagnostics import summarize
+from nocollapse.diagnostics import critical_eta, summarize
 from nocollapse.errors import ConfigError, NocollapseError
 from nocollapse.methods import StepOutput
 from nocollapse.report import build_report, load_run
@@ -25,8 +25,9 @@ from nocollapse.train.monitor import (
     MonitorConfig,
     fast_scalars,
     run_context,
+    spectra_record,
 )
-from nocollapse.train.warnings import WARNINGS_FILE, critical_weight_decay, likely_causes
+from nocollapse.train.warnings import WARNINGS_FILE, likely_causes
 
 B, D = 64, 16
 
@@ -229,7 +230,7 @@ def test_tensorboard_absent_is_silent_and_present_receives_scalars(
 
 
 def test_likely_causes_cite_the_critical_weight_decay() -> None:
-    eta_c = critical_weight_decay(tau=1.0, sigma2=0.5)
+    eta_c = critical_eta(sigma2=0.5, tau=1.0)
     assert eta_c == pytest.approx(1.0 / 6.0)
     above = likely_causes({"weight_decay": 0.2, "sigma2": 0.5})
     below = likely_causes({"weight_decay": 0.1, "sigma2": 0.5})
@@ -367,3 +368,53 @@ def test_likely_causes_leave_out_an_implausibly_small_weight_decay() -> None:
     assert len(causes) == 1 and "no stop-gradient" in causes[0]
     assert any("weight decay" in c for c in likely_causes({"stop_gradient": False,
                                                            "weight_decay": 0.05}))
+
+
+def test_monitor_estimates_sigma2_and_tau_and_the_warning_quotes_eta_over_eta_c(
+        tmp_path: Path) -> None:
+    # views = mean view + noise of variance 0.25 of the data's: sigma^2 = 0.25; SimSiam
+    # (EMA momentum 0): tau = 1; weight decay 0.5 > eta_c = 1/(4 * 1.25) = 0.2
+    generator = torch.Generator().manual_seed(0)
+    config = MonitorConfig(every=1, patience=3, tensorboard=False)
+    console = Console(file=io.StringIO(), width=300)
+    monitor = CollapseMonitor(config, tmp_path, {"weight_decay": 0.5}, console)
+    records = []
+    for step in range(1, 6):
+        mean = torch.randn(4 * B, D, generator=generator)
+        noise = [0.5 * torch.randn(4 * B, D, generator=generator) for _ in range(2)]
+        record = {"tau": 0.0}
+        monitor.on_log(step, _output(mean + noise[0], mean + noise[1]), Learner(), record)
+        records.append(record)
+    assert "sigma2_est" not in records[0]  # the growth needs two logs
+    sigma2 = float(np.median([r["sigma2_est"] for r in records[1:]]))
+    assert sigma2 == pytest.approx(0.25, rel=0.15)
+    assert all(r["tau_est"] == 1.0 for r in records[1:])
+    for step in range(6, 10):
+        monitor.on_log(step, _collapsed(), Learner(), {"tau": 0.0})
+    cause = " ".join(monitor.warnings[0]["likely_causes"])
+    assert "above" in cause and "estimated from this run" in cause
+    quoted = float(cause.split("eta/eta_c = ")[1].split(")")[0])
+    assert quoted == pytest.approx(0.5 / critical_eta(sigma2), rel=1e-2)
+
+
+def test_monitor_keeps_a_sigma2_the_caller_gave(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(1)
+    monitor = CollapseMonitor(MonitorConfig(every=1, tensorboard=False), tmp_path,
+                              {"weight_decay": 0.1, "sigma2": 3.0},
+                              Console(file=io.StringIO()))
+    for step in (1, 2, 3):
+        monitor.on_log(step, _healthy(generator), Learner(), {"tau": 0.99})
+    assert monitor.warning.context["sigma2"] == 3.0
+    assert "estimated" not in monitor.warning.context
+
+
+def test_spectra_record_gives_the_predictor_gain_along_f_hat_eigenvectors() -> None:
+    # Wp = U diag(sqrt(s)) U^T shares F's eigenvectors: p_j = sqrt(s_j), paired in order
+    U = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(3),
+                                    dtype=torch.float64))[0]
+    s = torch.linspace(2.0, 0.01, D, dtype=torch.float64)
+    record = spectra_record(Learner(U @ torch.diag(s) @ U.T, U @ torch.diag(s.sqrt()) @ U.T),
+                            None)
+    np.testing.assert_allclose(record["F_eigenvalues"], s.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(record["Wp_in_F_basis"], s.sqrt().numpy(), rtol=1e-8)
+    assert "Wp_in_F_basis" not in spectra_record(Learner(U @ torch.diag(s) @ U.T, None), None)

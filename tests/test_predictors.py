@@ -1,4 +1,4 @@
-"""Predictors: shapes, the spectral formulas (papers.md sections 1-2), F_hat update rules."""
+"""Predictors: shapes, spectral formulas (docs/theory.md#spectral-predictors), F_hat updates."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from nocollapse.predictors import (
     CorrelationEstimate,
     SpectralPredictor,
     build_predictor,
+    spectral_matrix,
 )
 
 DIM = 6
@@ -52,39 +53,54 @@ def test_none_is_identity_and_linear_is_matrix_product() -> None:
 def test_directpred_matrix_is_formula() -> None:
     F, s, U = _known_correlation()
     eps = 0.01  # the authors' command default, also build_predictor's
-    pred = build_predictor("directpred", DIM)
+    pred = build_predictor("directpred", DIM, solver="eigh")  # the exact solver
     _load(pred, F)
     p = ((s / s.max()).sqrt() + eps).clamp_min(1e-4)
     torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
 
 
-def test_directpred_subtract_variant_is_formula() -> None:
+def test_directpred_subtract_variant_is_luckmatters_dyn_eps_inside() -> None:
+    # facebookresearch/luckmatters, ssl/real-dataset byol_trainer.py, option dyn_eps_inside:
+    # eigenvalues normalised by the largest, the constant subtracted inside the root,
+    # clamped at 1e-4: p_j = sqrt(max(s_j / s_max - c, 1e-4)). Written from that definition.
     F, s, U = _known_correlation(1)
-    pred = build_predictor("directpred", DIM, subtract=0.75)
+    pred = build_predictor("directpred", DIM, subtract=0.2, solver="eigh")
     _load(pred, F)
-    p = (s - 0.75).clamp_min(0).sqrt().clamp_min(1e-4)
-    torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
+    p = [max(float(v) / float(s.max()) - 0.2, 1e-4) ** 0.5 for v in s]
+    expected = U @ torch.diag(torch.tensor(p, dtype=torch.float64)) @ U.T
+    torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)
+    assert min(p) == 1e-2 and max(p) < 1.0  # both branches of the clamp are exercised
 
 
 def test_directcopy_matrix_is_formula() -> None:
+    # default: fmi-basel/implicit-var-reg's F / s_max + eps I
     F, s, _ = _known_correlation(2)
-    pred = build_predictor("directcopy", DIM)  # eps defaults to 0.25 (papers.md)
+    pred = build_predictor("directcopy", DIM)  # eps defaults to 0.25 (docs/theory.md#directcopy)
     _load(pred, F)
     expected = F / s.max() + 0.25 * torch.eye(DIM, dtype=torch.float64)
+    torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_directcopy_unnormalised_option_is_luckmatters_branch() -> None:
+    # facebookresearch/luckmatters' directcopy branch: Wp = F + eps I, F not normalised.
+    F, _, _ = _known_correlation(2)
+    pred = build_predictor("directcopy", DIM, eps=0.1, normalize=False)
+    _load(pred, F)
+    expected = F + 0.1 * torch.eye(DIM, dtype=torch.float64)
     torch.testing.assert_close(pred.matrix().double(), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
 def test_closed_form_matrix_is_formula(alpha: float) -> None:
     F, s, U = _known_correlation(3)
-    pred = build_predictor("closed-form", DIM, alpha=alpha, eps=0.05)
+    pred = build_predictor("closed-form", DIM, alpha=alpha, eps=0.05, solver="eigh")
     _load(pred, F)
     p = (s / s.max() + 0.05) ** alpha
     torch.testing.assert_close(pred.matrix().double(), (U * p) @ U.T, atol=1e-5, rtol=1e-5)
-    # closed-form with alpha = 1/2 and eps = 0 is DirectPred with eps = 0 (papers.md section 2)
+    # closed-form with alpha = 1/2, eps = 0 is DirectPred with eps = 0 (docs/theory.md#closed-form)
     if alpha == 0.5:
-        cf = build_predictor("closed-form", DIM, alpha=0.5, eps=0.0)
-        dp = build_predictor("directpred", DIM, eps=0.0)
+        cf = build_predictor("closed-form", DIM, alpha=0.5, eps=0.0, solver="eigh")
+        dp = build_predictor("directpred", DIM, eps=0.0, solver="eigh")
         _load(cf, F)
         _load(dp, F)
         torch.testing.assert_close(cf.matrix(), dp.matrix(), atol=1e-4, rtol=1e-4)
@@ -98,6 +114,28 @@ def test_correlation_ema_first_batch_initialises_then_mixes() -> None:
     est.update(b)
     torch.testing.assert_close(est.F_hat, 0.3 * (a.T @ a / 8) + 0.7 * (b.T @ b / 8))
     assert int(est.updates) == 2
+
+
+def test_closed_form_correlation_is_implicit_var_reg_per_view_ema_from_zeros() -> None:
+    # fmi-basel/implicit-var-reg: the correlation buffer starts at zeros and each view's
+    # batch correlation z^T z / B is folded in by its own EMA update, c <- rho c + (1-rho) zz:
+    # two updates a step. Written here from that definition.
+    pred = build_predictor("closed-form", DIM, rho=0.9)
+    gen = torch.Generator().manual_seed(5)
+    views = [(torch.randn(8, DIM, generator=gen), torch.randn(8, DIM, generator=gen))
+             for _ in range(3)]
+    expected = torch.zeros(DIM, DIM)
+    for z1, z2 in views:
+        pred.update_correlation(z1, z2)
+        for z in (z1, z2):
+            expected = 0.9 * expected + 0.1 * (z.T @ z / z.shape[0])
+    torch.testing.assert_close(pred.correlation.F_hat, expected)
+    assert int(pred.correlation.updates) == 6 and int(pred.steps) == 3
+    # the luckmatters start is still available: both views as one batch, first initialises
+    joint = build_predictor("closed-form", DIM, rho=0.9, correlation="joint")
+    joint.update_correlation(*views[0])
+    both = torch.cat(views[0])
+    torch.testing.assert_close(joint.correlation.F_hat, both.T @ both / 16)
 
 
 def test_forward_never_updates_correlation() -> None:
@@ -136,10 +174,11 @@ def test_state_dict_restores_correlation_and_matrix_exactly() -> None:
     for _ in range(3):
         pred.update_correlation(torch.randn(8, DIM))
     other = build_predictor("closed-form", DIM, alpha=1.0)
-    other.load_state_dict(pred.state_dict())
+    torch.nn.Sequential(other).load_state_dict(torch.nn.Sequential(pred).state_dict())
     assert torch.equal(other.correlation.F_hat, pred.correlation.F_hat)
     assert torch.equal(other.matrix(), pred.matrix())
     assert int(other.correlation.updates) == 3
+    assert other._steps == 3  # the host-side step count (rebuild schedule) restored too
 
 
 @pytest.mark.parametrize(("kind", "options", "word"), [
@@ -148,6 +187,12 @@ def test_state_dict_restores_correlation_and_matrix_exactly() -> None:
     ("directpred", {"freq": 0}, "freq=0"),
     ("directpred", {"eps": -1.0}, "eps"),
     ("directpred", {"tau": 0.5}, "tau"),
+    ("directpred", {"update": "during"}, "during"),
+    ("directpred", {"solver": "svd"}, "svd"),
+    ("directpred", {"correlation": "centred"}, "centred"),
+    ("closed-form", {"subtract": 0.1}, "subtract"),
+    ("directpred", {"normalize": False}, "normalize"),
+    ("directpred", {"update": "before", "background": True}, "background"),
 ])
 def test_bad_options_are_refused_by_name(kind: str, options: dict, word: str) -> None:
     with pytest.raises(ConfigError, match=word):
@@ -190,3 +235,71 @@ def test_two_process_ddp_ranks_build_the_same_directpred_matrix(tmp_path) -> Non
     for a, b in zip(r0["batches"], r1["batches"], strict=True):
         single.update(torch.cat([a, b]))  # equal batch sizes: mean of ranks = pooled batch
     torch.testing.assert_close(r0["F"], single.F_hat)
+
+
+@pytest.mark.parametrize("kind", SPECTRAL)
+@pytest.mark.parametrize("background", [False, True])
+def test_update_after_lags_update_before_by_exactly_one_step(kind: str, background: bool) -> None:
+    # facebookresearch/luckmatters sets Wp after the optimiser step: step t applies the
+    # matrix of F_hat up to step t - 1, step 0 the random initial matrix.
+    torch.manual_seed(0)
+    after = build_predictor(kind, DIM, update="after", background=background)
+    before = build_predictor(kind, DIM, update="before")
+    initial = after.weight.detach().clone()
+    gen = torch.Generator().manual_seed(1)
+    applied_after, applied_before = [], []
+    for _ in range(4):
+        z1, z2 = torch.randn(8, DIM, generator=gen), torch.randn(8, DIM, generator=gen)
+        out_after = after(z1)  # the learner's order with update=after: predict, then fold
+        applied_after.append(after.weight.detach().clone())
+        torch.testing.assert_close(out_after, z1 @ applied_after[-1].T)
+        after.update_correlation(z1, z2)
+        before.update_correlation(z1, z2)  # update=before: fold, then predict
+        before(z1)
+        applied_before.append(before.weight.detach().clone())
+        torch.testing.assert_close(after.correlation.F_hat, before.correlation.F_hat)
+    torch.testing.assert_close(applied_after[0], initial)
+    assert not torch.allclose(applied_after[0], applied_before[0])
+    for t in range(1, 4):
+        torch.testing.assert_close(applied_after[t], applied_before[t - 1])
+        assert not torch.allclose(applied_after[t], applied_before[t], atol=1e-3)
+    torch.testing.assert_close(after.matrix(), before.matrix())  # the pending one installed
+
+
+def test_waiting_matrix_is_installed_before_a_checkpoint() -> None:
+    pred = build_predictor("directpred", DIM, update="after", background=True)
+    pred.update_correlation(torch.randn(8, DIM))
+    state = pred.state_dict()  # the matrix of this step, as after luckmatters' step
+    torch.testing.assert_close(state["weight"], spectral_matrix(
+        pred.correlation.F_hat, "directpred", 0.01).float())
+
+
+def _spread_correlation(d: int) -> torch.Tensor:
+    """Full rank, eigenvalues spread over 7 decades (the small ones sqrt amplifies)."""
+    gen = torch.Generator().manual_seed(7)
+    U, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    return ((U * torch.logspace(0, -7, d, dtype=torch.float64)) @ U.T).float()
+
+
+def _rank_deficient_correlation(d: int) -> torch.Tensor:
+    """``Z^T Z / B`` with ``B = d / 4`` samples: three quarters of the eigenvalues are 0."""
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(d // 4, d, generator=gen) @ torch.randn(d, d, generator=gen)
+    return z.T @ z / (d // 4)
+
+
+@pytest.mark.parametrize("kind", SPECTRAL)
+@pytest.mark.parametrize(("make", "bound"), [(_spread_correlation, 1e-4),
+                                             (_rank_deficient_correlation, 5e-4)])
+def test_float32_solver_error_is_bounded(kind: str, make, bound: float) -> None:
+    # solver=eigh32 (the default) against float64 eigh, entrywise on Wp. Measured (d = 64,
+    # 512, 2048): 2e-5 on the spread spectrum; 1.1-1.7e-4 with exact zero eigenvalues, where
+    # sqrt turns float32's ~1e-7 s_max eigenvalue error into ~3e-4 on p (DirectPred adds
+    # eps >= 0.01 to p). DirectCopy needs only s_max: ~1e-7.
+    F = make(64)
+    eps = 0.0 if kind == "closed-form" else 0.01
+    exact = spectral_matrix(F, kind, eps, solver="eigh").double()
+    fast = spectral_matrix(F, kind, eps, solver="eigh32").double()
+    error = (fast - exact).abs().max().item()
+    assert error <= bound, error
+    assert error > 0  # the two solvers are really different code paths

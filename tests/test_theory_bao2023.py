@@ -1,4 +1,4 @@
-"""bao2023 linear SimSiam with cosine loss and weight decay (papers.md section 3)."""
+"""bao2023 linear SimSiam with cosine loss and weight decay (docs/theory.md#bao2023)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _problem(seed: int = 0, b: int = 9, n1: int = 5, n2: int = 3):
 def test_simsiam_grads_match_finite_differences(loss: str) -> None:
     Phi, Psi, X1, X2 = _problem()
     z2 = X2 @ Phi.T  # stop-gradient: the target is a constant
-    kind = "euclidean" if loss == "l2" else "cosine"
+    kind = loss
     g_phi, g_psi = simsiam_grads(Phi, Psi, X1, X2, loss)
     num_phi = numeric_grad(lambda P: base_loss(X1 @ P.T @ Psi.T, z2, kind), Phi)
     num_psi = numeric_grad(lambda Q: base_loss(X1 @ Phi.T @ Q.T, z2, kind), Psi)
@@ -184,7 +184,9 @@ def test_run_comparison_defaults_and_bad_input() -> None:
     assert comp.extras["N_Phi"].shape == (41,)
     with pytest.raises(ConfigError, match="eta"):
         config_from_params(SimulationParams(eta=-0.1))
-    with pytest.raises(ConfigError, match="iso"):
-        config_from_params(SimulationParams(iso=True))
+    with pytest.raises(ConfigError, match="augment"):
+        config_from_params(SimulationParams(augment="both"))
+    with pytest.raises(ConfigError, match="valid choices"):
+        config_from_params(SimulationParams(loss="isoloss-cosine"))
     with pytest.raises(ConfigError, match="valid choices"):
         config_from_params(SimulationParams(loss="hinge"))

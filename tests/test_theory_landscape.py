@@ -1,4 +1,4 @@
-"""The per-mode quartic landscape (papers.md section 4) against the full-matrix loss."""
+"""The per-mode quartic landscape (docs/theory.md#ziyin2023) against the full-matrix loss."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tian2021 matrix flow and eigenmode theory (papers.md section 1)."""
+"""tian2021 matrix flow and eigenmode theory (docs/theory.md#tian2021)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from nocollapse.theory.linear_flow import (
 from nocollapse.theory.result import SimulationParams
 from nocollapse.theory.tian2021 import (
     alignment_K,
-    commutator_norm,
+    commutator_frobenius,
     critical_eta,
     fixed_points,
     integral_of_motion,
@@ -57,7 +57,7 @@ def test_default_comparison_converges_to_p_plus_with_one_collapsed_mode() -> Non
     np.testing.assert_allclose(final[~collapsed], p_plus, atol=1e-3)
     np.testing.assert_allclose(s_final[~collapsed], p_plus**2, atol=1e-3)
     assert np.max(np.abs(comp.simulated - comp.theory)) < 1e-6
-    assert comp.extras["commutator"].max() < 1e-10  # aligned start stays aligned
+    assert comp.extras["commutator_frobenius"].max() < 1e-10  # aligned start stays aligned
 
 
 def test_ema_comparison_theory_tracks_matrix_flow() -> None:
@@ -89,7 +89,7 @@ def test_commutator_decays_faster_than_theorem3_bound() -> None:
     lam = np.linalg.eigvalsh(alignment_K(F, traj.Wp, SIGMA2, 1.0, eta))[:, 0]
     l0 = lam.min()
     assert l0 > 0
-    comm = commutator_norm(F, traj.Wp)
+    comm = commutator_frobenius(F, traj.Wp)
     assert comm[-1] < 0.1 * comm[0]
     assert np.all(comm <= np.exp(-2 * l0 * traj.times) * comm[0] * (1 + 1e-6))
 

@@ -1,4 +1,4 @@
-"""Uniformity along theory trajectories (papers.md section 5): sampled vs closed forms."""
+"""Uniformity along theory trajectories (docs/theory.md#wang2022): sampled vs closed forms."""
 
 from __future__ import annotations
 

@@ -123,3 +123,16 @@ def test_cpu_default_yaml_matches_the_built_in_default() -> None:
     from nocollapse.train.config import CPU_DEFAULT
 
     assert load_config(CONFIGS / "cpu_default.yaml") == TrainConfig.from_dict(CPU_DEFAULT)
+
+
+def test_device_compile_is_auto_true_or_false_and_auto_means_cuda_only() -> None:
+    from nocollapse.train.setup import should_compile
+
+    assert TrainConfig.from_dict({}).device.compile == "auto"
+    assert TrainConfig.from_dict({"device": {"compile": True}}).device.compile == "true"
+    with pytest.raises(ConfigError, match=r"device\.compile"):
+        TrainConfig.from_dict({"device": {"compile": "sometimes"}})
+    assert should_compile("auto", torch.device("cuda", 0))
+    assert not should_compile("auto", torch.device("cpu"))
+    assert should_compile("true", torch.device("cpu")) and not should_compile("false",
+                                                                             torch.device("cuda"))

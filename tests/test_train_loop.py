@@ -73,17 +73,24 @@ def test_checkpoint_holds_the_spectral_predictor_and_f_hat(tmp_path: Path) -> No
     result = train(_config(tmp_path / "run", "epochs=1", "method=directpred"), quiet=True)
     saved = load_checkpoint(result.run_dir)
     assert saved["predictor_matrix"].shape == saved["F_hat"].shape == (16, 16)
-    # DirectPred builds Wp from F_hat's eigenvectors (papers.md section 1): they commute.
+    # DirectPred builds Wp from F_hat's eigenvectors (docs/theory.md#tian2021): they commute.
     wp, f = saved["predictor_matrix"].double(), saved["F_hat"].double()
     assert torch.allclose(wp @ f, f @ wp, atol=1e-4 * float(f.norm() * wp.norm()))
 
 
-def test_checkpoint_and_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", [
+    ["method=byol"],
+    # DirectPred rebuilding Wp on the worker thread after the step (update=after) every
+    # 3 steps: the rebuild schedule (a host-side count) must survive the resume.
+    ["method=directpred", "learner.freq=3", "learner.background=true"],
+])
+def test_checkpoint_and_resume_equals_uninterrupted_run(tmp_path: Path,
+                                                        method: list[str]) -> None:
     # log_every=3 puts the epoch-end checkpoint (step 4) inside a log window.
     # BYOL: the EMA target and its tau schedule must be restored too.
-    whole = train(_config(tmp_path / "whole", "epochs=3", "log_every=3", "method=byol"),
+    whole = train(_config(tmp_path / "whole", "epochs=3", "log_every=3", *method),
                   quiet=True)
-    split = _config(tmp_path / "split", "epochs=3", "log_every=3", "method=byol")
+    split = _config(tmp_path / "split", "epochs=3", "log_every=3", *method)
     with pytest.raises(KeyboardInterrupt):
         train(split, quiet=True, callbacks=[_InterruptAt(9)])
     assert load_checkpoint(split.out)["step"] == 8

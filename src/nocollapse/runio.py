@@ -11,15 +11,20 @@ module is the one place a reader of a run directory learns its format
 ``metrics.jsonl`` (:data:`METRICS_FILE`)
     One JSON object a line, appended as the run goes. Training log lines carry
     ``step, epoch, loss, lr, tau, images_per_s`` and, with the monitor, the keys of
-    :data:`MONITOR_KEYS`; k-NN lines ``step, epoch, knn_accuracy, train_seconds``
-    (``eval.knn_every`` on the monitor subsets; ``final: true`` on the last, the
-    standard protocol's headline figure on the full splits). Simulations
+    :data:`MONITOR_KEYS` and, from the second diagnostics on, :data:`ESTIMATE_KEYS`
+    (``sigma^2`` and the theory's ``tau`` estimated from the run,
+    docs/theory.md#theory-in-a-run; ``tau`` itself is the EMA momentum); k-NN lines
+    ``step, epoch, knn_accuracy, train_seconds`` (``eval.knn_every`` on the monitor
+    subsets; ``final: true`` on the last, the standard protocol's headline figure on the
+    full splits). Simulations
     (``simulate``) log ``t, simulated, theory`` (one value per mode) and the model's
     extra series.
 ``spectra.jsonl`` (:data:`SPECTRA_FILE`)
     Training, one line an epoch: ``epoch, step, F_eigenvalues, Wp_eigenvalues,
-    Wp_asymmetry, commutator, alignment, Z_eigenvalues, summary`` (lists descending;
-    a key is absent when the learner has no such matrix).
+    Wp_asymmetry, Wp_in_F_basis, commutator, alignment, Z_eigenvalues, summary``
+    (lists descending; ``Wp_in_F_basis``: ``u_j^T Wp u_j`` for ``F_hat``'s eigenvectors
+    ``u_j``, in the order of ``F_eigenvalues``; a key is absent when the learner has no
+    such matrix).
 ``warnings.jsonl`` (:data:`WARNINGS_FILE`)
     One line per collapse warning: ``step, message, reasons, collapse_level,
     effective_rank, consecutive_logs, likely_causes``.
@@ -80,6 +85,7 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FIL
 # The per-log diagnostics the collapse monitor adds to a training line of metrics.jsonl.
 MONITOR_KEYS = ("embedding_std", "collapse_level", "effective_rank", "participation_ratio",
                 "dims_above", "alignment")
+ESTIMATE_KEYS = ("sigma2_est", "tau_est")
 
 
 def file_mode() -> int:

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "landscape",
         help="per-mode quartic loss landscape: which modes a linear encoder learns",
         description="Per-mode quartic landscape L = sum_i alpha_i w_i^2 + beta_i w_i^4 of a "
-        "linear encoder (papers.md section 4): mode i is learned iff alpha_i < 0.",
+        "linear encoder (docs/theory.md#ziyin2023): mode i is learned iff alpha_i < 0.",
     )
     parser.add_argument("--loss", default="spectral", help=f"one of {', '.join(LOSSES)}")
     parser.add_argument("--gamma", type=float, default=0.5, help="weight decay (>= 0)")

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="collapse / no-collapse phase diagram over two parameters (tian2021)",
         description="Integrate the tian2021 eigenmode ODE (or the matrix flow) on a grid of "
         "two parameters and compare the collapsed region with eta_c = 1/(4(1+sigma2)) and "
-        "p*_-(eta) (papers.md section 1).",
+        "p*_-(eta) (docs/theory.md#tian2021).",
     )
     parser.add_argument("--x", default="eta", help=f"x parameter, one of {', '.join(AXES)}")
     parser.add_argument("--y", default="sigma2", help=f"y parameter, one of {', '.join(AXES)}")

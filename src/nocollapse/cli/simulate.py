@@ -27,7 +27,9 @@ from nocollapse.runio import MetricsWriter, atomic_write_bytes, ensure_dir, writ
 from nocollapse.theory.result import Comparison, SimulationParams
 
 MODELS = ("tian2021", "halvagal2023", "bao2023")
-LOSSES = ("l2", "cosine")
+# the training loss names; each model accepts those it has a theory for
+LOSSES = ("l2", "cosine", "isoloss-l2", "isoloss-cosine")
+AUGMENT = ("target", "both")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,12 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulate a theory model and compare with its eigenmode ODE",
         description="Full-matrix simulation of a linear non-contrastive model against the "
-        "reduced eigenmode ODE started from the same state (papers.md sections 1-3). "
+        "reduced eigenmode ODE started from the same state (docs/theory.md). "
         "Options left out take the model's defaults.",
     )
     parser.add_argument("--model", default="tian2021", help=f"one of {', '.join(MODELS)}")
     parser.add_argument("--loss", help=f"one of {', '.join(LOSSES)} (model default if omitted)")
-    parser.add_argument("--iso", action="store_true", help="IsoLoss variant (halvagal2023)")
+    parser.add_argument("--augment", help="halvagal2023: which views carry the noise, 'target' "
+                        "(the authors' code, default) or 'both' (the paper's statement)")
     parser.add_argument("--eta", type=float, help="weight decay (>= 0)")
     parser.add_argument("--sigma2", type=float, help="augmentation variance (>= 0)")
     parser.add_argument("--alpha-p", type=float, help="predictor learning-rate ratio (>= 0)")
@@ -59,6 +62,8 @@ def params_from_args(args: argparse.Namespace) -> SimulationParams:
     check_choice("--model", args.model, MODELS)
     if args.loss is not None:
         check_choice("--loss", args.loss, LOSSES)
+    if args.augment is not None:
+        check_choice("--augment", args.augment, AUGMENT)
     for name in ("eta", "sigma2", "alpha_p", "beta"):
         value = getattr(args, name)
         if value is not None:
@@ -68,7 +73,7 @@ def params_from_args(args: argparse.Namespace) -> SimulationParams:
         if value is not None:
             check_positive("--" + name, value)
     return SimulationParams(
-        model=args.model, loss=args.loss, iso=args.iso, eta=args.eta, sigma2=args.sigma2,
+        model=args.model, loss=args.loss, augment=args.augment, eta=args.eta, sigma2=args.sigma2,
         alpha_p=args.alpha_p, beta=args.beta, steps=args.steps, lr=args.lr, n1=args.n1,
         n2=args.n2, seed=args.seed,
     )

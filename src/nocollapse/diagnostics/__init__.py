@@ -24,6 +24,14 @@ from nocollapse.diagnostics.embedding import (
     singular_values,
     view_alignment,
 )
+from nocollapse.diagnostics.linear_theory import (
+    PowerLaw,
+    augmentation_ratio,
+    critical_eta,
+    power_law_fit,
+    predictor_in_basis,
+    target_ratio,
+)
 from nocollapse.diagnostics.spectrum import (
     dims_above,
     effective_rank,
@@ -34,12 +42,15 @@ from nocollapse.diagnostics.summary import summarize, summarize_linear
 from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein_uniformity
 
 __all__ = [
+    "PowerLaw",
     "alignment_matrix",
     "asymmetry",
+    "augmentation_ratio",
     "collapse_level",
     "commutator_norm",
     "correlation",
     "correlation_eigenvalues",
+    "critical_eta",
     "dims_above",
     "effective_rank",
     "eigen_alignment",
@@ -47,12 +58,15 @@ __all__ = [
     "embeddings_from_linear",
     "linear_correlation",
     "participation_ratio",
+    "power_law_fit",
+    "predictor_in_basis",
     "predictor_spectrum",
     "rankme",
     "singular_values",
     "summarize",
     "summarize_linear",
     "symmetric_part",
+    "target_ratio",
     "view_alignment",
     "wang_isola_uniformity",
     "wasserstein_uniformity",

@@ -1,4 +1,4 @@
-"""Predictor spectrum and eigen-alignment between ``F`` and ``Wp`` (papers.md sections 1 and 6).
+"""Predictor spectrum, eigen-alignment of ``F`` and ``Wp`` (docs/theory.md#tian2021-alignment).
 
 ``F`` is the ``(d, d)`` embedding correlation (or ``W X W^T`` of a linear network),
 ``Wp`` the ``(d, d)`` linear predictor. tian2021 Theorem 3: under the symmetrised

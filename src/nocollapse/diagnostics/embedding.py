@@ -1,4 +1,4 @@
-"""Collapse diagnostics of a batch of embeddings (papers.md section 6).
+"""Collapse diagnostics of a batch of embeddings (docs/theory.md#diagnostics).
 
 Every function takes a batch ``z`` of shape ``(B, d)`` (numpy array or torch
 tensor) and computes in float64.
@@ -21,7 +21,7 @@ from nocollapse.errors import ConfigError
 def embedding_std(z: ArrayInput) -> float:
     """Mean over dimensions of the std (over the batch) of the l2-normalised embeddings.
 
-    ``1/sqrt(d)`` for isotropic embeddings, 0 at complete collapse (papers.md section 6;
+    ``1/sqrt(d)`` for isotropic embeddings, 0 at complete collapse (docs/theory.md#diagnostics;
     lightly's ``std_of_l2_normalized``). ``z``: ``(B, d)``.
     """
     normalized = l2_normalize(as_embeddings(z))

@@ -17,7 +17,7 @@ _TINY = 1e-300
 def effective_rank(values: ArrayInput) -> float:
     """``exp(H(p))`` with ``p = values / sum(values)`` (Roy & Vetterli 2007), in ``[1, n]``.
 
-    Pass singular values for RankMe (Garrido et al. 2023; papers.md section 6).
+    Pass singular values for RankMe (Garrido et al. 2023; docs/theory.md#diagnostics).
     An all-zero spectrum (complete collapse) has effective rank 0.
     """
     s = as_spectrum(values)
@@ -35,7 +35,7 @@ def rankme(z: ArrayInput) -> float:
 
 
 def participation_ratio(values: ArrayInput) -> float:
-    """``(sum s)^2 / sum s^2`` of eigenvalues ``s`` (papers.md section 6); 0 if all are zero."""
+    """``(sum s)^2 / sum s^2`` of eigenvalues ``s``; 0 if all zero (docs/theory.md#diagnostics)."""
     s = as_spectrum(values)
     squares = float(np.sum(s**2))
     return float(s.sum() ** 2 / squares) if squares > _TINY else 0.0

@@ -1,4 +1,4 @@
-"""Uniformity of l2-normalised embeddings (papers.md section 5).
+"""Uniformity of l2-normalised embeddings (docs/theory.md#wang2022).
 
 Two measures, both "lower is more uniform":
 
@@ -52,7 +52,7 @@ def wang_isola_uniformity(z: ArrayInput, t: float = 2.0, max_samples: int | None
 def wasserstein_uniformity(z: ArrayInput) -> float:
     """2-Wasserstein distance between ``N(mu, Cov)`` of the normalised ``z`` and ``N(0, I/m)``.
 
-    Closed form (papers.md section 5): ``W2^2 = ||mu||^2 + 1 + tr(Cov) -
+    Closed form (docs/theory.md#wang2022): ``W2^2 = ||mu||^2 + 1 + tr(Cov) -
     (2/sqrt(m)) tr(Cov^{1/2})``, ``tr Cov^{1/2}`` from ``eigvalsh``. Returns ``W2`` (not squared):
     0 for embeddings uniform on the sphere, ``sqrt(2 - 2 sqrt(k/m))`` when they are
     uniform on the unit sphere of a ``k``-dimensional subspace, ``sqrt(2)`` at complete

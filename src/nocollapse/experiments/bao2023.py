@@ -1,4 +1,4 @@
-"""bao2023-normalization: L2 vs cosine loss across weight decay (papers.md section 3)."""
+"""bao2023-normalization: L2 vs cosine loss across weight decay (docs/theory.md#bao2023)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
 
 
 def _check_norms_then_plateau(result: ReproductionResult, comp: Comparison) -> None:
-    """papers.md: N_Phi, N_Psi fall first, then the eigenmodes stop decaying."""
+    """docs/theory.md#bao2023: N_Phi, N_Psi fall first, then the eigenmodes stop decaying."""
     norm = comp.extras["N_Phi"]
     half = len(norm) // 2
     fell = norm[half] / norm[0]

@@ -27,6 +27,7 @@ MODULES = (
     "nocollapse.experiments.ziyin2023",
     "nocollapse.experiments.wang2022",
     "nocollapse.experiments.realdata",
+    "nocollapse.experiments.predictor_spectrum",
 )
 
 

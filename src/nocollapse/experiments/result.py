@@ -42,11 +42,14 @@ class Table:
     title: str
     header: list[str]
     rows: list[list[str]]
+    note: str = ""  # a paragraph printed under the table (how to read a column)
 
     def to_markdown(self) -> str:
         lines = [f"**{self.title}**", "", "| " + " | ".join(self.header) + " |"]
         lines.append("|" + "---|" * len(self.header))
         lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in self.rows]
+        if self.note:
+            lines += ["", self.note]
         return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """tian2021 reproductions: eigenmodes vs matrix flow, phase boundaries, linear ablations.
 
-papers.md section 1. Everything runs on the theory engine (no torch): the
+docs/theory.md#tian2021. Everything runs on the theory engine (no torch): the
 symmetrised full-matrix flow of Lemma 1 and the decoupled eigenmode ODE.
 """
 
@@ -117,7 +117,8 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
                      if diagram.predicted is None else "see above"])
     result.tables.append(Table("phase diagrams", ["diagram", "grid", "collapsed share",
                                                   "agreement"], rows))
-    result.params["ema_note"] = ("With EMA no analytic boundary is stated in papers.md; the "
+    result.params["ema_note"] = ("With EMA no analytic boundary is stated "
+                                 "(docs/theory.md#open-items); the "
                                  "collapsed share is reported, not checked.")
     return result
 

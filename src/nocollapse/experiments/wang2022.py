@@ -1,9 +1,9 @@
 """wang2022-uniformity: which uniformity indicator sees dimensional collapse, and when.
 
-papers.md section 5: Wang & Isola's uniformity is known to be insensitive to
+docs/theory.md#wang2022: Wang & Isola's uniformity is known to be insensitive to
 dimensional collapse; the Wasserstein uniformity is sensitive to it. Three
 trajectories of a linear encoder under the exact per-mode gradient flow of the
-quartic landscape (papers.md section 4) are compared: a healthy one (every mode
+quartic landscape (docs/theory.md#ziyin2023) are compared: a healthy one (every mode
 learned), a dimensional collapse (the weak half of the modes dies) and a complete
 collapse (every mode dies). Embeddings along each are ``z ~ N(0, diag(d_i w_i^2))``.
 """

@@ -1,4 +1,4 @@
-"""ziyin2023-landscape: learned rank vs weight decay and augmentation (papers.md s. 4).
+"""ziyin2023-landscape: learned rank vs weight decay and augmentation (docs/theory.md#ziyin2023).
 
 The per-mode quartic landscape predicts, mode by mode, which directions a linear
 encoder learns and with which singular value; full-matrix gradient descent on the

@@ -1,4 +1,4 @@
-"""IsoLoss (halvagal2023, papers.md section 2): the eigenvalue factor removed from the gradient.
+"""IsoLoss (docs/theory.md#isoloss): the eigenvalue factor removed from the gradient.
 
 Each surrogate is built so that its gradient w.r.t. the online projector output
 ``z`` equals the ordinary loss's gradient w.r.t. ``p`` evaluated at ``p = Wp z``
@@ -24,7 +24,7 @@ def isoloss_l2(z: torch.Tensor, z_target: torch.Tensor, p: torch.Tensor) -> torc
 
 def isoloss_cosine(z: torch.Tensor, z_target: torch.Tensor, p: torch.Tensor,
                    Wp: torch.Tensor) -> torch.Tensor:
-    """Cosine-Iso (papers.md section 2), matching ``normalized_l2_loss = 2 - 2 cos``.
+    """Cosine-Iso (docs/theory.md#halvagal2023), matching ``normalized_l2_loss = 2 - 2 cos``.
 
     ``L = -2 mean[ <z, sg(z_t)> / sg(|p||z_t|) - 1/2 sg(<p,z_t>/(|p|^3|z_t|)) z^T Wp z ]``.
     ``Wp`` is used through its symmetric part (``z^T Wp z`` only sees that part).

@@ -14,8 +14,9 @@ from typing import Any
 from nocollapse.errors import ConfigError, check_choice, check_in_range, check_positive
 from nocollapse.losses import LOSSES
 from nocollapse.models import BACKBONES
-from nocollapse.predictors import PREDICTORS, check_options
+from nocollapse.predictors import PREDICTORS, SPECTRAL, check_options
 from nocollapse.predictors.options import OptionValue, coerce_options
+from nocollapse.predictors.spectral import check_combination
 
 TARGETS = ("ema", "stopgrad")
 
@@ -29,7 +30,7 @@ class LearnerConfig:
     under stop-gradient). ``stop_gradient=False`` is the ablation that must collapse:
     the target branch is the online network *with* gradients (the EMA copy is unused).
     ``predictor_options``: the options of ``predictor``, checked against the schema of
-    its registry entry (spectral predictors: ``rho, eps, alpha, freq, subtract``).
+    its registry entry (spectral predictors: ``SPECTRAL_OPTIONS``, docs/learner.md).
     ``symmetric=False`` trains on one direction only (view 1 predicts view 2).
     """
 
@@ -71,6 +72,8 @@ class LearnerConfig:
                               f"{self.predictor!r} takes no options")
         check_options(self.predictor, self.predictor_options, predictor.options,
                       prefix="predictor_options.")
+        if self.predictor in SPECTRAL:
+            check_combination(self.predictor, self.predictor_options)
         return self
 
 
@@ -90,9 +93,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "directcopy": {"predictor": "directcopy", "target": "ema", "base_tau": 0.996,
                    "final_tau": 1.0, "loss": "normalized-l2",
                    "predictor_options": {"rho": 0.3, "eps": 0.25, "freq": 1}},
-    # IsoLoss (halvagal2023) no-EMA recipe: closed-form predictor alpha 1, tau 0.5.
+    # IsoLoss (halvagal2023) no-EMA recipe: closed-form predictor, tau 0.5; alpha 0.5 as in
+    # all eight of the authors' deep-network configs (dp_alpha: 0.5; alpha 1 is their toy's).
     "isoloss": {"predictor": "closed-form", "target": "stopgrad", "loss": "isoloss-cosine",
-                "predictor_options": {"rho": 0.5, "eps": 0.0, "alpha": 1.0, "freq": 1}},
+                "predictor_options": {"rho": 0.5, "eps": 0.0, "alpha": 0.5, "freq": 1}},
 }
 METHODS = tuple(PRESETS)  # the built-in presets' names (register more in PRESETS itself)
 

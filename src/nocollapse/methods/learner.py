@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, cast
 import torch
 from torch import nn
 
+from nocollapse.errors import ConfigError
 from nocollapse.losses import LOSSES, Direction, symmetrised
 from nocollapse.methods.config import LearnerConfig
 from nocollapse.models import ProjectorMLP, build_backbone
@@ -18,6 +19,27 @@ from nocollapse.predictors import (
     MatrixPredictor,
     build_predictor,
 )
+
+
+def backbone_width(backbone: nn.Module, in_channels: int, image_size: int) -> int:
+    """A backbone's feature width: its ``out_dim``, else measured on a zero batch."""
+    width = getattr(backbone, "out_dim", None)
+    if isinstance(width, int) and width > 0:
+        return width
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            device = next(backbone.parameters(), torch.empty(0)).device
+            out = backbone(torch.zeros(2, in_channels, image_size, image_size, device=device))
+    finally:
+        backbone.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"the backbone maps (B, {in_channels}, {image_size}, {image_size}) "
+                          f"images to {shape}; it must return (B, width) features (end it "
+                          "with global pooling and flatten)")
+    return int(out.shape[1])
 
 
 class StepOutput(NamedTuple):
@@ -37,12 +59,27 @@ def cosine_tau(progress: float, base_tau: float, final_tau: float) -> float:
 
 
 class SiameseLearner(nn.Module):
-    """A non-contrastive learner; the method is entirely in ``config`` (see ``PRESETS``)."""
+    """A non-contrastive learner; the method is entirely in ``config`` (see ``PRESETS``).
 
-    def __init__(self, config: LearnerConfig, in_channels: int, image_size: int):
+    ``backbone``: any ``nn.Module`` mapping ``(B, C, H, W)`` images to ``(B, width)``
+    features, used instead of ``config.backbone`` (which then names nothing). Its
+    ``width`` is its ``out_dim`` attribute when it has one, otherwise the width of its
+    output on one ``(2, in_channels, image_size, image_size)`` zero batch, computed in
+    evaluation mode without gradients (batch-norm statistics untouched). A backbone
+    with convolutions is moved to channels-last memory, which oneDNN and cuDNN run
+    faster (``benchmarks/bench_backbones.py``).
+    """
+
+    def __init__(self, config: LearnerConfig, in_channels: int, image_size: int,
+                 backbone: nn.Module | None = None):
         super().__init__()
         self.config = config.validate()
-        self.backbone, feat_dim = build_backbone(config.backbone, in_channels, image_size)
+        if backbone is None:
+            self.backbone, feat_dim = build_backbone(config.backbone, in_channels, image_size)
+        else:
+            self.backbone, feat_dim = backbone, backbone_width(backbone, in_channels, image_size)
+        if any(isinstance(m, nn.Conv2d) for m in self.backbone.modules()):
+            self.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.projector = ProjectorMLP(feat_dim, config.proj_hidden_dim, config.proj_dim,
                                       config.proj_layers, last_bn=config.proj_last_bn)
         self.predictor = build_predictor(config.predictor, config.proj_dim,
@@ -50,6 +87,9 @@ class SiameseLearner(nn.Module):
         # Non-spectral predictors: F_hat is still tracked, for the eigen-alignment diagnostics.
         self.tracker = (None if isinstance(self.predictor, CorrelationPredictor)
                         else CorrelationEstimate(config.proj_dim))
+        # A CorrelationPredictor's ``update``: "before" folds the batch into F_hat before the
+        # predictor is applied (the default of one without the attribute), "after" after it.
+        self._observe_first = getattr(self.predictor, "update", "before") == "before"
         self.target_net: nn.Module | None = None
         if config.target == "ema":
             self.target_net = copy.deepcopy(nn.Sequential(self.backbone, self.projector))
@@ -61,18 +101,22 @@ class SiameseLearner(nn.Module):
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> StepOutput:
         z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
-        if self.training:  # F_hat sees training batches only, never evaluation ones
-            self._observe(torch.cat([z1, z2]).detach())
+        if self.training and self._observe_first:
+            self._observe(z1, z2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         t1, t2 = self._targets(x1, x2, z1, z2)
         loss = self._loss(z1, z2, p1, p2, t1, t2)
+        if self.training and not self._observe_first:  # after the predictor and its matrix
+            self._observe(z1, z2)
         return StepOutput(loss, z1.detach(), z2.detach(), p1.detach(), p2.detach())
 
-    def _observe(self, z: torch.Tensor) -> None:
+    def _observe(self, z1: torch.Tensor, z2: torch.Tensor) -> None:
+        """F_hat sees training batches only, never evaluation ones."""
         if self.tracker is not None:
-            self.tracker.update(z)
+            self.tracker.update(torch.cat([z1, z2]).detach())
         else:  # __init__ found a CorrelationPredictor: it keeps F_hat itself
-            cast(CorrelationPredictor, self.predictor).update_correlation(z)
+            cast(CorrelationPredictor, self.predictor).update_correlation(z1.detach(),
+                                                                           z2.detach())
 
     def _targets(self, x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:

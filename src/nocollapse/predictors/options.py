@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from nocollapse.errors import ConfigError
+from nocollapse.errors import ConfigError, check_choice
 
 OptionValue = float | int | bool | str | None
 
@@ -24,13 +24,15 @@ class Option:
 
     ``kind``: the Python type a value must have (``float`` accepts integers);
     ``check(name, value)``: raises :class:`ConfigError` for a value out of range;
-    ``default``: ``None`` when the predictor chooses (per kind, say).
+    ``default``: ``None`` when the predictor chooses (per kind, say);
+    ``choices``: the values a text option may take.
     """
 
     kind: type
     help: str
     default: OptionValue = None
     check: Callable[[str, float], object] | None = None
+    choices: tuple[str, ...] | None = None
 
 
 OptionSchema = Mapping[str, Option]
@@ -52,6 +54,8 @@ def check_options(owner: str, options: Mapping[str, OptionValue], schema: Option
             raise ConfigError(f"{prefix}{name}={value!r} is not a valid {option.kind.__name__}")
         if option.check is not None and isinstance(value, int | float):
             option.check(f"{prefix}{name}", value)
+        if option.choices is not None:
+            check_choice(f"{prefix}{name}", str(value), option.choices)
 
 
 def coerce_options(options: Mapping[str, OptionValue], schema: OptionSchema

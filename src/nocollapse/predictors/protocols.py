@@ -20,12 +20,14 @@ class MatrixPredictor(Protocol):
 class CorrelationPredictor(Protocol):
     """A predictor that keeps its own running ``F_hat`` (DirectPred, DirectCopy, closed-form).
 
-    ``update_correlation(z)`` is called on training steps only, with the detached
-    outputs of both views; ``correlation`` holds the estimate.
+    ``update_correlation(z1, z2)`` is called on training steps only, with the detached
+    outputs of the two views (``(B, d)`` each); ``correlation`` holds the estimate.
+    An optional ``update`` attribute says when: ``"before"`` (the default) before the
+    predictor is applied to the step's batch, ``"after"`` after it and the loss.
     """
 
     correlation: CorrelationEstimate
 
-    def update_correlation(self, z: torch.Tensor) -> None: ...
+    def update_correlation(self, *views: torch.Tensor) -> None: ...
 
     def matrix(self) -> torch.Tensor: ...

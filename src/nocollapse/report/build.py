@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nocollapse.errors import NocollapseError, OutputError
-from nocollapse.report import figures
+from nocollapse.report import figures, theory_run
 from nocollapse.report.markdown import render
 from nocollapse.report.runs import Run, label_runs, load_run
 from nocollapse.runio import atomic_write_text, ensure_dir
@@ -42,7 +42,9 @@ def build_report(
     Figures: ``<metric>.png`` for loss, k-NN accuracy, collapse level and effective
     rank (all runs overlaid), and per run ``<label>-F_eigenvalues.png``,
     ``<label>-Wp_eigenvalues.png``, ``<label>-Z_eigenvalues.png``,
-    ``<label>-alignment.png`` (training), or ``<label>-modes.png`` and
+    ``<label>-alignment.png``, ``<label>-predictor_spectrum.png`` (training with a
+    linear or spectral predictor, with the power law and ``eta / eta_c`` in report.md:
+    docs/theory.md#theory-in-a-run), or ``<label>-modes.png`` and
     ``<label>-extras.png`` (simulation: the other scalar series of metrics.jsonl).
     A figure whose data is absent is skipped with a note in the report.
     """
@@ -72,12 +74,27 @@ def build_report(
     attempt("k-NN accuracy vs wall time, with baselines", path,
             figures.plot_learning_curves(runs, path),
             "no run logged k-NN with train_seconds (eval.knn_every) or a final evaluation")
+    sections = []
     for run in runs:
         _run_figures(run, out, alignment_epochs, attempt)
+        sections.append(_theory_section(run, out, alignment_epochs, attempt))
 
     markdown = out / REPORT_FILE
-    atomic_write_text(markdown, render(runs, drawn, skipped, out))
+    atomic_write_text(markdown, render(runs, drawn, skipped, out, [s for s in sections if s]))
     return Report(out, markdown, [p for _, p in drawn] + [markdown], skipped)
+
+
+def _theory_section(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Attempt
+                    ) -> str:
+    """The predictor power-law figure and the report.md section of one training run."""
+    if run.kind != "training":
+        return ""
+    spectra = theory_run.predictor_spectra(run, theory_run.spectrum_epochs(run, wanted))
+    if spectra:
+        path = out / f"{run.label}-predictor_spectrum.png"
+        attempt(f"{run.label}: predictor spectrum p_j vs s_j in F_hat's eigenbasis", path,
+                figures.plot_predictor_spectrum(run, spectra, path), "no positive p_j, s_j")
+    return theory_run.markdown_section(run, spectra)
 
 
 def _run_figures(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Attempt) -> None:

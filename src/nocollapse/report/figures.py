@@ -301,3 +301,34 @@ def plot_learning_curves(runs: Sequence[Run], path: Path) -> bool:
     ax.legend(fontsize=7)
     save_figure(figure, path)
     return True
+
+
+def plot_predictor_spectrum(run: Run, spectra: Sequence[Any], path: Path) -> bool:
+    """``p_j`` against ``s_j`` (log-log) per epoch, the fitted power law and DirectPred's line.
+
+    ``spectra``: :class:`nocollapse.report.theory_run.PredictorSpectrum` items. The
+    DirectPred line is ``p = sqrt(s / s_max)`` (its formula with ``eps = 0``).
+    """
+    spectra = [item for item in spectra if np.any(item.s > 0) and np.any(item.p > 0)]
+    if not spectra:
+        return False
+    figure, axes = new_figure(1, len(spectra))
+    for ax, item in zip(axes[0], spectra, strict=True):
+        keep = (item.s > 0) & (item.p > 0)
+        ax.loglog(item.s[keep], item.p[keep], "o", ms=3, color="tab:blue", label="p_j")
+        grid = np.geomspace(item.s[keep].min(), item.s[keep].max(), 50)
+        ax.loglog(grid, np.sqrt(grid / item.s.max()), "--", color="grey", lw=1,
+                  label="DirectPred sqrt(s/s_max)")
+        if item.fit is not None:
+            fit = item.fit
+            ax.loglog(grid, fit.prefactor * grid**fit.exponent, "-", color="tab:red", lw=1.2,
+                      label=f"fit k={fit.exponent:.2f}, R^2={fit.r2:.2f}")
+        ax.set_title(f"epoch {item.epoch}", fontsize=9)
+        ax.set_xlabel("s_j (eigenvalue of F_hat)", fontsize=8)
+        if ax is axes[0, 0]:
+            ax.set_ylabel("p_j = u_j^T Wp u_j", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    figure.suptitle(f"{run.label}: predictor spectrum in F_hat's eigenbasis", fontsize=10)
+    save_figure(figure, path)
+    return True

@@ -42,11 +42,13 @@ def render(
     figures: Sequence[tuple[str, Path]],
     skipped: Sequence[str],
     out_dir: Path,
+    theory: Sequence[str] = (),
 ) -> str:
     """The text of ``report.md``.
 
     ``figures``: (caption, path) pairs already written; ``skipped``: one note per
-    figure that could not be drawn and why.
+    figure that could not be drawn and why; ``theory``: per-run sections of
+    :mod:`nocollapse.report.theory_run` (markdown), under "Theory read off the runs".
     """
     parts = ["# nocollapse report", ""]
     parts.append("Runs: " + ", ".join(f"`{run.label}` ({run.path})" for run in runs))
@@ -58,6 +60,8 @@ def render(
             message = warning.get("message") or warning.get("reason") or "collapse warning"
             parts.append(f"- `{run.label}` step {warning.get('step', '?')}: {message}")
         parts.append("")
+    if theory:
+        parts += ["## Theory read off the runs", "", *theory]
     parts += ["## Figures", ""]
     for caption, path in figures:
         rel = path.relative_to(out_dir) if path.is_relative_to(out_dir) else path

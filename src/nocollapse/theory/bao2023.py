@@ -1,4 +1,4 @@
-"""bao2023: linear SimSiam with the cosine loss and weight decay (papers.md section 3).
+"""bao2023: linear SimSiam with the cosine loss and weight decay (docs/theory.md#bao2023).
 
 Model: identity backbone, projection ``Phi`` (shape ``(n2, n1)``), predictor ``Psi``
 (``(n2, n2)``), inputs ``x ~ N(0, I_n1)``, views ``x_i = x + sigma xi_i``,
@@ -7,9 +7,9 @@ decay ``rho`` on both matrices, equal learning rates. Losses (half the squared d
 as in :mod:`nocollapse.theory.halvagal2023_sim`): ``1/2 ||p - z2||^2`` (``"l2"``) and
 ``1 - cos(p, z2)`` (``"cosine"``).
 
-Reduced dynamics. The paper's exact sixth-order coefficients are OPEN in papers.md (they
-could not be read); nothing here uses them. Implemented is the reduced form papers.md
-states (derived there, Monte-Carlo checked to 2.8% at d = h = 256): with ``s_j = p_j^2``
+Reduced dynamics (docs/theory.md#bao2023). The paper's exact sixth-order coefficients
+are open (docs/theory.md#open-items); nothing here uses them. Implemented is the reduced
+form derived for this library (Monte-Carlo checked to 2.8% at d = h = 256): with ``s_j = p_j^2``
 and the concentrated norms ``N_a^2 = (1+sigma^2) sum p_j^4``, ``N_b^2 = (1+sigma^2) sum p_j^2``
 
     cosine:  dp_j/dt = (p_j^2 - kappa p_j^3) / (N_a N_b) - rho p_j,
@@ -23,10 +23,10 @@ the full matrix flow, because the per-sample cosine gradient is orthogonal to ``
 ``sum_j p_j (p_j^2 - kappa p_j^3) = 0``, so ``||Phi||_F^2`` and ``||Psi||_F^2`` decay as
 ``exp(-2 rho t)`` while the *shape* ``p / |p|`` converges to equal non-zero modes, faster
 and faster as the norms shrink (the first term scales as 1/norm). The positive plateau of
-the eigenvalues seen in a discrete simulation (papers.md: ~2.7e-3) is not in the flow: it
+the eigenvalues seen in a discrete simulation (~2.7e-3 at the defaults) is not in the flow: it
 is where the step's ``lr^2 ||G||^2`` norm growth (``G`` dominated by sampling noise)
 balances the ``2 lr rho`` decay. :func:`noise_floor` and :func:`predicted_scale` estimate
-it (derived here, not in papers.md; accuracy measured against the simulation), and
+it (derived here, not from the paper; accuracy measured against the simulation), and
 :func:`run_comparison` combines that scale with the reduced shape dynamics.
 """
 
@@ -68,7 +68,7 @@ __all__ = [
 
 
 def l2_threshold(sigma2: float) -> float:
-    """``rho_c = 1/(4(1+sigma^2))``: L2 weight decay above it collapses (papers.md s. 1, 3)."""
+    """``rho_c = 1/(4(1+sigma^2))``: L2 weight decay above it collapses (docs/theory.md#bao2023)."""
     check_nonnegative("sigma2", sigma2)
     return 1.0 / (4.0 * (1.0 + sigma2))
 
@@ -78,7 +78,7 @@ def reduced_rhs(loss: str, rho: float, sigma2: float) -> Callable[[float, np.nda
     """Right-hand side ``f(t, p)`` of the reduced eigenmode dynamics (module docstring).
 
     ``p`` has shape ``(m,)`` or ``(m, K)``; sums run over axis 0. The cosine form is
-    papers.md section 3's reduced (not the paper's sixth-order, which is open) equation.
+    docs/theory.md#bao2023's reduced (not the paper's sixth-order, which is open) equation.
     """
     check_choice("loss", loss, LOSSES)
     check_nonnegative("rho", rho)
@@ -125,12 +125,12 @@ def integrate_shape(q0: np.ndarray, times: np.ndarray, scale: np.ndarray,
 
     Writing ``p = a q`` with ``sum_j q_j^2 = 1``, the weight-decay term of
     :func:`reduced_rhs` only moves ``a`` (the other term is orthogonal to ``p``); the
-    shape obeys (papers.md section 3, reduced form), in the clock ``dtau = dt / a(t)^2``,
+    shape obeys (docs/theory.md#bao2023, reduced form), in the clock ``dtau = dt / a(t)^2``,
 
         dq_j/dtau = (q_j^2 - kappa_q q_j^3) / ((1+sigma^2) sqrt(sum q^4 sum q^2)).
 
     Under the pure flow ``a(t) = a(0) exp(-rho t)``; here ``a(t)`` is supplied, e.g. the
-    simulation's ``||Phi||_F`` (its concentrated norm), as papers.md section 3 holds the
+    simulation's ``||Phi||_F`` (its concentrated norm), as docs/theory.md#bao2023 holds the
     norms given when it derives the eigenmode dynamics. ``tau`` is capped at ``tau_max``
     (by then every mode above ``~1/tau_max`` has settled).
 
@@ -193,7 +193,7 @@ def noise_floor(lr: float, rho: float, sigma2: float, n1: int, n2: int,
                 samples: int) -> tuple[float, float]:
     """Plateau ``(||Phi||_F^2, ||Psi||_F^2)`` of discrete cosine SimSiam with weight decay.
 
-    Derived here (not in papers.md), from one step ``Phi <- (1 - lr rho) Phi - lr G`` with
+    Derived here (not from the paper), from one step ``Phi <- (1 - lr rho) Phi - lr G`` with
     ``<G, Phi> = 0`` exactly: ``||Phi'||^2 = (1 - lr rho)^2 ||Phi||^2 + lr^2 ||G||^2``. Near
     an isotropic state (``Phi Phi^T = s I``, ``Psi = p I``) the batch gradient is its
     sampling noise, ``E||G_Phi||^2 ~ (1 - c^2) n1 / (B s (n2 - 2))`` (inverse chi-square
@@ -236,8 +236,8 @@ def config_from_params(params: SimulationParams, samples: int = 256) -> SimSiamC
     """Map ``nocollapse simulate`` options onto :class:`SimSiamConfig` (``rho = params.eta``)."""
     refuse_options(params, ("alpha_p", "beta"), "bao2023",
                    "equal learning rates, SimSiam without EMA")
-    if params.iso:
-        raise ConfigError("--iso is a halvagal2023 option; use --model halvagal2023")
+    if params.augment is not None:
+        raise ConfigError("--augment is a halvagal2023 option (which views carry the noise)")
     if params.eta is not None:
         check_nonnegative("eta (the weight decay rho)", params.eta)
     steps = 4000 if params.steps is None else params.steps
@@ -301,7 +301,7 @@ def compare_trajectory(cfg: SimSiamConfig, traj: SimSiamTrajectory) -> Compariso
 
 
 def run_comparison(params: SimulationParams) -> Comparison:
-    """Linear SimSiam simulation vs the reduced dynamics (papers.md section 3).
+    """Linear SimSiam simulation vs the reduced dynamics (docs/theory.md#bao2023).
 
     Defaults: n1=16, n2=8, sigma2=0.5, rho = ``params.eta`` = 0.25 (above the L2
     threshold 1/6), lr 0.05, 4000 steps, 256 samples a step, cosine loss. ``times`` is

@@ -1,6 +1,6 @@
 """bao2023 linear SimSiam: sampled-data gradient descent with analytic gradients (numpy).
 
-papers.md section 3. Identity backbone, projection ``Phi`` (``(n2, n1)``), predictor
+docs/theory.md#bao2023. Identity backbone, projection ``Phi`` (``(n2, n1)``), predictor
 ``Psi`` (``(n2, n2)``), ``x ~ N(0, I_n1)``, views ``x_i = x + sigma xi_i``,
 ``z1 = Phi x1``, ``p = Psi z1``, target ``z2 = Phi x2`` under stop-gradient, weight
 decay ``rho`` on both matrices, equal learning rates. Losses (half the squared distance,
@@ -29,7 +29,7 @@ LOSSES = ("l2", "cosine")
 
 @dataclass(frozen=True)
 class SimSiamConfig:
-    """Linear SimSiam settings (defaults: papers.md section 3 numerical check).
+    """Linear SimSiam settings (defaults: docs/theory.md#bao2023 numerical check).
 
     ``samples`` data points per step. ``psi_init="aligned"`` starts ``Psi = (Phi Phi^T)^1/2``
     so that ``s_j = p_j^2`` holds at ``t = 0`` (the reduced form's assumption);
@@ -71,7 +71,7 @@ def simsiam_grads(Phi: np.ndarray, Psi: np.ndarray, X1: np.ndarray, X2: np.ndarr
         ``(dL/dPhi, dL/dPsi)`` of shapes ``(n2, n1)`` and ``(n2, n2)``.
     """
     z1, z2 = X1 @ Phi.T, X2 @ Phi.T
-    g_p = base_loss_grads(z1 @ Psi.T, z2, "euclidean" if loss == "l2" else "cosine")[0]
+    g_p = base_loss_grads(z1 @ Psi.T, z2, loss)[0]
     b = X1.shape[0]
     return (g_p @ Psi).T @ X1 / b, g_p.T @ z1 / b
 
@@ -103,7 +103,7 @@ def initial_state(cfg: SimSiamConfig) -> tuple[np.ndarray, np.ndarray, np.random
 
 
 def simulate_simsiam(cfg: SimSiamConfig) -> SimSiamTrajectory:
-    """Sampled-data gradient descent with weight decay on linear SimSiam (papers.md s. 3)."""
+    """Sampled gradient descent with weight decay on linear SimSiam (docs/theory.md#bao2023)."""
     Phi, Psi, rng = initial_state(cfg)
     sigma = np.sqrt(cfg.sigma2)
     decay = 1.0 - cfg.lr * cfg.rho

@@ -1,12 +1,12 @@
 """halvagal2023 toy model: sampled-data gradient descent with analytic gradients (numpy).
 
-papers.md section 2 ("Toy model", "IsoLoss"). The encoder is ``z = W x`` with ``W`` of
+docs/theory.md#halvagal2023 ("Toy model", "IsoLoss"). The encoder is ``z = W x`` with ``W`` of
 shape ``(M, N)``, data ``x ~ N(0, I_N)``, two views ``x_i = x + sigma xi_i``. The
 predictor is the closed form ``Wp = U diag(s_m^alpha) U^T`` of ``W W^T = U diag(s_m) U^T``;
 it is recomputed every step and never differentiated. The target ``z2`` is under
 stop-gradient unless ``stop_grad=False``.
 
-Loss convention: every loss here is half the squared distance that papers.md writes,
+Loss convention: every loss here is half the squared distance docs/theory.md#halvagal2023 writes,
 ``1/2 ||p - z2||^2`` (Euclidean) and ``1 - cos(p, z2) = 1/2 ||p/|p| - z2/|z2| ||^2``
 (cosine), so that one step of size ``lr`` advances the eigenmode ODEs of
 :mod:`nocollapse.theory.halvagal2023` by ODE time ``lr``. The IsoLoss surrogates are
@@ -28,22 +28,26 @@ from nocollapse.errors import (
     check_positive_int,
 )
 
-LOSSES = ("euclidean", "euclidean_iso", "cosine", "cosine_iso")
+# the training loss names (nocollapse.losses): l2 = 1/2 ||p - z2||^2, cosine = 1 - cos
+LOSSES = ("l2", "isoloss-l2", "cosine", "isoloss-cosine")
+AUGMENT = ("target", "both")
 _EPS = 1e-12
 
 
 @dataclass(frozen=True)
 class ToyConfig:
-    """Settings of the toy simulation (defaults: papers.md section 2, toy reproduction).
+    """Settings of the toy simulation (defaults: docs/theory.md#halvagal2023, toy reproduction).
 
     ``lr=None`` picks 1e-2 for the Euclidean losses and 0.1 for the cosine losses.
-    ``samples`` is the number of data points drawn per step (papers.md used 2e4).
+    ``augment``: ``"target"`` (the authors' toy code: ``x1 = x``, ``x2 = x + sigma xi``)
+    or ``"both"`` (the paper's statement: ``x_i = x + sigma xi_i``).
+    ``samples`` is the number of data points drawn per step (the authors used 2e4).
     """
 
     n: int = 15
     m: int = 10
     sigma2: float = 0.01
-    loss: str = "euclidean"
+    loss: str = "l2"
     lr: float | None = None
     steps: int = 1500
     samples: int = 4000
@@ -53,9 +57,11 @@ class ToyConfig:
     init_scale: float = 0.25
     record_every: int = 10
     seed: int = 0
+    augment: str = "target"
 
     def __post_init__(self) -> None:
         check_choice("loss", self.loss, LOSSES)
+        check_choice("augment", self.augment, AUGMENT)
         for name in ("n", "m", "steps", "samples", "record_every"):
             check_positive_int(name, getattr(self, name))
         check_nonnegative("sigma2", self.sigma2)
@@ -63,22 +69,22 @@ class ToyConfig:
         check_positive("init_scale", self.init_scale)
         if self.lr is not None:
             check_positive("lr", self.lr)
-        if self.loss.endswith("_iso") and not self.stop_grad:
+        if self.loss.startswith("isoloss") and not self.stop_grad:
             raise ConfigError(
                 f"loss={self.loss!r} with stop_grad=False is undefined: IsoLoss is built on a "
-                "stop-gradient target; use loss='euclidean' or 'cosine' to drop the stop-gradient"
+                "stop-gradient target; use loss='l2' or 'cosine' to drop the stop-gradient"
             )
 
     @property
     def step_size(self) -> float:
-        """The learning rate, with the papers.md default when ``lr`` is None."""
+        """The learning rate, with the authors' toy default when ``lr`` is None."""
         if self.lr is not None:
             return self.lr
-        return 0.1 if self.loss.startswith("cosine") else 1e-2
+        return 0.1 if self.loss.endswith("cosine") else 1e-2
 
 
 def closed_form_predictor(W: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """``Wp = U diag(s^alpha) U^T`` from ``W W^T = U diag(s) U^T`` (papers.md section 2).
+    """``Wp = U diag(s^alpha) U^T`` from ``W W^T = U diag(s) U^T`` (docs/theory.md#halvagal2023).
 
     Args:
         W: shape ``(M, N)``.
@@ -94,13 +100,13 @@ def closed_form_predictor(W: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray
 
 
 def base_loss(p: np.ndarray, z2: np.ndarray, kind: str) -> float:
-    """Mean over the batch of ``1/2 ||p - z2||^2`` (euclidean) or ``1 - cos(p, z2)`` (cosine).
+    """Mean over the batch of ``1/2 ||p - z2||^2`` (l2) or ``1 - cos(p, z2)`` (cosine).
 
     Args:
         p, z2: shape ``(B, M)``.
-        kind: ``"euclidean"`` or ``"cosine"``.
+        kind: ``"l2"`` or ``"cosine"``.
     """
-    if kind == "euclidean":
+    if kind == "l2":
         return float(0.5 * np.mean(np.sum((p - z2) ** 2, axis=1)))
     cos = np.sum(p * z2, axis=1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(z2, axis=1) + _EPS)
     return float(np.mean(1.0 - cos))
@@ -115,7 +121,7 @@ def base_loss_grads(p: np.ndarray, z2: np.ndarray, kind: str) -> tuple[np.ndarra
     Returns:
         ``(g_p, g_z2)``, each of shape ``(B, M)``.
     """
-    if kind == "euclidean":
+    if kind == "l2":
         diff = p - z2
         return diff, -diff
     np_ = np.linalg.norm(p, axis=1, keepdims=True) + _EPS
@@ -127,9 +133,9 @@ def base_loss_grads(p: np.ndarray, z2: np.ndarray, kind: str) -> tuple[np.ndarra
 
 def iso_surrogate(z: np.ndarray, z_ref: np.ndarray, z2: np.ndarray, Wp: np.ndarray,
                   kind: str) -> float:
-    """The IsoLoss surrogate of papers.md section 2, halved, as a function of ``z``.
+    """The IsoLoss surrogate of docs/theory.md#halvagal2023, halved, as a function of ``z``.
 
-    Every ``sg(...)`` of the papers.md definition is evaluated at ``z_ref`` (with
+    Every ``sg(...)`` of the definition (docs/theory.md#isoloss) is evaluated at ``z_ref`` (with
     ``p_ref = Wp z_ref``), so finite differences in ``z`` at ``z = z_ref`` give the
     surrogate's gradient, which equals :func:`base_loss_grads`' ``g_p`` at ``p = p_ref``
     (divided by B).
@@ -139,10 +145,10 @@ def iso_surrogate(z: np.ndarray, z_ref: np.ndarray, z2: np.ndarray, Wp: np.ndarr
 
     Args:
         z, z_ref, z2: shape ``(B, M)``; Wp: shape ``(M, M)`` symmetric PSD.
-        kind: ``"euclidean"`` or ``"cosine"``.
+        kind: ``"l2"`` or ``"cosine"``.
     """
     p_ref = z_ref @ Wp
-    if kind == "euclidean":
+    if kind == "l2":
         target = z2 + z_ref - p_ref
         return float(0.5 * np.mean(np.sum((z - target) ** 2, axis=1)))
     n_p = np.linalg.norm(p_ref, axis=1)
@@ -166,10 +172,10 @@ def encoder_grad(W: np.ndarray, Wp: np.ndarray, X1: np.ndarray, X2: np.ndarray, 
     Returns:
         shape ``(M, N)``.
     """
-    kind = loss.removesuffix("_iso")
+    kind = loss.removeprefix("isoloss-")
     z1, z2 = X1 @ W.T, X2 @ W.T
     g_p, g_z2 = base_loss_grads(z1 @ Wp, z2, kind)
-    g_z1 = g_p if loss.endswith("_iso") else g_p @ Wp
+    g_z1 = g_p if loss.startswith("isoloss") else g_p @ Wp
     grad = g_z1.T @ X1
     if not stop_grad:
         grad += g_z2.T @ X2
@@ -197,7 +203,7 @@ class ToyTrajectory:
 
 
 def simulate_toy(cfg: ToyConfig, W0: np.ndarray | None = None) -> ToyTrajectory:
-    """Sampled-data gradient descent on the toy model (papers.md section 2).
+    """Sampled-data gradient descent on the toy model (docs/theory.md#halvagal2023).
 
     Each step draws ``cfg.samples`` fresh points and two views, recomputes the
     closed-form predictor (``Wp = I`` when ``cfg.predictor`` is False) and takes one
@@ -221,7 +227,7 @@ def simulate_toy(cfg: ToyConfig, W0: np.ndarray | None = None) -> ToyTrajectory:
             break
         Wp = closed_form_predictor(W, cfg.alpha)[0] if cfg.predictor else eye
         x = rng.standard_normal((cfg.samples, cfg.n))
-        X1 = x + sigma * rng.standard_normal(x.shape)
+        X1 = x + sigma * rng.standard_normal(x.shape) if cfg.augment == "both" else x
         X2 = x + sigma * rng.standard_normal(x.shape)
         W -= lr * encoder_grad(W, Wp, X1, X2, cfg.loss, cfg.stop_grad)
         if not np.all(np.isfinite(W)):

@@ -1,4 +1,4 @@
-"""The per-mode quartic landscape of a linear SSL encoder (papers.md section 4).
+"""The per-mode quartic landscape of a linear SSL encoder (docs/theory.md#ziyin2023).
 
 A linear encoder ``W`` (``k x n``), data covariance ``A`` (covariance of the mean
 view), additive augmentation covariance ``Sigma`` and weight decay ``gamma``, with
@@ -16,7 +16,7 @@ Supported loss (derived, checked by :func:`gradient_descent`):
 Not supported, on purpose: a predictor-free L2 non-contrastive loss
 ``E||W x1 - W x2||^2 + gamma ||W||^2`` is quadratic (``beta_i = 0``) with its only
 minimum at ``W = 0``, so it has no quartic landscape to speak of. ziyin2023's own
-theorems and constants are open (papers.md): this module is "the per-mode quartic
+theorems and constants are open (docs/theory.md#open-items): this module is "the per-mode quartic
 landscape", not a transcription of the paper.
 
 Two ways to set the augmentation (``augmentation_model``):
@@ -172,7 +172,7 @@ def make_landscape(
     loss: str = "spectral",
     augmentation_model: str = "additive",
 ) -> QuarticLandscape:
-    """Build the per-mode landscape (papers.md section 4) with validated inputs.
+    """Build the per-mode landscape (docs/theory.md#ziyin2023) with validated inputs.
 
     Args:
         data_variances: ``(n,)`` positive data variances (``a_i`` for ``"additive"``,
@@ -311,7 +311,7 @@ def learned_w2_grid(
     """Predicted ``w_i^2`` over a grid, shape ``(len(gammas), len(augmentations), n)``.
 
     Vectorised over the grid: ``w_i^2 = max(0, 2 a_i - gamma) / (2 (a_i + sigma)^2)``
-    (papers.md section 4); the singular values of ``W`` are the square roots. A
+    (docs/theory.md#ziyin2023); the singular values of ``W`` are the square roots. A
     marginal-model ``sigma`` above ``d_i`` leaves no shared variance and the mode collapses.
     """
     check_choice("augmentation model", augmentation_model, AUGMENTATION_MODELS)

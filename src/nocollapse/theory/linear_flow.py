@@ -1,4 +1,4 @@
-"""tian2021 full-matrix gradient flow of the linear non-contrastive model (papers.md section 1).
+"""tian2021 full-matrix gradient flow of the linear non-contrastive model (docs/theory.md#tian2021).
 
 State: predictor ``Wp`` ``(n2, n2)``, online encoder ``W`` ``(n2, n1)``, target ``Wa``
 ``(n2, n1)``. :func:`flow_derivatives` is Lemma 1 (with switches for the ablations of

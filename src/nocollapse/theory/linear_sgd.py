@@ -4,7 +4,7 @@ Each step draws ``x ~ N(0, X)`` and two views ``x1, x2 = x + N(0, X')`` (``X, X'
 :class:`~nocollapse.theory.linear_flow.FlowConfig`), computes ``p = Wp W x1`` and the
 target ``z2 = Wa x2`` and takes one SGD step with the analytic gradients below (numpy
 has no autograd). With the L2 loss and small ``lr`` this tracks the Lemma 1 flow of
-:mod:`nocollapse.theory.linear_flow` (papers.md section 1); the step maps to ODE time
+:mod:`nocollapse.theory.linear_flow` (docs/theory.md#tian2021); the step maps to ODE time
 ``lr`` (predictor step ``lr * alpha_p``, EMA ``lr * beta``, decay ``lr * eta``).
 """
 

@@ -1,4 +1,4 @@
-"""Collapse / no-collapse phase diagrams of the tian2021 dynamics (papers.md section 1).
+"""Collapse / no-collapse phase diagrams of the tian2021 dynamics (docs/theory.md#tian2021).
 
 Two parameters span a grid; every cell is integrated to time ``t_end`` at once (one
 numpy state over the whole grid, fixed-step RK4), either with the decoupled eigenmode

@@ -71,8 +71,8 @@ class SimulationParams:
     """
 
     model: str = "tian2021"
-    loss: str | None = None  # "l2" | "cosine"
-    iso: bool = False  # halvagal2023 IsoLoss
+    loss: str | None = None  # a training loss name: l2, cosine, isoloss-l2, isoloss-cosine
+    augment: str | None = None  # halvagal2023: "target" (authors' code) | "both" (paper)
     eta: float | None = None  # weight decay
     sigma2: float | None = None  # augmentation variance
     alpha_p: float | None = None  # predictor learning-rate ratio

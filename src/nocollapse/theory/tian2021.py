@@ -1,4 +1,4 @@
-"""tian2021 isotropic eigenmode theory and its comparison with the matrix flow (papers.md §1).
+"""tian2021 isotropic eigenmode theory, compared with the matrix flow (docs/theory.md#tian2021).
 
 Isotropic case: ``X = I``, ``X' = sigma2 I``, symmetrised predictor flow, target
 ``Wa = tau W``. Each common eigenmode of ``F = W W^T`` and ``Wp`` has eigenvalues
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from nocollapse.diagnostics import summarize_linear
+from nocollapse.diagnostics import critical_eta, summarize_linear
 from nocollapse.errors import ConfigError, check_nonnegative, check_positive
 from nocollapse.theory.linear_flow import FlowConfig, FlowTrajectory, integrate_flow
 from nocollapse.theory.result import Comparison, SimulationParams
@@ -29,11 +29,6 @@ DEFAULTS = {"n1": 20, "n2": 10, "sigma2": 0.5, "eta": 0.1, "alpha_p": 1.0, "step
 # Scale of the balanced random start (see run_comparison): with seed 0 the smallest
 # mode starts below p*_- and collapses, the nine others reach p*_+.
 INIT_SCALE = 0.38
-
-
-def critical_eta(sigma2: float | np.ndarray, tau: float = 1.0) -> float | np.ndarray:
-    """``eta_c = tau^2 / (4 (1 + sigma2))``: above it every mode collapses (papers.md §1)."""
-    return tau**2 / (4.0 * (1.0 + np.asarray(sigma2, dtype=float)))
 
 
 def fixed_points(
@@ -104,7 +99,7 @@ def integral_of_motion(
     """``s_j(t) = p_j(t)^2/alpha_p + c_j exp(-2 eta t)``, ``c_j = s_j(0) - p_j(0)^2/alpha_p``.
 
     ``p`` has shape ``(T, m)``, ``t`` ``(T,)``, ``p0, s0`` ``(m,)``; returns ``(T, m)``.
-    (papers.md §1: the sign of ``c_j`` is the derived one, not the paper's printed one.)
+    (docs/theory.md#tian2021: the sign of ``c_j`` is the derived one, not the paper's printed one.)
     """
     c = s0 - p0**2 / alpha_p
     return p**2 / alpha_p + c * np.exp(-2.0 * eta * np.asarray(t))[:, None]
@@ -124,8 +119,13 @@ def invariant_residual(traj: FlowTrajectory, alpha_p: float, eta: float) -> np.n
     return resid / np.maximum(np.linalg.norm(gram, axis=(1, 2)), 1e-300)
 
 
-def commutator_norm(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
-    """``||[F, Wp]||_F`` (Theorem 3); ``F, Wp`` of shape ``(..., n, n)``, result ``(...)``."""
+def commutator_frobenius(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
+    """``||[F, Wp]||_F``, unnormalised, as Theorem 3 bounds it; shapes ``(..., n, n)`` -> ``(...)``.
+
+    :func:`nocollapse.diagnostics.commutator_norm` is the scale-free
+    ``||[F, Wp]||_F / (||F||_F ||Wp||_F)`` that training logs as ``commutator``
+    (docs/theory.md#vocabulary).
+    """
     return np.linalg.norm(F @ Wp - Wp @ F, axis=(-2, -1))
 
 
@@ -204,8 +204,8 @@ def _resolve(params: SimulationParams) -> dict[str, float]:
             "use --model bao2023 for a cosine-loss theory, or theory.linear_sgd.sgd_simulate "
             "(loss='cosine') for the sampled cosine simulation of this model"
         )
-    if params.iso:
-        raise ConfigError("--iso is a halvagal2023 option; tian2021 has no IsoLoss")
+    if params.augment is not None:
+        raise ConfigError("--augment is a halvagal2023 option (which views carry the noise)")
     for name in ("sigma2", "eta", "alpha_p"):
         check_nonnegative(name, values[name])
     for name in ("steps", "lr", "n1", "n2"):
@@ -228,7 +228,7 @@ def _diagnostics(traj: FlowTrajectory) -> dict[str, np.ndarray]:
 
 
 def run_comparison(params: SimulationParams) -> Comparison:
-    """Symmetrised matrix flow vs decoupled eigenmode ODE from the same start (papers.md §1).
+    """Symmetrised matrix flow vs eigenmode ODE from the same start (docs/theory.md#tian2021).
 
     Defaults (``None`` fields): ``n1=20, n2=10, sigma2=0.5, eta=0.1, alpha_p=1``, SimSiam
     (``beta=None``, ``tau=1``), ``steps=1000`` RK4 steps of ``lr=0.1`` (ODE time 100). The
@@ -240,7 +240,7 @@ def run_comparison(params: SimulationParams) -> Comparison:
 
     ``simulated[:, j]`` is ``u_j^T Wp u_j`` (the eigenvalue while the modes stay aligned,
     which they do from an aligned start), modes ordered by initial ``p`` (descending).
-    Extras: ``s_simulated``/``s_theory`` ``(T, m)``, ``commutator`` ``||[F,Wp]||_F``,
+    Extras: ``s_simulated``/``s_theory`` ``(T, m)``, ``commutator_frobenius`` ``||[F,Wp]||_F``,
     ``invariant_residual`` (Theorem 1), ``lambda_min_K`` (Theorem 3), ``norm_W`` and the
     shared diagnostics :data:`DIAGNOSTICS` (``summarize_linear``, 512 fixed inputs). About
     101 snapshots; measured wall time of the default run: 1.5 s (0.08 s without the
@@ -264,7 +264,7 @@ def run_comparison(params: SimulationParams) -> Comparison:
     extras = {
         "s_simulated": s_sim,
         "s_theory": s_th,
-        "commutator": commutator_norm(F, traj.Wp),
+        "commutator_frobenius": commutator_frobenius(F, traj.Wp),
         "invariant_residual": invariant_residual(traj, alpha_p, eta),
         "lambda_min_K": np.linalg.eigvalsh(0.5 * (K + np.swapaxes(K, -1, -2)))[:, 0],
         "norm_W": np.linalg.norm(traj.W, axis=(1, 2)),

@@ -1,7 +1,7 @@
-"""Uniformity along the theory engine's trajectories (papers.md section 5).
+"""Uniformity along the theory engine's trajectories (docs/theory.md#wang2022).
 
 wang2022 studies the local dynamics of a uniformity indicator; its own formula is
-open (papers.md), so the established measures from :mod:`nocollapse.diagnostics`
+open (docs/theory.md#open-items), so the established measures from :mod:`nocollapse.diagnostics`
 (Wang & Isola, ``t = 2``, and the Wasserstein uniformity) are evaluated here:
 
 * on a sequence of simulated encoders ``W`` (shape ``(T, n2, n1)``), through samples
@@ -106,7 +106,7 @@ def uniformity_of_modes(
 
 def wasserstein_uniformity_of_k_sphere(k: int, m: int) -> float:
     """Closed form: ``sqrt(2 - 2 sqrt(k/m))`` for embeddings uniform on a ``k``-dim great
-    sphere of ``R^m`` (``Cov = I_k / k``, ``mu = 0`` in papers.md section 5's formula)."""
+    sphere of ``R^m`` (``Cov = I_k / k``, ``mu = 0`` in docs/theory.md#wang2022's formula)."""
     if not 1 <= k <= m:
         raise ConfigError(f"k={k} live modes out of m={m}; valid range: 1 <= k <= m")
     return float(np.sqrt(max(2.0 - 2.0 * np.sqrt(k / m), 0.0)))

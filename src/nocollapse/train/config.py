@@ -35,6 +35,7 @@ from nocollapse.train.monitor import MonitorConfig
 OPTIMIZERS = ("sgd", "lars")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
+COMPILE_CHOICES = ("auto", "true", "false")
 MAX_SEED = 2**32 - 1  # seeds derived from it (seed * 100_003 + epoch) must fit torch's 64 bits
 
 
@@ -79,7 +80,9 @@ class DeviceConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
-    compile: bool = False
+    # torch.compile the learner: "auto" (on CUDA only: on CPU its compile time is not
+    # repaid in a minutes-long run, docs/benchmarks.md), true or false.
+    compile: str = "auto"
     threads: int | None = None
 
 
@@ -158,6 +161,8 @@ class TrainConfig:
         self.monitor.validate()
         check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
         check_choice("device.precision", self.device.precision, PRECISIONS)
+        self.device.compile = str(self.device.compile).lower()
+        check_choice("device.compile", self.device.compile, COMPILE_CHOICES)
         check_nonnegative("epochs", self.epochs)
         if self.data.batch_size == 1:
             raise ConfigError("data.batch_size=1: the projector's BatchNorm needs at least 2 "

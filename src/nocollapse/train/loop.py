@@ -46,7 +46,7 @@ from nocollapse.train.checkpoint import (
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.final_eval import final_evaluation, stop_note
 from nocollapse.train.monitor import CollapseMonitor, run_context
-from nocollapse.train.progress import TrainProgress
+from nocollapse.train.progress import TrainProgress, run_header
 from nocollapse.train.resume import ALREADY_FINISHED, is_finished, load_for_resume
 
 
@@ -147,11 +147,11 @@ class _Run:
                                                   log_every=config.log_every))
         learner = self.learner
         assert isinstance(learner, torch.nn.Module)  # checked in __init__
-        # torch.compile of a Module returns a Module (its stubs say a function)
-        forward = (cast(torch.nn.Module, torch.compile(learner)) if config.device.compile
-                   else learner)
-        self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
         self.device = self.fabric.device
+        # torch.compile of a Module returns a Module (its stubs say a function)
+        forward = (cast(torch.nn.Module, torch.compile(learner))
+                   if setup.should_compile(config.device.compile, self.device) else learner)
+        self.model, self.optimizer = self.fabric.setup(forward, self.optimizer)
         self.augment = self.augment.to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed * 1009 + self.fabric.global_rank)
@@ -212,7 +212,11 @@ class _Run:
         # The time budget counts this invocation only, so a budget-stopped run can be resumed.
         start, before = time.monotonic(), state.seconds
         window_start = time.monotonic()
-        with TrainProgress(self.total, state.step, self.quiet or not self.rank0) as bar:
+        with TrainProgress(self.total, state.step, self.quiet or not self.rank0,
+                           images_per_step=config.data.batch_size * self.fabric.world_size
+                           ) as bar:
+            bar.header(run_header(config.method, self.data.train.name, len(self.data.train),
+                                  self.total, str(self.device)))
             while state.step < self.total:
                 order = self._epoch_order(state.epoch)
                 while state.batch < self.per_epoch and state.step < self.total:

@@ -11,19 +11,27 @@ A training-loop callback (see :mod:`nocollapse.train`):
 - ``on_epoch_end`` appends one line to ``spectra.jsonl``: eigenvalues of ``F_hat``,
   of the symmetric part of ``Wp`` and of the batch correlation, the alignment matrix
   ``|u_i^T v_j|`` (for ``d <= alignment_max_dim``) and the full ``summarize`` dict;
+- the run's ``sigma2_est`` (augmentation over data variance of the embeddings) and
+  ``tau_est`` (target/online ratio at the EMA's steady state) go into the same record
+  and, as medians of the last ``ESTIMATE_WINDOW`` logs, into the early warning's
+  context, so its weight-decay cause names ``eta / eta_c``
+  (docs/theory.md#theory-in-a-run);
 - the early warning (:mod:`nocollapse.train.warnings`) prints a rich panel, appends
   to ``warnings.jsonl`` and, with ``stop_on_collapse``, raises :class:`CollapseDetected`;
 - the same scalars go to TensorBoard when ``torch.utils.tensorboard`` and the
   ``tensorboard`` package import (the optional ``tensorboard`` extra); otherwise nothing.
 
 ``spectra.jsonl`` line: ``{"epoch", "step", "F_eigenvalues", "Wp_eigenvalues",
-"Wp_asymmetry", "Z_eigenvalues", "alignment", "summary"}``; lists descending, keys
-absent when the learner has no such matrix.
+"Wp_asymmetry", "Wp_in_F_basis", "commutator", "Z_eigenvalues", "alignment",
+"summary"}``; lists descending (``Wp_in_F_basis``: ``u_j^T Wp u_j`` in the order of
+``F_eigenvalues``), keys absent when the learner has no such matrix.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +45,13 @@ from rich.panel import Panel
 from nocollapse import diagnostics
 from nocollapse.errors import check_in_range, check_nonnegative, check_positive
 from nocollapse.methods import Learner, StepOutput
-from nocollapse.runio import SPECTRA_FILE, TENSORBOARD_DIR, WARNINGS_FILE, MetricsWriter
+from nocollapse.runio import (
+    ESTIMATE_KEYS,
+    SPECTRA_FILE,
+    TENSORBOARD_DIR,
+    WARNINGS_FILE,
+    MetricsWriter,
+)
 from nocollapse.train.warnings import CollapseDetected, EarlyWarning
 
 if TYPE_CHECKING:  # config.py imports MonitorConfig from here
@@ -45,6 +59,7 @@ if TYPE_CHECKING:  # config.py imports MonitorConfig from here
 
     from nocollapse.train.config import TrainConfig
 
+ESTIMATE_WINDOW = 10  # logs whose median sigma2 / tau estimates the warning quotes
 __all__ = [
     "SPECTRA_FILE",
     "CollapseDetected",
@@ -165,6 +180,8 @@ class CollapseMonitor:
         self._batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._tensorboard: SummaryWriter | None = None
         self._tensorboard_tried = False
+        self._scales: deque[tuple[int, float]] = deque(maxlen=ESTIMATE_WINDOW + 1)  # log ||z||^2
+        self._estimates: deque[tuple[float, float]] = deque(maxlen=ESTIMATE_WINDOW)
 
     # -- callbacks -------------------------------------------------------------------------
     def on_log(self, step: int, output: StepOutput, learner: Learner,
@@ -179,10 +196,40 @@ class CollapseMonitor:
         self.last_step = step
         scalars = fast_scalars(z1, z2)
         record.update(scalars)
+        record.update(self._theory_estimates(step, z1, z2, record.get("tau")))
         self._write_tensorboard(step, record)
         alarm = self.warning.update(step, scalars)
         if alarm is not None:
             self._raise_alarm(alarm)
+
+    def _theory_estimates(self, step: int, z1: torch.Tensor, z2: torch.Tensor | None,
+                          momentum: Any) -> dict[str, float]:
+        """``sigma2_est`` and ``tau_est`` of this log; their medians go to the warning."""
+        if z2 is None or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
+            return {}
+        scale = math.log(max(float(z1.detach().float().pow(2).sum(dim=1).mean()), 1e-30))
+        if self._scales and step <= self._scales[-1][0]:
+            self._scales.clear()  # a resumed or restarted run: start the growth afresh
+        self._scales.append((step, scale))
+        if len(self._scales) < 2:
+            return {}
+        # growth of log ||z||^2 per step over the last ESTIMATE_WINDOW logs (less noisy)
+        (first_step, first), (last_step, last) = self._scales[0], self._scales[-1]
+        growth = (last - first) / (last_step - first_step)
+        sigma2 = diagnostics.augmentation_ratio(z1, z2)
+        tau = diagnostics.target_ratio(float(momentum), growth)
+        if not (math.isfinite(sigma2) and math.isfinite(tau)):
+            return {}
+        self._estimates.append((sigma2, tau))
+        self._share_estimates()
+        return dict(zip(ESTIMATE_KEYS, (sigma2, tau), strict=True))
+
+    def _share_estimates(self) -> None:
+        """The medians of the recent estimates into the warning's context (caller's win)."""
+        context = self.warning.context
+        if self._estimates and ("sigma2" not in context or context.get("estimated")):
+            context.update(sigma2=statistics.median(e[0] for e in self._estimates),
+                           tau=statistics.median(e[1] for e in self._estimates), estimated=True)
 
     def _due(self, step: int) -> bool:
         every, window = self.config.every, self.log_every
@@ -208,12 +255,19 @@ class CollapseMonitor:
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to log as an uninterrupted one (plain values)."""
         return {"last_step": self.last_step, "streak": self.warning.streak,
-                "fired": self.warning.fired}
+                "fired": self.warning.fired,
+                "scales": [[int(k), float(v)] for k, v in self._scales],
+                "estimates": [[float(a), float(b)] for a, b in self._estimates]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.last_step = state.get("last_step")
         self.warning.streak = int(state.get("streak", 0))
         self.warning.fired = bool(state.get("fired", False))
+        self._scales.clear()
+        self._scales.extend((int(k), float(v)) for k, v in state.get("scales", []))
+        self._estimates.clear()
+        self._estimates.extend((float(a), float(b)) for a, b in state.get("estimates", []))
+        self._share_estimates()
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer, if one was opened."""
@@ -316,7 +370,9 @@ def spectra_record(
         out["Wp_eigenvalues"] = diagnostics.predictor_spectrum(Wp).tolist()
         out["Wp_asymmetry"] = diagnostics.asymmetry(Wp)
     if F is not None and Wp is not None and F.shape == Wp.shape:
+        # relative ||[F, Wp]||_F / (||F||_F ||Wp||_F) (docs/theory.md#vocabulary)
         out["commutator"] = diagnostics.commutator_norm(F, Wp)
+        out["Wp_in_F_basis"] = diagnostics.predictor_in_basis(F, Wp)[1].tolist()
         if F.shape[0] <= alignment_max_dim:
             # 4 decimals: a heat map needs no more, and d = 128 stays ~110 kB per epoch
             out["alignment"] = np.round(diagnostics.alignment_matrix(F, Wp), 4).tolist()

@@ -1,10 +1,16 @@
-"""The rich progress bar of a training run: loss, images/s and ETA, host-side only."""
+"""Progress of a training run: a rich bar on a terminal, a plain line every N seconds otherwise.
+
+Both show loss, source images/s and the ETA, host-side only (no device sync).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+import time
+from typing import Any, TextIO
 
+import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -16,16 +22,31 @@ from rich.progress import (
 )
 
 
-class TrainProgress:
-    """A progress bar over steps; shown only on a terminal and when not ``quiet``.
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
-    ``advance`` costs no device sync; loss and throughput are shown as of the last
-    log step, because reading the loss forces a sync.
+
+class TrainProgress:
+    """Progress over steps; nothing when ``quiet``.
+
+    On a terminal: a rich bar. Otherwise (a log file, CI): one line every ``every_s``
+    seconds with the step, the last logged loss, source images/s over that interval
+    (``images_per_step`` = batch x processes) and the ETA at that speed.
+    ``advance`` costs no device sync; the loss is the one of the last log step.
     """
 
-    def __init__(self, total_steps: int, start_step: int = 0, quiet: bool = False):
-        console = Console(file=sys.stderr)
-        self.enabled = not quiet and console.is_terminal
+    def __init__(self, total_steps: int, start_step: int = 0, quiet: bool = False,
+                 images_per_step: int = 0, every_s: float = 30.0,
+                 stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        console = Console(file=self.stream)
+        self.terminal = console.is_terminal
+        self.enabled = not quiet and self.terminal
+        self.lines = not quiet and not self.terminal
+        self.total, self.step, self.every_s = total_steps, start_step, every_s
+        self.images_per_step, self.loss = images_per_step, float("nan")
+        self._last_time, self._last_step = time.monotonic(), start_step
         self._progress = Progress(
             TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} img/s"),
@@ -42,10 +63,37 @@ class TrainProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
+    def header(self, text: str) -> None:
+        """One line before the first step (the run header), shown unless ``quiet``."""
+        if self.enabled or self.lines:
+            print(text, file=self.stream, flush=True)
+
     def advance(self, steps: int = 1) -> None:
         self._progress.advance(self._task, steps)
+        self.step += steps
+        if self.lines:
+            now = time.monotonic()
+            if now - self._last_time >= self.every_s or self.step == self.total:
+                self._print_line(now)
+
+    def _print_line(self, now: float) -> None:
+        rate = (self.step - self._last_step) / max(now - self._last_time, 1e-9)
+        eta = (self.total - self.step) / rate if rate > 0 else float("inf")
+        print(f"train step {self.step}/{self.total} loss {self.loss:.4f} "
+              f"{rate * self.images_per_step:.0f} images/s ETA "
+              f"{_clock(eta) if eta != float('inf') else '-'}", file=self.stream, flush=True)
+        self._last_time, self._last_step = now, self.step
 
     def show(self, record: dict[str, Any]) -> None:
         """Update the loss and images/s fields from a logged record."""
-        self._progress.update(self._task, loss=f"{record.get('loss', float('nan')):.4f}",
+        self.loss = record.get("loss", float("nan"))
+        self._progress.update(self._task, loss=f"{self.loss:.4f}",
                               speed=f"{record.get('images_per_s', 0.0):.0f}")
+
+
+def run_header(method: str, data: str, images: int, total_steps: int, device: str) -> str:
+    """The run's first line: what trains on what, and the CPU thread setting it runs with."""
+    policy = os.environ.get("OMP_WAIT_POLICY", "runtime default")
+    return (f"nocollapse train: {method} on {data} ({images} images), {total_steps} steps, "
+            f"device {device}, {torch.get_num_threads()} torch threads "
+            f"(OMP_WAIT_POLICY={policy})")

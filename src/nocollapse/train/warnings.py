@@ -1,10 +1,12 @@
 """Early warning of collapse: thresholds with patience, likely causes, ``warnings.jsonl``.
 
-The likely causes come from the linear theory (papers.md section 1, tian2021):
+The likely causes come from the linear theory (docs/theory.md#tian2021):
 without a predictor (``Wp = I``, stop-gradient kept) ``dW/dt = -(X' + eta I) W`` so
 ``W -> 0``; without stop-gradient ``W -> 0`` when ``lambda_min(H) > 0`` (Theorem 2);
 with weight decay ``eta`` every eigenmode collapses when
-``eta > eta_c = tau^2 / (4 (1 + sigma^2))`` (the third-order mode dynamics).
+``eta > eta_c = tau^2 / (4 (1 + sigma^2))`` (the third-order mode dynamics; one
+definition, :func:`nocollapse.diagnostics.critical_eta`). The monitor estimates
+``sigma^2`` and ``tau`` from the run (docs/theory.md#theory-in-a-run) and says so.
 """
 
 from __future__ import annotations
@@ -13,25 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nocollapse.diagnostics import critical_eta
 from nocollapse.errors import NocollapseError
 from nocollapse.runio import WARNINGS_FILE
 
-__all__ = ["WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "critical_weight_decay",
-           "likely_causes"]
+__all__ = ["WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "likely_causes"]
 
 
 class CollapseDetected(NocollapseError, RuntimeError):  # noqa: N818 (name fixed by the API)
     """Raised by :class:`~nocollapse.train.monitor.CollapseMonitor` with ``stop_on_collapse``."""
-
-
-def critical_weight_decay(tau: float = 1.0, sigma2: float = 0.0) -> float:
-    """``eta_c = tau^2 / (4 (1 + sigma^2))`` (tian2021, papers.md section 1).
-
-    Above ``eta_c`` the third-order mode dynamics ``dp/dt = p^2 [tau - (1+sigma^2) p]
-    - eta p`` has no non-zero fixed point: every mode collapses. ``tau`` is the
-    target/online weight ratio (1 for SimSiam), ``sigma2`` the augmentation variance.
-    """
-    return tau**2 / (4.0 * (1.0 + sigma2))
 
 
 PLAUSIBLE_ETA_C_FLOOR = 0.025  # eta_c = tau^2 / (4 (1 + 9)): sigma^2 = 9 at tau = 1
@@ -42,13 +34,14 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
 
     ``context`` keys (all optional): ``predictor`` (kind, ``"none"`` for no predictor),
     ``stop_gradient`` (bool), ``weight_decay`` (the theory's ``eta``), ``tau`` (target
-    ratio, default 1), ``sigma2`` (augmentation variance ``sigma^2``, if known).
+    ratio, default 1), ``sigma2`` (augmentation variance ``sigma^2``, if known),
+    ``estimated`` (True: ``tau`` and ``sigma2`` were estimated from the run).
     """
     causes = []
     if str(context.get("predictor", "")).lower() in {"none", "identity"}:
         causes.append(
             "no predictor: with Wp = I and a stop-gradient the linear theory gives "
-            "dW/dt = -(X' + eta I) W, so W -> 0 (tian2021; papers.md section 1)"
+            "dW/dt = -(X' + eta I) W, so W -> 0 (tian2021; docs/theory.md#tian2021)"
         )
     if context.get("stop_gradient") is False:
         causes.append(
@@ -60,12 +53,14 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
         tau = float(context.get("tau", 1.0))
         sigma2 = context.get("sigma2")
         if isinstance(sigma2, int | float):
-            eta_c = critical_weight_decay(tau, float(sigma2))
+            eta_c = critical_eta(float(sigma2), tau)
             verdict = "above" if eta > eta_c else "below"
+            source = "estimated from this run" if context.get("estimated") else "given"
             causes.append(
                 f"weight decay eta={eta:g} is {verdict} the theory's critical value "
-                f"eta_c = tau^2/(4(1+sigma^2)) = {eta_c:.4g} (tau={tau:g}, sigma^2={sigma2:g}); "
-                "above it every mode collapses (tian2021; papers.md section 1)"
+                f"eta_c = tau^2/(4(1+sigma^2)) = {eta_c:.4g} (tau={tau:.3g}, "
+                f"sigma^2={float(sigma2):.3g}, {source}; eta/eta_c = {eta / eta_c:.3g}); "
+                "above it every mode collapses (tian2021; docs/theory.md#tian2021-threshold)"
             )
         elif eta >= PLAUSIBLE_ETA_C_FLOOR * tau**2 or not causes:
             # below this eta would need sigma^2 > 9 (augmentation noise 3x the signal) to
@@ -73,7 +68,7 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
             causes.append(
                 f"weight decay eta={eta:g} may be too strong for the augmentation: in the "
                 "linear theory collapse is unavoidable when eta > eta_c = tau^2/(4(1+sigma^2)) "
-                f"(<= {critical_weight_decay(tau):.3g} at tau={tau:g}; stronger augmentation, "
+                f"(<= {critical_eta(0.0, tau):.3g} at tau={tau:g}; stronger augmentation, "
                 "i.e. larger sigma^2, lowers it)"
             )
     if not causes:
@@ -97,7 +92,7 @@ class EarlyWarning:
     collapse_threshold: float
     min_effective_rank: float
     patience: int
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
     streak: int = 0
     fired: bool = False
 

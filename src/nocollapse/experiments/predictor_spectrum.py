@@ -1,0 +1,127 @@
+"""tian2021-predictor-spectrum: an SGD-trained linear predictor follows ``p_j ~ s_j^k``.
+
+docs/theory.md#theory-in-a-run. A BYOL run on Fashion-MNIST with ``predictor=linear``
+logs, per epoch, the eigenvalues ``s_j`` of ``F_hat`` and the predictor's gains
+``p_j = u_j^T Wp u_j`` along ``F_hat``'s eigenvectors. tian2021 observes ``p_j`` close
+to ``sqrt(s_j)`` (which DirectPred then sets directly); this reproduction fits the power
+law on the last epoch and checks it against a shuffled pairing of the same numbers,
+which must lose the relation. The exponent is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nocollapse.diagnostics import PowerLaw, power_law_fit
+from nocollapse.errors import ConfigError
+from nocollapse.experiments.registry import reproduction
+from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report import build_report, load_run
+from nocollapse.report.theory_run import POWER_LAW_FLOOR, critical_decay_rows, predictor_spectra
+
+# size -> data set, images, batch, seconds (None: max_steps), max steps
+BUDGETS: dict[str, dict[str, Any]] = {
+    "quick": {"data": "digits", "subset": 512, "batch": 64, "seconds": None, "max_steps": 48},
+    "default": {"data": "default", "subset": 6000, "batch": 128, "seconds": 90.0,
+                "max_steps": None},
+    "full": {"data": "default", "subset": 60000, "batch": 256, "seconds": 600.0,
+             "max_steps": None},
+}
+# The stated band of the exponent for a run that trains, and the fit quality it needs.
+# tian2021's observation is k = 1/2; a short run is still on its way there from the
+# random predictor's k ~ 0 (docs/reproductions.md gives the measured values).
+EXPONENT_BAND = (0.15, 1.0)
+MIN_R2 = 0.6
+SHUFFLES = 50
+
+
+def train_linear_byol(out: Path, size: str, seed: int) -> Path:
+    """Train BYOL with an SGD-trained linear predictor; returns the run directory."""
+    from nocollapse.train import train
+    from nocollapse.train.config import load_config
+
+    budget = BUDGETS[size]
+    values = {
+        "method": "byol", "learner": {"predictor": "linear"}, "seed": seed, "out": str(out),
+        "data": {"name": budget["data"], "batch_size": budget["batch"],
+                 "subset": budget["subset"], "test_subset": 500},
+        "optim": {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5e-4},
+        "epochs": 1000 if budget["max_steps"] is None else 0,
+        "max_steps": budget["max_steps"], "time_budget_s": budget["seconds"],
+        "log_every": 2, "eval": {"knn_every": 0},
+        "device": {"accelerator": "cpu", "threads": 1 if size == "quick" else None},
+        "monitor": {"every": 1, "spectra": True, "tensorboard": False, "patience": 10_000},
+    }
+    train(load_config(None, [], base=values), quiet=True)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # MBs a run; nothing reads them
+    return out
+
+
+def shuffled_fits(s: np.ndarray, p: np.ndarray, count: int, seed: int) -> list[PowerLaw]:
+    """Fits of ``p`` against a random permutation of ``s`` (the modes with signal only)."""
+    keep = (s > POWER_LAW_FLOOR * s.max()) & (p > 0)
+    rng = np.random.default_rng(seed)
+    fits = []
+    for _ in range(count):
+        try:
+            fits.append(power_law_fit(rng.permutation(s[keep]), p[keep], 0.0))
+        except ConfigError:  # too few modes: no fit either way
+            continue
+    return fits
+
+
+def in_band(fit: PowerLaw | None) -> bool:
+    """The test of a trained run: exponent in ``EXPONENT_BAND`` with ``r2 >= MIN_R2``."""
+    return (fit is not None and EXPONENT_BAND[0] <= fit.exponent <= EXPONENT_BAND[1]
+            and fit.r2 >= MIN_R2)
+
+
+@reproduction("tian2021-predictor-spectrum", "tian2021",
+              "Fashion-MNIST BYOL, linear predictor: p_j vs s_j of F_hat follows a power law")
+def run(out: Path, size: str, seed: int) -> ReproductionResult:
+    result = ReproductionResult("tian2021-predictor-spectrum", params=dict(BUDGETS[size]))
+    run_dir = train_linear_byol(out / "byol-linear", size, seed)
+    report = build_report([run_dir], out / "report")
+    loaded = load_run(run_dir)
+    epochs = [int(r.get("epoch", i)) for i, r in enumerate(loaded.spectra)]
+    spectra = predictor_spectra(loaded, epochs)
+    if not spectra:
+        raise ConfigError("the run wrote no Wp_in_F_basis to spectra.jsonl; is monitor.spectra "
+                          "on and the predictor linear?")
+    rows = [[str(item.epoch), *(["-"] * 3 if item.fit is None else
+                                [f"{item.fit.exponent:.3f}", f"{item.fit.r2:.3f}",
+                                 str(item.fit.modes)])] for item in spectra]
+    last = spectra[-1]
+    shuffled = shuffled_fits(last.s, last.p, SHUFFLES, seed)
+    passing = sum(in_band(f) for f in shuffled)
+    r2_shuffled = float(np.median([f.r2 for f in shuffled])) if shuffled else float("nan")
+    fit = last.fit
+    result.check(f"trained run, last epoch ({last.epoch}): p_j ~ s_j^k with k in the band",
+                 f"k in [{EXPONENT_BAND[0]}, {EXPONENT_BAND[1]}], R^2 >= {MIN_R2}",
+                 "no fit" if fit is None else f"k = {fit.exponent:.3f}, R^2 = {fit.r2:.3f}",
+                 in_band(fit))
+    result.check("shuffled pairing of the same p_j and s_j fails the band",
+                 f"<= 10% of {SHUFFLES} permutations pass",
+                 f"{passing}/{len(shuffled)} pass (median R^2 {r2_shuffled:.3f})",
+                 bool(shuffled) and passing <= 0.1 * len(shuffled))
+    result.tables.append(Table("power law p_j = c s_j^k per epoch (BYOL, linear predictor)",
+                               ["epoch", "exponent k", "R^2", "modes fitted"], rows,
+                               note=f"modes with s_j > {POWER_LAW_FLOOR:g} s_max are fitted; "
+                                    "DirectPred's formula is k = 1/2."))
+    decay = critical_decay_rows(loaded)
+    if decay:
+        result.tables.append(Table(
+            "weight decay against the estimated critical value, per epoch",
+            ["epoch", "sigma^2 est.", "tau est.", "eta_c", "eta / eta_c"],
+            [[str(r["epoch"]), f"{r['sigma2']:.3g}", f"{r['tau']:.3g}", f"{r['eta_c']:.3g}",
+              f"{r['ratio']:.3g}"] for r in decay]))
+    figure = out / "report" / "byol-linear-predictor_spectrum.png"
+    if figure in report.files:
+        result.figures.append("report/byol-linear-predictor_spectrum.png")
+    result.params.update(exponent=None if fit is None else fit.exponent,
+                         r2=None if fit is None else fit.r2, epochs=len(spectra))
+    return result
