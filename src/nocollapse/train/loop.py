@@ -229,7 +229,8 @@ class _Run:
                             writer.write(record)
                         bar.show(record)
                     state.seconds = before + time.monotonic() - start
-                    if config.eval.knn_every and state.step % config.eval.knn_every == 0:
+                    every = config.eval.knn_every
+                    if every and state.step % every == 0 and state.step < self.total:
                         self._record_knn(writer)
                     if config.time_budget_s and state.seconds - before > config.time_budget_s:
                         return "time_budget"
