@@ -196,6 +196,9 @@ def test_report_reads_metrics_with_non_utf8_bytes(tmp_path: Path,
     (["simulate", "--n1", "100000", "--n2", "100000"], "GiB"),
     (["phase", "--x-range", "0", "inf", "--grid", "4"], "--x-range=inf"),
     (["phase", "--y-range", "nan", "1", "--grid", "4"], "--y-range=nan"),
+    (["phase", "--grid", "100000000"], "GiB"),
+    (["phase", "--model", "matrix", "--grid", "100000"], "GiB"),
+    (["phase", "--t-end", "1e12", "--grid", "2"], "integration steps"),
 ])
 def test_theory_commands_refuse_what_cannot_run(args: list[str], phrase: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture) -> None:
