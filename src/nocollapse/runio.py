@@ -57,7 +57,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -133,7 +133,7 @@ def _remove(tmp: str | None) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def open_append(path: str | Path, truncate: bool = False) -> Any:
+def open_append(path: str | Path, truncate: bool = False) -> TextIO:
     """A UTF-8 text handle appending to ``path``; never through a symlink (``O_NOFOLLOW``)."""
     path = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC

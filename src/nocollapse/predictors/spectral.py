@@ -183,11 +183,11 @@ class SpectralPredictor(nn.Module):
         return self.__dict__
 
 
-def _sync_host_steps(module: SpectralPredictor, _keys: Any) -> None:
+def _sync_host_steps(module: SpectralPredictor, _keys: object) -> None:
     module._steps = int(module.steps)
 
 
-def _install_before_saving(module: SpectralPredictor, *_args: Any) -> None:
+def _install_before_saving(module: SpectralPredictor, *_args: object) -> None:
     module.install()
 
 

@@ -13,7 +13,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from nocollapse.diagnostics import PowerLaw, critical_eta, power_law_fit
 from nocollapse.errors import ConfigError
 from nocollapse.report.runs import Run
 from nocollapse.runio import ESTIMATE_KEYS
+
+Row = TypeVar("Row")
 
 POWER_LAW_FLOOR = 1e-3  # modes with s_j <= this times s_max carry no signal: not fitted
 
@@ -119,7 +121,7 @@ def markdown_section(run: Run, spectra: Sequence[PredictorSpectrum]) -> str:
     return "\n".join(parts) if len(parts) > 2 else ""
 
 
-def _thin(rows: list[dict[str, Any]], limit: int = 12) -> list[dict[str, Any]]:
+def _thin(rows: list[Row], limit: int = 12) -> list[Row]:
     """At most ``limit`` rows, evenly spread, the first and last kept."""
     if len(rows) <= limit:
         return rows

@@ -203,7 +203,7 @@ class CollapseMonitor:
             self._raise_alarm(alarm)
 
     def _theory_estimates(self, step: int, z1: torch.Tensor, z2: torch.Tensor | None,
-                          momentum: Any) -> dict[str, float]:
+                          momentum: object) -> dict[str, float]:
         """``sigma2_est`` and ``tau_est`` of this log; their medians go to the warning."""
         if z2 is None or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
             return {}
