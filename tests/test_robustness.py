@@ -115,6 +115,18 @@ def test_diverging_run_without_a_checkpoint_does_not_claim_one(
     assert not checkpoint_path(out).exists()
 
 
+@pytest.mark.parametrize("method", ["simsiam", "directpred", "directcopy"])
+def test_run_that_diverges_before_its_first_log_stops_cleanly_at_the_epoch_end(
+        method: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The epoch (4 steps) ends before the first log (step 100): the per-epoch spectra and
+    # the predictor's eigendecomposition see a NaN F_hat before the loop's NaN check does.
+    out = tmp_path / "run"
+    code, err = run_cli(["train", *TINY, "log_every=100", "--method", method, "--epochs", "2",
+                         "--out", str(out), "optim.lr=1e30"], capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert "NaN or infinite" in err
+
+
 def _write_idx(folder: Path, prefix: str, images: bytes, labels: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))

@@ -62,8 +62,13 @@ def covariance_eigenvalues(z: torch.Tensor) -> np.ndarray:
     return values.cpu().numpy()
 
 
-def _numpy_or_none(value: torch.Tensor | None) -> np.ndarray | None:
-    return None if value is None else _as_numpy(value)
+def _finite_or_none(value: torch.Tensor | None) -> np.ndarray | None:
+    """``value`` as float64 numpy; ``None`` when absent or not finite (a diverged run,
+    which the loop stops with its own message: an eigendecomposition would raise)."""
+    if value is None:
+        return None
+    array = _as_numpy(value)
+    return array if np.all(np.isfinite(array)) else None
 
 
 def _as_numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -82,8 +87,8 @@ def spectra_record(
     (no running correlation, non-linear or no predictor); ``batch``: the last
     ``(z1, z2)`` seen, ``(B, d)`` each, or ``None``.
     """
-    F = _numpy_or_none(learner.correlation())
-    Wp = _numpy_or_none(learner.predictor_matrix())
+    F = _finite_or_none(learner.correlation())
+    Wp = _finite_or_none(learner.predictor_matrix())
     out: dict[str, Any] = {}
     if F is not None:
         out["F_eigenvalues"] = np.linalg.eigvalsh((F + F.T) / 2)[::-1].tolist()
@@ -97,9 +102,10 @@ def spectra_record(
         if F.shape[0] <= alignment_max_dim:
             # 4 decimals: a heat map needs no more, and d = 128 stays ~110 kB per epoch
             out["alignment"] = np.round(diagnostics.alignment_matrix(F, Wp), 4).tolist()
-    if batch is not None:
-        z1 = _as_numpy(batch[0])
-        z2 = None if batch[1] is None else _as_numpy(batch[1])
+    views = [] if batch is None else [_finite_or_none(v) for v in batch if v is not None]
+    if views and all(v is not None for v in views):
+        z1, z2 = views[0], (views[1] if len(views) == 2 else None)
+        assert z1 is not None
         z = z1 if z2 is None else np.concatenate([z1, z2])
         out["Z_eigenvalues"] = diagnostics.correlation_eigenvalues(z).tolist()
         # The predictor figures need F and Wp of the embeddings' width (a linear predictor).
