@@ -43,6 +43,8 @@ BAD_TRAIN_OPTIONS = [
     (["optim.lr=1", "optim.lr.x=2"], "conflicts"),
     (["data.subset=0"], "data.subset"),
     (["monitor.patience=0"], "monitor.patience"),
+    (["device.threads=0"], "1 <= device.threads"),
+    (["device.threads=100000"], "1 <= device.threads"),
     # options of a predictor that takes none were ignored in silence
     (["learner.predictor_options.rho=2"], "'mlp' takes no options; got rho"),
     (["learner.predictor=linear", "learner.eps=0.1"], "'linear' takes no options; got eps"),
