@@ -208,6 +208,24 @@ def test_report_reads_metrics_with_non_utf8_bytes(tmp_path: Path,
     assert "1 unreadable line(s) skipped" in text
 
 
+def test_report_passes_over_spectra_fields_of_the_wrong_shape(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}\n')
+    s = [3.0, 2.0, 1.0, 0.5]
+    good = {"epoch": 1, "F_eigenvalues": s, "Wp_in_F_basis": [v**0.5 for v in s],
+            "alignment": [[1, 0], [0, 1]]}
+    bad = {"epoch": 2, "F_eigenvalues": [1, "a"], "Wp_eigenvalues": [[1]], "Z_eigenvalues": {},
+           "alignment": [[1, 2], [3]], "Wp_in_F_basis": 5}
+    (run / "spectra.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    code, err = run_cli(["report", str(run), "--epochs", "1", "2"], capsys)
+    assert code == 0, err
+    text = (run / "report" / "report.md").read_text()
+    assert "5 field(s) that are not lists of numbers skipped" in text
+    assert "| 1 | 0.500 | 1.000 |" in text  # the good epoch still fitted: p = s^(1/2)
+
+
 @pytest.mark.parametrize("args,phrase", [
     (["simulate", "--lr", "1e6"], "lower --lr"),
     (["simulate", "--n1", "100000", "--n2", "100000"], "GiB"),

@@ -79,6 +79,9 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FIL
 MONITOR_KEYS = ("embedding_std", "collapse_level", "effective_rank", "participation_ratio",
                 "dims_above", "alignment")
 ESTIMATE_KEYS = ("sigma2_est", "tau_est")
+# spectra.jsonl fields that hold a list of numbers, and the one that holds a (d, d) matrix
+SPECTRA_VECTOR_KEYS = ("F_eigenvalues", "Wp_eigenvalues", "Z_eigenvalues", "Wp_in_F_basis")
+SPECTRA_MATRIX_KEY = "alignment"
 
 
 def file_mode() -> int:
