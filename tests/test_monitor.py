@@ -18,14 +18,13 @@ from nocollapse.errors import ConfigError, NocollapseError
 from nocollapse.methods import StepOutput
 from nocollapse.report import build_report, load_run
 from nocollapse.train.config import TrainConfig
+from nocollapse.train.measures import fast_scalars, spectra_record
 from nocollapse.train.monitor import (
     SPECTRA_FILE,
     CollapseDetected,
     CollapseMonitor,
     MonitorConfig,
-    fast_scalars,
     run_context,
-    spectra_record,
 )
 from nocollapse.train.warnings import WARNINGS_FILE, likely_causes
 

@@ -43,6 +43,11 @@ BAD_TRAIN_OPTIONS = [
     (["optim.lr=1", "optim.lr.x=2"], "conflicts"),
     (["data.subset=0"], "data.subset"),
     (["monitor.patience=0"], "monitor.patience"),
+    (["device.threads=0"], "1 <= device.threads"),
+    (["device.threads=100000"], "1 <= device.threads"),
+    # options of a predictor that takes none were ignored in silence
+    (["learner.predictor_options.rho=2"], "'mlp' takes no options; got rho"),
+    (["learner.predictor=linear", "learner.eps=0.1"], "'linear' takes no options; got eps"),
 ]
 
 
@@ -113,6 +118,18 @@ def test_diverging_run_without_a_checkpoint_does_not_claim_one(
     assert code == 2 and "Traceback" not in err
     assert "NaN or infinite" in err and "no checkpoint was written" in err
     assert not checkpoint_path(out).exists()
+
+
+@pytest.mark.parametrize("method", ["simsiam", "directpred", "directcopy"])
+def test_run_that_diverges_before_its_first_log_stops_cleanly_at_the_epoch_end(
+        method: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The epoch (4 steps) ends before the first log (step 100): the per-epoch spectra and
+    # the predictor's eigendecomposition see a NaN F_hat before the loop's NaN check does.
+    out = tmp_path / "run"
+    code, err = run_cli(["train", *TINY, "log_every=100", "--method", method, "--epochs", "2",
+                         "--out", str(out), "optim.lr=1e30"], capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert "NaN or infinite" in err
 
 
 def _write_idx(folder: Path, prefix: str, images: bytes, labels: bytes) -> None:
@@ -191,11 +208,32 @@ def test_report_reads_metrics_with_non_utf8_bytes(tmp_path: Path,
     assert "1 unreadable line(s) skipped" in text
 
 
+def test_report_passes_over_spectra_fields_of_the_wrong_shape(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}\n')
+    s = [3.0, 2.0, 1.0, 0.5]
+    good = {"epoch": 1, "F_eigenvalues": s, "Wp_in_F_basis": [v**0.5 for v in s],
+            "alignment": [[1, 0], [0, 1]]}
+    bad = {"epoch": 2, "F_eigenvalues": [1, "a"], "Wp_eigenvalues": [[1]], "Z_eigenvalues": {},
+           "alignment": [[1, 2], [3]], "Wp_in_F_basis": 5}
+    (run / "spectra.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    code, err = run_cli(["report", str(run), "--epochs", "1", "2"], capsys)
+    assert code == 0, err
+    text = (run / "report" / "report.md").read_text()
+    assert "5 field(s) that are not lists of numbers skipped" in text
+    assert "| 1 | 0.500 | 1.000 |" in text  # the good epoch still fitted: p = s^(1/2)
+
+
 @pytest.mark.parametrize("args,phrase", [
     (["simulate", "--lr", "1e6"], "lower --lr"),
     (["simulate", "--n1", "100000", "--n2", "100000"], "GiB"),
     (["phase", "--x-range", "0", "inf", "--grid", "4"], "--x-range=inf"),
     (["phase", "--y-range", "nan", "1", "--grid", "4"], "--y-range=nan"),
+    (["phase", "--grid", "100000000"], "GiB"),
+    (["phase", "--model", "matrix", "--grid", "100000"], "GiB"),
+    (["phase", "--t-end", "1e12", "--grid", "2"], "integration steps"),
 ])
 def test_theory_commands_refuse_what_cannot_run(args: list[str], phrase: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture) -> None:

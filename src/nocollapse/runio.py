@@ -64,7 +64,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -86,6 +86,9 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FIL
 MONITOR_KEYS = ("embedding_std", "collapse_level", "effective_rank", "participation_ratio",
                 "dims_above", "alignment")
 ESTIMATE_KEYS = ("sigma2_est", "tau_est")
+# spectra.jsonl fields that hold a list of numbers, and the one that holds a (d, d) matrix
+SPECTRA_VECTOR_KEYS = ("F_eigenvalues", "Wp_eigenvalues", "Z_eigenvalues", "Wp_in_F_basis")
+SPECTRA_MATRIX_KEY = "alignment"
 
 
 def file_mode() -> int:
@@ -140,7 +143,7 @@ def _remove(tmp: str | None) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def open_append(path: str | Path, truncate: bool = False) -> Any:
+def open_append(path: str | Path, truncate: bool = False) -> TextIO:
     """A UTF-8 text handle appending to ``path``; never through a symlink (``O_NOFOLLOW``)."""
     path = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"nocollapse.theory.{params.model}")
     start = time.perf_counter()
     try:
-        comp = module.run_comparison(params)  # raises ConfigError before we write anything
+        # a diverging step overflows before it breaks down: the error below says so, once
+        with np.errstate(over="ignore", invalid="ignore"):
+            comp = module.run_comparison(params)  # raises ConfigError before writing anything
     except (np.linalg.LinAlgError, FloatingPointError, OverflowError) as error:
         raise ConfigError(f"the {params.model} simulation broke down ({type(error).__name__}: "
                           f"{error}); the step is probably too large for these parameters "

@@ -113,7 +113,7 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def _int_labels(path: Path, labels: Any) -> np.ndarray:
+def _int_labels(path: Path, labels: object) -> np.ndarray:
     """The labels as int64, refusing anything but a list of ints or an integer array."""
     if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
         return labels.astype(np.int64)

@@ -13,16 +13,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import overload
 
 import numpy as np
 
-from nocollapse.diagnostics._arrays import as_embeddings
+from nocollapse.diagnostics._arrays import ArrayInput, as_array, as_embeddings
 from nocollapse.diagnostics.alignment import _pair, symmetric_part
 from nocollapse.errors import ConfigError
 
 
-def critical_eta(sigma2: Any, tau: float = 1.0) -> Any:
+@overload
+def critical_eta(sigma2: float, tau: float = 1.0) -> float: ...
+
+
+@overload
+def critical_eta(sigma2: np.ndarray, tau: float = 1.0) -> np.ndarray: ...
+
+
+def critical_eta(sigma2: float | np.ndarray, tau: float = 1.0) -> float | np.ndarray:
     """``eta_c = tau^2 / (4 (1 + sigma^2))`` (docs/theory.md#tian2021-threshold).
 
     Above it the third-order mode dynamics ``dp/dt = p^2 [tau - (1+sigma^2) p] - eta p``
@@ -34,7 +42,7 @@ def critical_eta(sigma2: Any, tau: float = 1.0) -> Any:
     return float(value) if np.ndim(value) == 0 else value
 
 
-def predictor_in_basis(F: Any, Wp: Any) -> tuple[np.ndarray, np.ndarray]:
+def predictor_in_basis(F: ArrayInput, Wp: ArrayInput) -> tuple[np.ndarray, np.ndarray]:
     """``(s, p)``: eigenvalues ``s_j`` of ``F`` (descending) and ``p_j = u_j^T Wp u_j``.
 
     ``u_j`` are ``F``'s eigenvectors, so ``p_j`` is the predictor's gain along ``F``'s
@@ -57,7 +65,7 @@ class PowerLaw:
     modes: int  # how many (s_j, p_j) pairs entered the fit
 
 
-def power_law_fit(s: Any, p: Any, floor: float = 1e-3) -> PowerLaw:
+def power_law_fit(s: ArrayInput, p: ArrayInput, floor: float = 1e-3) -> PowerLaw:
     """Least-squares line ``log p = log c + k log s`` over the modes with signal.
 
     Modes with ``s_j <= floor * max(s)`` (no signal left, where a predictor's gain is
@@ -65,7 +73,7 @@ def power_law_fit(s: Any, p: Any, floor: float = 1e-3) -> PowerLaw:
     coefficient of determination in log space. Raises ConfigError with fewer than
     three usable modes, or when their ``s_j`` are all equal.
     """
-    s, p = np.asarray(s, dtype=float).ravel(), np.asarray(p, dtype=float).ravel()
+    s, p = as_array(s).ravel(), as_array(p).ravel()
     if s.shape != p.shape:
         raise ConfigError(f"s {s.shape} and p {p.shape} must have the same length")
     with np.errstate(invalid="ignore"):
@@ -84,7 +92,7 @@ def power_law_fit(s: Any, p: Any, floor: float = 1e-3) -> PowerLaw:
     return PowerLaw(float(k), float(math.exp(c)), r2, int(np.sum(keep)))
 
 
-def augmentation_ratio(z1: Any, z2: Any) -> float:
+def augmentation_ratio(z1: ArrayInput, z2: ArrayInput) -> float:
     """``sigma^2`` estimated in embedding space: augmentation over data variance.
 
     With ``z_i = zbar + n_i`` (two independent augmentation draws around the mean view

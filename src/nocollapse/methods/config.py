@@ -129,6 +129,12 @@ def learner_config(method: str, **overrides: Any) -> LearnerConfig:
                               f"{', '.join(names + option_names)}")
     entry = PREDICTORS.get(str(values.get("predictor")))
     if entry is not None and not entry.options:
+        given = [k for k in overrides if k in option_names]
+        given += [str(k) for k in overrides.get("predictor_options") or {}]
+        if given:  # the user's, not a preset's: silently ignoring them would mislead
+            raise ConfigError(f"predictor {values['predictor']!r} takes no options; got "
+                              f"{', '.join(sorted(set(given)))} (they apply to "
+                              f"{', '.join(n for n, e in PREDICTORS.items() if e.options)})")
         values.pop("predictor_options", None)  # e.g. directpred preset with predictor=linear
     elif entry is not None and "predictor_options" in values:
         values["predictor_options"] = coerce_options(values["predictor_options"], entry.options)

@@ -21,6 +21,7 @@ trainable linear layer between rebuilds (the DirectPred paper's "freq" option).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,7 +56,28 @@ def _eigh(F: torch.Tensor, solver: str) -> tuple[torch.Tensor, torch.Tensor]:
             return s.double(), U.double()
         except torch.linalg.LinAlgError:  # no float32 convergence: the exact path
             pass
-    return torch.linalg.eigh(F.double())
+    try:
+        return torch.linalg.eigh(F.double())
+    except torch.linalg.LinAlgError as error:
+        nan = _nan_if_diverged(F, error)
+        return nan[0], nan
+
+
+def _largest_eigenvalue(F: torch.Tensor, solver: str) -> torch.Tensor:
+    dtype = torch.float64 if solver == "eigh" else torch.float32
+    try:
+        return torch.linalg.eigvalsh(F.to(dtype))[-1].double()
+    except torch.linalg.LinAlgError as error:
+        return _nan_if_diverged(F, error)[0, 0]
+
+
+def _nan_if_diverged(F: torch.Tensor, error: Exception) -> torch.Tensor:
+    """The solver failed with ``error``: raise it again for a finite ``F``; for a diverged run's
+    ``F_hat`` (NaN/inf) a NaN ``(d, d)`` float64 matrix, so the loss stays NaN and the
+    training loop stops with its own message instead of the solver's traceback."""
+    if bool(torch.isfinite(F).all()):
+        raise error
+    return torch.full_like(F, math.nan, dtype=torch.float64)
 
 
 def spectral_matrix(F_hat: torch.Tensor, kind: str, eps: float, alpha: float = 0.5,
@@ -67,8 +89,7 @@ def spectral_matrix(F_hat: torch.Tensor, kind: str, eps: float, alpha: float = 0
         eye = torch.eye(F.shape[0], dtype=torch.float64, device=F.device)
         if not normalize:
             return (F + eps * eye).to(F_hat.dtype)
-        dtype = torch.float64 if solver == "eigh" else torch.float32
-        top = torch.linalg.eigvalsh(F.to(dtype))[-1].double().clamp_min(1e-12)
+        top = _largest_eigenvalue(F, solver).clamp_min(1e-12)
         return (F / top + eps * eye).to(F_hat.dtype)
     s, U = _eigh(F, solver)
     s = s.clamp_min(0.0)
@@ -183,11 +204,11 @@ class SpectralPredictor(nn.Module):
         return self.__dict__
 
 
-def _sync_host_steps(module: SpectralPredictor, _keys: Any) -> None:
+def _sync_host_steps(module: SpectralPredictor, _keys: object) -> None:
     module._steps = int(module.steps)
 
 
-def _install_before_saving(module: SpectralPredictor, *_args: Any) -> None:
+def _install_before_saving(module: SpectralPredictor, *_args: object) -> None:
     module.install()
 
 

@@ -22,6 +22,8 @@ from nocollapse.runio import (
     METRICS_FILE,
     RUN_FILES,
     SPECTRA_FILE,
+    SPECTRA_MATRIX_KEY,
+    SPECTRA_VECTOR_KEYS,
     SUMMARY_FILE,
     WARNINGS_FILE,
     iter_metric_lines,
@@ -88,7 +90,7 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     notes: list[str] = []
     config = _read_config(path, notes)
     metrics = _read_jsonl(path / METRICS_FILE, notes)
-    spectra = _read_jsonl(path / SPECTRA_FILE, notes, required=False)
+    spectra = _checked_spectra(_read_jsonl(path / SPECTRA_FILE, notes, required=False), notes)
     warnings = _read_jsonl(path / WARNINGS_FILE, notes, required=False)
     summary = _read_summary(path / SUMMARY_FILE, notes)
     kind = "simulation" if any("simulated" in r or "theory" in r for r in metrics) else "training"
@@ -133,6 +135,30 @@ def _read_jsonl(file: Path, notes: list[str], required: bool = True) -> list[dic
             "(a run still writing or killed mid-write)"
         )
     return records
+
+
+def _checked_spectra(records: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:
+    """Drop the fields of ``spectra.jsonl`` lines that do not have their schema's shape
+    (a list of numbers; a square list of lists for the alignment), noting how many."""
+    dropped = 0
+    for record in records:
+        for key in SPECTRA_VECTOR_KEYS:
+            if key in record and not _numbers(record[key]):
+                del record[key]
+                dropped += 1
+        rows = record.get(SPECTRA_MATRIX_KEY)
+        if rows is not None and not (isinstance(rows, list) and rows and all(
+                _numbers(row) and len(row) == len(rows) for row in rows)):
+            del record[SPECTRA_MATRIX_KEY]
+            dropped += 1
+    if dropped:
+        notes.append(f"{SPECTRA_FILE}: {dropped} field(s) that are not lists of numbers skipped")
+    return records
+
+
+def _numbers(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
 
 
 def label_runs(paths: list[Path]) -> list[str]:

@@ -13,7 +13,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from nocollapse.diagnostics import PowerLaw, critical_eta, power_law_fit
 from nocollapse.errors import ConfigError
 from nocollapse.report.runs import Run
 from nocollapse.runio import ESTIMATE_KEYS
+
+Row = TypeVar("Row")
 
 POWER_LAW_FLOOR = 1e-3  # modes with s_j <= this times s_max carry no signal: not fitted
 
@@ -37,8 +39,7 @@ class PredictorSpectrum:
 
 def spectrum_epochs(run: Run, wanted: Sequence[int] | None = None, count: int = 3) -> list[int]:
     """Epochs with ``Wp_in_F_basis``: the ``wanted`` ones, else first, middle and last."""
-    available = [int(r.get("epoch", i)) for i, r in enumerate(run.spectra)
-                 if r.get("Wp_in_F_basis") and r.get("F_eigenvalues")]
+    available = [epoch for epoch, _, _ in _readable_spectra(run)]
     if wanted:
         return [e for e in wanted if e in available]
     if len(available) <= count:
@@ -49,20 +50,39 @@ def spectrum_epochs(run: Run, wanted: Sequence[int] | None = None, count: int = 
 
 def predictor_spectra(run: Run, epochs: Sequence[int]) -> list[PredictorSpectrum]:
     """The :class:`PredictorSpectrum` of each of ``epochs`` present in ``run.spectra``."""
-    by_epoch = {int(r.get("epoch", i)): r for i, r in enumerate(run.spectra)}
+    by_epoch = {epoch: (s, p) for epoch, s, p in _readable_spectra(run)}
     out = []
     for epoch in epochs:
-        record = by_epoch.get(epoch)
-        if not record or not record.get("Wp_in_F_basis"):
+        if epoch not in by_epoch:
             continue
-        s = np.asarray(record["F_eigenvalues"], dtype=float)
-        p = np.asarray(record["Wp_in_F_basis"], dtype=float)
+        s, p = by_epoch[epoch]
         try:
             fit: PowerLaw | None = power_law_fit(s, p, POWER_LAW_FLOOR)
         except ConfigError:  # fewer than three modes with signal: plotted, not fitted
             fit = None
         out.append(PredictorSpectrum(epoch, s, p, fit))
     return out
+
+
+def _readable_spectra(run: Run) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """``(epoch, F_eigenvalues, Wp_in_F_basis)`` of the spectra lines that hold both as
+    equally long lists of numbers; a damaged or hand-edited line is passed over."""
+    out = []
+    for index, record in enumerate(run.spectra):
+        epoch = record.get("epoch", index)
+        s, p = _numbers(record.get("F_eigenvalues")), _numbers(record.get("Wp_in_F_basis"))
+        if (isinstance(epoch, int | float) and not isinstance(epoch, bool) and math.isfinite(epoch)
+                and s is not None and p is not None and len(s) and s.shape == p.shape):
+            out.append((int(epoch), s, p))
+    return out
+
+
+def _numbers(value: object) -> np.ndarray | None:
+    """``value`` as a 1-D float array when it is a list of numbers, else ``None``."""
+    if not isinstance(value, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return None
+    return np.asarray(value, dtype=float)
 
 
 def weight_decay(run: Run) -> float | None:
@@ -119,7 +139,7 @@ def markdown_section(run: Run, spectra: Sequence[PredictorSpectrum]) -> str:
     return "\n".join(parts) if len(parts) > 2 else ""
 
 
-def _thin(rows: list[dict[str, Any]], limit: int = 12) -> list[dict[str, Any]]:
+def _thin(rows: list[Row], limit: int = 12) -> list[Row]:
     """At most ``limit`` rows, evenly spread, the first and last kept."""
     if len(rows) <= limit:
         return rows

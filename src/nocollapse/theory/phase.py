@@ -9,6 +9,7 @@ ODE (``model="reduced"``) or with the symmetrised full-matrix flow batched over 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,12 @@ DEFAULT_FIXED = {"eta": 0.1, "sigma2": 0.5, "alpha_p": 1.0}
 # With alpha_p or beta on an axis the start must leave the parabola for alpha_p to matter;
 # this one collapses in about a third of the default (beta, alpha_p) grid.
 OFF_PARABOLA_START = {"p0": 0.15, "s0": 0.01}
+# Integration steps ``t_end / dt`` a diagram may take (500x the default 2000): the dynamics
+# settle well before; a larger ``t_end`` would run for hours instead of failing.
+MAX_STEPS = 1_000_000
+# float64 arrays of one cell's size the RK4 integration holds at once (state, four slopes,
+# temporaries): a generous count for the memory estimate that refuses oversized grids.
+ARRAYS_PER_STATE = 24
 
 
 @dataclass
@@ -125,6 +132,25 @@ def analytic_boundary(x_name: str, y_name: str, x: np.ndarray, y: np.ndarray,
     return pts if x_name == "eta" else pts[:, ::-1]  # pts list eta first
 
 
+def memory_estimate(grid: int, model: str, n1: int = 6, n2: int = 3) -> int:
+    """Bytes the integration of a ``grid x grid`` diagram holds at least (float64)."""
+    per_cell = 3 if model == "reduced" else n2 * (n2 + 2 * n1)
+    return 8 * ARRAYS_PER_STATE * per_cell * grid * grid
+
+
+def check_size(grid: int, model: str, t_end: float, dt: float, n1: int, n2: int) -> None:
+    """Refuse a diagram that cannot fit in half of this machine's memory, or too many steps."""
+    steps = t_end / dt
+    if steps > MAX_STEPS:
+        raise ConfigError(f"t_end={t_end:g} would take {steps:.3g} integration steps of "
+                          f"dt={dt:g}; at most {MAX_STEPS} (t_end <= {MAX_STEPS * dt:g})")
+    need = memory_estimate(grid, model, n1, n2)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have // 2:
+        raise ConfigError(f"grid={grid} ({model}) would need about {need / 2**30:.1f} GiB; "
+                          f"this machine has {have / 2**30:.1f} GiB. Use a smaller grid")
+
+
 def _reduced(values: dict, t_end: float, dt: float) -> np.ndarray:
     sigma2, eta, alpha_p, beta = (values[k] for k in ("sigma2", "eta", "alpha_p", "beta"))
     shape = np.broadcast(*(np.asarray(values[k]) for k in ("sigma2", "eta", "p0", "alpha_p"))).shape
@@ -206,6 +232,7 @@ def phase_diagram(
     check_positive("grid", grid)
     check_positive("t_end", t_end)
     check_positive("dt", dt)
+    check_size(grid, model, t_end, dt, n1, n2)
     x = np.linspace(*(x_range or DEFAULT_RANGES[x_name]), grid)
     y = np.linspace(*(y_range or DEFAULT_RANGES[y_name]), grid)
     for name, axis in ((x_name, x), (y_name, y)):

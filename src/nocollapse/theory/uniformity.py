@@ -19,9 +19,9 @@ a curve moves only because the state moves, not because of resampling noise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import gammaln, ive, logsumexp
 
 from nocollapse.diagnostics import (
@@ -39,10 +39,10 @@ def _measures(z: np.ndarray, t: float) -> tuple[float, float]:
 
 
 def uniformity_of_linear(
-    W: Any,
+    W: ArrayLike,
     n_samples: int = 512,
     seed: int = 0,
-    X: Any = None,
+    X: ArrayLike | None = None,
     t: float = 2.0,
 ) -> dict[str, float]:
     """Both uniformity measures of ``z = W x`` for one encoder ``W`` (``(n2, n1)``)."""
@@ -51,10 +51,10 @@ def uniformity_of_linear(
 
 
 def uniformity_along_trajectory(
-    Ws: Sequence[Any] | np.ndarray,
+    Ws: Sequence[ArrayLike] | np.ndarray,
     n_samples: int = 512,
     seed: int = 0,
-    X: Any = None,
+    X: ArrayLike | None = None,
     t: float = 2.0,
 ) -> dict[str, np.ndarray]:
     """Both measures at every time point of a simulated trajectory.
@@ -77,7 +77,7 @@ def uniformity_along_trajectory(
 
 
 def uniformity_of_modes(
-    s: Any,
+    s: ArrayLike,
     n_samples: int = 512,
     seed: int = 0,
     t: float = 2.0,

@@ -47,7 +47,7 @@ class BaseCallback:
         return None
 
 
-def check_callbacks(callbacks: list[Any]) -> list[Callback]:
+def check_callbacks(callbacks: list[object]) -> list[Callback]:
     """Refuse an object that lacks one of the hooks, naming it (a TypeError, at the start)."""
     for callback in callbacks:
         if not isinstance(callback, Callback):
@@ -55,7 +55,7 @@ def check_callbacks(callbacks: list[Any]) -> list[Callback]:
                        if not callable(getattr(callback, name, None))]
             raise TypeError(f"callback {type(callback).__name__} lacks {', '.join(missing)}; "
                             "subclass nocollapse.train.BaseCallback")
-    return list(callbacks)
+    return [callback for callback in callbacks if isinstance(callback, Callback)]
 
 
 def callback_states(callbacks: list[Callback]) -> dict[str, Any]:

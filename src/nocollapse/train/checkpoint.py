@@ -117,7 +117,7 @@ def verify_checksums(path: Path) -> None:
             f"stored with it (the file was changed after it was written). {_FIX}")
 
 
-def _check_keys(path: Path, state: Any) -> None:
+def _check_keys(path: Path, state: object) -> None:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a nocollapse training checkpoint (it holds a "
                               f"{type(state).__name__}); pass the run directory that wrote it")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -163,6 +164,8 @@ class TrainConfig:
         check_choice("device.precision", self.device.precision, PRECISIONS)
         self.device.compile = str(self.device.compile).lower()
         check_choice("device.compile", self.device.compile, COMPILE_CHOICES)
+        if self.device.threads is not None:  # more than the cores only oversubscribes them
+            check_in_range("device.threads", self.device.threads, 1, os.cpu_count() or 1)
         check_nonnegative("epochs", self.epochs)
         if self.data.batch_size == 1:
             raise ConfigError("data.batch_size=1: the projector's BatchNorm needs at least 2 "

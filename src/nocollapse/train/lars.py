@@ -8,10 +8,10 @@ used here), and lightly/solo-learn ship it inside much larger frameworks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch.optim.optimizer import ParamsT
 
 from nocollapse.errors import check_in_range, check_nonnegative, check_positive
 
@@ -26,7 +26,7 @@ class LARS(torch.optim.Optimizer):
     tensors by default) skip both the trust ratio and the weight decay.
     """
 
-    def __init__(self, params: Iterable[Any], lr: float = 0.1, momentum: float = 0.9,
+    def __init__(self, params: ParamsT, lr: float = 0.1, momentum: float = 0.9,
                  weight_decay: float = 0.0, eta: float = 0.001, exclude_1d: bool = True):
         check_nonnegative("lr", lr)
         check_in_range("momentum", momentum, 0.0, 1.0)
@@ -37,7 +37,7 @@ class LARS(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
+    def step(self, closure: Any = None) -> Any:  # torch overloads step on closure
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -62,12 +62,13 @@ def check_resume_changes(saved: dict[str, Any], requested: dict[str, Any],
             f"{' or '.join(sorted(EXTENDABLE_KEYS))}. Start a new run with --out for the rest")
 
 
-def _extends(key: str, before: Any, after: Any) -> bool:
+def _extends(key: str, before: object, after: object) -> bool:
     if key not in EXTENDABLE_KEYS or after is _MISSING or before is _MISSING:
         return False
     if after is None:  # no step limit: epochs decide
         return key == "max_steps"
-    return before is not None and isinstance(after, int | float) and after >= before
+    return (isinstance(before, int | float) and isinstance(after, int | float)
+            and after >= before)
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
