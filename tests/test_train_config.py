@@ -41,6 +41,19 @@ def test_learner_section_is_typed_against_the_preset_and_the_predictor_schema() 
         load_config(None, ["method=directpred", "learner.eps=tiny"])
 
 
+def test_a_dotted_predictor_option_changes_that_option_only(tmp_path: Path) -> None:
+    # isoloss preset: rho 0.5, eps 0, alpha 0.5, freq 1; one key must not drop the others
+    config = load_config(None, ["method=isoloss", "learner.predictor_options.alpha=1"])
+    assert config.learner.predictor_options == {"rho": 0.5, "eps": 0.0, "alpha": 1.0, "freq": 1}
+    # the same in a YAML file's learner section, and in Python
+    path = tmp_path / "c.yaml"
+    path.write_text("method: directpred\nlearner:\n  predictor_options: {eps: 0.01}\n")
+    assert load_config(path).learner.predictor_options == {"rho": 0.3, "eps": 0.01, "freq": 1}
+    assert learner_config("directcopy", predictor_options={"rho": 0.9}).predictor_options == {
+        "rho": 0.9, "eps": 0.25, "freq": 1}
+    assert learner_config("directcopy").predictor_options["rho"] == 0.3  # preset not mutated
+
+
 def test_round_trip_through_dict() -> None:
     config = load_config(None, ["epochs=3", "device.precision=bf16-mixed"])
     assert TrainConfig.from_dict(config.to_dict()) == config

@@ -110,6 +110,8 @@ def predictor_option_names() -> list[str]:
 def learner_config(method: str, **overrides: Any) -> LearnerConfig:
     """The preset ``method`` with ``overrides``; spectral options may be given flat (``eps=``).
 
+``predictor_options={...}`` changes the named options only; the preset's others stay.
+
     An unknown key is refused with the closest valid names.
     """
     check_choice("method", method, tuple(PRESETS))
@@ -120,6 +122,10 @@ def learner_config(method: str, **overrides: Any) -> LearnerConfig:
     for key, value in overrides.items():
         if key in option_names:
             values.setdefault("predictor_options", {})[key] = value
+        elif key == "predictor_options" and isinstance(value, dict):
+            # key by key into the preset's options, like the flat form: overriding one
+            # option keeps the preset's others (rho, freq, ...)
+            values.setdefault("predictor_options", {}).update(value)
         elif key in names:
             values[key] = dict(value) if isinstance(value, dict) else value
         else:
