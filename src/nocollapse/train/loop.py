@@ -11,24 +11,16 @@ last good one stays.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import torch
 
 from nocollapse.errors import TrainingDivergedError
-from nocollapse.evaluate import encoder_knn_accuracy
 from nocollapse.methods import Learner, StepOutput
-from nocollapse.runio import (
-    SUMMARY_FILE,
-    MetricsWriter,
-    atomic_write_text,
-    write_config,
-)
+from nocollapse.runio import MetricsWriter, write_config
 from nocollapse.train import rundir, setup
 from nocollapse.train.callbacks import (
     Callback,
@@ -45,40 +37,18 @@ from nocollapse.train.checkpoint import (
 )
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.final_eval import final_evaluation, stop_note
+from nocollapse.train.knn_curve import KnnCurve
 from nocollapse.train.monitor import CollapseMonitor, run_context
 from nocollapse.train.progress import TrainProgress, run_header
-from nocollapse.train.resume import ALREADY_FINISHED, is_finished, load_for_resume
+from nocollapse.train.resume import is_finished, load_for_resume
+from nocollapse.train.summary import (
+    RunState,
+    TrainResult,
+    already_finished_result,
+    write_summary,
+)
 
-
-@dataclass
-class TrainResult:
-    """What a finished (or budget-stopped) run reports; the run directory holds the rest."""
-
-    run_dir: Path
-    step: int
-    epoch: int
-    stopped: str  # "completed", "max_steps", "time_budget" or resume.ALREADY_FINISHED
-    knn_accuracy: float | None = None
-    random_knn_accuracy: float | None = None
-    knn_history: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-    planned_steps: int = 0
-    # The standard protocol on full splits with baselines (see train.final_eval); None
-    # without a labelled test split.
-    evaluation: dict[str, Any] | None = None
-    note: str | None = None  # e.g. "stopped by time budget at step N of M"
-
-
-@dataclass
-class _State:
-    step: int = 0
-    epoch: int = 0
-    batch: int = 0  # next batch index within the epoch
-    window_steps: int = 0
-    knn_history: list[dict[str, Any]] = field(default_factory=list)
-    random_knn: float | None = None
-    seconds: float = 0.0
-    monitor_seconds: float = 0.0  # spent in k-NN monitoring, left out of the curve's time
+__all__ = ["TrainResult", "train"]
 
 
 def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Callback] = (),
@@ -156,7 +126,9 @@ class _Run:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed * 1009 + self.fabric.global_rank)
         self.images = self.data.train.images.to(self.device)
-        self.state = _State()
+        self.state = RunState()
+        self.curve = KnnCurve(config.eval, self.data, self.learner, self.device, self.state,
+                              self.rank0)
         self.loss_sum = torch.zeros((), device=self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         if self.saved is not None:
@@ -168,29 +140,18 @@ class _Run:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         if self.finished:
-            return self._already_finished()
+            return already_finished_result(Path(self.config.out), self.saved or {})
         try:
             return self._fit()
         finally:
             if self.lock is not None:
                 self.lock.release()
 
-    def _already_finished(self) -> TrainResult:
-        saved = self.saved or {}
-        history = list(saved.get("knn_history") or [])
-        final = [r.get("knn_accuracy") for r in history if r.get("final")]
-        summary = _read_summary(Path(self.config.out))
-        return TrainResult(Path(self.config.out), saved["step"], saved["epoch"],
-                           ALREADY_FINISHED, final[-1] if final else None,
-                           saved.get("random_knn"), history, saved.get("seconds", 0.0),
-                           int(summary.get("planned_steps") or saved["step"]),
-                           summary.get("evaluation"), summary.get("note"))
-
     def _fit(self) -> TrainResult:
         state = self.state
         writer = MetricsWriter(self.run_dir) if self.rank0 else None
         if state.step == 0:
-            self._initial_knn(writer)
+            self.curve.initial(writer)
         try:
             stopped = self._train_steps(writer)
         except TrainingDivergedError as error:
@@ -231,7 +192,7 @@ class _Run:
                     state.seconds = before + time.monotonic() - start
                     every = config.eval.knn_every
                     if every and state.step % every == 0 and state.step < self.total:
-                        self._record_knn(writer)
+                        self.curve.record(writer)
                     if config.time_budget_s and state.seconds - before > config.time_budget_s:
                         return "time_budget"
                 if state.batch >= self.per_epoch:
@@ -315,71 +276,15 @@ class _Run:
             evaluation = final_evaluation(self.config, self.learner, self.data, self.total,
                                           self.device)
             with MetricsWriter(self.run_dir) as writer:
-                knn = self._record_knn(writer, final=True, evaluation=evaluation)
+                knn = self.curve.record(writer, final=True, evaluation=evaluation)
         self.save(finished=stopped != "time_budget")
         self._write_summary(stopped, knn, evaluation=evaluation)
         return knn, evaluation
 
     def _write_summary(self, stopped: str, knn: float | None, error: str | None = None,
                        evaluation: dict[str, Any] | None = None) -> None:
-        """``summary.json`` (schema in :mod:`nocollapse.runio`): how the run ended."""
-        if not self.rank0:
-            return
-        summary: dict[str, Any] = {
-            "step": self.state.step, "planned_steps": self.total, "epoch": self.state.epoch,
-            "stopped": stopped, "note": stop_note(stopped, self.state.step, self.total),
-            "knn_accuracy": knn, "random_knn_accuracy": _random_knn(self.state, evaluation),
-            "seconds": round(self.state.seconds, 2), "evaluation": evaluation}
-        if error:
-            summary["error"] = error
-        atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
-
-    # -- evaluation -------------------------------------------------------------------------
-    def _knn(self) -> float | None:
-        """k-NN on the monitor subsets (``eval.monitor_bank`` / ``eval.monitor_test``)."""
-        test, train, ev = self.data.test, self.data.train, self.config.eval
-        if test is None or int(test.labels.min()) < 0:
-            return None
-        start = time.monotonic()
-        accuracy = encoder_knn_accuracy(
-            self.learner, self.learner.encode, train.images[:ev.monitor_bank],
-            train.labels[:ev.monitor_bank], test.images[:ev.monitor_test],
-            test.labels[:ev.monitor_test], k=ev.knn_k, t=ev.knn_t, device=self.device)
-        self.state.monitor_seconds += time.monotonic() - start
-        return accuracy
-
-    def _initial_knn(self, writer: MetricsWriter | None) -> None:
-        """The random-init encoder's k-NN: the curve's first point and/or the baseline."""
-        ev, state = self.config.eval, self.state
-        first = state.random_knn
-        if (ev.random_baseline and first is None) or ev.knn_every:
-            first = self._knn() if first is None else first
-        state.monitor_seconds = 0.0  # before the clock starts: not training time
-        if ev.random_baseline:
-            state.random_knn = first
-        if ev.knn_every and first is not None:
-            self._record_knn(writer, initial=first)
-
-    def _record_knn(self, writer: MetricsWriter | None, final: bool = False,
-                    evaluation: dict[str, Any] | None = None,
-                    initial: float | None = None) -> float | None:
-        if final:  # the standard protocol's headline figure, on the full splits
-            accuracy = evaluation["trained"][evaluation["headline"]] if evaluation else None
-        elif initial is not None:
-            accuracy = initial
-        else:
-            accuracy = self._knn() if self.rank0 else None
-        if accuracy is None:
-            return None
-        state = self.state
-        record = {"step": state.step, "epoch": state.epoch, "knn_accuracy": accuracy,
-                  "train_seconds": round(state.seconds - state.monitor_seconds, 2)}
-        if final:
-            record["final"] = True
-        self.state.knn_history.append(record)
-        if writer:
-            writer.write(record)
-        return accuracy
+        if self.rank0:
+            write_summary(self.run_dir, self.state, self.total, stopped, knn, error, evaluation)
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, finished: bool = False) -> None:
@@ -428,19 +333,3 @@ class _Run:
             write_config(self.run_dir, self.config.to_dict())
             rundir.cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch, extending)
 
-
-def _random_knn(state: _State, evaluation: dict[str, Any] | None) -> float | None:
-    """The random-init k-NN: the standard protocol's baseline when measured, else the monitor's."""
-    random_init = (evaluation or {}).get("baselines", {}).get("random_init")
-    if random_init and evaluation:
-        return float(random_init[evaluation["headline"]])
-    return state.random_knn
-
-
-def _read_summary(run_dir: Path) -> dict[str, Any]:
-    """The run's ``summary.json`` as a dict; empty when absent or unreadable."""
-    try:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
