@@ -45,6 +45,7 @@ from nocollapse.train.summary import (
     RunState,
     TrainResult,
     already_finished_result,
+    random_knn,
     write_summary,
 )
 
@@ -164,7 +165,8 @@ class _Run:
                 callback.on_train_end()
         final_knn, evaluation = self._final(stopped)
         return TrainResult(self.run_dir, state.step, state.epoch, stopped, final_knn,
-                           state.random_knn, state.knn_history, state.seconds, self.total,
+                           random_knn(state, evaluation), state.knn_history, state.seconds,
+                           self.total,
                            evaluation, stop_note(stopped, state.step, self.total))
 
     def _train_steps(self, writer: MetricsWriter | None) -> str:
