@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import print_table
+from benchutil import print_table, timed_calls
 
 HERE = Path(__file__).resolve()
 POLICIES = {"default": {}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -30,7 +30,6 @@ POLICIES = {"default": {}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
 
 def child(threads: int, steps: int) -> None:
     import statistics
-    import time
 
     import torch
 
@@ -38,12 +37,7 @@ def child(threads: int, steps: int) -> None:
     from steps import make_step
 
     step, _ = make_step("simsiam", 1, 28, 128)
-    step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = timed_calls(step, repeats=steps, warmup=1)
     print(json.dumps({"median": statistics.median(times), "threads": torch.get_num_threads()}))
 
 
