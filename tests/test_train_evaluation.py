@@ -36,6 +36,9 @@ def test_final_table_uses_full_splits_with_baselines_and_the_curve(tmp_path: Pat
     assert summary["random_knn_accuracy"] == evaluation["baselines"]["random_init"]["knn_k20"]
     # what train() returns agrees with summary.json (realdata reads the returned value)
     assert result.random_knn_accuracy == summary["random_knn_accuracy"]
+    # and so does the result of resuming the finished run
+    again = train(config, resume=True, quiet=True)
+    assert again.random_knn_accuracy == summary["random_knn_accuracy"]
     assert summary["stopped"] == "completed" and summary["note"] is None
     curve = [r for r in read_metrics(result.run_dir) if "knn_accuracy" in r]
     assert [r["step"] for r in curve] == [0, 3, 6, 8]  # start, every 3 steps, final

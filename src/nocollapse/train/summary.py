@@ -52,7 +52,8 @@ def already_finished_result(run_dir: Path, saved: dict[str, Any]) -> TrainResult
     summary = read_summary(run_dir)
     return TrainResult(run_dir, saved["step"], saved["epoch"],
                        ALREADY_FINISHED, final[-1] if final else None,
-                       saved.get("random_knn"), history, saved.get("seconds", 0.0),
+                       summary.get("random_knn_accuracy", saved.get("random_knn")), history,
+                       saved.get("seconds", 0.0),
                        int(summary.get("planned_steps") or saved["step"]),
                        summary.get("evaluation"), summary.get("note"))
 
