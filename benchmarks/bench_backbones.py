@@ -8,11 +8,20 @@ as a module, at 32x32x3; and the default ``small_convnet`` at 28x28x1. Same head
 
 * before: NCHW (contiguous) backbone and torch's default SGD (per-tensor loop on CPU);
 * after: what ``nocollapse train`` does now: channels-last backbone, fused SGD;
-* after+compile: the same under ``torch.compile`` (compile time reported apart).
+* after+compile: the same under ``torch.compile`` (compile time reported apart);
+* after+bf16: the same under CPU autocast to bfloat16 (``device.precision=bf16-mixed``):
+  another precision, so not the same computation as the others;
+* lightly: the peer's step as its SimSiam / BYOL examples write it, on the same
+  backbone module (NCHW, as a user passes it) with the same head widths: lightly's
+  projection and prediction heads, ``NegativeCosineSimilarity``, torch's SGD and
+  ``update_momentum`` for BYOL's target. Needs ``lightly`` importable (``pip install
+  --no-deps lightly``); its model code does not use torchvision, which
+  ``lightly_peer`` stubs so that lightly imports without it.
 
 Variants are interleaved round by round on a busy machine; the ratio is the median
 over rounds of before/after within a round.
-Run: ``.venv/bin/python benchmarks/bench_backbones.py [--rounds 5] [--compile]``.
+Run: ``.venv/bin/python benchmarks/bench_backbones.py [--rounds 5] [--compile] [--bf16]
+[--lightly]``.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchutil import print_table
 
 from nocollapse.methods import SiameseLearner, learner_config
+from nocollapse.models.convnet import SmallConvNet
 from nocollapse.train.setup import fast_sgd
 
 
@@ -53,6 +63,11 @@ class ConvNet4(nn.Module):
 def make_step(method: str, backbone: str, variant: str, batch: int):
     torch.manual_seed(0)
     channels, size = (3, 32) if backbone == "convnet4" else (1, 28)
+    if variant == "lightly":
+        from lightly_peer import make_lightly_step
+
+        net = ConvNet4(channels) if backbone == "convnet4" else SmallConvNet(channels, size)
+        return make_lightly_step(method, net, learner_config(method), batch, channels, size)
     module = ConvNet4(channels) if backbone == "convnet4" else None
     config = learner_config(method, **({} if module else {"backbone": backbone}))
     learner = SiameseLearner(config, channels, size, backbone=module)
@@ -68,9 +83,13 @@ def make_step(method: str, backbone: str, variant: str, batch: int):
     forward = torch.compile(learner) if variant == "after+compile" else learner
     x1, x2 = torch.randn(batch, channels, size, size), torch.randn(batch, channels, size, size)
 
+    bf16 = variant == "after+bf16"
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        forward(x1, x2).loss.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = forward(x1, x2).loss
+        loss.backward()
         optimizer.step()
         learner.update_target(0.5)
 
@@ -90,8 +109,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--lightly", action="store_true", help="also time lightly's step")
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
     args = parser.parse_args()
-    variants = ["before", "after"] + (["after+compile"] if args.compile else [])
+    variants = (["before", "after"] + (["after+compile"] if args.compile else [])
+                + (["after+bf16"] if args.bf16 else [])
+                + (["lightly"] if args.lightly else []))
     rows = []
     for backbone in args.backbones:
         for method in args.methods:
@@ -107,13 +130,18 @@ def main() -> None:
                 median = statistics.median(times[variant])
                 ratio = statistics.median(b / t for b, t in
                                           zip(times["before"], times[variant], strict=True))
+                peer = "-"
+                if args.lightly:
+                    pairs = zip(times["lightly"], times[variant], strict=True)
+                    peer = f"{statistics.median(p / t for p, t in pairs):.2f}x"
                 rows.append([backbone, method, variant, f"{median * 1e3:.0f}",
-                             f"{args.batch / median:.0f}", f"{ratio:.2f}x",
+                             f"{args.batch / median:.0f}", f"{ratio:.2f}x", peer,
                              f"{first[variant]:.1f}"])
     print(f"load average {os.getloadavg()[0]:.2f}")
     print_table(f"model step, batch {args.batch} (source images; two views each)",
                 ["backbone", "method", "variant", "step ms", "source images/s",
-                 "speed-up vs before (median ratio)", "first step s"], rows)
+                 "speed-up vs before (median ratio)", "speed-up vs lightly (median ratio)",
+                 "first step s"], rows)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
 from nocollapse.cli.main import main
+from nocollapse.cli.train import build_config, register
 from nocollapse.runio import read_config, read_metrics
 from nocollapse.train import load_checkpoint
 
@@ -93,3 +95,19 @@ def test_overrides_may_come_after_options(tmp_path: Path,
     assert code == 2 and "did you mean optim.weight_decay" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--out", str(tmp_path / "x"), "--bogus-flag"])
+
+
+def test_flags_and_overrides_win_over_the_config_file(tmp_path: Path) -> None:
+    # configs/fmnist_quality.yaml documents `--method byol`: the file must not undo it
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("method: simsiam\noptim:\n  lr: 0.06\nepochs: 30\nout: runs/q\n")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--config", str(config_file), "--method", "byol",
+                              "--epochs", "3", "optim.lr=0.2", f"out={tmp_path / 'r'}"])
+    config = build_config(args)
+    assert (config.method, config.epochs, config.optim.lr) == ("byol", 3, 0.2)
+    assert config.out == str(tmp_path / "r")
+    args = parser.parse_args(["train", "--config", str(config_file)])
+    config = build_config(args)
+    assert (config.method, config.epochs, config.optim.lr) == ("simsiam", 30, 0.06)

@@ -127,6 +127,25 @@ def test_solarize_inverts_bright_pixels() -> None:
     assert torch.allclose(view, torch.where(raw >= 0.5, 1 - raw, raw), atol=ATOL)
 
 
+def test_erasing_zeroes_one_rectangle_per_image_with_area_in_scale() -> None:
+    x = torch.full((64, 3, 32, 32), 200, dtype=torch.uint8)
+    augment = make_augment("32x3", **IDENTITY, erase_p=1.0, erase_scale=(0.1, 0.2),
+                           mean=(0.5,) * 3, std=(1.0,) * 3)
+    view = augment(x, _gen(0))
+    erased = view == 0.0  # 200/255 - 0.5 elsewhere
+    assert torch.equal(erased, erased[:, :1].expand_as(erased))  # every channel alike
+    area = erased[:, 0].float().mean(dim=(1, 2))
+    assert bool((area > 0.1 - 0.05).all()) and bool((area < 0.2 + 0.05).all())
+    for mask in erased[:, 0]:  # a filled rectangle: its bounding box is all erased
+        rows, cols = mask.any(dim=1).nonzero(), mask.any(dim=0).nonzero()
+        box = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert bool(box.all())
+    kept = make_augment("32x3", **IDENTITY, erase_p=0.5, mean=(0.5,) * 3,
+                        std=(1.0,) * 3)(x, _gen(1))
+    untouched = (kept != 0.0).all(dim=(1, 2, 3)).float().mean()
+    assert 0.3 < float(untouched) < 0.7
+
+
 def test_hue_rotation_by_a_third_turns_red_into_green_and_zero_is_identity() -> None:
     red = torch.zeros(1, 3, 2, 2)
     red[:, 0] = 0.8
@@ -174,6 +193,10 @@ def test_bad_options_and_inputs_are_refused_with_the_value() -> None:
         BatchAugment(32, 3, flip_p=1.5)
     with pytest.raises(ConfigError, match="crop_scale"):
         BatchAugment(32, 3, crop_scale=(0.9, 0.2))
+    with pytest.raises(ConfigError, match="erase_scale"):
+        BatchAugment(32, 3, erase_scale=(0.5, 0.1))
+    with pytest.raises(ConfigError, match=r"erase_p=2"):
+        BatchAugment(32, 3, erase_p=2)
     with pytest.raises(ConfigError, match="blur_kernel=4"):
         BatchAugment(32, 3, blur_kernel=4)
     with pytest.raises(ConfigError, match="uint8"):

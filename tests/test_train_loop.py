@@ -24,7 +24,9 @@ from nocollapse.train import (
 
 BASE = ["data.name=digits", "data.batch_size=64", "data.subset=256", "data.test_subset=128",
         "log_every=2", "eval.knn_k=20", "eval.knn_every=4", "device.accelerator=cpu",
-        "optim.lr=0.05", "optim.warmup_epochs=1", "seed=3"]
+        "optim.lr=0.05", "optim.warmup_epochs=1", "seed=3",
+        # a fixed thread count: the tuner's probes would change the sums of an exact resume
+        "device.threads=1"]
 
 
 # The real SiameseLearner with small heads, so that each test takes seconds.
@@ -48,6 +50,7 @@ def test_run_writes_config_metrics_and_checkpoint(tmp_path: Path) -> None:
     records = read_metrics(run)
     logged = [r for r in records if "loss" in r]
     assert [r["step"] for r in logged] == [2, 4, 6, 8]  # 256 / 64 = 4 steps an epoch
+    assert {r["threads"] for r in logged} == {1}
     assert all(math.isfinite(r["loss"]) and r["images_per_s"] > 0 for r in logged)
     assert logged[0]["lr"] < logged[-2]["lr"]  # warm-up over the first epoch
     assert any("knn_accuracy" in r for r in records)

@@ -40,5 +40,9 @@ def test_quiet_prints_nothing_and_the_last_step_always_prints() -> None:
 def test_run_header_names_the_thread_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     line = run_header("simsiam", "default", 20000, 2340, "cpu")
-    assert f"{torch.get_num_threads()} torch threads (OMP_WAIT_POLICY=PASSIVE)" in line
+    assert f"{torch.get_num_threads()} torch threads, fixed (OMP_WAIT_POLICY=PASSIVE)" in line
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    line = run_header("simsiam", "default", 20000, 2340, "cpu", tuned=True)
+    assert "torch threads, tuned by measurement" in line
+    assert "(OMP_WAIT_POLICY=runtime default)" in line
     assert "simsiam on default (20000 images), 2340 steps, device cpu" in line

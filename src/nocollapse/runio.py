@@ -10,7 +10,7 @@ module is the one place a reader of a run directory learns its format
     ``learner`` section the method preset with the overrides applied).
 ``metrics.jsonl`` (:data:`METRICS_FILE`)
     One JSON object a line, appended as the run goes. Training log lines carry
-    ``step, epoch, loss, lr, tau, images_per_s`` and, with the monitor, the keys of
+    ``step, epoch, loss, lr, tau, images_per_s, threads`` and, with the monitor, the keys of
     :data:`MONITOR_KEYS` and, from the second diagnostics on, :data:`ESTIMATE_KEYS`
     (``sigma^2`` and the theory's ``tau`` estimated from the run,
     docs/theory.md#theory-in-a-run; ``tau`` itself is the EMA momentum); k-NN lines

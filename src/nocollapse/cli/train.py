@@ -95,8 +95,9 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     if args.resume:
         changes = merge(read_yaml(args.config) if args.config else {}, merge(flags, overrides))
         return config_for_resume(args.resume, changes)
-    base = CPU_DEFAULT if args.config is None else {}
-    config = load_config(args.config, [], base=merge(base, merge(flags, overrides)))
+    # The file sits between the defaults and the command line: flags and overrides win.
+    base = CPU_DEFAULT if args.config is None else read_yaml(args.config)
+    config = load_config(None, [], base=merge(base, merge(flags, overrides)))
     if not args.resume and not args.out and "out" not in overrides:
         config.out = str(_free_run_dir(Path(config.out)))
     return config

@@ -86,7 +86,9 @@ class BatchAugment(torch.nn.Module):
                  jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1), jitter_p: float = 0.8,
                  gray_p: float = 0.2, blur_p: float = 0.0,
                  blur_sigma: Sequence[float] = (0.1, 2.0), blur_kernel: int | None = None,
-                 solarize_p: float = 0.0, mean: Sequence[float] | None = None,
+                 solarize_p: float = 0.0, erase_p: float = 0.0,
+                 erase_scale: Sequence[float] = (0.02, 0.33),
+                 erase_ratio: Sequence[float] = (0.3, 3.3), mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None) -> None:
         super().__init__()
         check_positive("size", size)
@@ -96,10 +98,12 @@ class BatchAugment(torch.nn.Module):
         self.crop_scale = _check_pair("crop_scale", crop_scale, 1e-6, 1.0)
         self.crop_ratio = _check_pair("crop_ratio", crop_ratio, 1e-6, math.inf)
         for name, p in (("flip_p", flip_p), ("jitter_p", jitter_p), ("gray_p", gray_p),
-                        ("blur_p", blur_p), ("solarize_p", solarize_p)):
+                        ("blur_p", blur_p), ("solarize_p", solarize_p), ("erase_p", erase_p)):
             check_in_range(name, p, 0.0, 1.0)
         self.flip_p, self.jitter_p, self.gray_p = flip_p, jitter_p, gray_p
-        self.blur_p, self.solarize_p = blur_p, solarize_p
+        self.blur_p, self.solarize_p, self.erase_p = blur_p, solarize_p, erase_p
+        self.erase_scale = _check_pair("erase_scale", erase_scale, 1e-6, 1.0)
+        self.erase_ratio = _check_pair("erase_ratio", erase_ratio, 1e-6, math.inf)
         if len(jitter) != 4:
             raise ConfigError(f"jitter={tuple(jitter)!r} must be 4 values: "
                               "(brightness, contrast, saturation, hue)")
@@ -125,7 +129,8 @@ class BatchAugment(torch.nn.Module):
     def extra_repr(self) -> str:
         return (f"size={self.size}, channels={self.channels}, crop_scale={self.crop_scale}, "
                 f"flip_p={self.flip_p}, jitter={self.jitter}, jitter_p={self.jitter_p}, "
-                f"gray_p={self.gray_p}, blur_p={self.blur_p}, solarize_p={self.solarize_p}")
+                f"gray_p={self.gray_p}, blur_p={self.blur_p}, solarize_p={self.solarize_p}, "
+                f"erase_p={self.erase_p}")
 
     def _check_input(self, images: torch.Tensor) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != self.channels:
@@ -154,7 +159,25 @@ class BatchAugment(torch.nn.Module):
         if self.solarize_p > 0:
             apply = _rand(b, generator) < self.solarize_p
             x = _on_subset(x, apply, lambda sel, i: ops.solarize(sel))
-        return x.sub_(self.mean.to(device)).div_(self.std.to(device))
+        x = x.sub_(self.mean.to(device)).div_(self.std.to(device))
+        if self.erase_p > 0:
+            x = self._erase(x, generator)
+        return x
+
+    def _erase(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Random erasing (Zhong et al. 2020, torchvision's defaults): with ``erase_p``, a
+        rectangle of ``erase_scale`` of the area and aspect ``erase_ratio`` is set to 0
+        (the mean after normalisation). One box per image drawn like a crop; an image
+        whose ten tries all miss keeps its pixels (the crop's fallback is the whole image)."""
+        b, _, h, w = x.shape
+        boxes = sample_crop_boxes(b, h, w, self.erase_scale, self.erase_ratio, generator)
+        apply = (_rand(b, generator) < self.erase_p) & ((boxes[:, 2] < w) | (boxes[:, 3] < h))
+        x0, y0, bw, bh = (v.round().to(x.device).view(-1, 1, 1) for v in boxes.unbind(1))
+        cols = torch.arange(w, device=x.device).view(1, 1, -1)
+        rows = torch.arange(h, device=x.device).view(1, -1, 1)
+        inside = (cols >= x0) & (cols < x0 + bw) & (rows >= y0) & (rows < y0 + bh)
+        inside &= apply.to(x.device).view(-1, 1, 1)
+        return x.masked_fill_(inside.unsqueeze(1), 0.0)
 
     def _colour(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         b = x.shape[0]

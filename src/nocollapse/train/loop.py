@@ -48,6 +48,7 @@ from nocollapse.train.summary import (
     random_knn,
     write_summary,
 )
+from nocollapse.train.threads import ThreadTuner
 
 __all__ = ["TrainResult", "train"]
 
@@ -130,6 +131,9 @@ class _Run:
         self.state = RunState()
         self.curve = KnnCurve(config.eval, self.data, self.learner, self.device, self.state,
                               self.rank0)
+        self.tuner = (ThreadTuner(torch.get_num_threads())
+                      if config.device.threads is None and self.device.type == "cpu"
+                      and self.fabric.world_size == 1 and torch.get_num_threads() > 1 else None)
         self.loss_sum = torch.zeros((), device=self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         if self.saved is not None:
@@ -179,11 +183,14 @@ class _Run:
                            images_per_step=config.data.batch_size * self.fabric.world_size
                            ) as bar:
             bar.header(run_header(config.method, self.data.train.name, len(self.data.train),
-                                  self.total, str(self.device)))
+                                  self.total, str(self.device), self.tuner is not None))
             while state.step < self.total:
                 order = self._epoch_order(state.epoch)
                 while state.batch < self.per_epoch and state.step < self.total:
+                    step_start = time.perf_counter()
                     output = self._step(order)
+                    if self.tuner is not None:
+                        self.tuner.record(time.perf_counter() - step_start)
                     bar.advance()
                     if state.step % config.log_every == 0:
                         record = self._log(output, time.monotonic() - window_start)
@@ -240,7 +247,7 @@ class _Run:
             "loss": float(self.loss_sum) / max(state.window_steps, 1),
             "lr": self.scheduler.lr_at(state.step - 1),
             "tau": None if self.tau is None else float(self.tau),
-            "images_per_s": images / max(seconds, 1e-9)}
+            "images_per_s": images / max(seconds, 1e-9), "threads": torch.get_num_threads()}
         self.loss_sum.zero_()
         state.window_steps = 0
         if self.rank0:
