@@ -39,7 +39,7 @@ def child(threads: int, steps: int) -> None:
 
     import torch
 
-    from nocollapse.train.threads import ThreadTuner
+    from nocollapse.threads import ThreadTuner
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     from steps import make_step

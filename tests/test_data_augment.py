@@ -221,3 +221,23 @@ def test_gpu_views_match_cpu_views() -> None:
     gpu = augment.to("cuda")(x.cuda(), _gen(5))
     assert gpu.device.type == "cuda"
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-4)
+
+
+@pytest.mark.parametrize("preset", ["32x3", "96x3"])
+def test_whole_batch_path_gives_the_views_of_the_subset_path(
+        preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On an accelerator the jitter/blur/solarize subsets are taken with torch.where over
+    # the whole batch (no host sync); on CPU with indexing. Same generator, same views.
+    from nocollapse.data import augment as augment_module
+
+    x = _images(preset, n=16)
+    options = {"blur_p": 0.5, "solarize_p": 0.3} if preset == "32x3" else {}
+    subset = make_augment(preset, **options)(x.clone(), _gen(5))
+    original = augment_module._on_subset
+
+    def whole(x: torch.Tensor, mask: torch.Tensor, fn, whole_batch=None) -> torch.Tensor:
+        return original(x, mask, fn, whole_batch=True)
+
+    monkeypatch.setattr(augment_module, "_on_subset", whole)
+    everything = make_augment(preset, **options)(x.clone(), _gen(5))
+    assert torch.allclose(subset, everything, atol=ATOL)

@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
 ALLOWED["report"] = {"theory", "diagnostics"}
 ALLOWED["experiments"] = {"train", "theory", "report", *ALLOWED["train"]}
 ALLOWED["cli"] = {"experiments", *ALLOWED["experiments"]}
-UTILITIES = {"errors", "runio", "__init__", "__main__"}
+UTILITIES = {"errors", "runio", "threads", "__init__", "__main__"}
 
 
 def _imported_layers(path: Path) -> set[str]:

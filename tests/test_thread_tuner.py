@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nocollapse.train.threads import ThreadTuner, candidate_counts
+from nocollapse.threads import ThreadTuner, candidate_counts
 
 
 class FakeMachine:

@@ -6,7 +6,7 @@ Layers (each imports only the ones below it; ``tests/test_layers.py`` enforces i
         -> data -> models
     theory (pure numpy/scipy) and diagnostics (numpy-first) sit at the bottom;
     theory may use diagnostics, nothing in them imports torch at module level.
-    errors and runio are shared utilities every layer may use.
+    errors, runio and threads are shared utilities every layer may use.
 """
 
 __version__ = "0.1.0"

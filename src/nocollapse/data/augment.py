@@ -50,13 +50,22 @@ def sample_crop_boxes(n: int, height: int, width: int, scale: tuple[float, float
 
 
 def _on_subset(x: torch.Tensor, mask: torch.Tensor,
-               fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Apply ``fn(x[i], i)`` to the images where ``mask`` (B,) is true, in place.
+               fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               whole_batch: bool | None = None) -> torch.Tensor:
+    """Apply ``fn(x[i], i)`` to the images where ``mask`` (B,) is true.
 
-    Blur (p = 0.5) and solarize (p = 0.1) then cost only their share of the batch.
-    ``mask`` lives where the generator does (the CPU by default), so finding the
-    indices needs no device synchronisation.
+    On CPU (``whole_batch`` False, the default there) only the chosen images are
+    computed: blur (p = 0.5) and solarize (p = 0.1) then cost only their share of the
+    batch. On an accelerator (the default elsewhere) ``fn`` runs on the whole batch and
+    ``torch.where`` keeps its result where ``mask`` is true: finding the chosen indices
+    (``nonzero``) would make the host wait for the device every call, and the extra
+    arithmetic is cheap there. Both give the same views.
     """
+    if whole_batch is None:
+        whole_batch = x.device.type != "cpu"
+    if whole_batch:
+        everything = torch.arange(x.shape[0], device=x.device)
+        return torch.where(mask.to(x.device).view(-1, 1, 1, 1), fn(x, everything), x)
     index = mask.nonzero().squeeze(1)
     if index.numel() == 0:
         return x

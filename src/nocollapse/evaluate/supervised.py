@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from nocollapse.errors import ConfigError, check_positive
+from nocollapse.threads import tuner_for
 
 
 def train_supervised(backbone: nn.Module, feat_dim: int, images_uint8: torch.Tensor,
@@ -20,7 +22,8 @@ def train_supervised(backbone: nn.Module, feat_dim: int, images_uint8: torch.Ten
     ``steps`` SGD steps (momentum 0.9, cosine learning rate from ``lr`` to 0) on
     batches of ``batch_size`` images drawn without replacement epoch by epoch, each
     image seen as one view of ``augment`` (uint8 in, normalised float out). The
-    head is thrown away: only the backbone's features are evaluated.
+    head is thrown away: only the backbone's features are evaluated. On CPU the
+    thread count is tuned to the machine's load as in training (:mod:`nocollapse.threads`).
     """
     check_positive("supervised steps", steps)
     check_positive("supervised batch_size", batch_size)
@@ -36,7 +39,9 @@ def train_supervised(backbone: nn.Module, feat_dim: int, images_uint8: torch.Ten
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     per_epoch = len(images_uint8) // batch_size
     order = torch.randperm(len(images_uint8), generator=generator)
+    tuner = tuner_for(torch.device(device))
     for step in range(steps):
+        start = time.perf_counter()
         if step % per_epoch == 0 and step:
             order = torch.randperm(len(images_uint8), generator=generator)
         index = order[(step % per_epoch) * batch_size:(step % per_epoch + 1) * batch_size]
@@ -47,5 +52,7 @@ def train_supervised(backbone: nn.Module, feat_dim: int, images_uint8: torch.Ten
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if tuner is not None:
+            tuner.record(time.perf_counter() - start)
     backbone.eval()
     return backbone

@@ -21,6 +21,7 @@ import torch
 from nocollapse.errors import TrainingDivergedError
 from nocollapse.methods import Learner, StepOutput
 from nocollapse.runio import MetricsWriter, write_config
+from nocollapse.threads import tuner_for
 from nocollapse.train import rundir, setup
 from nocollapse.train.callbacks import (
     Callback,
@@ -48,7 +49,6 @@ from nocollapse.train.summary import (
     random_knn,
     write_summary,
 )
-from nocollapse.train.threads import ThreadTuner
 
 __all__ = ["TrainResult", "train"]
 
@@ -131,9 +131,8 @@ class _Run:
         self.state = RunState()
         self.curve = KnnCurve(config.eval, self.data, self.learner, self.device, self.state,
                               self.rank0)
-        self.tuner = (ThreadTuner(torch.get_num_threads())
-                      if config.device.threads is None and self.device.type == "cpu"
-                      and self.fabric.world_size == 1 and torch.get_num_threads() > 1 else None)
+        self.tuner = tuner_for(self.device, fixed=config.device.threads is not None
+                               or self.fabric.world_size > 1)
         self.loss_sum = torch.zeros((), device=self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         if self.saved is not None:

@@ -21,6 +21,14 @@ from collections.abc import Callable
 import torch
 
 
+def tuner_for(device: torch.device, fixed: bool = False) -> ThreadTuner | None:
+    """A tuner for a loop of steps on ``device``; None on accelerators, with one thread,
+    or when the thread count was ``fixed`` by the user."""
+    if fixed or device.type != "cpu" or torch.get_num_threads() < 2:
+        return None
+    return ThreadTuner(torch.get_num_threads())
+
+
 def candidate_counts(max_threads: int) -> list[int]:
     """The counts worth trying below ``max_threads``: one fewer and half, largest first."""
     return sorted({max(1, max_threads - 1), max(1, max_threads // 2)} - {max_threads},
