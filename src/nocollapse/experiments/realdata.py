@@ -60,7 +60,7 @@ def _train_config(out: Path, method: str, size: str, seed: int, learner: dict[st
         "epochs": 1000, "max_steps": steps or budget["max_steps"], "time_budget_s": None,
         "log_every": 2,
         # the baselines by the standard protocol, like the cells' final k-NN
-        "eval": {"knn_every": 0,
+        "eval": {"knn_every": 0, "linear_probe": False,
                  "baselines": ["raw_pixels", "random_init"] if random_baseline else []},
         # one fixed thread: the same numbers whatever else runs on the machine
         "device": {"accelerator": "cpu", "threads": 1},

@@ -282,7 +282,7 @@ class _Run:
         knn, evaluation = None, None
         if self.rank0:
             evaluation = final_evaluation(self.config, self.learner, self.data, self.total,
-                                          self.device)
+                                          self.device, linear=self.config.eval.linear_probe)
             with MetricsWriter(self.run_dir) as writer:
                 knn = self.curve.record(writer, final=True, evaluation=evaluation)
         self.save(finished=stopped != "time_budget")

@@ -75,3 +75,5 @@ class EvalConfig:
     # Steps of the supervised bound (None: the run's planned steps); probe L-BFGS iterations.
     supervised_steps: int | None = None
     probe_epochs: int = 100
+    # The linear probe in the final table (false: k-NN only, as the reproductions' cells).
+    linear_probe: bool = True
