@@ -242,3 +242,18 @@ def test_kill_between_spectra_and_checkpoint_then_resume_equals_an_uninterrupted
     assert steps(whole) == steps(split)
     a, b = load_checkpoint(whole)["model"], load_checkpoint(split)["model"]
     assert all(bool((a[k] == b[k]).all()) for k in a)
+
+
+def test_resume_of_a_checkpoint_written_before_a_key_existed() -> None:
+    # a key a later version added (with its default) is no change; another value still is
+    from nocollapse.errors import ConfigError
+    from nocollapse.train.config import load_config
+    from nocollapse.train.resume import check_resume_changes
+
+    current = load_config(None, []).to_dict()
+    older = {**current, "eval": {k: v for k, v in current["eval"].items()
+                                 if k != "linear_probe"}}
+    check_resume_changes(older, current, "run")
+    changed = {**current, "eval": {**current["eval"], "linear_probe": False}}
+    with pytest.raises(ConfigError, match="eval.linear_probe=False"):
+        check_resume_changes(older, changed, "run")

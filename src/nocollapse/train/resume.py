@@ -44,8 +44,12 @@ def config_for_resume(run_dir: str | Path, changes: dict[str, Any]) -> TrainConf
 
 def check_resume_changes(saved: dict[str, Any], requested: dict[str, Any],
                          run_dir: str | Path) -> None:
-    """Refuse every difference between the two configurations a resume may not make."""
-    old, new = flatten(saved), flatten(requested)
+    """Refuse every difference between the two configurations a resume may not make.
+
+    ``saved`` is read through :class:`TrainConfig` first, so a key a later version added
+    (absent from an older checkpoint) counts as its default, not as a change.
+    """
+    old, new = flatten(TrainConfig.from_dict(saved).to_dict()), flatten(requested)
     refused = []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key, _MISSING), new.get(key, _MISSING)
