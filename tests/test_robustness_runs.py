@@ -255,5 +255,5 @@ def test_resume_of_a_checkpoint_written_before_a_key_existed() -> None:
                                  if k != "linear_probe"}}
     check_resume_changes(older, current, "run")
     changed = {**current, "eval": {**current["eval"], "linear_probe": False}}
-    with pytest.raises(ConfigError, match="eval.linear_probe=False"):
+    with pytest.raises(ConfigError, match=r"eval\.linear_probe=False"):
         check_resume_changes(older, changed, "run")
