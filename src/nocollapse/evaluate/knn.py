@@ -8,7 +8,7 @@ weight wins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -32,17 +32,9 @@ def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor,
     if num_classes is None:
         num_classes = int(train_labels.max()) + 1
     k = min(int(k), train_features.shape[0])
-    bank = F.normalize(train_features.float(), dim=1)
-    labels = train_labels.to(bank.device)
-    predictions = []
-    for start in range(0, test_features.shape[0], batch_size):
-        query = F.normalize(test_features[start:start + batch_size].float().to(bank.device), dim=1)
-        similarity, index = (query @ bank.T).topk(k, dim=1)
-        weights = (similarity / t).exp()
-        scores = torch.zeros(query.shape[0], num_classes, device=bank.device)
-        scores.scatter_add_(1, labels[index], weights)
-        predictions.append(scores.argmax(dim=1))
-    return torch.cat(predictions)
+    return torch.cat([_vote(weights, neighbours, num_classes) for _, weights, neighbours
+                      in _neighbours(train_features, train_labels, test_features, k, t,
+                                     batch_size)])
 
 
 def knn_accuracies(train_features: torch.Tensor, train_labels: torch.Tensor,
@@ -54,9 +46,7 @@ def knn_accuracies(train_features: torch.Tensor, train_labels: torch.Tensor,
     found once and each k votes with its first k of them.
     """
     _check_shapes(train_features, train_labels, test_features)
-    if test_labels.shape != test_features.shape[:1]:
-        raise ConfigError(f"test_labels has shape {tuple(test_labels.shape)}; expected "
-                          f"({test_features.shape[0]},), one label per test feature")
+    _check_test_labels(test_features, test_labels)
     if not ks:
         raise ConfigError("knn_accuracies needs at least one k")
     for k in ks:
@@ -64,17 +54,13 @@ def knn_accuracies(train_features: torch.Tensor, train_labels: torch.Tensor,
     check_positive("knn_t", t)
     num_classes = int(max(int(train_labels.max()), int(test_labels.max()))) + 1
     clipped = {int(k): min(int(k), train_features.shape[0]) for k in ks}
-    bank = F.normalize(train_features.float(), dim=1)
-    labels, truth = train_labels.to(bank.device), test_labels.to(bank.device)
     correct = dict.fromkeys(clipped, 0)
-    for start in range(0, test_features.shape[0], batch_size):
-        query = F.normalize(test_features[start:start + batch_size].float().to(bank.device), dim=1)
-        similarity, index = (query @ bank.T).topk(max(clipped.values()), dim=1)
-        weights, neighbours = (similarity / t).exp(), labels[index]
+    for start, weights, neighbours in _neighbours(train_features, train_labels, test_features,
+                                                  max(clipped.values()), t, batch_size):
+        truth = test_labels[start:start + len(weights)].to(weights.device)
         for k, used in clipped.items():
-            scores = torch.zeros(query.shape[0], num_classes, device=bank.device)
-            scores.scatter_add_(1, neighbours[:, :used], weights[:, :used])
-            correct[k] += int((scores.argmax(dim=1) == truth[start:start + batch_size]).sum())
+            predicted = _vote(weights[:, :used], neighbours[:, :used], num_classes)
+            correct[k] += int((predicted == truth).sum())
     return {k: correct[k] / test_features.shape[0] for k in clipped}
 
 
@@ -82,13 +68,37 @@ def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor,
                  test_features: torch.Tensor, test_labels: torch.Tensor, *, k: int = 200,
                  t: float = 0.1, batch_size: int = 1024) -> float:
     """Fraction in [0, 1] of ``test_labels`` (M,) that :func:`knn_predict` gets right."""
-    if test_labels.shape != test_features.shape[:1]:
-        raise ConfigError(f"test_labels has shape {tuple(test_labels.shape)}; expected "
-                          f"({test_features.shape[0]},), one label per test feature")
+    _check_test_labels(test_features, test_labels)
     num_classes = int(max(int(train_labels.max()), int(test_labels.max()))) + 1
     predicted = knn_predict(train_features, train_labels, test_features, k=k, t=t,
                             num_classes=num_classes, batch_size=batch_size)
     return float((predicted.cpu() == test_labels.cpu()).float().mean())
+
+
+def _neighbours(train_features: torch.Tensor, train_labels: torch.Tensor,
+                test_features: torch.Tensor, k: int, t: float, batch_size: int
+                ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Per batch of queries: its first index, then the ``exp(similarity / t)`` weights and
+    the labels of its ``k`` most cosine-similar training features, most similar first."""
+    bank = F.normalize(train_features.float(), dim=1)
+    labels = train_labels.to(bank.device)
+    for start in range(0, test_features.shape[0], batch_size):
+        query = F.normalize(test_features[start:start + batch_size].float().to(bank.device), dim=1)
+        similarity, index = (query @ bank.T).topk(k, dim=1)
+        yield start, (similarity / t).exp(), labels[index]
+
+
+def _vote(weights: torch.Tensor, neighbours: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The class with the largest summed neighbour weight, per query row."""
+    scores = torch.zeros(weights.shape[0], num_classes, device=weights.device)
+    scores.scatter_add_(1, neighbours, weights)
+    return scores.argmax(dim=1)
+
+
+def _check_test_labels(test_features: torch.Tensor, test_labels: torch.Tensor) -> None:
+    if test_labels.shape != test_features.shape[:1]:
+        raise ConfigError(f"test_labels has shape {tuple(test_labels.shape)}; expected "
+                          f"({test_features.shape[0]},), one label per test feature")
 
 
 def _check_shapes(train_features: torch.Tensor, train_labels: torch.Tensor,
