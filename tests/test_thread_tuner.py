@@ -68,3 +68,28 @@ def test_an_oversubscribed_probe_ends_after_one_step() -> None:
     probes = machine.calls.count(2)
     assert probes >= 5
     assert total == pytest.approx((1000 - probes) * 0.15 + probes * 2.0)
+
+
+def test_a_fixed_thread_count_turns_the_tuner_off_in_the_supervised_bound_too(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from nocollapse.data import make_augment
+    from nocollapse.evaluate import supervised
+    from nocollapse.threads import tuner_for
+
+    assert tuner_for(torch.device("cpu"), fixed=True) is None
+    assert tuner_for(torch.device("meta")) is None
+    asked: list[bool] = []
+
+    def recording(device: torch.device, fixed: bool = False) -> None:
+        asked.append(fixed)
+
+    monkeypatch.setattr(supervised, "tuner_for", recording)
+    images = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.arange(16) % 2
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    for fixed in (True, False):
+        supervised.train_supervised(backbone, 4, images, labels, make_augment("8x1"), steps=1,
+                                    batch_size=8, fixed_threads=fixed)
+    assert asked == [True, False]

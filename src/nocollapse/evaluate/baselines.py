@@ -36,6 +36,8 @@ class BaselineSetup:
     supervised_steps: int = 2000
     supervised_batch_size: int = 128
     supervised_lr: float = 0.1
+    # the run fixed its CPU thread count (device.threads): the supervised loop keeps it
+    fixed_threads: bool = False
 
 
 def measure_baselines(train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
@@ -83,7 +85,8 @@ def _features(name: str, train: ImageDataset, test: ImageDataset, setup: Baselin
         augment = make_augment(preset, crop_scale=SUPERVISED_CROP_SCALE).to(device)
         train_supervised(backbone, feat_dim, train.images, train.labels, augment,
                          steps=setup.supervised_steps, batch_size=setup.supervised_batch_size,
-                         lr=setup.supervised_lr, seed=setup.seed, device=device)
+                         lr=setup.supervised_lr, seed=setup.seed, device=device,
+                         fixed_threads=setup.fixed_threads)
     with encoder_in_eval_mode(backbone):
         return (extract_features(backbone, train.images, preset=preset, device=device),
                 extract_features(backbone, test.images, preset=preset, device=device))

@@ -16,14 +16,16 @@ from nocollapse.threads import tuner_for
 def train_supervised(backbone: nn.Module, feat_dim: int, images_uint8: torch.Tensor,
                      labels: torch.Tensor, augment: nn.Module, *, steps: int,
                      batch_size: int = 128, lr: float = 0.1, weight_decay: float = 5e-4,
-                     seed: int = 0, device: torch.device | str = "cpu") -> nn.Module:
+                     seed: int = 0, device: torch.device | str = "cpu",
+                     fixed_threads: bool = False) -> nn.Module:
     """Train ``backbone`` in place with a linear head and cross-entropy; returns the backbone.
 
     ``steps`` SGD steps (momentum 0.9, cosine learning rate from ``lr`` to 0) on
     batches of ``batch_size`` images drawn without replacement epoch by epoch, each
     image seen as one view of ``augment`` (uint8 in, normalised float out). The
     head is thrown away: only the backbone's features are evaluated. On CPU the
-    thread count is tuned to the machine's load as in training (:mod:`nocollapse.threads`).
+    thread count is tuned to the machine's load as in training (:mod:`nocollapse.threads`)
+    unless ``fixed_threads`` (the run's ``device.threads`` was set).
     """
     check_positive("supervised steps", steps)
     check_positive("supervised batch_size", batch_size)
@@ -39,7 +41,7 @@ def train_supervised(backbone: nn.Module, feat_dim: int, images_uint8: torch.Ten
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     per_epoch = len(images_uint8) // batch_size
     order = torch.randperm(len(images_uint8), generator=generator)
-    tuner = tuner_for(torch.device(device))
+    tuner = tuner_for(torch.device(device), fixed=fixed_threads)
     for step in range(steps):
         start = time.perf_counter()
         if step % per_epoch == 0 and step:

@@ -81,7 +81,8 @@ def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
         backbone = getattr(getattr(learner, "config", None), "backbone", "small_convnet")
         setup = BaselineSetup(backbone=backbone, seed=config.seed,
                               supervised_steps=config.eval.supervised_steps or planned_steps,
-                              supervised_batch_size=config.data.batch_size)
+                              supervised_batch_size=config.data.batch_size,
+                              fixed_threads=config.device.threads is not None)
         baselines = measure_baselines(splits.train, splits.test, setup, protocol,
                                       config.eval.baselines, device=device)
     return {"protocol": protocol.key(), "train_images": len(splits.train),
