@@ -143,12 +143,12 @@ def _checked_spectra(records: list[dict[str, Any]], notes: list[str]) -> list[di
     dropped = 0
     for record in records:
         for key in SPECTRA_VECTOR_KEYS:
-            if key in record and not _numbers(record[key]):
+            if key in record and not is_number_list(record[key]):
                 del record[key]
                 dropped += 1
         rows = record.get(SPECTRA_MATRIX_KEY)
         if rows is not None and not (isinstance(rows, list) and rows and all(
-                _numbers(row) and len(row) == len(rows) for row in rows)):
+                is_number_list(row) and len(row) == len(rows) for row in rows)):
             del record[SPECTRA_MATRIX_KEY]
             dropped += 1
     if dropped:
@@ -156,7 +156,8 @@ def _checked_spectra(records: list[dict[str, Any]], notes: list[str]) -> list[di
     return records
 
 
-def _numbers(value: object) -> bool:
+def is_number_list(value: object) -> bool:
+    """A JSON list of numbers (booleans excluded): the shape of a spectra vector."""
     return isinstance(value, list) and all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in value)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from nocollapse.diagnostics import PowerLaw, critical_eta, power_law_fit
 from nocollapse.errors import ConfigError
-from nocollapse.report.runs import Run
+from nocollapse.report.runs import Run, is_number_list
 from nocollapse.runio import ESTIMATE_KEYS
 
 Row = TypeVar("Row")
@@ -79,10 +79,7 @@ def _readable_spectra(run: Run) -> list[tuple[int, np.ndarray, np.ndarray]]:
 
 def _numbers(value: object) -> np.ndarray | None:
     """``value`` as a 1-D float array when it is a list of numbers, else ``None``."""
-    if not isinstance(value, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-        return None
-    return np.asarray(value, dtype=float)
+    return np.asarray(value, dtype=float) if is_number_list(value) else None
 
 
 def weight_decay(run: Run) -> float | None:
