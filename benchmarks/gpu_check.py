@@ -105,6 +105,9 @@ def syncs_per_step(case: Case, steps: int) -> float | None:
                 case.step()
         finally:
             torch.cuda.set_sync_debug_mode("default")
+    sites = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in caught})
+    if sites:
+        print(f"[gpu_check] sync sites: {', '.join(sites)}", flush=True)
     return len(caught) / steps
 
 
@@ -114,12 +117,18 @@ def peak_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process, KiB on Linux
 
 
-def step_rows(args: argparse.Namespace, device: torch.device, deadline: float
-              ) -> list[dict[str, Any]]:
+def step_rows(args: argparse.Namespace, device: torch.device, deadline: float,
+              compiled: bool = False) -> list[dict[str, Any]]:
+    """Eager fp32 and bf16-mixed rows, or (``compiled``) the ``torch.compile`` rows."""
     rows = []
-    modes = [("fp32", False), ("bf16-mixed", False)] + ([] if args.tiny else [("fp32", True)])
-    for backbone, size, preset, batch in (TINY if args.tiny else FULL):
-        for method in METHODS:
+    if compiled:
+        modes = [] if args.tiny else [("fp32", True)]
+    else:
+        modes = [("fp32", False), ("bf16-mixed", False)]
+    cases = TINY if args.tiny else FULL
+    cases = [c for c in cases if args.backbones is None or c[0] in args.backbones]
+    for backbone, size, preset, batch in cases:
+        for method in args.methods:
             for precision, compile_ in modes:
                 if compile_ and method not in args.compile_methods:
                     continue
@@ -138,31 +147,39 @@ def step_rows(args: argparse.Namespace, device: torch.device, deadline: float
                 rows.append({**row, "images_per_s": speed, "warmup_s": first,
                              "syncs_per_step": syncs_per_step(case, args.sync_steps),
                              "peak_mib": peak_mib(device)})
+                print(f"[gpu_check] {rows[-1]}", flush=True)
     return rows
 
 
 def directpred_rows(args: argparse.Namespace, device: torch.device, deadline: float
                     ) -> list[dict[str, Any]]:
+    """DirectPred's step over a linear-predictor BYOL step, per width and per place of the
+    eigendecomposition (``solve_on``: on the device beside the step, or on the host)."""
     rows = []
     backbone, size, preset, batch = (TINY if args.tiny else FULL)[0]
+    places = args.solve_on if device.type == "cuda" else ["device"]
     for width in args.widths:
         if time.monotonic() > deadline:
             rows.append({"width": width, "skipped": "time budget"})
             continue
         hidden = 64 if args.tiny else max(512, width)
         dims = {"proj_dim": width, "proj_hidden_dim": hidden}
-        linear = Case("byol", backbone, size, preset, batch, device, "fp32", False,
-                      predictor="linear", **dims)
-        direct = Case("directpred", backbone, size, preset, batch, device, "fp32", False,
-                      **dims)
-        speeds: dict[str, list[float]] = {"linear": [], "directpred": []}
-        # interleaved, so a drifting clock or a neighbour slows both alike
+        cases = {"linear": Case("byol", backbone, size, preset, batch, device, "fp32", False,
+                                predictor="linear", **dims)}
+        for place in places:
+            cases[place] = Case("directpred", backbone, size, preset, batch, device, "fp32",
+                                False, solve_on=place, **dims)
+        speeds: dict[str, list[float]] = {name: [] for name in cases}
+        # interleaved, so a drifting clock or a neighbour slows all alike
         for _ in range(1 if args.tiny else 3):
-            speeds["linear"].append(images_per_s(linear, args.steps, 1)[0])
-            speeds["directpred"].append(images_per_s(direct, args.steps, 1)[0])
-        lin, dp = max(speeds["linear"]), max(speeds["directpred"])
-        rows.append({"width": width, "linear_images_per_s": lin, "directpred_images_per_s": dp,
-                     "overhead": lin / dp - 1})
+            for name, case in cases.items():
+                speeds[name].append(images_per_s(case, args.steps, 1)[0])
+        lin = max(speeds["linear"])
+        for place in places:
+            dp = max(speeds[place])
+            rows.append({"width": width, "solve_on": place, "linear_images_per_s": lin,
+                         "directpred_images_per_s": dp, "overhead": lin / dp - 1})
+            print(f"[gpu_check] {rows[-1]}", flush=True)
     return rows
 
 
@@ -175,18 +192,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sync-steps", type=int, default=20)
     parser.add_argument("--widths", type=int, nargs="+", default=None)
     parser.add_argument("--compile-methods", nargs="+", default=["simsiam", "directpred"])
+    parser.add_argument("--solve-on", nargs="+", default=["device", "cpu"],
+                        help="where DirectPred's eigendecomposition runs (GPU runs)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--parts", nargs="+", default=["steps", "directpred", "compile"],
+                        choices=["steps", "directpred", "compile"],
+                        help="which parts to run (in this order)")
+    parser.add_argument("--backbones", nargs="+", default=None,
+                        help="only these of resnet18, resnet50 (GPU runs)")
     parser.add_argument("--budget-s", type=float, default=450.0)
+    parser.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="torch.backends.cudnn.benchmark (autotuned convolutions)")
     parser.add_argument("--out", help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
     args.steps = args.steps or (1 if args.tiny else 20)
     args.warmup = args.warmup or (1 if args.tiny else 5)
     args.widths = args.widths or ([16, 32] if args.tiny else [256, 512, 1024, 2048, 4096])
     device = torch.device(args.device)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     deadline = time.monotonic() + args.budget_s
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    results = {"device": name, "torch": torch.__version__,
-               "steps": step_rows(args, device, deadline),
-               "directpred": directpred_rows(args, device, deadline)}
+    # eager rows, then DirectPred, then the compiled rows (whose compilation is the slow
+    # part), so a budget that runs out skips the compiled rows first
+    results: dict[str, Any] = {"device": name, "torch": torch.__version__}
+    results["steps"] = step_rows(args, device, deadline) if "steps" in args.parts else []
+    results["directpred"] = (directpred_rows(args, device, deadline)
+                             if "directpred" in args.parts else [])
+    if "compile" in args.parts:
+        results["steps"] += step_rows(args, device, deadline, compiled=True)
     print_table(f"step speed on {name} (source images/s)",
                 ["backbone", "input", "method", "precision", "compile", "source images/s",
                  "warm-up s", "syncs/step", "peak MiB"],
@@ -195,8 +231,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{r.get('warmup_s', 0):.1f}", r.get("syncs_per_step"),
                   f"{r.get('peak_mib', 0):.0f}"] for r in results["steps"]])
     print_table(f"DirectPred over a linear predictor on {name} (source images/s)",
-                ["width", "linear", "directpred", "overhead"],
-                [[r["width"], f"{r.get('linear_images_per_s', 0):.0f}",
+                ["width", "eigh on", "linear", "directpred", "overhead"],
+                [[r["width"], r.get("solve_on", ""), f"{r.get('linear_images_per_s', 0):.0f}",
                   f"{r.get('directpred_images_per_s', 0):.0f}",
                   f"{r['overhead']:+.1%}" if "overhead" in r else r["skipped"]]
                  for r in results["directpred"]])

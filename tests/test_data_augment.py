@@ -188,6 +188,21 @@ def test_blur_keeps_constant_images_and_smooths_noise() -> None:
     assert blurred.std() < noise.std() and blurred[1].std() < blurred[0].std()
 
 
+def test_blur_and_solarize_equal_kornias_own_functions() -> None:
+    # ops builds the blur kernels itself and solarizes with a where (kornia's own
+    # functions each copy a value between host and device every call); same results.
+    from kornia.enhance import solarize as kornia_solarize
+    from kornia.filters import gaussian_blur2d
+
+    images = torch.rand(4, 3, 16, 16, generator=_gen(3))
+    sigma = torch.tensor([0.1, 0.7, 1.3, 2.0])
+    for size in (3, 5, 9):
+        ours = ops.gaussian_blur(images, sigma, size)
+        theirs = gaussian_blur2d(images, size, sigma.view(-1, 1).expand(-1, 2))
+        assert torch.allclose(ours, theirs, atol=1e-6)
+    assert torch.equal(ops.solarize(images, 0.5), kornia_solarize(images, 0.5))
+
+
 def test_bad_options_and_inputs_are_refused_with_the_value() -> None:
     with pytest.raises(ConfigError, match=r"flip_p=1\.5"):
         BatchAugment(32, 3, flip_p=1.5)

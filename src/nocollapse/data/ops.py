@@ -79,21 +79,32 @@ def adjust_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     # Gray pixels have delta = 0 and diff = 0: any finite hue then maps back to max.
     hue6 = diff.gather(1, argmax).div_(delta.clamp_min(1e-12))
     hue6.add_(argmax.to(images.dtype).mul_(2)).add_(6 * shift.view(-1, 1, 1, 1))
-    offsets = torch.tensor([5.0, 3.0, 1.0], dtype=images.dtype, device=images.device)
+    # (5, 3, 1) made on the device: torch.tensor from a list would be a host-device copy
+    offsets = torch.arange(5.0, 0.0, -2.0, dtype=images.dtype, device=images.device)
     k = torch.remainder(hue6 + offsets.view(1, 3, 1, 1), 6)
     ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
     return maxc - delta * ramp
 
 
 def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Blur each image with its own Gaussian width ``sigma`` (B,); separable, reflect padding."""
-    from kornia.filters import gaussian_blur2d
+    """Blur each image with its own Gaussian width ``sigma`` (B,); separable, reflect padding.
 
-    return gaussian_blur2d(images, kernel_size, sigma.view(-1, 1).expand(-1, 2))
+    The (B, kernel_size) kernels are built on the images' device and handed to kornia's
+    separable filter. Equal to kornia's ``gaussian_blur2d`` to float rounding (tested),
+    without its positivity check, which copies ``sigma`` to the host and so waits for
+    the GPU twice a step (counted by benchmarks/gpu_check.py); ``sigma`` here comes
+    from the augmentation's own positive range.
+    """
+    from kornia.filters import filter2d_separable
+
+    taps = torch.arange(kernel_size, dtype=images.dtype, device=images.device)
+    taps = taps - (kernel_size - 1) / 2
+    kernel = torch.exp(-taps.square() / (2 * sigma.to(images.dtype).view(-1, 1).square()))
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    return filter2d_separable(images, kernel, kernel, border_type="reflect")
 
 
 def solarize(images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Invert pixels at or above ``threshold``."""
-    from kornia.enhance import solarize as kornia_solarize
-
-    return kornia_solarize(images, threshold)
+    """Invert pixels at or above ``threshold`` (kornia's rule; its own function moves the
+    float threshold to the device, a host-device sync each call)."""
+    return torch.where(images >= threshold, 1.0 - images, images)

@@ -47,6 +47,10 @@ UPDATES = ("after", "before")
 # eigh: float64 eigendecomposition (exact); eigh32 (default): float32, 1.7-2.8x faster on
 # CPU, its error on Wp bounded in tests/test_predictors.py (docs/benchmarks.md, section 2).
 SOLVERS = ("eigh", "eigh32")
+# Where the eigendecomposition of a GPU run runs: "device" (beside the step, on the GPU)
+# or "cpu" (the worker thread copies F_hat to the host and the matrix back, leaving the
+# GPU's stream to the step); "auto" chooses by width (docs/benchmarks.md, GPU section).
+SOLVE_ON = ("auto", "device", "cpu")
 
 
 def _eigh(F: torch.Tensor, solver: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +133,8 @@ class SpectralPredictor(nn.Module):
                  eps: float | None = None, alpha: float = 0.5, freq: int = 1,
                  subtract: float | None = None, normalize: bool = True,
                  correlation: str | None = None, update: str = "after",
-                 solver: str = "eigh32", background: bool | None = None):
+                 solver: str = "eigh32", background: bool | None = None,
+                 solve_on: str = "auto"):
         super().__init__()
         check_choice("spectral predictor", kind, SPECTRAL)
         eps = DEFAULT_EPS[kind] if eps is None else eps
@@ -142,10 +147,12 @@ class SpectralPredictor(nn.Module):
         check_choice("correlation", correlation, CORRELATION_MODES)
         check_choice("update", update, UPDATES)
         check_choice("solver", solver, SOLVERS)
+        check_choice("solve_on", solve_on, SOLVE_ON)
         check_combination(kind, {"subtract": subtract, "normalize": normalize,
                                  "background": background, "update": update})
         self.kind, self.eps, self.alpha, self.freq = kind, eps, alpha, int(freq)
         self.subtract, self.normalize, self.solver = subtract, bool(normalize), solver
+        self.solve_on = solve_on
         self.per_view, self.update, self.background = correlation == "per-view", update, background
         self.correlation = CorrelationEstimate(
             dim, rho, init="zeros" if self.per_view else "first-batch")
@@ -174,10 +181,15 @@ class SpectralPredictor(nn.Module):
         snapshot = self.correlation.F_hat.clone()
         options = (self.kind, self.eps, self.alpha, self.subtract, self.normalize, self.solver)
 
+        background = self.background if self.background is not None else True
+        on_host = snapshot.device.type != "cpu" and _solve_on_host(
+            self.solve_on, snapshot.shape[0], background and self.update == "after")
+
         def build() -> torch.Tensor:
+            if on_host:
+                return spectral_matrix(snapshot.cpu(), *options).to(self.weight)
             return spectral_matrix(snapshot, *options).to(self.weight.dtype)
 
-        background = self.background if self.background is not None else True
         self._pending.put(build, background and self.update == "after")
         if self.update == "before":
             self.install()
@@ -202,6 +214,15 @@ class SpectralPredictor(nn.Module):
     def __getstate__(self) -> dict[str, Any]:  # copy/pickle: the waiting matrix, installed
         self.install()
         return self.__dict__
+
+
+def _solve_on_host(solve_on: str, dim: int, background: bool) -> bool:
+    """Solve an accelerator run's ``F_hat`` on the host? ``auto``: never yet (set by
+    the GPU measurement); the host copy blocks only when the rebuild is not in the
+    background, so ``auto`` also keeps a foreground rebuild on the device."""
+    if solve_on != "auto":
+        return solve_on == "cpu"
+    return False
 
 
 def _sync_host_steps(module: SpectralPredictor, _keys: object) -> None:
@@ -246,4 +267,7 @@ SPECTRAL_OPTIONS: dict[str, Option] = {
                      "test | eigh: float64, exact", "eigh32", choices=SOLVERS),
     "background": Option(bool, "rebuild Wp on a worker thread; default: on with update=after",
                          None),
+    "solve_on": Option(str, "a GPU run's eigendecomposition: device | cpu (the worker thread "
+                       "copies F_hat to the host) | auto (by width)", "auto",
+                       choices=SOLVE_ON),
 }
