@@ -193,6 +193,7 @@ def test_state_dict_restores_correlation_and_matrix_exactly() -> None:
     ("closed-form", {"subtract": 0.1}, "subtract"),
     ("directpred", {"normalize": False}, "normalize"),
     ("directpred", {"update": "before", "background": True}, "background"),
+    ("directpred", {"solve_on": "gpu"}, "solve_on"),
 ])
 def test_bad_options_are_refused_by_name(kind: str, options: dict, word: str) -> None:
     with pytest.raises(ConfigError, match=word):
@@ -235,6 +236,23 @@ def test_two_process_ddp_ranks_build_the_same_directpred_matrix(tmp_path) -> Non
     for a, b in zip(r0["batches"], r1["batches"], strict=True):
         single.update(torch.cat([a, b]))  # equal batch sizes: mean of ranks = pooled batch
     torch.testing.assert_close(r0["F"], single.F_hat)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("background", [False, True])
+def test_solving_on_the_host_gives_the_devices_matrix(background: bool) -> None:
+    # solve_on=cpu copies F_hat to the host on the worker thread and the matrix back:
+    # the same matrix as the on-device solve, on the device, in the weight's dtype.
+    gen = torch.Generator().manual_seed(2)
+    views = [torch.randn(32, DIM, generator=gen).cuda() for _ in range(2)]
+    matrices = []
+    for place in ("device", "cpu"):
+        predictor = build_predictor("directpred", DIM, solve_on=place,
+                                    background=background).cuda()
+        predictor.update_correlation(*views)
+        matrices.append(predictor.matrix())
+    assert matrices[1].device == matrices[0].device and matrices[1].dtype == torch.float32
+    torch.testing.assert_close(matrices[1], matrices[0], atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kind", SPECTRAL)

@@ -49,7 +49,7 @@ UPDATES = ("after", "before")
 SOLVERS = ("eigh", "eigh32")
 # Where the eigendecomposition of a GPU run runs: "device" (beside the step, on the GPU)
 # or "cpu" (the worker thread copies F_hat to the host and the matrix back, leaving the
-# GPU's stream to the step); "auto" chooses by width (docs/benchmarks.md, GPU section).
+# GPU's stream to the step); "auto" is "device" (docs/benchmarks.md section 10).
 SOLVE_ON = ("auto", "device", "cpu")
 
 
@@ -182,8 +182,9 @@ class SpectralPredictor(nn.Module):
         options = (self.kind, self.eps, self.alpha, self.subtract, self.normalize, self.solver)
 
         background = self.background if self.background is not None else True
-        on_host = snapshot.device.type != "cpu" and _solve_on_host(
-            self.solve_on, snapshot.shape[0], background and self.update == "after")
+        # solve_on "auto" is "device": on an H100 neither place was faster beyond the
+        # step's noise (docs/benchmarks.md section 10)
+        on_host = snapshot.device.type != "cpu" and self.solve_on == "cpu"
 
         def build() -> torch.Tensor:
             if on_host:
@@ -214,15 +215,6 @@ class SpectralPredictor(nn.Module):
     def __getstate__(self) -> dict[str, Any]:  # copy/pickle: the waiting matrix, installed
         self.install()
         return self.__dict__
-
-
-def _solve_on_host(solve_on: str, dim: int, background: bool) -> bool:
-    """Solve an accelerator run's ``F_hat`` on the host? ``auto``: never yet (set by
-    the GPU measurement); the host copy blocks only when the rebuild is not in the
-    background, so ``auto`` also keeps a foreground rebuild on the device."""
-    if solve_on != "auto":
-        return solve_on == "cpu"
-    return False
 
 
 def _sync_host_steps(module: SpectralPredictor, _keys: object) -> None:
@@ -268,6 +260,6 @@ SPECTRAL_OPTIONS: dict[str, Option] = {
     "background": Option(bool, "rebuild Wp on a worker thread; default: on with update=after",
                          None),
     "solve_on": Option(str, "a GPU run's eigendecomposition: device | cpu (the worker thread "
-                       "copies F_hat to the host) | auto (by width)", "auto",
+                       "copies F_hat to the host) | auto (= device)", "auto",
                        choices=SOLVE_ON),
 }
