@@ -5,10 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from nocollapse.experiments.realdata import ablations
+import pytest
+
+from nocollapse.experiments import realdata
+from nocollapse.experiments.realdata import ablations, step_cost_ratio
 
 
-def test_realdata_ablations_quick_runs_every_cell_and_checks_the_claims(tmp_path: Path) -> None:
+def test_realdata_ablations_quick_runs_every_cell_and_checks_the_claims(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the equal-wall-time cell is DirectPred's steps times the measured step-cost ratio
+    monkeypatch.setattr(realdata, "step_cost_ratio", lambda *args, **kwargs: 1.5)
     result = ablations(tmp_path, "quick", 0)
     table = result.tables[0]
     # 2 methods x 2 variants + the linear predictor at equal steps and at equal wall time
@@ -16,7 +22,8 @@ def test_realdata_ablations_quick_runs_every_cell_and_checks_the_claims(tmp_path
     for row in table.rows:
         assert 0.0 <= float(row[2]) <= 1.0 and math.isfinite(float(row[3])), row
     assert [int(row[5]) for row in table.rows[:5]] == [40] * 5
-    assert "wall time" in table.rows[5][0] and int(table.rows[5][5]) >= 1
+    assert "wall time" in table.rows[5][0] and int(table.rows[5][5]) == 60
+    assert result.params["step_cost_ratio_directpred_over_linear"] == 1.5
     statements = {claim.statement for claim in result.claims}
     assert {"DirectPred matches or beats the SGD-trained linear predictor at equal steps",
             "DirectPred matches or beats the SGD-trained linear predictor at equal wall time",
@@ -26,3 +33,13 @@ def test_realdata_ablations_quick_runs_every_cell_and_checks_the_claims(tmp_path
     rank = {(row[0], row[1]): float(row[3]) for row in table.rows}
     for method in ("simsiam", "directpred"):
         assert rank[method, "no stop-gradient"] < rank[method, "normal"], method
+
+
+def test_step_cost_ratio_sees_a_costlier_step() -> None:
+    # a 32x wider projector hidden layer against the preset's own: a ratio well above 1
+    # (whatever the load, both are timed in alternating rounds); a learner against itself
+    # near 1. Wide margins: this checks the measurement's wiring, not a speed.
+    wide = step_cost_ratio("quick", 0, ("byol", {"proj_hidden_dim": 16384}), ("byol", {}),
+                           rounds=3, steps=3)
+    same = step_cost_ratio("quick", 0, ("byol", {}), ("byol", {}), rounds=3, steps=3)
+    assert wide > 2.0 and 0.5 < same < 2.0, (wide, same)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from nocollapse.errors import check_positive
 from nocollapse.evaluate import BASELINES
+from nocollapse.report.runs import BASELINE_LONG_LABELS
 from nocollapse.train.evaluate_run import EVALUATION_FILE, evaluate_run
 
 
@@ -45,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-BASELINE_NAMES = {"raw_pixels": "raw pixels", "random_init": "random init (same backbone)",
-                  "supervised": "supervised (same backbone, labels)"}
 
 
 def evaluation_table(evaluation: dict[str, Any], title: str, trained: str = "trained",
@@ -62,7 +61,7 @@ def evaluation_table(evaluation: dict[str, Any], title: str, trained: str = "tra
     for _, header in columns:
         table.add_column(header, justify="right")
     rows = [(trained + (f" ({note})" if note else ""), evaluation["trained"])]
-    rows += [(BASELINE_NAMES[name] + (" [cached]" if values.get("cached") else ""), values)
+    rows += [(BASELINE_LONG_LABELS[name] + (" [cached]" if values.get("cached") else ""), values)
              for name, values in evaluation["baselines"].items() if name in BASELINES]
     for label, values in rows:
         table.add_row(label, *(_percent(values.get(key)) for key, _ in columns))

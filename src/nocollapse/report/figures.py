@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nocollapse.report.runs import Run, metric_key, series
+from nocollapse.report.runs import BASELINE_LABELS, Run, metric_key, series
 from nocollapse.runio import atomic_write_bytes
 
 FIGSIZE = (6.4, 4.0)
@@ -239,8 +239,7 @@ def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
     return True
 
 
-BASELINE_LABELS = {"raw_pixels": "raw pixels", "random_init": "random init",
-                   "supervised": "supervised"}
+
 
 
 def knn_curve(run: Run) -> tuple[list[float], list[float]]:

@@ -29,6 +29,13 @@ from nocollapse.runio import (
     iter_metric_lines,
 )
 
+# How figure legends (short) and tables (long, `nocollapse evaluate`) name each
+# baseline: one map for both.
+BASELINE_LABELS = {"raw_pixels": "raw pixels", "random_init": "random init",
+                   "supervised": "supervised"}
+BASELINE_LONG_LABELS = {"raw_pixels": "raw pixels", "random_init": "random init (same backbone)",
+                        "supervised": "supervised (same backbone, labels)"}
+
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "RUN_FILES", "SPECTRA_FILE", "SUMMARY_FILE",
            "WARNINGS_FILE", "Run", "load_run", "metric_key", "series"]
 

@@ -78,7 +78,10 @@ def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
                                 protocol, seed=config.seed)
     baselines: dict[str, dict[str, Any]] = {}
     if config.eval.baselines:
-        backbone = getattr(getattr(learner, "config", None), "backbone", "small_convnet")
+        # the learner's own backbone name; a custom learner without one is measured against
+        # the configured learner.backbone (not silently against a fixed default)
+        backbone = getattr(getattr(learner, "config", None), "backbone",
+                           config.learner.backbone)
         setup = BaselineSetup(backbone=backbone, seed=config.seed,
                               supervised_steps=config.eval.supervised_steps or planned_steps,
                               supervised_batch_size=config.data.batch_size,
