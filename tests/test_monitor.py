@@ -121,6 +121,41 @@ def test_dimensional_collapse_warns_through_effective_rank(tmp_path: Path) -> No
     assert "effective rank" in _warnings(tmp_path)[0]["message"]
 
 
+def _rank_k(generator: torch.Generator, k: int) -> StepOutput:
+    basis = torch.linalg.qr(torch.randn(D, k, generator=generator))[0]  # k orthonormal columns
+    z = torch.randn(B, k, generator=generator) @ basis.T
+    return _output(z, z.clone())
+
+
+def test_a_fall_to_a_few_directions_warns_relative_to_the_runs_highest_rank(
+        tmp_path: Path) -> None:
+    # healthy (rank ~ D), then k = 3 directions: above the absolute floor of 1.5, but
+    # below a quarter of the run's highest effective rank: dimensional collapse.
+    generator = torch.Generator().manual_seed(4)
+    monitor = _monitor(tmp_path, collapse_threshold=1.0)  # only the rank can fire
+    ranks = []
+    for step in range(6):
+        record: dict = {}
+        output = _healthy(generator) if step < 2 else _rank_k(generator, 3)
+        monitor.on_log(step, output, Learner(), record)
+        ranks.append(record["effective_rank"])
+    assert ranks[0] > D / 2 and all(1.5 < r < 0.25 * ranks[0] for r in ranks[2:]), ranks
+    warnings = _warnings(tmp_path)
+    assert len(warnings) == 1 and warnings[0]["step"] == 4, warnings
+    assert "dimensional collapse" in warnings[0]["message"]
+
+
+def test_rank_drop_zero_and_a_moderate_fall_do_not_warn(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(5)
+    for rank_drop, k in ((0.0, 3), (0.25, D // 2)):  # off; a fall to about half
+        folder = tmp_path / f"{rank_drop}-{k}"
+        monitor = _monitor(folder, collapse_threshold=1.0, rank_drop=rank_drop)
+        for step in range(6):
+            monitor.on_log(step, _healthy(generator) if step < 2 else _rank_k(generator, k),
+                           Learner(), {})
+        assert not _warnings(folder), (rank_drop, k)
+
+
 def test_isotropic_gaussian_embeddings_do_not_warn(tmp_path: Path) -> None:
     generator = torch.Generator().manual_seed(2)
     monitor = _monitor(tmp_path)
@@ -245,6 +280,7 @@ def test_likely_causes_cite_the_critical_weight_decay() -> None:
         ({"every": -1}, "monitor.every"),
         ({"collapse_threshold": 1.5}, "collapse_threshold"),
         ({"patience": 0}, "monitor.patience"),
+        ({"rank_drop": 1.0}, "monitor.rank_drop"),
         ({"evry": 5}, "every"),
     ],
 )

@@ -11,6 +11,7 @@ definition, :func:`nocollapse.diagnostics.critical_eta`). The monitor estimates
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,16 +86,20 @@ class EarlyWarning:
     """Counts consecutive logs past the thresholds; fires once per episode of collapse.
 
     ``update`` returns a warning record the ``patience``-th consecutive time the
-    collapse level exceeds ``collapse_threshold`` or the effective rank falls
-    below ``min_effective_rank``; a healthy log re-arms it.
+    collapse level exceeds ``collapse_threshold``, the effective rank falls below
+    ``min_effective_rank``, or it falls below ``rank_drop`` times the highest effective
+    rank of the run so far (dimensional collapse: a few directions left, not one;
+    0 turns this test off); a healthy log re-arms it.
     """
 
     collapse_threshold: float
     min_effective_rank: float
     patience: int
     context: dict[str, Any] = field(default_factory=dict)
+    rank_drop: float = 0.0
     streak: int = 0
     fired: bool = False
+    peak_rank: float = 0.0
 
     def reasons(self, scalars: Mapping[str, float]) -> list[str]:
         """Which thresholds ``scalars`` cross, in words (empty when healthy)."""
@@ -105,10 +110,16 @@ class EarlyWarning:
         rank = scalars.get("effective_rank")
         if rank is not None and rank < self.min_effective_rank:
             found.append(f"effective rank {rank:.3f} < {self.min_effective_rank:g}")
+        elif rank is not None and rank < self.rank_drop * self.peak_rank:
+            found.append(f"effective rank {rank:.3f} < {self.rank_drop:g} x its highest "
+                         f"in this run ({self.peak_rank:.3f}): dimensional collapse")
         return found
 
     def update(self, step: int, scalars: Mapping[str, float]) -> dict[str, Any] | None:
         reasons = self.reasons(scalars)
+        rank = scalars.get("effective_rank")
+        if rank is not None and math.isfinite(rank):
+            self.peak_rank = max(self.peak_rank, rank)
         if not reasons:
             self.streak, self.fired = 0, False
             return None
