@@ -1,7 +1,9 @@
 """Real-data reproductions on the CPU backbone: method x ablation table, DirectPred's eps/rho.
 
 Each run trains with :func:`nocollapse.train.train` for the same number of steps on
-one thread (results that do not depend on the machine's load), then reads the final
+one thread (for the MLP-predictor presets, results that do not depend on the machine's
+load; spectral-predictor runs were seen to differ slightly between loads, cause not yet
+found: docs/reproductions.md), then reads the final
 k-NN accuracy (the standard protocol: full train split as bank, full test split) and
 the collapse diagnostics (effective rank and collapse level of the projector outputs,
 logged by the collapse monitor) from the run directory. The SGD-trained linear
