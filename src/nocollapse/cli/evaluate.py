@@ -46,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def evaluation_table(evaluation: dict[str, Any], title: str, trained: str = "trained",
                      note: str | None = None) -> Table:
     """The standard protocol's table: the encoder and its baselines, one row each."""

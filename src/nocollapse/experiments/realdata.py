@@ -69,7 +69,7 @@ def _train_config(out: Path, method: str, size: str, seed: int, learner: dict[st
         "seed": seed, "out": str(out),
         "data": {"name": budget["data"], "batch_size": budget["batch"],
                  "subset": budget["subset"], "test_subset": budget["test_subset"],
-                 "augment": dict(augment)},
+                 "augment": augment},
         "optim": dict(CPU_DEFAULT["optim"]),
         # max_steps ends the run (and sets the length of the learning-rate schedule)
         "epochs": 1000, "max_steps": steps or budget["max_steps"], "time_budget_s": None,

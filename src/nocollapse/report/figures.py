@@ -239,9 +239,6 @@ def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
     return True
 
 
-
-
-
 def knn_curve(run: Run) -> tuple[list[float], list[float]]:
     """(training seconds, k-NN accuracy) of a run's in-training k-NN records.
 

@@ -29,8 +29,8 @@ from nocollapse.runio import (
     iter_metric_lines,
 )
 
-# How figure legends (short) and tables (long, `nocollapse evaluate`) name each
-# baseline: one map for both.
+# How each baseline is named: short in figure legends, long in tables (`nocollapse
+# evaluate`, train's final table); the two maps side by side, in this one place.
 BASELINE_LABELS = {"raw_pixels": "raw pixels", "random_init": "random init",
                    "supervised": "supervised"}
 BASELINE_LONG_LABELS = {"raw_pixels": "raw pixels", "random_init": "random init (same backbone)",
