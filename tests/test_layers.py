@@ -23,7 +23,9 @@ ALLOWED: dict[str, set[str]] = {
 }
 # report reads run directories (training or simulation) and draws them; it runs nothing.
 ALLOWED["report"] = {"theory", "diagnostics"}
-ALLOWED["experiments"] = {"train", "theory", "report", *ALLOWED["train"]}
+# sweep runs grids of train runs and reads them back; it draws nothing itself.
+ALLOWED["sweep"] = {"train", "theory", "report", *ALLOWED["train"]}
+ALLOWED["experiments"] = {"sweep", *ALLOWED["sweep"]}
 ALLOWED["cli"] = {"experiments", *ALLOWED["experiments"]}
 UTILITIES = {"errors", "runio", "threads", "__init__", "__main__"}
 

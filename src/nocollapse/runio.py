@@ -80,6 +80,14 @@ CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 TENSORBOARD_DIR = "tensorboard"
 LOCK_FILE = ".lock"
+# A sweep directory (nocollapse.sweep): its spec, its table, cells/<name>/ run directories,
+# each with the cell's outcome record once the cell is done, and the shared baseline.
+SWEEP_SPEC_FILE = "sweep.yaml"
+SWEEP_TABLE_FILE = "sweep.json"
+SWEEP_CSV_FILE = "sweep.csv"
+SWEEP_BASELINE_FILE = "baseline.json"
+SWEEP_CELLS_DIR = "cells"
+CELL_OUTCOME_FILE = "outcome.json"
 # The files `report` reads; a directory holding none of them is not a run.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
 # The per-log diagnostics the collapse monitor adds to a training line of metrics.jsonl.

@@ -24,6 +24,7 @@ from nocollapse.diagnostics.embedding import (
     singular_values,
     view_alignment,
 )
+from nocollapse.diagnostics.label_free import alpha_req, lidar, rankme
 from nocollapse.diagnostics.linear_theory import (
     PowerLaw,
     augmentation_ratio,
@@ -36,7 +37,6 @@ from nocollapse.diagnostics.spectrum import (
     dims_above,
     effective_rank,
     participation_ratio,
-    rankme,
 )
 from nocollapse.diagnostics.summary import summarize, summarize_linear
 from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein_uniformity
@@ -44,6 +44,7 @@ from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein
 __all__ = [
     "PowerLaw",
     "alignment_matrix",
+    "alpha_req",
     "asymmetry",
     "augmentation_ratio",
     "collapse_level",
@@ -56,6 +57,7 @@ __all__ = [
     "eigen_alignment",
     "embedding_std",
     "embeddings_from_linear",
+    "lidar",
     "linear_correlation",
     "participation_ratio",
     "power_law_fit",

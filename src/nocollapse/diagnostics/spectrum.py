@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from nocollapse.diagnostics._arrays import ArrayInput, as_spectrum
-from nocollapse.diagnostics.embedding import singular_values
 from nocollapse.errors import check_in_range
 
 _TINY = 1e-300
@@ -17,7 +16,8 @@ _TINY = 1e-300
 def effective_rank(values: ArrayInput) -> float:
     """``exp(H(p))`` with ``p = values / sum(values)`` (Roy & Vetterli 2007), in ``[1, n]``.
 
-    Pass singular values for RankMe (Garrido et al. 2023; docs/theory.md#diagnostics).
+    RankMe (Garrido et al. 2023) is this on singular values plus its smoothing epsilon:
+    :func:`nocollapse.diagnostics.label_free.rankme`.
     An all-zero spectrum (complete collapse) has effective rank 0.
     """
     s = as_spectrum(values)
@@ -27,11 +27,6 @@ def effective_rank(values: ArrayInput) -> float:
     p = s / total
     p = p[p > 0]
     return float(np.exp(-np.sum(p * np.log(p))))
-
-
-def rankme(z: ArrayInput) -> float:
-    """RankMe of a batch ``z`` (``(B, d)``): :func:`effective_rank` of its singular values."""
-    return effective_rank(singular_values(z))
 
 
 def participation_ratio(values: ArrayInput) -> float:

@@ -1,0 +1,96 @@
+"""One cell of a sweep, in a worker process: train (fresh or resumed), then its outcome record.
+
+:func:`run_cell` is what both launchers call (a process-pool worker or a Slurm array
+task). A cell whose ``outcome.json`` exists is done and returned untouched; one with a
+checkpoint is resumed by the training loop's exact resume; otherwise it starts fresh.
+The outcome record (:mod:`nocollapse.sweep.outcome`) gains the label-free metrics of the
+final encoder, computed here: RankMe and alpha-ReQ of the backbone features of
+:data:`LABEL_FREE_IMAGES` training images, LiDAR of the projector outputs of
+:data:`LIDAR_SAMPLES` images under :data:`LIDAR_VIEWS` augmented views each.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from threadpoolctl import threadpool_limits
+
+from nocollapse import diagnostics
+from nocollapse.errors import TrainingDivergedError
+from nocollapse.evaluate import encoder_in_eval_mode, extract_features
+from nocollapse.methods import SiameseLearner
+from nocollapse.runio import CELL_OUTCOME_FILE, atomic_write_text
+from nocollapse.sweep.outcome import read_cell
+from nocollapse.train import setup, train
+from nocollapse.train.checkpoint import checkpoint_path, load_checkpoint
+from nocollapse.train.config import TrainConfig
+
+LABEL_FREE_IMAGES = 1024  # the first images of the training split, unaugmented
+LIDAR_SAMPLES, LIDAR_VIEWS = 256, 4
+
+
+def run_cell(config_values: dict[str, Any], name: str) -> dict[str, Any]:
+    """Train the cell (or resume it) and return its outcome record (also in outcome.json)."""
+    config = TrainConfig.from_dict(config_values)
+    # numpy/scipy's BLAS would otherwise start a thread per core in every worker
+    with threadpool_limits(limits=config.device.threads or 1):
+        return _run_cell(config, name)
+
+
+def _run_cell(config: TrainConfig, name: str) -> dict[str, Any]:
+    run_dir = Path(config.out)
+    done = read_outcome(run_dir)
+    if done is not None:
+        return {**done, "ran": False}
+    start = time.monotonic()
+    resumed = checkpoint_path(run_dir).exists()
+    diverged = False
+    try:
+        train(config, resume=resumed, quiet=True)
+    except TrainingDivergedError:
+        diverged = True
+    record: dict[str, Any] = {"name": name, **read_cell(run_dir)}
+    metrics: dict[str, Any] = {"rankme": None, "alpha_req": None, "lidar": None}
+    if not diverged and checkpoint_path(run_dir).exists():
+        metrics = label_free_metrics(config, run_dir)
+    record.update(metrics)
+    record["resumed"] = resumed
+    record["seconds"] = round(time.monotonic() - start, 2)
+    atomic_write_text(run_dir / CELL_OUTCOME_FILE, json.dumps(record, indent=2))
+    return {**record, "ran": True}
+
+
+def read_outcome(run_dir: Path) -> dict[str, Any] | None:
+    """A done cell's outcome record, or None (not done, or the file is unreadable)."""
+    try:
+        loaded = json.loads((run_dir / CELL_OUTCOME_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def label_free_metrics(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """RankMe, alpha-ReQ and LiDAR of the run's last checkpoint, and the seconds they took."""
+    start = time.monotonic()
+    saved = load_checkpoint(run_dir, map_location="cpu")
+    data = setup.load_run_data(config)
+    c, h, _ = data.train.image_shape
+    learner = SiameseLearner(config.learner, c, h)  # the sweep's cells train the default learner
+    learner.load_state_dict(saved["model"])
+    images = data.train.images[:LABEL_FREE_IMAGES]
+    with encoder_in_eval_mode(learner):
+        features = extract_features(learner.encode, images, preset=data.preset).double()
+    augment = setup.build_augment(config, data.preset)
+    generator = torch.Generator().manual_seed(config.seed)
+    batch = data.train.images[:LIDAR_SAMPLES]
+    learner.eval()
+    with torch.no_grad():
+        views = torch.stack([learner.projector(learner.encode(augment(batch, generator)))
+                             for _ in range(LIDAR_VIEWS)], dim=1)
+    return {"rankme": diagnostics.rankme(features), "alpha_req": diagnostics.alpha_req(features),
+            "lidar": diagnostics.lidar(views.double()),
+            "label_free_seconds": round(time.monotonic() - start, 2)}

@@ -1,0 +1,114 @@
+"""A finished cell's outcome: what its run directory says, and its class by label-free thresholds.
+
+Classes (docs/sweep.md#outcome-classes), decided without labels, from the collapse
+monitor's logs of the projector outputs (the median of the last :data:`FINAL_LOGS`):
+
+- ``diverged``: the loss became NaN or infinite (the run stopped);
+- ``complete collapse``: collapse level above :data:`COMPLETE_LEVEL` or effective rank
+  below :data:`COMPLETE_RANK` (the monitor's default thresholds: one direction left);
+- ``dimensional collapse``: effective rank below :data:`RANK_DROP` times the highest
+  effective rank the run logged (the monitor's ``rank_drop``: a few directions left);
+- ``learned``: none of these.
+
+The final k-NN (full splits) sits beside the class in the table to check it, never
+decides it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from nocollapse.runio import (
+    ESTIMATE_KEYS,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    WARNINGS_FILE,
+    iter_metrics,
+)
+from nocollapse.train.monitor import MonitorConfig
+
+OUTCOMES = ("learned", "dimensional collapse", "complete collapse", "diverged")
+_MONITOR = MonitorConfig()
+COMPLETE_LEVEL = _MONITOR.collapse_threshold  # 0.8
+COMPLETE_RANK = _MONITOR.min_effective_rank  # 1.5
+RANK_DROP = _MONITOR.rank_drop  # 0.25
+FINAL_LOGS = 3  # monitor logs whose median is the cell's final collapse level / rank
+ESTIMATE_LOGS = 10  # logs whose median sigma2 / tau the phase diagram uses (the monitor's)
+
+
+def classify(diverged: bool, collapse_level: float | None, effective_rank: float | None,
+             peak_rank: float | None) -> str:
+    """The outcome class from label-free figures (see the module's docstring)."""
+    if diverged:
+        return "diverged"
+    if collapse_level is not None and collapse_level > COMPLETE_LEVEL:
+        return "complete collapse"
+    if effective_rank is not None and effective_rank < COMPLETE_RANK:
+        return "complete collapse"
+    if (effective_rank is not None and peak_rank is not None
+            and effective_rank < RANK_DROP * peak_rank):
+        return "dimensional collapse"
+    return "learned"
+
+
+def read_cell(run_dir: Path) -> dict[str, Any]:
+    """The figures of a cell's run directory: final k-NN, collapse, estimates, first warning."""
+    records = list(iter_metrics(run_dir / METRICS_FILE)) if (run_dir / METRICS_FILE).is_file() \
+        else []
+    logs = [r for r in records if _number(r.get("effective_rank"))]
+    tail = logs[-FINAL_LOGS:]
+    level = _median([r.get("collapse_level") for r in tail])
+    rank = _median([r.get("effective_rank") for r in tail])
+    peak = max((float(r["effective_rank"]) for r in logs), default=None)
+    estimates = [r for r in records if all(_number(r.get(k)) for k in ESTIMATE_KEYS)]
+    recent = estimates[-ESTIMATE_LOGS:]
+    curve = [[int(r["step"]), float(r["knn_accuracy"])] for r in records
+             if _number(r.get("knn_accuracy")) and not r.get("final")]
+    summary = _read_json(run_dir / SUMMARY_FILE)
+    stopped = str(summary.get("stopped") or "")
+    warning = _first_warning(run_dir / WARNINGS_FILE)
+    return {
+        "knn": summary.get("knn_accuracy"),
+        "stopped": stopped,
+        "steps": summary.get("step"),
+        "train_seconds": summary.get("seconds"),
+        "collapse_level": level,
+        "effective_rank": rank,
+        "peak_effective_rank": peak,
+        "sigma2_est": _median([r["sigma2_est"] for r in recent]),
+        "tau_est": _median([r["tau_est"] for r in recent]),
+        "knn_curve": curve,
+        "warning_step": warning.get("step"),
+        "warning_reason": (warning.get("reasons") or [None])[0],
+        "warning_cause": (warning.get("likely_causes") or [None])[0],
+        "outcome": classify(stopped.startswith("diverged"), level, rank, peak),
+    }
+
+
+def _first_warning(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    return next(iter(iter_metrics(path)), {})
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _number(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _median(values: list[Any]) -> float | None:
+    numbers = [float(v) for v in values if _number(v)]
+    return statistics.median(numbers) if numbers else None

@@ -1,0 +1,154 @@
+"""Run a sweep: validate every cell, store the spec, measure the baseline, launch, tabulate.
+
+Nothing is written before every cell's configuration has been resolved and checked
+(:func:`prepare`). A rerun of the same sweep skips the cells that are done (their
+files untouched), resumes the ones killed mid-run from their checkpoints and refuses a
+grid that differs from the one stored in ``SWEEP_DIR/sweep.yaml``, naming the
+difference.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from nocollapse.errors import ConfigError
+from nocollapse.runio import SWEEP_SPEC_FILE, ensure_dir
+from nocollapse.sweep.baseline import baseline_key, random_init_knn
+from nocollapse.sweep.cell import read_outcome
+from nocollapse.sweep.launch import SlurmOptions, check_slurm, launch_local, launch_slurm
+from nocollapse.sweep.spec import (
+    Cell,
+    SweepSpec,
+    check_out_dir,
+    cores,
+    differences,
+    stored_spec,
+    write_spec,
+)
+from nocollapse.sweep.table import build_table, write_table
+
+LAUNCHERS = ("local", "slurm")
+# Fields of a record that measure time or how the cell got done, not what it computed.
+TIMING_KEYS = ("seconds", "train_seconds", "label_free_seconds", "resumed")
+
+
+@dataclass
+class SweepRequest:
+    """A sweep to run: its spec, directory and launcher."""
+
+    spec: SweepSpec
+    out: Path
+    launcher: str = "local"
+    workers: int = 1
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    stream: TextIO | None = None  # progress lines (None: stdout)
+
+
+def prepare(request: SweepRequest) -> list[Cell]:
+    """Every cell resolved and validated, the directory and grid checked; writes nothing."""
+    out = request.out
+    check_out_dir(out)
+    if request.launcher not in LAUNCHERS:
+        raise ConfigError(f"--launcher {request.launcher!r} is not one of {', '.join(LAUNCHERS)}")
+    if request.launcher == "slurm":
+        check_slurm(request.slurm)
+        threads = request.slurm.cpus_per_task
+    else:
+        if request.workers < 1:
+            raise ConfigError(f"--workers {request.workers} must be >= 1")
+        threads = max(1, cores() // request.workers)
+    cells = request.spec.cells(out, threads)
+    if request.launcher == "local":
+        most = max(cell.config.device.threads or 1 for cell in cells)
+        if most * request.workers > cores():
+            raise ConfigError(f"--workers {request.workers} x device.threads={most} = "
+                              f"{most * request.workers} threads, more than the {cores()} "
+                              "cores here; lower --workers or device.threads")
+    stored = stored_spec(out)
+    if stored is not None:
+        changed = differences(stored, request.spec)
+        if changed:
+            raise ConfigError(f"{out} holds a different sweep: {'; '.join(changed)}. Rerun "
+                              f"with the grid stored in {out / SWEEP_SPEC_FILE}, or choose "
+                              "another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"{out} is a folder holding other files and no {SWEEP_SPEC_FILE}; "
+                          "choose a new or empty folder for the sweep")
+    return cells
+
+
+def run_sweep(request: SweepRequest) -> dict[str, Any]:
+    """Run (or continue) the sweep; returns the table written to ``sweep.json``."""
+    cells = prepare(request)
+    out, stream = request.out, request.stream or sys.stdout
+    ensure_dir(out, "sweep directory")
+    if stored_spec(out) is None:
+        write_spec(out, request.spec)
+    baselines = random_init_knn(cells, out)
+    records: dict[str, dict[str, Any]] = {}
+    todo = []
+    for cell in cells:
+        done = read_outcome(Path(cell.config.out))
+        if done is not None:
+            records[cell.name] = done
+        else:
+            todo.append(cell)
+    progress = Progress(len(cells), len(cells) - len(todo), request.workers, stream)
+    if records:
+        progress.say(f"{len(records)} of {len(cells)} cells already done: skipped")
+
+    def on_done(record: dict[str, Any]) -> None:
+        records[str(record["name"])] = record
+        progress.cell_done(record)
+
+    jobs = [(cell.config.to_dict(), cell.name) for cell in todo]
+    if request.launcher == "slurm":
+        launch_slurm(jobs, out, request.slurm, on_done)
+    else:
+        launch_local(jobs, request.workers, on_done)
+    ordered = []
+    for cell in cells:
+        record = {k: v for k, v in records.get(cell.name, {"name": cell.name}).items()
+                  if k != "ran"}
+        record["axes"] = dict(cell.assignment)
+        record["random_init_knn"] = baselines.get(baseline_key(cell))
+        ordered.append(record)
+    table = build_table(request.spec.to_dict()["axes"], ordered)
+    write_table(out, table)
+    return table
+
+
+class Progress:
+    """Plain lines: one per finished cell, with the sweep's done / total and an ETA."""
+
+    def __init__(self, total: int, done: int, workers: int, stream: TextIO):
+        self.total, self.done, self.workers, self.stream = total, done, workers, stream
+        self.start, self.ran = time.monotonic(), 0
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def cell_done(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        self.ran += 1
+        knn = record.get("knn")
+        shown = f"k-NN {knn:.3f}" if isinstance(knn, int | float) else "k-NN -"
+        left = self.total - self.done
+        per_cell = (time.monotonic() - self.start) / self.ran
+        eta = f"ETA {_duration(per_cell * left)}" if left else "done"
+        seconds = record.get("seconds")
+        took = f"{seconds:.0f} s" if isinstance(seconds, int | float) else "-"
+        self.say(f"[{self.done}/{self.total}] {record.get('name')}: {record.get('outcome')}, "
+                 f"{shown}, {took}; {eta}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
