@@ -24,7 +24,7 @@ import torch
 from benchutil import median_seconds, print_table
 
 from nocollapse.methods import SiameseLearner, StepOutput, learner_config
-from nocollapse.train.monitor import CollapseMonitor, MonitorConfig
+from nocollapse.monitor import CollapseMonitor, MonitorConfig
 
 
 def measure(name: str, learner: SiameseLearner, shape: tuple[int, ...], device: str,

@@ -13,13 +13,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "nocollapse"
 ALLOWED: dict[str, set[str]] = {
     "diagnostics": set(),
     "theory": {"diagnostics"},
+    # framework-free collapse monitor: tensors in, run-directory files out (DESIGN.md)
+    "monitor": {"diagnostics"},
     "models": set(),
     "data": {"models"},
     "losses": {"diagnostics", "models"},
     "predictors": {"losses", "diagnostics", "models"},
     "methods": {"predictors", "losses", "diagnostics", "data", "models"},
     "evaluate": {"methods", "predictors", "losses", "diagnostics", "data", "models"},
-    "train": {"evaluate", "methods", "predictors", "losses", "diagnostics", "data", "models"},
+    "train": {"evaluate", "methods", "predictors", "losses", "diagnostics", "data", "models",
+              "monitor"},
 }
 # report reads run directories (training or simulation) and draws them; it runs nothing.
 ALLOWED["report"] = {"theory", "diagnostics"}

@@ -16,17 +16,18 @@ from rich.console import Console
 from nocollapse.diagnostics import critical_eta, summarize
 from nocollapse.errors import ConfigError, NocollapseError
 from nocollapse.methods import StepOutput
-from nocollapse.report import build_report, load_run
-from nocollapse.train.config import TrainConfig
-from nocollapse.train.measures import fast_scalars, spectra_record
-from nocollapse.train.monitor import (
+from nocollapse.monitor import (
     SPECTRA_FILE,
+    WARNINGS_FILE,
     CollapseDetected,
     CollapseMonitor,
     MonitorConfig,
-    run_context,
+    fast_scalars,
+    likely_causes,
+    spectra_record,
 )
-from nocollapse.train.warnings import WARNINGS_FILE, likely_causes
+from nocollapse.report import build_report, load_run
+from nocollapse.train.config import TrainConfig, run_context
 
 B, D = 64, 16
 
@@ -397,7 +398,7 @@ def test_train_attaches_the_monitor_from_its_config(tmp_path: Path) -> None:
 
 
 def test_likely_causes_leave_out_an_implausibly_small_weight_decay() -> None:
-    from nocollapse.train.warnings import likely_causes
+    from nocollapse.monitor import likely_causes
 
     causes = likely_causes({"stop_gradient": False, "weight_decay": 5e-4})
     assert len(causes) == 1 and "no stop-gradient" in causes[0]

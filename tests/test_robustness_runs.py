@@ -214,32 +214,52 @@ def save(path, state):
     return real(path, state)
 
 loop.save_checkpoint = save
-main(["train", *TINY, "--epochs", "3", "--out", {out!r}])
+main(["train", *TINY, *{args!r}, "--out", {out!r}])
 """
+
+# No stop-gradient at lr 0.3: the effective rank falls from ~13 (step 2) to below a
+# quarter of that and the monitor's rank_drop test warns (step 26 here), long after the
+# first checkpoint (step 4), so a resume that forgot the run's highest rank would not.
+COLLAPSING = ["learner.stop_gradient=false", "optim.lr=0.3", "--epochs", "7"]
+RUNS = {"healthy": ["--epochs", "3"], "collapsing": COLLAPSING,
+        "stop_on_collapse": [*COLLAPSING, "monitor.stop_on_collapse=true"]}
+
+
+def _lines(run: Path) -> list[dict]:
+    timing = ("images_per_s", "train_seconds")  # wall-clock figures differ run to run
+    return [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(run)]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", list(RUNS))
 def test_kill_between_spectra_and_checkpoint_then_resume_equals_an_uninterrupted_run(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = RUNS[kind]
     whole, split = tmp_path / "whole", tmp_path / "split"
-    code, err = run_cli(["train", *TINY, "--epochs", "3", "--out", str(whole)], capsys)
-    assert code == 0, err
-    script = KILL_AT_SECOND_SAVE.format(src=str(SRC), tests=str(TESTS), out=str(split))
+    code, whole_err = run_cli(["train", *TINY, *args, "--out", str(whole)], capsys)
+    assert code == (2 if kind == "stop_on_collapse" else 0), whole_err
+    script = KILL_AT_SECOND_SAVE.format(src=str(SRC), tests=str(TESTS), out=str(split),
+                                        args=args)
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr
     assert load_checkpoint(split)["step"] == 4
     assert [r["epoch"] for r in read_metrics(split / "spectra.jsonl")] == [1, 2]
-    code, err = run_cli(["train", "--resume", str(split), "--quiet"], capsys)
-    assert code == 0, err
+    resume_code, err = run_cli(["train", "--resume", str(split), "--quiet"], capsys)
+    assert resume_code == code, err
+    warned = [r["step"] for r in read_metrics(whole / "warnings.jsonl")]
+    if kind == "healthy":
+        assert warned == []
+    else:  # the case really warns, after the checkpoint the resume starts from
+        assert len(warned) == 1 and warned[0] > 4, warned
     for name in ("spectra.jsonl", "warnings.jsonl"):
         a, b = whole / name, split / name
         assert (a.read_bytes() if a.exists() else None) == (b.read_bytes() if b.exists() else None)
-
-    def steps(run: Path) -> list[dict]:
-        timing = ("images_per_s", "train_seconds")  # wall-clock figures differ run to run
-        return [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(run)]
-
-    assert steps(whole) == steps(split)
+    assert _lines(whole) == _lines(split)
+    if kind == "stop_on_collapse":  # stopped at the warning's step, resumed or not
+        for message in (whole_err, err):
+            assert f"collapse suspected at step {warned[0]}" in message, message
+        assert max(r["step"] for r in read_metrics(split)) < warned[0]
+        return
     a, b = load_checkpoint(whole)["model"], load_checkpoint(split)["model"]
     assert all(bool((a[k] == b[k]).all()) for k in a)
 

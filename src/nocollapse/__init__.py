@@ -4,6 +4,8 @@ Layers (each imports only the ones below it; ``tests/test_layers.py`` enforces i
 
     cli -> experiments -> train -> evaluate -> methods -> predictors -> losses
         -> data -> models
+    monitor (framework-free collapse monitor: tensors in, run files out) sits under
+    train and uses only diagnostics;
     theory (pure numpy/scipy) and diagnostics (numpy-first) sit at the bottom;
     theory may use diagnostics, nothing in them imports torch at module level.
     errors, runio and threads are shared utilities every layer may use.

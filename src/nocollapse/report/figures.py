@@ -25,7 +25,7 @@ FIGSIZE = (6.4, 4.0)
 DPI = 100
 MAX_MODES = 64  # lines per eigenvalue plot; more are unreadable and slow to draw
 
-# spectra.jsonl keys (written by nocollapse.train.monitor) -> plot titles.
+# spectra.jsonl keys (written by nocollapse.monitor) -> plot titles.
 SPECTRA_TITLES = {
     "F_eigenvalues": "eigenvalues of F_hat (embedding correlation, running)",
     "Wp_eigenvalues": "eigenvalues of the predictor Wp (symmetric part)",

@@ -21,6 +21,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from nocollapse.monitor import MonitorConfig
 from nocollapse.runio import (
     ESTIMATE_KEYS,
     METRICS_FILE,
@@ -28,7 +29,6 @@ from nocollapse.runio import (
     WARNINGS_FILE,
     iter_metrics,
 )
-from nocollapse.train.monitor import MonitorConfig
 
 OUTCOMES = ("learned", "dimensional collapse", "complete collapse", "diverged")
 _MONITOR = MonitorConfig()

@@ -4,7 +4,7 @@ The loop calls all three methods on global rank 0; subclass :class:`BaseCallback
 to implement only the ones you need. A callback with state that must survive a
 resume may also define ``state_dict() -> dict`` (tensors and plain values only) and
 ``load_state_dict(state)``: the loop stores it in each checkpoint and hands it back
-on ``--resume`` (``CollapseMonitor`` keeps its warning counters this way).
+on ``--resume`` (``nocollapse.monitor.CollapseMonitor`` keeps its whole state this way).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from nocollapse.errors import (
 )
 from nocollapse.evaluate.baselines import BASELINES
 from nocollapse.methods import PRESETS, LearnerConfig, learner_config
-from nocollapse.train.monitor import MonitorConfig
+from nocollapse.monitor import MonitorConfig
 from nocollapse.train.sections import DataConfig, DeviceConfig, EvalConfig, OptimConfig
 
 OPTIMIZERS = ("sgd", "lars")
@@ -42,7 +42,7 @@ MAX_SEED = 2**32 - 1  # seeds derived from it (seed * 100_003 + epoch) must fit 
 
 __all__ = ["CPU_DEFAULT", "DataConfig", "DeviceConfig", "EvalConfig", "OptimConfig", "TrainConfig",
            "load_config", "merge", "parse_overrides", "read_yaml", "resolve_learner",
-           "valid_keys"]
+           "run_context", "valid_keys"]
 
 
 @dataclass
@@ -127,6 +127,16 @@ class TrainConfig:
                 check_positive(name, _get(self, name))
         if self.epochs == 0 and self.max_steps is None:
             raise ConfigError("epochs=0 with no max_steps trains nothing; set epochs >= 1")
+
+
+def run_context(config: TrainConfig) -> dict[str, float | str | bool]:
+    """Facts for :func:`~nocollapse.monitor.likely_causes` from a ``TrainConfig``.
+
+    ``weight_decay`` from ``config.optim``; ``predictor`` and ``stop_gradient`` from the
+    resolved ``config.learner``.
+    """
+    return {"weight_decay": config.optim.weight_decay, "predictor": config.learner.predictor,
+            "stop_gradient": config.learner.stop_gradient}
 
 
 def resolve_learner(method: str, overrides: object) -> LearnerConfig:

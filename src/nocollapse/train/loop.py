@@ -20,6 +20,7 @@ import torch
 
 from nocollapse.errors import TrainingDivergedError
 from nocollapse.methods import Learner, StepOutput
+from nocollapse.monitor import CollapseMonitor
 from nocollapse.runio import MetricsWriter, write_config
 from nocollapse.threads import tuner_for
 from nocollapse.train import rundir, setup
@@ -36,10 +37,9 @@ from nocollapse.train.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from nocollapse.train.config import TrainConfig
+from nocollapse.train.config import TrainConfig, run_context
 from nocollapse.train.final_eval import final_evaluation, stop_note
 from nocollapse.train.knn_curve import KnnCurve
-from nocollapse.train.monitor import CollapseMonitor, run_context
 from nocollapse.train.progress import TrainProgress, run_header
 from nocollapse.train.resume import is_finished, load_for_resume
 from nocollapse.train.summary import (

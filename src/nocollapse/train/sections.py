@@ -1,7 +1,7 @@
 """The sections of a training config (``data``, ``optim``, ``device``, ``eval``).
 
 :class:`~nocollapse.train.config.TrainConfig` holds one of each, validates them and
-re-exports them; the ``monitor`` section is :class:`~nocollapse.train.monitor.MonitorConfig`.
+re-exports them; the ``monitor`` section is :class:`~nocollapse.monitor.MonitorConfig`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """``CollapseMonitor``: collapse diagnostics during training, spectra per epoch, early warning.
 
-A training-loop callback (see :mod:`nocollapse.train`):
+Framework-free: it reads plain tensors (the two views' embeddings, optionally the
+running correlation ``F_hat`` and the predictor matrix ``Wp``) and imports nothing of
+training. :class:`nocollapse.train` uses it as a training-loop callback and
+:class:`nocollapse.monitor.Monitor` wraps it for a user's own loop:
 
 - ``on_log`` every ``MonitorConfig.every`` steps adds cheap scalars to the metrics
   record (``embedding_std``, ``collapse_level``, ``effective_rank``,
@@ -16,7 +19,7 @@ A training-loop callback (see :mod:`nocollapse.train`):
   and, as medians of the last ``ESTIMATE_WINDOW`` logs, into the early warning's
   context, so its weight-decay cause names ``eta / eta_c``
   (docs/theory.md#theory-in-a-run);
-- the early warning (:mod:`nocollapse.train.warnings`) prints a rich panel, appends
+- the early warning (:mod:`nocollapse.monitor.warnings`) prints a rich panel, appends
   to ``warnings.jsonl`` and, with ``stop_on_collapse``, raises :class:`CollapseDetected`;
 - the same scalars go to TensorBoard when ``torch.utils.tensorboard`` and the
   ``tensorboard`` package import (the optional ``tensorboard`` extra); otherwise nothing.
@@ -43,7 +46,8 @@ from rich.panel import Panel
 
 from nocollapse import diagnostics
 from nocollapse.errors import check_in_range, check_nonnegative, check_positive
-from nocollapse.methods import Learner, StepOutput
+from nocollapse.monitor.measures import SpectralSource, Views, fast_scalars, spectra_record
+from nocollapse.monitor.warnings import CollapseDetected, EarlyWarning
 from nocollapse.runio import (
     ESTIMATE_KEYS,
     SPECTRA_FILE,
@@ -51,13 +55,9 @@ from nocollapse.runio import (
     WARNINGS_FILE,
     MetricsWriter,
 )
-from nocollapse.train.measures import fast_scalars, spectra_record
-from nocollapse.train.warnings import CollapseDetected, EarlyWarning
 
-if TYPE_CHECKING:  # config.py imports MonitorConfig from here
+if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
-
-    from nocollapse.train.config import TrainConfig
 
 ESTIMATE_WINDOW = 10  # logs whose median sigma2 / tau estimates the warning quotes
 __all__ = [
@@ -66,7 +66,6 @@ __all__ = [
     "CollapseMonitor",
     "MonitorConfig",
     "fast_scalars",
-    "run_context",
 ]
 
 
@@ -116,7 +115,7 @@ class CollapseMonitor:
     ``run_dir``: where ``warnings.jsonl``, ``spectra.jsonl`` and ``tensorboard/`` go
     (``None``: print warnings only until ``on_epoch_end`` names the directory);
     ``context``: facts about the run for the likely causes (see
-    :func:`nocollapse.train.warnings.likely_causes`: ``predictor``, ``stop_gradient``,
+    :func:`nocollapse.monitor.likely_causes`: ``predictor``, ``stop_gradient``,
     ``weight_decay``, ``tau``, ``sigma2``).
     """
 
@@ -149,7 +148,7 @@ class CollapseMonitor:
         self._estimates: deque[tuple[float, float]] = deque(maxlen=ESTIMATE_WINDOW)
 
     # -- callbacks -------------------------------------------------------------------------
-    def on_log(self, step: int, output: StepOutput, learner: Learner,
+    def on_log(self, step: int, output: Views, learner: SpectralSource,
                record: dict[str, Any]) -> None:
         """Add the diagnostics to ``record`` when ``every`` steps have passed since the last."""
         if not self.config.enabled:
@@ -204,7 +203,7 @@ class CollapseMonitor:
         # the first log, then each log window that contains a multiple of `every`
         return step == window or step // every > (step - window) // every
 
-    def on_epoch_end(self, epoch: int, learner: Learner, run_dir: Path) -> None:
+    def on_epoch_end(self, epoch: int, learner: SpectralSource, run_dir: Path) -> None:
         """Append this epoch's spectra to ``run_dir/spectra.jsonl``."""
         if self.run_dir is None:
             self.run_dir = Path(run_dir)
@@ -219,15 +218,26 @@ class CollapseMonitor:
 
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to log as an uninterrupted one (plain values)."""
+        batch = None if self._batch is None else [
+            None if view is None else view.detach().cpu() for view in self._batch]
         return {"last_step": self.last_step, "streak": self.warning.streak,
-                "fired": self.warning.fired,
+                "fired": self.warning.fired, "peak_rank": float(self.warning.peak_rank),
                 "scales": [[int(k), float(v)] for k, v in self._scales],
-                "estimates": [[float(a), float(b)] for a, b in self._estimates]}
+                "estimates": [[float(a), float(b)] for a, b in self._estimates],
+                "warnings": [dict(w) for w in self.warnings],
+                # the last batch seen: the next spectra line's Z_eigenvalues and summary
+                # when an epoch ends before another log step
+                "batch": batch}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`state_dict` (a checkpoint without a key keeps its default)."""
         self.last_step = state.get("last_step")
         self.warning.streak = int(state.get("streak", 0))
         self.warning.fired = bool(state.get("fired", False))
+        self.warning.peak_rank = float(state.get("peak_rank", 0.0))
+        self.warnings = [dict(w) for w in state.get("warnings", [])]
+        batch = state.get("batch")
+        self._batch = None if not batch else (batch[0], batch[1])
         self._scales.clear()
         self._scales.extend((int(k), float(v)) for k, v in state.get("scales", []))
         self._estimates.clear()
@@ -281,16 +291,6 @@ class CollapseMonitor:
         self._tensorboard_tried = True
         self._tensorboard = open_tensorboard(self.run_dir / TENSORBOARD_DIR)
         return self._tensorboard
-
-
-def run_context(config: TrainConfig) -> dict[str, float | str | bool]:
-    """Facts for :func:`~nocollapse.train.warnings.likely_causes` from a ``TrainConfig``.
-
-    ``weight_decay`` from ``config.optim``; ``predictor`` and ``stop_gradient`` from the
-    resolved ``config.learner``.
-    """
-    return {"weight_decay": config.optim.weight_decay, "predictor": config.learner.predictor,
-            "stop_gradient": config.learner.stop_gradient}
 
 
 def open_tensorboard(log_dir: Path) -> SummaryWriter | None:

@@ -24,7 +24,7 @@ __all__ = ["WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "likely_causes"]
 
 
 class CollapseDetected(NocollapseError, RuntimeError):  # noqa: N818 (name fixed by the API)
-    """Raised by :class:`~nocollapse.train.monitor.CollapseMonitor` with ``stop_on_collapse``."""
+    """Raised by :class:`~nocollapse.monitor.CollapseMonitor` with ``stop_on_collapse``."""
 
 
 PLAUSIBLE_ETA_C_FLOOR = 0.025  # eta_c = tau^2 / (4 (1 + 9)): sigma^2 = 9 at tau = 1

@@ -3,19 +3,36 @@
 :func:`fast_scalars` (every log, on the embeddings' device), :func:`covariance_eigenvalues`
 (the eigendecomposition behind it) and :func:`spectra_record` (one ``spectra.jsonl`` line:
 the format is documented in :mod:`nocollapse.runio` and docs/run-directory.md). Pure
-functions: no files, no state; :class:`nocollapse.train.monitor.CollapseMonitor` calls them.
+functions: no files, no state; :class:`nocollapse.monitor.CollapseMonitor` calls them.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from nocollapse import diagnostics
-from nocollapse.methods import Learner
+
+
+class Views(Protocol):
+    """What the monitor reads of a training step: the two views' embeddings ``(B, d)``."""
+
+    @property
+    def z1(self) -> torch.Tensor: ...
+
+    @property
+    def z2(self) -> torch.Tensor | None: ...
+
+
+class SpectralSource(Protocol):
+    """What the monitor reads at an epoch's end: ``F_hat`` and ``Wp`` (``(d, d)``) or None."""
+
+    def correlation(self) -> torch.Tensor | None: ...
+
+    def predictor_matrix(self) -> torch.Tensor | None: ...
 
 
 @torch.no_grad()
@@ -78,7 +95,7 @@ def _as_numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def spectra_record(
-    learner: Learner, batch: tuple[torch.Tensor, torch.Tensor | None] | None,
+    learner: SpectralSource, batch: tuple[torch.Tensor, torch.Tensor | None] | None,
     alignment_max_dim: int = 128
 ) -> dict[str, Any]:
     """Eigenvalues (descending) of ``F_hat``, ``Wp`` and the batch correlation, and more.
