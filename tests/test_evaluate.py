@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _numeric import forward_error_bound
+from nocollapse.data.presets import normalize, preset_for_images
 from nocollapse.errors import ConfigError
 from nocollapse.evaluate import extract_features, knn_accuracy, knn_predict, linear_probe
 
@@ -72,10 +74,14 @@ def test_linear_probe_refuses_nonpositive_epochs() -> None:
         linear_probe(x, y, x, y, epochs=0)
 
 
+@pytest.mark.numerical
 def test_extract_features_batches_like_one_pass() -> None:
     images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8)
     encode = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 5))
     whole = extract_features(encode, images, batch_size=100)
     batched = extract_features(encode, images, batch_size=3)
     assert whole.shape == (10, 5)
-    assert torch.allclose(whole, batched, atol=1e-6)
+    # a batch of 3 and one of 10 may take different matmul kernels: each row within
+    # forward_error_bound (gamma_65 |W| |x| + |b|) of the exact one
+    bound = forward_error_bound(encode, normalize(images, preset_for_images(images)))
+    assert bool(((whole - batched).abs() <= 2 * bound).all())

@@ -15,6 +15,8 @@ from nocollapse.losses import (
     symmetrised,
 )
 
+pytestmark = pytest.mark.numerical  # float tolerances on torch products and gradients
+
 
 def test_cosine_loss_extremes_and_scale_invariance() -> None:
     torch.manual_seed(0)

@@ -75,6 +75,7 @@ def _warnings(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.numerical
 def test_fast_scalars_match_the_diagnostics_summary() -> None:
     generator = torch.Generator().manual_seed(0)
     z1 = torch.randn(B, D, generator=generator) @ torch.diag(torch.linspace(0.1, 2, D))
@@ -85,6 +86,7 @@ def test_fast_scalars_match_the_diagnostics_summary() -> None:
         assert value == pytest.approx(reference[key], rel=1e-4, abs=1e-6), key
 
 
+@pytest.mark.numerical
 def test_rank_one_batch_wider_than_long_has_effective_rank_one() -> None:
     generator = torch.Generator().manual_seed(9)
     u = torch.randn(512, generator=generator)
