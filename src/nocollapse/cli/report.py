@@ -10,7 +10,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="draw figures and report.md from run directories (nothing is rerun)",
         description="Read training or simulation run directories (complete, in progress or "
-        "crashed) and write PNG figures plus report.md.",
+        "crashed) and write PNG figures plus report.md. Given a sweep directory "
+        "(nocollapse sweep), draw its phase diagram (two axes) or curves (one axis) and "
+        "sweep_report.md.",
     )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
     parser.add_argument(
@@ -32,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nocollapse.report import build_report
+    from nocollapse.report.sweep import build_sweep_report, is_sweep_dir
+
+    if len(args.run_dirs) == 1 and is_sweep_dir(args.run_dirs[0]):
+        files = build_sweep_report(args.run_dirs[0], args.out)
+        print(f"wrote {len(files)} file(s) to {files[0].parent}:")
+        for path in files:
+            print(f"  {path}")
+        return 0
 
     report = build_report(args.run_dirs, args.out, args.epochs)
     print(f"wrote {len(report.files)} file(s) to {report.out_dir}:")

@@ -2,8 +2,9 @@
 
 Each reproduction is a function ``run(out: Path, size: str, seed: int) ->
 ReproductionResult`` registered under a name with :func:`reproduction`. Sizes:
-``quick`` (seconds, used by the tests), ``default`` (under 10 minutes on 2 CPU
-cores) and ``full`` (closer to the paper's scale, may take longer).
+``quick`` (seconds, used by the tests; also called ``small``), ``default`` (under 10
+minutes on 2 CPU cores; realdata-phase: under 30) and ``full`` (closer to the paper's
+scale, may take longer).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ MODULES = (
     "nocollapse.experiments.ziyin2023",
     "nocollapse.experiments.wang2022",
     "nocollapse.experiments.realdata",
+    "nocollapse.experiments.realdata_phase",
     "nocollapse.experiments.predictor_spectrum",
 )
 
@@ -76,4 +78,7 @@ def get_reproduction(name: str) -> Reproduction:
 
 
 def check_size(size: str) -> str:
+    """A valid size; ``small`` is another name for ``quick`` (the tests' size)."""
+    if size == "small":
+        return "quick"
     return check_choice("size", size, list(SIZES))

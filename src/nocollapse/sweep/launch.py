@@ -110,8 +110,8 @@ def check_slurm(options: SlurmOptions) -> None:
     if options.cluster not in CLUSTERS:
         raise ConfigError(f"--slurm-cluster {options.cluster!r} is not one of "
                           f"{', '.join(CLUSTERS)}")
-    if options.cluster == "slurm" and shutil.which("sbatch") is None:
-        raise ConfigError("--launcher slurm: Slurm's sbatch is not on this machine's PATH; "
+    if options.cluster == "slurm" and shutil.which("srun") is None:
+        raise ConfigError("--launcher slurm: Slurm's srun is not on this machine's PATH; "
                           "run the sweep on a Slurm login node (--slurm-cluster local runs "
                           "the same job array here, one process per task)")
     for name, value, low in (("--time", options.time_min, 1), ("--gpus", options.gpus, 0),

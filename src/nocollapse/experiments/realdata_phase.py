@@ -1,0 +1,209 @@
+"""``realdata-phase``: an empirical collapse phase diagram on real data, against the theory.
+
+Weight decay x EMA rate (``learner.base_tau``), for DirectPred and for BYOL with a linear
+predictor, each grid one ``nocollapse sweep`` (local launcher) on the CPU recipe. Claims,
+each measured from the cells' outcome records (classes by label-free thresholds,
+:mod:`nocollapse.sweep.outcome`):
+
+(a) the grid holds a learned and a collapsed region;
+(b) the empirical boundary (geometric mean of the highest learned weight decay and the
+    next one, per EMA rate) over the theory's ``eta_c`` from the learned cells'
+    estimates: the factor, and whether the boundary moves the theory's way along the EMA
+    axis (a slower EMA gives a smaller ``tau``, hence a lower ``eta_c``);
+(c) the early warning fires in every collapsed cell before its last step, in at most one
+    learned cell; its lead in steps over the monitored k-NN falling below the random-init
+    encoder's (the curve's step-0 point);
+(d) RankMe's Spearman correlation with the final k-NN (target >= 0.8).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from nocollapse.diagnostics import critical_eta
+from nocollapse.experiments.registry import reproduction
+from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.sweep import SweepRequest, SweepSpec, parse_axis, run_sweep
+from nocollapse.sweep.spec import cores
+from nocollapse.sweep.table import spearman
+from nocollapse.train.config import CPU_DEFAULT
+
+WEIGHT_DECAY, EMA = "optim.weight_decay", "learner.base_tau"
+METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "directpred": ("directpred", {}),
+    "byol-linear": ("byol", {"predictor": "linear"}),
+}
+# size -> data, steps, grid. Weight decays log-spaced from the recipe's healthy 1e-4 to 1
+# (lr 0.06 x wd 1 shrinks every weight by 6% a step: certain collapse).
+GRIDS: dict[str, dict[str, Any]] = {
+    "quick": {"data": "digits", "steps": 8, "batch": 64, "subset": 256, "backbone":
+              "small_convnet", "knn_k": 10, "log_every": 2, "knn_every": 4,
+              "weight_decay": (1e-4, 0.1, 3.0), "ema": (0.9, 0.99, 0.999)},
+    "default": {"data": "default", "steps": 300, "batch": 128, "subset": None, "backbone":
+                "small_convnet_4x4", "knn_k": 200, "log_every": 10, "knn_every": 50,
+                "weight_decay": (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+                "ema": (0.9, 0.97, 0.99, 0.996, 0.999)},
+}
+GRIDS["full"] = {**GRIDS["default"], "steps": 1000}
+SPEARMAN_TARGET = 0.8
+
+
+def _base(method: str, learner: dict[str, Any], size: str, seed: int) -> dict[str, Any]:
+    grid = GRIDS[size]
+    fashion = grid["data"] == "default"
+    # Fashion-MNIST: the CPU recipe's jitter without solarize (as realdata's cells)
+    augment = ({k: v for k, v in CPU_DEFAULT["data"]["augment"].items() if k != "solarize_p"}
+               if fashion else {})
+    return {
+        "method": method, "learner": {"backbone": grid["backbone"], **learner}, "seed": seed,
+        "data": {"name": grid["data"], "batch_size": grid["batch"], "subset": grid["subset"],
+                 "test_subset": None, "augment": augment},
+        "optim": dict(CPU_DEFAULT["optim"]),
+        "epochs": 1000, "max_steps": grid["steps"], "time_budget_s": None,
+        "log_every": grid["log_every"], "checkpoint_every": 1,
+        "eval": {"knn_every": grid["knn_every"], "knn_k": grid["knn_k"], "knn_t": 0.1,
+                 "monitor_bank": 2000, "monitor_test": 500, "linear_probe": False,
+                 "baselines": [], "random_baseline": False},
+        "device": {"accelerator": "cpu", "threads": 1},
+        "monitor": {"every": 1, "spectra": False, "tensorboard": False},
+    }
+
+
+@reproduction("realdata-phase", "tian2021",
+              "Fashion-MNIST: weight decay x EMA rate phase diagram, DirectPred and BYOL-linear")
+def phase(out: Path, size: str, seed: int) -> ReproductionResult:
+    grid = GRIDS[size]
+    axes = [parse_axis(f"{WEIGHT_DECAY}={','.join(map(str, grid['weight_decay']))}"),
+            parse_axis(f"{EMA}={','.join(map(str, grid['ema']))}")]
+    result = ReproductionResult("realdata-phase", params={
+        "data": grid["data"], "steps": grid["steps"], "weight_decay": list(grid["weight_decay"]),
+        "base_tau": list(grid["ema"]), "workers": min(2, cores())})
+    every: list[dict[str, Any]] = []
+    for label, (method, learner) in METHODS.items():
+        request = SweepRequest(SweepSpec(_base(method, learner, size, seed), axes),
+                               out / label, workers=min(2, cores()))
+        table = run_sweep(request)
+        cells = table["cells"]
+        every += cells
+        result.tables.append(_grid_table(label, cells, grid))
+        _claims(result, label, cells, grid)
+    rho = spearman(every, "rankme")
+    result.check("(d) RankMe's Spearman correlation with the final k-NN, both methods' cells",
+                 f">= {SPEARMAN_TARGET}", _rho_text(rho),
+                 rho["rho"] is not None and rho["rho"] >= SPEARMAN_TARGET)
+    for metric in ("alpha_req", "lidar", "effective_rank"):
+        result.params[f"spearman_{metric}"] = spearman(every, metric)["rho"]
+    return result
+
+
+def _rho_text(value: dict[str, Any]) -> str:
+    rho = value["rho"]
+    return f"{rho:.2f} over {value['cells']} cells" if rho is not None else "not measurable"
+
+
+def _grid_table(label: str, cells: list[dict[str, Any]], grid: dict[str, Any]) -> Table:
+    rows = []
+    for cell in cells:
+        axes = cell.get("axes", {})
+        rows.append([f"{axes.get(WEIGHT_DECAY):g}", f"{axes.get(EMA):g}",
+                     str(cell.get("outcome")), _fmt(cell.get("knn")),
+                     _fmt(cell.get("rankme"), ".1f"), _fmt(cell.get("effective_rank"), ".2f"),
+                     _fmt(cell.get("collapse_level")),
+                     "-" if cell.get("warning_step") is None else str(cell["warning_step"])])
+    random_init = next((c.get("random_init_knn") for c in cells
+                        if c.get("random_init_knn") is not None), None)
+    return Table(f"{label}: outcome by weight decay and EMA rate, {grid['steps']} steps "
+                 f"(random-init encoder k-NN {_fmt(random_init)})",
+                 ["weight decay", "base_tau", "outcome", "k-NN", "RankMe", "eff. rank",
+                  "collapse level", "first warning (step)"], rows)
+
+
+def _claims(result: ReproductionResult, label: str, cells: list[dict[str, Any]],
+            grid: dict[str, Any]) -> None:
+    learned = [c for c in cells if c.get("outcome") == "learned"]
+    collapsed = [c for c in cells if c.get("outcome") in ("dimensional collapse",
+                                                          "complete collapse")]
+    result.check(f"(a) {label}: the grid holds a learned and a collapsed region",
+                 ">= 1 learned and >= 1 collapsed cell",
+                 f"{len(learned)} learned, {len(collapsed)} collapsed, "
+                 f"{len(cells) - len(learned) - len(collapsed)} other",
+                 bool(learned) and bool(collapsed))
+    _boundary_claim(result, label, cells, grid)
+    _warning_claim(result, label, learned, collapsed, grid["steps"])
+
+
+def _boundary_claim(result: ReproductionResult, label: str, cells: list[dict[str, Any]],
+                    grid: dict[str, Any]) -> None:
+    decays = sorted(grid["weight_decay"])
+    factors, boundaries, thresholds = [], [], []
+    for ema in grid["ema"]:
+        row = {c["axes"][WEIGHT_DECAY]: c for c in cells if c["axes"][EMA] == ema}
+        healthy = [c for c in row.values() if c.get("outcome") == "learned"
+                   and _finite(c.get("sigma2_est")) and _finite(c.get("tau_est"))]
+        eta_c = (critical_eta(statistics.median(c["sigma2_est"] for c in healthy),
+                              statistics.median(c["tau_est"] for c in healthy))
+                 if healthy else None)
+        first_bad = next((i for i, d in enumerate(decays)
+                          if row.get(d, {}).get("outcome") != "learned"), None)
+        if first_bad is None:
+            boundary = None  # learned everywhere: above the largest decay
+        elif first_bad == 0:
+            boundary = 0.0  # collapsed everywhere: below the smallest
+        else:
+            boundary = math.sqrt(decays[first_bad - 1] * decays[first_bad])
+        boundaries.append(boundary)
+        thresholds.append(eta_c)
+        if boundary and eta_c:
+            factors.append(boundary / eta_c)
+    shown = ", ".join(f"tau0={e:g}: {_fmt(b, '.3g')} vs eta_c {_fmt(t, '.3g')}"
+                      for e, b, t in zip(grid["ema"], boundaries, thresholds, strict=True))
+    factor = statistics.median(factors) if factors else None
+    result.check(f"(b) {label}: empirical boundary over the estimated eta_c (median factor)",
+                 "a measured factor (theory: 1)",
+                 f"{_fmt(factor, '.3g')} ({shown})", factor is not None)
+    # theory: eta_c = tau^2/(4(1+sigma^2)); a slower EMA (larger base_tau) lowers tau and
+    # so eta_c: the boundary should not move to larger weight decay as base_tau grows
+    known = [b if b is not None else math.inf for b in boundaries]
+    steps = list(itertools.pairwise(known))
+    holds = sum(1 for a, b in steps if b <= a)
+    result.check(f"(b) {label}: the boundary moves the theory's way as the EMA slows",
+                 "non-increasing weight decay boundary along base_tau",
+                 f"{holds}/{len(steps)} steps along base_tau", holds == len(steps))
+
+
+def _warning_claim(result: ReproductionResult, label: str, learned: list[dict[str, Any]],
+                   collapsed: list[dict[str, Any]], steps: int) -> None:
+    caught = [c for c in collapsed if c.get("warning_step") is not None
+              and c["warning_step"] < steps]
+    false = [c for c in learned if c.get("warning_step") is not None]
+    leads = [lead for c in caught if (lead := _lead(c)) is not None]
+    lead_text = (f"; lead over k-NN < random init: median {statistics.median(leads):g} steps "
+                 f"({len(leads)} cells)" if leads else "; k-NN never fell below random init")
+    recall = f"{len(caught)}/{len(collapsed)}"
+    result.check(f"(c) {label}: the warning fires in every collapsed cell, <= 1 learned cell",
+                 "recall 100%, <= 1 false positive",
+                 f"recall {recall}, false positives {len(false)}/{len(learned)}{lead_text}",
+                 len(caught) == len(collapsed) and len(false) <= 1)
+
+
+def _lead(cell: dict[str, Any]) -> float | None:
+    """Steps from the first warning to the monitored k-NN's first fall below step 0's."""
+    curve = cell.get("knn_curve") or []
+    if not curve or curve[0][0] != 0:
+        return None
+    baseline = curve[0][1]
+    fall = next((step for step, accuracy in curve[1:] if accuracy < baseline), None)
+    return None if fall is None else float(fall - cell["warning_step"])
+
+
+def _fmt(value: object, spec: str = ".3f") -> str:
+    return format(float(value), spec) if _finite(value) else "-"  # type: ignore[arg-type]
+
+
+def _finite(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))

@@ -1,0 +1,256 @@
+"""A sweep directory's report: the empirical phase diagram, or curves, and a markdown table.
+
+Two or more axes: ``phase_diagram.png``, the first two axes as a grid (first axis
+across, second up), each cell coloured by its outcome class and annotated with its
+final k-NN; where one of the two axes is ``optim.weight_decay`` the theory's boundary
+``eta_c`` is drawn over it, from the cells' estimated ``sigma2`` and ``tau`` (medians over
+the learned cells of each value of the other axis; the table says which). One axis:
+``sweep_curves.png`` (k-NN, and the label-free metrics, along the axis). Beside the
+figure: ``sweep_report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nocollapse.diagnostics import critical_eta
+from nocollapse.errors import NocollapseError
+from nocollapse.report.figures import new_figure, save_figure
+from nocollapse.runio import SWEEP_TABLE_FILE, atomic_write_text, ensure_dir
+
+WEIGHT_DECAY = "optim.weight_decay"
+OUTCOME_COLOURS = {"learned": "#4daf4a", "dimensional collapse": "#ff7f00",
+                   "complete collapse": "#e41a1c", "diverged": "#984ea3", "failed": "#999999"}
+REPORT_FILE = "sweep_report.md"
+
+
+def is_sweep_dir(path: str | Path) -> bool:
+    return (Path(path) / SWEEP_TABLE_FILE).is_file()
+
+
+def load_table(sweep_dir: Path) -> dict[str, Any]:
+    try:
+        table = json.loads((sweep_dir / SWEEP_TABLE_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise NocollapseError(f"{sweep_dir / SWEEP_TABLE_FILE} cannot be read ({error}); "
+                              "rerun the sweep command to rewrite it") from None
+    if not isinstance(table, dict) or not isinstance(table.get("cells"), list):
+        raise NocollapseError(f"{sweep_dir / SWEEP_TABLE_FILE} is not a sweep table")
+    return table
+
+
+def build_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Write the figure and ``sweep_report.md``; returns the paths written."""
+    sweep_dir = Path(sweep_dir)
+    table = load_table(sweep_dir)
+    out = ensure_dir(Path(out_dir) if out_dir is not None else sweep_dir / "report",
+                     "report folder")
+    axes = [axis[0] for axis in table["axes"]]
+    boundary = eta_c_boundary(table)
+    if len(axes) >= 2:
+        figure_path = plot_phase_diagram(table, boundary, out / "phase_diagram.png")
+    else:
+        figure_path = plot_curves(table, boundary, out / "sweep_curves.png")
+    markdown = out / REPORT_FILE
+    atomic_write_text(markdown, render_markdown(table, boundary, figure_path.name))
+    return [figure_path, markdown]
+
+
+def _values(table: dict[str, Any], index: int) -> list[Any]:
+    return list(table["axes"][index][1])
+
+
+def _cell_at(table: dict[str, Any], assignment: dict[str, Any]) -> dict[str, Any] | None:
+    for cell in table["cells"]:
+        if all(cell.get("axes", {}).get(k) == v for k, v in assignment.items()):
+            return cell
+    return None
+
+
+def eta_c_boundary(table: dict[str, Any]) -> dict[str, Any] | None:
+    """``eta_c`` per value of the other axis (or one value for a one-axis sweep), or None.
+
+    Each from the medians of ``sigma2_est`` and ``tau_est`` over the learned cells with
+    that value (the estimators need a non-collapsed batch); cells used are named.
+    """
+    keys = [axis[0] for axis in table["axes"]]
+    if WEIGHT_DECAY not in keys[:2]:
+        return None
+    other = next((k for k in keys[:2] if k != WEIGHT_DECAY), None)
+    groups = _values(table, keys.index(other)) if other else [None]
+    points: list[dict[str, Any]] = []
+    for value in groups:
+        cells = [c for c in table["cells"] if c.get("outcome") == "learned"
+                 and (other is None or c.get("axes", {}).get(other) == value)
+                 and _finite(c.get("sigma2_est")) and _finite(c.get("tau_est"))]
+        if not cells:
+            points.append({"value": value, "eta_c": None, "cells": []})
+            continue
+        sigma2 = statistics.median(float(c["sigma2_est"]) for c in cells)
+        tau = statistics.median(float(c["tau_est"]) for c in cells)
+        points.append({"value": value, "eta_c": float(critical_eta(sigma2, tau)),
+                       "sigma2": sigma2, "tau": tau, "cells": [c["name"] for c in cells]})
+    return {"other_axis": other, "points": points}
+
+
+def _position(eta: float, decays: list[float]) -> float:
+    """Where ``eta`` falls on the categorical weight-decay axis (log-interpolated index)."""
+    logs = np.log10(np.maximum(np.asarray(decays, dtype=float), 1e-300))
+    return float(np.interp(math.log10(eta), logs, np.arange(len(decays)),
+                           left=-0.5, right=len(decays) - 0.5))
+
+
+def plot_phase_diagram(table: dict[str, Any], boundary: dict[str, Any] | None,
+                       path: Path) -> Path:
+    keys = [axis[0] for axis in table["axes"]]
+    xs, ys = _values(table, 0), _values(table, 1)
+    figure, grid = new_figure(figsize=(1.2 * len(xs) + 3.0, 0.9 * len(ys) + 2.0))
+    ax = grid[0, 0]
+    fixed = {k: table["axes"][i][1][0] for i, k in enumerate(keys) if i >= 2}
+    for i, x in enumerate(xs):
+        for j, y in enumerate(ys):
+            cell = _cell_at(table, {keys[0]: x, keys[1]: y, **fixed})
+            outcome = (cell or {}).get("outcome", "failed")
+            ax.add_patch(_rectangle(i, j, OUTCOME_COLOURS.get(outcome, "#999999")))
+            knn = (cell or {}).get("knn")
+            ax.text(i, j, f"{knn:.3f}" if _finite(knn) else "-", ha="center", va="center",
+                    fontsize=9)
+    if boundary is not None and WEIGHT_DECAY in keys[:2]:
+        _draw_boundary(ax, boundary, keys, xs, ys)
+    ax.set_xticks(range(len(xs)), [f"{v:g}" if _finite(v) else str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" if _finite(v) else str(v) for v in ys])
+    ax.set_xlim(-0.5, len(xs) - 0.5)
+    ax.set_ylim(-0.5, len(ys) - 0.5)
+    ax.set_xlabel(keys[0])
+    ax.set_ylabel(keys[1])
+    title = "outcome by cell (colour), final k-NN (number)"
+    if fixed:
+        title += f"; {', '.join(f'{k}={v}' for k, v in fixed.items())}"
+    ax.set_title(title, fontsize=9)
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [Patch(color=c, label=o) for o, c in OUTCOME_COLOURS.items()
+               if any(cell.get("outcome") == o for cell in table["cells"])]
+    if boundary is not None:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="black", linestyle="--", label="theory eta_c"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return save_figure(figure, path)
+
+
+def _rectangle(i: int, j: int, colour: str) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((i - 0.5, j - 0.5), 1.0, 1.0, color=colour, alpha=0.75)
+
+
+def _draw_boundary(ax: Any, boundary: dict[str, Any], keys: list[str], xs: list[Any],
+                   ys: list[Any]) -> None:
+    """eta_c per value of the other axis, as a dashed line across the grid."""
+    decay_on_x = keys[0] == WEIGHT_DECAY
+    decays = [float(v) for v in (xs if decay_on_x else ys)]
+    others = ys if decay_on_x else xs
+    line = []
+    for k, value in enumerate(others):
+        point = next((p for p in boundary["points"] if p["value"] == value), None)
+        if point is None or point["eta_c"] is None or min(decays) <= 0:
+            continue
+        line.append((_position(point["eta_c"], decays), k))
+    if not line:
+        return
+    along, across = zip(*line, strict=True)
+    if decay_on_x:
+        ax.plot(along, across, "k--", marker="|", markersize=14)
+    else:
+        ax.plot(across, along, "k--", marker="_", markersize=14)
+
+
+def plot_curves(table: dict[str, Any], boundary: dict[str, Any] | None, path: Path) -> Path:
+    key, values = table["axes"][0][0], _values(table, 0)
+    figure, grid = new_figure(1, 2, figsize=(10.0, 4.0))
+    cells = [_cell_at(table, {key: v}) or {} for v in values]
+    numeric = all(_finite(v) for v in values)
+    xs = [float(v) for v in values] if numeric else list(range(len(values)))
+    left, right = grid[0, 0], grid[0, 1]
+    knn = [c.get("knn") if _finite(c.get("knn")) else np.nan for c in cells]
+    left.plot(xs, knn, "k-", alpha=0.4)
+    for x, y, c in zip(xs, knn, cells, strict=True):
+        left.scatter([x], [y], color=OUTCOME_COLOURS.get(c.get("outcome", "failed"), "#999"),
+                     zorder=3, label=c.get("outcome"))
+    random_init = next((c.get("random_init_knn") for c in cells
+                        if _finite(c.get("random_init_knn"))), None)
+    if random_init is not None:
+        left.axhline(random_init, color="grey", linestyle=":", label="random-init encoder")
+    left.set_ylabel("final k-NN accuracy")
+    for metric in ("rankme", "effective_rank", "lidar"):
+        right.plot(xs, [c.get(metric) if _finite(c.get(metric)) else np.nan for c in cells],
+                   marker="o", label=metric)
+    right.set_ylabel("label-free metric")
+    for ax in (left, right):
+        ax.set_xlabel(key)
+        if numeric and min(xs) > 0 and max(xs) / min(xs) >= 10:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(xs, [str(v) for v in values])
+        point = (boundary or {}).get("points", [{}])[0]
+        if key == WEIGHT_DECAY and point.get("eta_c"):
+            ax.axvline(point["eta_c"], color="black", linestyle="--", label="theory eta_c")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        ax.legend(unique.values(), unique.keys(), fontsize=7)
+    return save_figure(figure, path)
+
+
+def render_markdown(table: dict[str, Any], boundary: dict[str, Any] | None,
+                    figure_name: str) -> str:
+    keys = [axis[0] for axis in table["axes"]]
+    lines = ["# Sweep report", "", f"![{figure_name}]({figure_name})", "",
+             "| " + " | ".join([*keys, "outcome", "k-NN", "RankMe", "alpha-ReQ", "LiDAR",
+                                "eff. rank", "collapse level", "first warning"]) + " |",
+             "|" + "---|" * (len(keys) + 8)]
+    for cell in table["cells"]:
+        warning = (f"step {cell['warning_step']}: {cell.get('warning_reason')}"
+                   if cell.get("warning_step") is not None else "-")
+        row = [str(cell.get("axes", {}).get(k)) for k in keys]
+        row += [str(cell.get("outcome")), _fmt(cell.get("knn")), _fmt(cell.get("rankme"), ".1f"),
+                _fmt(cell.get("alpha_req"), ".2f"), _fmt(cell.get("lidar"), ".1f"),
+                _fmt(cell.get("effective_rank"), ".2f"), _fmt(cell.get("collapse_level")),
+                warning]
+        lines.append("| " + " | ".join(row) + " |")
+    random_init = next((c.get("random_init_knn") for c in table["cells"]
+                        if _finite(c.get("random_init_knn"))), None)
+    lines += ["", f"Random-init encoder k-NN (same protocol): {_fmt(random_init)}.", "",
+              "Spearman correlation with the final k-NN across the cells:", ""]
+    for metric, value in table.get("spearman_with_knn", {}).items():
+        rho = value.get("rho")
+        lines.append(f"- {metric}: {_fmt(rho, '.2f') if rho is not None else 'n/a'} "
+                     f"({value.get('cells')} cells)")
+    if boundary is not None:
+        lines += ["", "Theory boundary eta_c = tau^2 / (4 (1 + sigma^2)) from the learned "
+                  "cells' estimates (medians):", ""]
+        for point in boundary["points"]:
+            where = (f"{boundary['other_axis']}={point['value']}" if boundary["other_axis"]
+                     else "all cells")
+            if point["eta_c"] is None:
+                lines.append(f"- {where}: no learned cell with estimates")
+            else:
+                lines.append(f"- {where}: eta_c = {point['eta_c']:.4g} (sigma2 "
+                             f"{point['sigma2']:.3g}, tau {point['tau']:.3g}; cells: "
+                             f"{', '.join(point['cells'])})")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: object, spec: str = ".3f") -> str:
+    return format(float(value), spec) if _finite(value) else "-"  # type: ignore[arg-type]
+
+
+def _finite(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
