@@ -3,7 +3,10 @@
 Times one step of the real SiameseLearner (SimSiam with a linear predictor, so that the
 Wp spectra are part of the cost) and one ``CollapseMonitor.on_log`` on its output, then
 prints the overhead per step at the default interval (``MonitorConfig.every``):
-``on_log time / (every * step time)``. Also times ``on_epoch_end`` (spectra).
+``on_log time / (every * step time)``. Also times ``on_epoch_end`` (spectra), and the
+public :class:`nocollapse.Monitor` as a user's loop calls it: ``observe`` on ``every``
+consecutive steps (one with the diagnostics, the others only checking their input)
+over ``every`` training steps, in the same process.
 
     .venv/bin/python benchmarks/bench_monitor.py [--device cuda] [--quick] [--loop STEPS]
 
@@ -24,12 +27,13 @@ import torch
 from benchutil import median_seconds, print_table
 
 from nocollapse.methods import SiameseLearner, StepOutput, learner_config
-from nocollapse.monitor import CollapseMonitor, MonitorConfig
+from nocollapse.monitor import CollapseMonitor, Monitor, MonitorConfig
 
 
 def measure(name: str, learner: SiameseLearner, shape: tuple[int, ...], device: str,
-            repeats: int) -> list:
-    """Median step time of the real learner, and of one monitor ``on_log`` on its output."""
+            repeats: int) -> list[list]:
+    """Median step time of the real learner, of one monitor ``on_log`` on its output, and
+    of the public ``Monitor.observe`` over one logging interval."""
     learner = learner.to(device)
     optimizer = torch.optim.SGD(learner.parameter_groups(5e-4), lr=0.05, momentum=0.9)
     x1, x2 = torch.randn(shape, device=device), torch.randn(shape, device=device)
@@ -55,17 +59,25 @@ def measure(name: str, learner: SiameseLearner, shape: tuple[int, ...], device: 
 
         log_s = median_seconds(log, repeats=repeats, warmup=2)
         epoch_s = median_seconds(lambda: monitor.on_epoch_end(0, learner, Path(run_dir)), 3, 1)
+        public = Monitor(Path(run_dir) / "public", config=config)
+        out, wp, steps = holder["out"], learner.predictor_matrix(), iter(range(10**9))
+
+        def observe_interval() -> None:
+            for _ in range(config.every):  # the first of each interval is diagnosed
+                public.observe(next(steps), out.z1, out.z2, predictor=wp, loss=out.loss)
+            sync()
+
+        interval_s = median_seconds(observe_interval, repeats=repeats, warmup=2)
+        public_epoch_s = median_seconds(lambda: public.end_epoch(public.epoch + 1), 3, 1)
+        public.close()
     dim = holder["out"].z1.shape[1]
-    overhead = log_s / (config.every * step_s)
+    size = f"{shape[0]}x{dim}"
     return [
-        name,
-        device,
-        f"{shape[0]}x{dim}",
-        f"{1e3 * step_s:.1f}",
-        f"{1e3 * log_s:.2f}",
-        config.every,
-        f"{100 * overhead:.2f}%",
-        f"{1e3 * epoch_s:.0f}",
+        [name, device, size, f"{1e3 * step_s:.1f}", f"{1e3 * log_s:.2f}", config.every,
+         f"{100 * log_s / (config.every * step_s):.2f}%", f"{1e3 * epoch_s:.0f}"],
+        [f"  Monitor.observe x {config.every} (public API)", device, size, f"{1e3 * step_s:.1f}",
+         f"{1e3 * interval_s:.2f}", config.every,
+         f"{100 * interval_s / (config.every * step_s):.2f}%", f"{1e3 * public_epoch_s:.0f}"],
     ]
 
 
@@ -134,17 +146,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     repeats = 3 if args.quick else 10
-    rows = [
-        measure(
-            "SimSiam + linear Wp, small_convnet 28x28",
-            SiameseLearner(learner_config("simsiam", predictor="linear"), 1, 28),
-            (256, 1, 28, 28),
-            args.device,
-            repeats,
-        )
-    ]
+    rows = measure(
+        "SimSiam + linear Wp, small_convnet 28x28",
+        SiameseLearner(learner_config("simsiam", predictor="linear"), 1, 28),
+        (256, 1, 28, 28),
+        args.device,
+        repeats,
+    )
     if args.device.startswith("cuda"):
-        rows.append(
+        rows.extend(
             measure(
                 "SimSiam + linear Wp, resnet18 32x32",
                 SiameseLearner(learner_config("simsiam", predictor="linear", backbone="resnet18",
@@ -163,7 +173,7 @@ def main() -> None:
             "device",
             "batch x d",
             "step ms",
-            "on_log ms",
+            "monitor ms",
             "every",
             "overhead",
             "on_epoch_end ms",

@@ -11,4 +11,16 @@ Layers (each imports only the ones below it; ``tests/test_layers.py`` enforces i
     errors, runio and threads are shared utilities every layer may use.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["Monitor", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``nocollapse.Monitor``, imported on first use (``import nocollapse`` needs no torch)."""
+    if name == "Monitor":
+        from nocollapse.monitor import Monitor
+
+        return Monitor
+    raise AttributeError(f"module 'nocollapse' has no attribute {name!r}")

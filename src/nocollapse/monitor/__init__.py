@@ -6,7 +6,15 @@ loop or the Lightning callback use it through :class:`Monitor`.
 """
 
 from nocollapse.monitor.core import SPECTRA_FILE, CollapseMonitor, MonitorConfig
-from nocollapse.monitor.measures import SpectralSource, Views, fast_scalars, spectra_record
+from nocollapse.monitor.inputs import MonitorInputError
+from nocollapse.monitor.measures import (
+    SPECTRUM_SCALARS,
+    SpectralSource,
+    Views,
+    fast_scalars,
+    spectra_record,
+)
+from nocollapse.monitor.observe import Monitor
 from nocollapse.monitor.warnings import (
     WARNINGS_FILE,
     CollapseDetected,
@@ -14,6 +22,6 @@ from nocollapse.monitor.warnings import (
     likely_causes,
 )
 
-__all__ = ["SPECTRA_FILE", "WARNINGS_FILE", "CollapseDetected", "CollapseMonitor",
-           "EarlyWarning", "MonitorConfig", "SpectralSource", "Views", "fast_scalars",
-           "likely_causes", "spectra_record"]
+__all__ = ["SPECTRA_FILE", "SPECTRUM_SCALARS", "WARNINGS_FILE", "CollapseDetected",
+           "CollapseMonitor", "EarlyWarning", "Monitor", "MonitorConfig", "MonitorInputError",
+           "SpectralSource", "Views", "fast_scalars", "likely_causes", "spectra_record"]

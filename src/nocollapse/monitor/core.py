@@ -149,13 +149,14 @@ class CollapseMonitor:
 
     # -- callbacks -------------------------------------------------------------------------
     def on_log(self, step: int, output: Views, learner: SpectralSource,
-               record: dict[str, Any]) -> None:
-        """Add the diagnostics to ``record`` when ``every`` steps have passed since the last."""
+               record: dict[str, Any], due: bool | None = None) -> None:
+        """Add the diagnostics to ``record`` when ``every`` steps have passed since the last
+        (``due``: the caller's decision instead of :meth:`is_due`)."""
         if not self.config.enabled:
             return
         z1, z2 = output.z1, output.z2
         self._batch = (z1, z2)
-        if self.config.every == 0 or not self._due(step):
+        if not (self.is_due(step) if due is None else due):
             return
         self.last_step = step
         scalars = fast_scalars(z1, z2)
@@ -195,7 +196,10 @@ class CollapseMonitor:
             context.update(sigma2=statistics.median(e[0] for e in self._estimates),
                            tau=statistics.median(e[1] for e in self._estimates), estimated=True)
 
-    def _due(self, step: int) -> bool:
+    def is_due(self, step: int) -> bool:
+        """Whether ``on_log`` at ``step`` computes the diagnostics."""
+        if self.config.every == 0:
+            return False
         every, window = self.config.every, self.log_every
         if window is None:  # stateful: every steps since the last diagnostics
             return self.last_step is None or step - self.last_step >= every
@@ -209,12 +213,22 @@ class CollapseMonitor:
             self.run_dir = Path(run_dir)
         if not (self.config.enabled and self.config.spectra):
             return
-        record = spectra_record(learner, self._batch, self.config.alignment_max_dim)
+        record = spectra_record(learner, self._batch, self.config.alignment_max_dim,
+                                self.why_no_predictor())
         record = {"epoch": epoch, "step": self.last_step, **record}
         with MetricsWriter(run_dir, SPECTRA_FILE) as writer:
             writer.write(record)
         if self._tensorboard is not None:
             self._tensorboard.flush()  # the loop may end without calling close()
+
+    def why_no_predictor(self) -> str:
+        """Why a spectra line has no ``Wp`` figures, from the run's facts."""
+        kind = self.warning.context.get("predictor")
+        if kind is None:
+            return "no linear predictor matrix Wp was given"
+        if str(kind).lower() in {"none", "identity"}:
+            return "the run has no predictor"
+        return f"the predictor ({kind}) is not one linear map, so it has no matrix Wp"
 
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to log as an uninterrupted one (plain values)."""

@@ -9,6 +9,7 @@ functions: no files, no state; :class:`nocollapse.monitor.CollapseMonitor` calls
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,6 +36,22 @@ class SpectralSource(Protocol):
     def predictor_matrix(self) -> torch.Tensor | None: ...
 
 
+def _effective_rank(eigenvalues: np.ndarray) -> float:
+    # singular values of the centred batch / sqrt(n): effective_rank is scale-free
+    return diagnostics.effective_rank(np.sqrt(eigenvalues))
+
+
+# Scalars of the batch's covariance spectrum (its top min(n, d) eigenvalues, descending),
+# logged every diagnostics step under these keys, in this order. A new label-free figure
+# computed from the same eigendecomposition is one more entry (and its key in
+# runio.MONITOR_KEYS so readers know it); it costs no second decomposition.
+SPECTRUM_SCALARS: dict[str, Callable[[np.ndarray], float]] = {
+    "effective_rank": _effective_rank,
+    "participation_ratio": diagnostics.participation_ratio,
+    "dims_above": lambda eigenvalues: float(diagnostics.dims_above(eigenvalues)),
+}
+
+
 @torch.no_grad()
 def fast_scalars(z1: torch.Tensor, z2: torch.Tensor | None = None) -> dict[str, float]:
     """The cheap subset of :func:`nocollapse.diagnostics.summarize`, on ``z``'s device.
@@ -47,14 +64,11 @@ def fast_scalars(z1: torch.Tensor, z2: torch.Tensor | None = None) -> dict[str, 
     normalized = torch.nn.functional.normalize(z, dim=1)
     std = normalized.std(dim=0, correction=0).mean()
     eigenvalues = covariance_eigenvalues(z)
-    singular = np.sqrt(eigenvalues)  # of the centred batch / sqrt(n): effective_rank is scale-free
     out = {
         "embedding_std": float(std),
         "collapse_level": max(0.0, 1.0 - math.sqrt(d) * float(std)),
-        "effective_rank": diagnostics.effective_rank(singular),
-        "participation_ratio": diagnostics.participation_ratio(eigenvalues),
-        "dims_above": float(diagnostics.dims_above(eigenvalues)),
     }
+    out.update((key, float(scalar(eigenvalues))) for key, scalar in SPECTRUM_SCALARS.items())
     if z2 is not None:
         a = torch.nn.functional.normalize(z1.detach().float(), dim=1)
         b = torch.nn.functional.normalize(z2.detach().float(), dim=1)
@@ -96,7 +110,7 @@ def _as_numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def spectra_record(
     learner: SpectralSource, batch: tuple[torch.Tensor, torch.Tensor | None] | None,
-    alignment_max_dim: int = 128
+    alignment_max_dim: int = 128, why_no_predictor: str | None = None,
 ) -> dict[str, Any]:
     """Eigenvalues (descending) of ``F_hat``, ``Wp`` and the batch correlation, and more.
 
@@ -112,6 +126,8 @@ def spectra_record(
     if Wp is not None:
         out["Wp_eigenvalues"] = diagnostics.predictor_spectrum(Wp).tolist()
         out["Wp_asymmetry"] = diagnostics.asymmetry(Wp)
+    if Wp is None and why_no_predictor:  # report.md quotes it beside the missing figures
+        out["skipped"] = {key: why_no_predictor for key in ("Wp_eigenvalues", "alignment")}
     if F is not None and Wp is not None and F.shape == Wp.shape:
         # relative ||[F, Wp]||_F / (||F||_F ||Wp||_F) (docs/theory.md#vocabulary)
         out["commutator"] = diagnostics.commutator_norm(F, Wp)

@@ -117,7 +117,7 @@ def _run_figures(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Att
             f"{run.label}: {title}",
             path,
             figures.plot_eigen_trajectories(run, key, path),
-            f"no {key} in spectra.jsonl" if run.spectra else "spectra.jsonl is missing",
+            _why_missing(run, key),
         )
     epochs = figures.alignment_epochs(run, wanted)
     path = out / f"{run.label}-alignment.png"
@@ -125,6 +125,22 @@ def _run_figures(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Att
         f"{run.label}: eigen-alignment at epochs {epochs}",
         path,
         figures.plot_alignment(run, epochs, path),
-        "no alignment matrix in spectra.jsonl at these epochs: it needs F_hat and a linear "
-        "predictor Wp, and is saved for d <= monitor.alignment_max_dim",
+        _skipped_reason(run, "alignment") or (
+            "no alignment matrix in spectra.jsonl at these epochs: it needs F_hat and a linear "
+            "predictor Wp, and is saved for d <= monitor.alignment_max_dim"),
     )
+
+
+def _skipped_reason(run: Run, key: str) -> str | None:
+    """The monitor's reason for leaving ``key`` out of spectra.jsonl (its ``skipped``)."""
+    for record in reversed(run.spectra):
+        skipped = record.get("skipped")
+        if isinstance(skipped, dict) and isinstance(skipped.get(key), str):
+            return f"no {key} in spectra.jsonl: {skipped[key][:200]}"
+    return None
+
+
+def _why_missing(run: Run, key: str) -> str:
+    if not run.spectra:
+        return "spectra.jsonl is missing"
+    return _skipped_reason(run, key) or f"no {key} in spectra.jsonl"

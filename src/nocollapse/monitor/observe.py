@@ -1,0 +1,266 @@
+"""``Monitor``: the collapse monitor for a training loop nocollapse did not write.
+
+>>> monitor = Monitor("runs/mine", stop_gradient=True)
+>>> for step, (x1, x2) in enumerate(loader):
+...     z1, z2 = projector(backbone(x1)), projector(backbone(x2))
+...     loss = ...
+...     monitor.observe(step, z1, z2, predictor=predictor, loss=loss)
+>>> monitor.close()
+
+Plain tensors in; out, in ``run_dir``, the files a ``nocollapse train`` run writes
+(docs/run-directory.md): ``metrics.jsonl`` (one line every ``every`` steps),
+``spectra.jsonl`` (one line per :meth:`Monitor.end_epoch`), ``warnings.jsonl``,
+``summary.json`` (at :meth:`Monitor.close`) and ``config.yaml`` (the monitor's options
+and the facts it was given), so ``nocollapse report RUN_DIR`` draws it. The diagnostics
+are the training monitor's own (:class:`~nocollapse.monitor.CollapseMonitor`); this
+class checks the input, keeps the loss and the running correlation ``F_hat`` (the mean
+of ``z z^T`` over the diagnosed batches of the epoch: the predictor's input
+correlation of DirectPred) and writes the files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from nocollapse.errors import ConfigError
+from nocollapse.monitor.core import CollapseMonitor, MonitorConfig
+from nocollapse.monitor.inputs import (
+    MonitorInputError,
+    check_finite_views,
+    check_optional_number,
+    check_step,
+    check_views,
+    predictor_matrix,
+)
+from nocollapse.monitor.warnings import CollapseDetected
+from nocollapse.runio import (
+    METRICS_FILE,
+    RUN_FILES,
+    SUMMARY_FILE,
+    MetricsWriter,
+    atomic_write_text,
+    ensure_dir,
+    write_config,
+)
+
+MAX_CORRELATION_DIM = 4096  # F_hat is (d, d) float64 on the embeddings' device: 128 MiB here
+
+
+@dataclasses.dataclass(frozen=True)
+class _Views:
+    z1: torch.Tensor
+    z2: torch.Tensor | None
+
+
+class Monitor:
+    """Collapse diagnostics for your own loop: ``observe`` each step, ``end_epoch``, ``close``.
+
+    ``run_dir``: the folder to write (created; refused when it already holds a run's
+    files, unless ``resume=True``). Facts for the likely causes a warning names, when you
+    know them: ``predictor_kind`` (``"none"``: no predictor; otherwise inferred from
+    ``observe(predictor=...)``), ``stop_gradient`` (whether the target branch is
+    detached), ``weight_decay`` (also taken from ``observe``). ``config`` and
+    ``options`` (any :class:`MonitorConfig` field: ``every``, ``patience``,
+    ``stop_on_collapse``, ``rank_drop``, ...) set the thresholds; a bad one raises
+    :class:`~nocollapse.errors.ConfigError` before the folder is created.
+    """
+
+    def __init__(self, run_dir: str | Path, *, config: MonitorConfig | None = None,
+                 predictor_kind: str | None = None, stop_gradient: bool | None = None,
+                 weight_decay: float | None = None, resume: bool = False,
+                 console: Console | None = None, **options: Any) -> None:
+        fields = {f.name for f in dataclasses.fields(MonitorConfig)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ConfigError(f"unknown monitor option {', '.join(unknown)}; valid: "
+                              f"{', '.join(sorted(fields))}")
+        config = dataclasses.replace(config or MonitorConfig(), **options).validate()
+        if stop_gradient is not None and not isinstance(stop_gradient, bool):
+            raise ConfigError(f"stop_gradient={stop_gradient!r} must be True, False or None")
+        context: dict[str, Any] = {"stop_gradient": stop_gradient, "predictor": predictor_kind,
+                                   "weight_decay": check_optional_number(
+                                       "weight_decay", weight_decay, 0.0, float("inf"))}
+        context = {k: v for k, v in context.items() if v is not None}
+        self.run_dir = Path(run_dir)
+        present = [name for name in RUN_FILES if (self.run_dir / name).exists()]
+        if present and not resume:
+            raise ConfigError(f"{self.run_dir} already holds a run ({', '.join(present)}); "
+                              "choose another run_dir, or pass resume=True to continue it")
+        ensure_dir(self.run_dir, "monitor run directory")
+        self._declared_predictor = predictor_kind is not None
+        self.core = CollapseMonitor(config, self.run_dir, context, console)
+        if not present:
+            write_config(self.run_dir, {"command": "monitor", "monitor": dataclasses.asdict(config),
+                                        "context": context})
+        self._writer: MetricsWriter | None = MetricsWriter(self.run_dir, METRICS_FILE)
+        self._started = time.monotonic()
+        self._seconds = 0.0  # from earlier sessions (resume)
+        self.last_step: int | None = None
+        self.epoch = 0
+        self.stopped: str | None = None
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._loss_count = 0
+        self._wp: torch.Tensor | None = None
+        self._f_sum: torch.Tensor | None = None
+        self._f_count = 0
+
+    # -- the loop's calls ------------------------------------------------------------------
+    def observe(self, step: int, z1: torch.Tensor, z2: torch.Tensor, *,
+                predictor: torch.nn.Module | torch.Tensor | None = None,
+                target_momentum: float | None = None, weight_decay: float | None = None,
+                loss: torch.Tensor | float | None = None) -> dict[str, Any] | None:
+        """Look at one training step; returns the ``metrics.jsonl`` record when it logged one.
+
+        ``z1, z2``: the two views' embeddings ``(B, d)`` (the projector's output, the
+        predictor's input); ``predictor``: the predictor module or its ``(d, d)`` matrix
+        (a linear one gives the spectra of ``Wp``); ``target_momentum``: the EMA rate of
+        a momentum target (BYOL's ``tau``); ``weight_decay``; ``loss``: this step's loss
+        (averaged over the steps between logs). Nothing is copied and no graph is touched:
+        the monitor reads detached views. Every ``every`` steps (and the first) it checks
+        the embeddings are finite, computes the diagnostics and appends one line; a
+        warning prints a panel, appends to ``warnings.jsonl`` and, with
+        ``stop_on_collapse``, raises :class:`CollapseDetected` after the line is written.
+        """
+        if self._writer is None:
+            raise MonitorInputError(f"the monitor of {self.run_dir} is closed; create a new "
+                                    "Monitor(..., resume=True) to continue")
+        step = check_step(step, self.last_step)
+        z1, z2 = check_views(z1, z2)
+        tau = check_optional_number("target_momentum", target_momentum, 0.0, 1.0)
+        decay = check_optional_number("weight_decay", weight_decay, 0.0, float("inf"))
+        loss_value = self._check_loss(loss)
+        wp = None
+        if predictor is not None:
+            wp, kind = predictor_matrix(predictor, z1.shape[1])
+            if not self._declared_predictor:
+                self.core.warning.context["predictor"] = kind
+        self._wp = wp
+        if decay is not None:
+            self.core.warning.context["weight_decay"] = decay
+        if loss_value is not None:
+            self._loss_sum = self._loss_sum + loss_value
+            self._loss_count += 1
+        # the first step, then each step that reaches a new multiple of `every` (stateless
+        # but for the last step, which state_dict keeps: a resumed loop logs the same steps)
+        every = self.core.config.every
+        due = self.core.config.enabled and every > 0 and (
+            self.last_step is None or step // every > self.last_step // every)
+        self.last_step = step
+        if due:
+            check_finite_views(step, z1, z2)
+        record: dict[str, Any] = {"step": step, "epoch": self.epoch}
+        if due:
+            record["loss"] = (float(self._loss_sum) / self._loss_count
+                              if self._loss_count else None)
+            record["tau"] = tau
+            self._loss_sum, self._loss_count = 0.0, 0
+            self._add_correlation(z1, z2)
+        try:
+            self.core.on_log(step, _Views(z1, z2), self, record, due=due)
+        except CollapseDetected:
+            self.stopped = f"collapse at step {step}"
+            raise
+        finally:
+            if due:
+                self._writer.write(record)
+        return record if due else None
+
+    def end_epoch(self, epoch: int) -> None:
+        """Append the epoch's spectra line (``F_hat``, ``Wp``, the last batch) and start anew."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch <= self.epoch - 1:
+            raise MonitorInputError(f"epoch={epoch!r} must be a whole number >= {self.epoch}")
+        self.core.on_epoch_end(epoch, self, self.run_dir)
+        self.epoch = epoch
+        self._f_sum, self._f_count = None, 0
+
+    def close(self, stopped: str | None = None) -> None:
+        """Write ``summary.json`` (``stopped``: how the loop ended) and close the files."""
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        self.core.close()
+        self.stopped = stopped or self.stopped or "completed"
+        summary = {"step": self.last_step, "planned_steps": None, "epoch": self.epoch,
+                   "stopped": self.stopped, "note": None, "knn_accuracy": None,
+                   "random_knn_accuracy": None, "seconds": round(self.seconds, 2),
+                   "evaluation": None, "source": "nocollapse.Monitor",
+                   "warnings": len(self.core.warnings)}
+        atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if kind is None or isinstance(error, CollapseDetected):
+            self.close()
+        else:
+            self.close(f"interrupted ({kind.__name__})")
+
+    # -- what the monitor has seen ------------------------------------------------------------
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """The warnings so far (the records of ``warnings.jsonl``)."""
+        return self.core.warnings
+
+    @property
+    def seconds(self) -> float:
+        return self._seconds + time.monotonic() - self._started
+
+    def correlation(self) -> torch.Tensor | None:
+        """``F_hat``: the mean ``z z^T / n`` of this epoch's diagnosed batches (both views)."""
+        return None if self._f_sum is None else self._f_sum / self._f_count
+
+    def predictor_matrix(self) -> torch.Tensor | None:
+        """The last linear predictor matrix ``Wp`` observed, or ``None``."""
+        return self._wp
+
+    # -- resume -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed loop needs to warn as an uninterrupted one (torch.save-able)."""
+        return {"core": self.core.state_dict(), "last_step": self.last_step, "epoch": self.epoch,
+                "loss_sum": float(self._loss_sum), "loss_count": self._loss_count,
+                "f_sum": None if self._f_sum is None else self._f_sum.cpu(),
+                "f_count": self._f_count, "seconds": self.seconds,
+                "context": dict(self.core.warning.context)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict` (with ``Monitor(..., resume=True)``)."""
+        self.core.warning.context.update(state.get("context", {}))
+        self.core.load_state_dict(state["core"])
+        self.last_step, self.epoch = state["last_step"], int(state["epoch"])
+        self._loss_sum, self._loss_count = float(state["loss_sum"]), int(state["loss_count"])
+        self._f_sum, self._f_count = state.get("f_sum"), int(state.get("f_count", 0))
+        self._seconds, self._started = float(state.get("seconds", 0.0)), time.monotonic()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _check_loss(self, loss: object) -> torch.Tensor | float | None:
+        if loss is None:
+            return None
+        if isinstance(loss, torch.Tensor):
+            if loss.numel() != 1:
+                raise MonitorInputError(f"loss has shape {tuple(loss.shape)}; pass the step's "
+                                        "scalar loss")
+            return loss.detach().float().reshape(())  # stays on its device: no sync
+        if isinstance(loss, bool) or not isinstance(loss, int | float):
+            raise MonitorInputError(f"loss is a {type(loss).__name__}; pass a number or a "
+                                    "scalar tensor")
+        return float(loss)
+
+    def _add_correlation(self, z1: torch.Tensor, z2: torch.Tensor) -> None:
+        if z1.shape[1] > MAX_CORRELATION_DIM:
+            return
+        z = torch.cat([z1, z2]).double()
+        term = z.T @ z / z.shape[0]
+        self._f_sum = term if self._f_sum is None else self._f_sum.to(term.device) + term
+        self._f_count += 1
+
