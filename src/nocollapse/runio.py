@@ -92,7 +92,7 @@ CELL_OUTCOME_FILE = "outcome.json"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
 # The per-log diagnostics the collapse monitor adds to a training line of metrics.jsonl.
 MONITOR_KEYS = ("embedding_std", "collapse_level", "effective_rank", "participation_ratio",
-                "dims_above", "alignment")
+                "dims_above", "rankme", "alignment")
 ESTIMATE_KEYS = ("sigma2_est", "tau_est")
 # spectra.jsonl fields that hold a list of numbers, and the one that holds a (d, d) matrix
 SPECTRA_VECTOR_KEYS = ("F_eigenvalues", "Wp_eigenvalues", "Z_eigenvalues", "Wp_in_F_basis")

@@ -20,6 +20,7 @@ from nocollapse.diagnostics.embedding import (
     linear_correlation,
     view_alignment,
 )
+from nocollapse.diagnostics.label_free import rankme
 from nocollapse.diagnostics.spectrum import dims_above, effective_rank, participation_ratio
 from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein_uniformity
 
@@ -38,7 +39,8 @@ def summarize(
     The spectra (``effective_rank`` of the centred batch's singular values,
     ``participation_ratio`` and ``dims_above`` of its covariance eigenvalues) share one
     eigendecomposition, of the smaller of the ``(d, d)`` covariance and the ``(2B, 2B)``
-    Gram matrix; ``uniformity_wasserstein`` needs a second. Without ``Wp`` the cost is
+    Gram matrix; ``rankme`` (of the uncentred batch) and ``uniformity_wasserstein`` need one
+    more each. Without ``Wp`` the cost is
     ``O(B d min(B, d) + min(B, d)^3)``; ``Wp`` adds ``O(d^3)`` (its spectrum and the
     commutator), and ``eigen_alignment`` (two more ``eigh`` and a matching) is left
     out when ``d > max_alignment_dim``.
@@ -64,6 +66,7 @@ def summarize(
         "collapse_level": collapse_level(stacked),
         # sqrt of the covariance eigenvalues = singular values of the centred batch / sqrt(B)
         "effective_rank": effective_rank(np.sqrt(eigenvalues)),
+        "rankme": rankme(stacked),  # of the uncentred batch, as Garrido et al. define it
         "participation_ratio": participation_ratio(eigenvalues),
         "dims_above": float(dims_above(eigenvalues, relative_threshold)),
         "uniformity_wang_isola": wang_isola_uniformity(a, max_samples=max_uniformity_samples),

@@ -6,7 +6,7 @@ training. :class:`nocollapse.train` uses it as a training-loop callback and
 :class:`nocollapse.monitor.Monitor` wraps it for a user's own loop:
 
 - ``on_log`` every ``MonitorConfig.every`` steps adds cheap scalars to the metrics
-  record (``embedding_std``, ``collapse_level``, ``effective_rank``,
+  record (``embedding_std``, ``collapse_level``, ``effective_rank``, ``rankme``,
   ``participation_ratio``, ``dims_above``, ``alignment``; same names and formulas as
   :func:`nocollapse.diagnostics.summarize`), computed on the embeddings' device from
   one eigendecomposition of the smaller Gram matrix of the ``(2B, d)`` batch, so the

@@ -69,11 +69,21 @@ def fast_scalars(z1: torch.Tensor, z2: torch.Tensor | None = None) -> dict[str, 
         "collapse_level": max(0.0, 1.0 - math.sqrt(d) * float(std)),
     }
     out.update((key, float(scalar(eigenvalues))) for key, scalar in SPECTRUM_SCALARS.items())
+    out["rankme"] = _rankme(z)  # of the uncentred batch: a decomposition of its own
     if z2 is not None:
         a = torch.nn.functional.normalize(z1.detach().float(), dim=1)
         b = torch.nn.functional.normalize(z2.detach().float(), dim=1)
         out["alignment"] = float((a - b).pow(2).sum(dim=1).mean())
     return out
+
+
+def _rankme(z: torch.Tensor) -> float:
+    """RankMe (Garrido et al. 2023) of the uncentred batch, from its Gram matrix on ``z``'s
+    device: only ``min(n, d)`` singular values leave it."""
+    zd = z.double()
+    gram = zd @ zd.T if zd.shape[0] < zd.shape[1] else zd.T @ zd
+    singular = torch.linalg.eigvalsh(gram).clamp_min(0.0).sqrt().cpu().numpy()
+    return diagnostics.label_free.smoothed_rank(singular, diagnostics.label_free.RANKME_EPS)
 
 
 @torch.no_grad()
