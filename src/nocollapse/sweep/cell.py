@@ -11,6 +11,8 @@ final encoder, computed here: RankMe and alpha-ReQ of the backbone features of
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
 from pathlib import Path
@@ -36,8 +38,11 @@ LIDAR_SAMPLES, LIDAR_VIEWS = 256, 4
 def run_cell(config_values: dict[str, Any], name: str) -> dict[str, Any]:
     """Train the cell (or resume it) and return its outcome record (also in outcome.json)."""
     config = TrainConfig.from_dict(config_values)
-    # numpy/scipy's BLAS would otherwise start a thread per core in every worker
-    with threadpool_limits(limits=config.device.threads or 1):
+    # numpy/scipy's BLAS would otherwise start a thread per core in every worker. The
+    # monitor's warning panels are not printed: the sweep prints one line per cell, and
+    # each warning is in the cell's warnings.jsonl and the table's first-warning columns.
+    with threadpool_limits(limits=config.device.threads or 1), \
+            contextlib.redirect_stderr(io.StringIO()):
         return _run_cell(config, name)
 
 
