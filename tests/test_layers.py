@@ -15,6 +15,8 @@ ALLOWED: dict[str, set[str]] = {
     "theory": {"diagnostics"},
     # framework-free collapse monitor: tensors in, run-directory files out (DESIGN.md)
     "monitor": {"diagnostics"},
+    # the Lightning callback: the monitor inside a Lightning Trainer (optional extra)
+    "lightning": {"monitor", "diagnostics"},
     "models": set(),
     "data": {"models"},
     "losses": {"diagnostics", "models"},

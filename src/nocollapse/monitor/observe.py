@@ -141,7 +141,10 @@ class Monitor:
         if predictor is not None:
             wp, kind = predictor_matrix(predictor, z1.shape[1])
             if not self._declared_predictor:
-                self.core.warning.context["predictor"] = kind
+                context = self.core.warning.context
+                context["predictor"] = kind
+                if kind == "none":
+                    context.setdefault("predictor_evidence", "the predictor given is an identity")
         self._wp = wp
         if decay is not None:
             self.core.warning.context["weight_decay"] = decay

@@ -36,18 +36,22 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
     ``context`` keys (all optional): ``predictor`` (kind, ``"none"`` for no predictor),
     ``stop_gradient`` (bool), ``weight_decay`` (the theory's ``eta``), ``tau`` (target
     ratio, default 1), ``sigma2`` (augmentation variance ``sigma^2``, if known),
-    ``estimated`` (True: ``tau`` and ``sigma2`` were estimated from the run).
+    ``estimated`` (True: ``tau`` and ``sigma2`` were estimated from the run),
+    ``predictor_evidence`` / ``stop_gradient_evidence`` (how an inferred fact was found,
+    quoted after its cause).
     """
     causes = []
     if str(context.get("predictor", "")).lower() in {"none", "identity"}:
         causes.append(
             "no predictor: with Wp = I and a stop-gradient the linear theory gives "
             "dW/dt = -(X' + eta I) W, so W -> 0 (tian2021; docs/theory.md#tian2021)"
+            + _evidence(context, "predictor_evidence")
         )
     if context.get("stop_gradient") is False:
         causes.append(
             "no stop-gradient: the gradient through both branches drives W -> 0 "
             "(tian2021 Theorem 2); restore the stop-gradient on the target branch"
+            + _evidence(context, "stop_gradient_evidence")
         )
     eta = context.get("weight_decay")
     if isinstance(eta, int | float) and eta > 0:
@@ -79,6 +83,12 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
             "mode); also a learning rate too high for the predictor"
         )
     return causes
+
+
+def _evidence(context: Mapping[str, Any], key: str) -> str:
+    """`` (how the fact was found)`` when the context says so (e.g. the Lightning callback)."""
+    evidence = context.get(key)
+    return f" ({evidence})" if isinstance(evidence, str) and evidence else ""
 
 
 @dataclass

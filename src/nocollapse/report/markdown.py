@@ -59,6 +59,10 @@ def render(
         for run, warning in warned:
             message = warning.get("message") or warning.get("reason") or "collapse warning"
             parts.append(f"- `{run.label}` step {warning.get('step', '?')}: {message}")
+            causes = warning.get("likely_causes")
+            if isinstance(causes, list):  # hand-damaged files: only strings are quoted
+                parts += [f"  - likely: {cause[:400]}" for cause in causes
+                          if isinstance(cause, str)]
         parts.append("")
     if theory:
         parts += ["## Theory read off the runs", "", *theory]
