@@ -6,4 +6,4 @@ demo:
 test:
 	bash scripts/test.sh
 lint:
-	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/ruff check src tests benchmarks examples

@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
-.venv/bin/ruff check src tests benchmarks || exit 1
+.venv/bin/ruff check src tests benchmarks examples || exit 1
 .venv/bin/mypy || exit 1  # static types of src/ (config in pyproject.toml)
 
 run_pytest() {

@@ -1,18 +1,18 @@
 """``nocollapse.lightning.CollapseCallback`` in a real ``lightning.pytorch.Trainer`` on CPU.
 
-The module is SimSiam written the way lightly's examples write it (backbone,
-projection head ending in BatchNorm, prediction head, negative cosine loss, ``z``
-detached in ``forward``), on 512 of scikit-learn's 8x8 digits, 48 steps. Measured
-here (lr 0.5, every 2 steps, patience 3): the healthy run's effective rank stays above
-0.39 of its highest; without the predictor or without the stop-gradient it falls below
-a quarter of it and the monitor warns (steps 24-26 of 48), naming that cause.
+The module is examples/own_loop.py's SimSiam, written the way lightly's examples write
+it (backbone, projection head ending in BatchNorm, prediction head, negative cosine
+loss, ``z`` detached in ``forward``; no lightly import), on 512 of scikit-learn's 8x8
+digits, 48 steps. Measured here (lr 0.5, every 2 steps, patience 3): the healthy run's
+effective rank stays above 0.39 of its highest; without the predictor or without the
+stop-gradient it falls below a quarter of it and the monitor warns (steps 24-26 of 48),
+naming that cause.
 """
 
 from __future__ import annotations
 
-import itertools
+import importlib.util
 import json
-import logging
 import re
 from pathlib import Path
 
@@ -20,106 +20,30 @@ import pytest
 
 pytest.importorskip("lightning")
 
-import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import CSVLogger
-from sklearn.datasets import load_digits
-from torch import nn
 
 from nocollapse.cli.main import main
 from nocollapse.lightning import CollapseCallback
 from nocollapse.monitor import MonitorInputError
 from nocollapse.runio import read_metrics
 
-EPOCHS, BATCH, IMAGES = 6, 64, 512  # 8 steps an epoch
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_loop.py"
+_spec = importlib.util.spec_from_file_location("own_loop", EXAMPLE)
+assert _spec is not None and _spec.loader is not None
+own_loop = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(own_loop)
+SimSiam = own_loop.SimSiam
+
+EPOCHS = 6
+STEPS = EPOCHS * own_loop.IMAGES // own_loop.BATCH
 
 
-class NegativeCosineSimilarity(nn.Module):
-    def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        return -nn.functional.cosine_similarity(x0, x1, dim=1).mean()
-
-
-def _mlp(sizes: list[int], last_bn: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        last = i == len(sizes) - 2
-        layers.append(nn.Linear(a, b, bias=last and not last_bn))
-        if not last or last_bn:
-            layers.append(nn.BatchNorm1d(b))
-        if not last:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-class SimSiam(pl.LightningModule):
-    def __init__(self, predictor: bool = True, stop_gradient: bool = True,
-                 output: str = "views") -> None:
-        super().__init__()
-        self.backbone = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2))
-        self.projection_head = _mlp([128, 64, 64, 32], last_bn=True)
-        self.prediction_head = _mlp([32, 16, 32], last_bn=False) if predictor else nn.Identity()
-        self.criterion = NegativeCosineSimilarity()
-        self.stop_gradient, self.output = stop_gradient, output
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.backbone(x).flatten(start_dim=1)
-        z = self.projection_head(f)
-        p = self.prediction_head(z)
-        if self.stop_gradient:
-            z = z.detach()
-        return z, p
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> object:
-        x0, x1 = batch
-        z0, p0 = self.forward(x0)
-        z1, p1 = self.forward(x1)
-        loss = 0.5 * (self.criterion(z0, p1) + self.criterion(z1, p0))
-        return loss if self.output == "loss" else {"loss": loss, "z1": z0, "z2": z1}
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.5, momentum=0.9, weight_decay=5e-4)
-
-
-class TwoViews(torch.utils.data.Dataset):
-    """Two augmented views of each digit: a shift of up to a pixel, contrast, noise."""
-
-    def __init__(self) -> None:
-        images = load_digits().images[:IMAGES]
-        self.images = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
-        self.generator = torch.Generator().manual_seed(0)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def _view(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.generator
-        x = torch.roll(x, shifts=torch.randint(-1, 2, (2,), generator=g).tolist(), dims=(1, 2))
-        contrast = 0.6 + 0.8 * torch.rand(1, generator=g)
-        return x * contrast + 0.1 * torch.randn(x.shape, generator=g)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._view(self.images[i]), self._view(self.images[i])
-
-
-def _fit(tmp_path: Path, name: str, module: SimSiam, **options: object
-         ) -> tuple[pl.Trainer, CollapseCallback]:
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+def _fit(tmp_path: Path, name: str, module: object, **options: object
+         ) -> tuple[object, CollapseCallback]:
     torch.manual_seed(0)
-    callback = CollapseCallback(tmp_path / name, every=2, patience=3, tensorboard=False,
-                                **options)  # type: ignore[arg-type]
-    trainer = pl.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=1,
-                         logger=CSVLogger(tmp_path / "csv", name=name),
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[callback])
-    loader = torch.utils.data.DataLoader(TwoViews(), batch_size=BATCH, shuffle=True,
-                                         drop_last=True,
-                                         generator=torch.Generator().manual_seed(0))
-    torch.manual_seed(0)
-    trainer.fit(module, loader)
-    return trainer, callback
+    return own_loop.lightning_run(tmp_path / name, module, EPOCHS,
+                                  logger=CSVLogger(tmp_path / "csv", name=name), **options)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +65,7 @@ def _warnings(run: Path) -> list[dict]:
 def test_healthy_run_gives_no_warning(runs: dict[str, Path]) -> None:
     assert _warnings(runs["healthy"]) == []
     steps = [r["step"] for r in read_metrics(runs["healthy"])]
-    assert steps[0] == 1 and steps[-1] == EPOCHS * IMAGES // BATCH  # every step was seen
+    assert steps[0] == 1 and steps[-1] == STEPS  # every step was seen
     assert len(read_metrics(runs["healthy"] / "spectra.jsonl")) == EPOCHS
 
 
@@ -152,11 +76,11 @@ def test_healthy_run_gives_no_warning(runs: dict[str, Path]) -> None:
 def test_broken_module_warns_naming_its_cause(runs: dict[str, Path], case: str, named: str,
                                              not_named: str) -> None:
     warnings = _warnings(runs[case])
-    assert warnings, f"{case} did not warn within {EPOCHS * IMAGES // BATCH} steps"
+    assert warnings, f"{case} did not warn within {STEPS} steps"
     first = warnings[0]
     causes = " ".join(first["likely_causes"])
     assert named in causes and not_named not in causes, causes
-    assert first["step"] < EPOCHS * IMAGES // BATCH
+    assert first["step"] < STEPS
 
 
 def test_report_draws_every_run(runs: dict[str, Path], tmp_path: Path,
@@ -181,7 +105,7 @@ def test_stop_on_collapse_stops_the_trainer_at_the_warning(tmp_path: Path) -> No
     torch.set_num_threads(1)
     trainer, _ = _fit(tmp_path, "stop", SimSiam(predictor=False), stop_on_collapse=True)
     warning = _warnings(tmp_path / "stop")[0]
-    assert trainer.global_step == warning["step"] < EPOCHS * IMAGES // BATCH
+    assert trainer.global_step == warning["step"] < STEPS
     summary = json.loads((tmp_path / "stop" / "summary.json").read_text())
     assert summary["stopped"] == f"collapse at step {warning['step']}"
 
@@ -190,3 +114,37 @@ def test_a_training_step_without_the_views_is_refused_by_name(tmp_path: Path) ->
     expected = re.escape("return {'loss': loss, 'z1': z1, 'z2': z2}")
     with pytest.raises(MonitorInputError, match=expected):
         _fit(tmp_path, "bad", SimSiam(output="loss"))
+
+
+def test_the_docs_plain_loop_example_writes_the_predictor_spectra(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    monitor = own_loop.plain_loop(tmp_path / "plain", epochs=2)
+    assert monitor.warnings == []
+    spectra = read_metrics(tmp_path / "plain" / "spectra.jsonl")
+    assert [s["epoch"] for s in spectra] == [1, 2]
+    assert len(spectra[-1]["Wp_eigenvalues"]) == 32 and "alignment" in spectra[-1]
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["step"] == 16
+
+
+def test_a_resumed_fit_restores_the_monitor_from_lightnings_checkpoint(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    torch.set_num_threads(1)
+
+    def fit(epochs: int, ckpt_path: str | None) -> CollapseCallback:
+        callback = CollapseCallback(tmp_path / "run", every=2, tensorboard=False)
+        saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False,
+                             enable_progress_bar=False, enable_model_summary=False,
+                             callbacks=[callback, saver])
+        trainer.fit(SimSiam(predictor=False), own_loop.loader(), ckpt_path=ckpt_path)
+        return callback
+
+    first = fit(2, None)
+    assert first.monitor is not None
+    peak, last = first.monitor.core.warning.peak_rank, first.monitor.last_step
+    second = fit(3, str(tmp_path / "ckpt" / "last.ckpt"))
+    assert second.monitor is not None and second.monitor.core.warning.peak_rank >= peak > 0
+    steps = [r["step"] for r in read_metrics(tmp_path / "run")]
+    assert steps == sorted(set(steps)) and steps[-1] == 3 * 8 and last == 16

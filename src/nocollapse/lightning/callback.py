@@ -55,16 +55,20 @@ class CollapseCallback(pl.Callback):
         self.stopped_at: int | None = None
 
     # -- Lightning hooks ------------------------------------------------------------------------
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or not trainer.is_global_zero or self.monitor is not None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after Lightning restored a checkpoint (load_state_dict): a resumed fit continues
+        # the run directory and the monitor's state
+        if not trainer.is_global_zero:
             return
         if self.run_dir is None:
             root = trainer.log_dir or trainer.default_root_dir
             self.run_dir = Path(root) / "nocollapse"
-        self.monitor = Monitor(self.run_dir, resume=trainer.ckpt_path is not None,
-                               stop_on_collapse=False, **self.options)
+        resume = self._saved_state is not None
+        self.monitor = Monitor(self.run_dir, resume=resume, stop_on_collapse=False,
+                               **self.options)
         if self._saved_state is not None:
             self.monitor.load_state_dict(self._saved_state)
+            self._saved_state = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -98,13 +102,9 @@ class CollapseCallback(pl.Callback):
         return {} if self.monitor is None else self.monitor.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if not state_dict:
-            return
-        if self.monitor is not None:
-            self.monitor.load_state_dict(state_dict)
-        else:
+        if state_dict:  # applied when the fit starts
             self._saved_state = state_dict
-        self._last_step = int(state_dict.get("last_step") or -1)
+            self._last_step = int(state_dict.get("last_step") or -1)
 
     # -- helpers ------------------------------------------------------------------------
     def _observe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
