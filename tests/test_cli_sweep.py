@@ -155,7 +155,9 @@ def test_the_submitit_local_executor_runs_the_job_array(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("submitit")
     out = tmp_path / "slurm-sweep"
-    args = ["sweep", "--out", str(out), "--grid", "optim.weight_decay=5e-4", *CELL_ARGS,
+    sweep_file = tmp_path / "sweep.yaml"  # the axes from a sweep file this time
+    sweep_file.write_text("base:\n  optim: {lr: 0.05}\naxes:\n  optim.weight_decay: [5.0e-4]\n")
+    args = ["sweep", "--out", str(out), "--file", str(sweep_file), *CELL_ARGS,
             "--launcher", "slurm", "--slurm-cluster", "local", "--time", "5"]
     code, err = run_cli(args, capsys)
     assert code == 0, err
@@ -167,3 +169,18 @@ def test_the_submitit_local_executor_runs_the_job_array(
     assert torch.load(out / "cells" / "weight_decay=0.0005" / "checkpoints" / "last.pt",
                       weights_only=True)["finished"] is True
     assert set(TIMING_KEYS) <= set(table["cells"][0])
+    config = (out / "cells" / "weight_decay=0.0005" / "config.yaml").read_text()
+    assert "lr: 0.05" in config  # the file's base reached the cell
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("axes:\n  optim.lr: []\n", "axis optim.lr must be a non-empty list"),
+    ("base: {}\naxis:\n  optim.lr: [0.1]\n", "unknown top-level key(s) ['axis']"),
+    ("axes:\n  optim.lr: [0.1]\nbase:\n  optim: {lrr: 1}\n", "unknown config key 'optim.lrr'"),
+])
+def test_a_bad_sweep_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                     text: str, phrase: str) -> None:
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(text)
+    assert_refused(["sweep", "--out", str(tmp_path / "s"), "--file", str(sweep_file),
+                    *CELL_ARGS], capsys, tmp_path, phrase)

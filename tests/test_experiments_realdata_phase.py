@@ -22,3 +22,7 @@ def test_realdata_phase_small_measures_every_claim(tmp_path: Path) -> None:
     # every figure in a claim is measured: each cell is a run directory with its outcome
     assert len(list(tmp_path.glob("*/cells/*/outcome.json"))) == 18
     assert (tmp_path / "byol-linear" / "sweep.json").is_file()
+    assert result.figures == ["directpred/report/phase_diagram.png",
+                              "byol-linear/report/phase_diagram.png"]
+    assert all((tmp_path / figure).stat().st_size > 1000 for figure in result.figures)
+    assert not list(tmp_path.glob("*/cells/*/checkpoints"))  # kept out of the docs' folder

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from nocollapse.diagnostics import critical_eta
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
+from nocollapse.report.sweep import build_sweep_report
 from nocollapse.sweep import SweepRequest, SweepSpec, parse_axis, run_sweep
 from nocollapse.sweep.spec import cores
 from nocollapse.sweep.table import spearman
@@ -87,6 +89,13 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
         request = SweepRequest(SweepSpec(_base(method, learner, size, seed), axes),
                                out / label, workers=min(2, cores()))
         table = run_sweep(request)
+        # the table needs each cell's records only; checkpoints (MBs per cell) would bloat
+        # docs/reproductions. A rerun still skips the cells: their outcome.json is kept.
+        for checkpoints in (out / label / "cells").glob("*/checkpoints"):
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        build_sweep_report(out / label, out / label / "report")
+        figure = "phase_diagram.png" if len(axes) > 1 else "sweep_curves.png"
+        result.figures.append(f"{label}/report/{figure}")
         cells = table["cells"]
         every += cells
         result.tables.append(_grid_table(label, cells, grid))
