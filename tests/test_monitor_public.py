@@ -140,6 +140,9 @@ def test_other_bad_input_is_refused_by_name(tmp_path: Path) -> None:
     monitor.observe(3, z, z)
     with pytest.raises(MonitorInputError, match="step=3 is not after"):
         monitor.observe(3, z, z)
+    monitor.end_epoch(1)
+    with pytest.raises(MonitorInputError, match="epoch=1 must be a whole number >= 2"):
+        monitor.end_epoch(1)
     with pytest.raises(ConfigError, match="unknown monitor option evry"):
         Monitor(tmp_path / "new", evry=5)
     with pytest.raises(ConfigError, match=r"monitor\.patience"):

@@ -105,6 +105,7 @@ class Monitor:
         self._seconds = 0.0  # from earlier sessions (resume)
         self.last_step: int | None = None
         self.epoch = 0
+        self._last_epoch: int | None = None  # the last end_epoch's argument
         self.stopped: str | None = None
         self._loss_sum: torch.Tensor | float = 0.0
         self._loss_count = 0
@@ -178,10 +179,12 @@ class Monitor:
 
     def end_epoch(self, epoch: int) -> None:
         """Append the epoch's spectra line (``F_hat``, ``Wp``, the last batch) and start anew."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch <= self.epoch - 1:
-            raise MonitorInputError(f"epoch={epoch!r} must be a whole number >= {self.epoch}")
+        low = 0 if self._last_epoch is None else self._last_epoch + 1
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < low:
+            raise MonitorInputError(f"epoch={epoch!r} must be a whole number >= {low} (each "
+                                    "epoch ends once, in order)")
         self.core.on_epoch_end(epoch, self, self.run_dir)
-        self.epoch = epoch
+        self.epoch = self._last_epoch = epoch
         self._f_sum, self._f_count = None, 0
 
     def close(self, stopped: str | None = None) -> None:
@@ -231,6 +234,7 @@ class Monitor:
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed loop needs to warn as an uninterrupted one (torch.save-able)."""
         return {"core": self.core.state_dict(), "last_step": self.last_step, "epoch": self.epoch,
+                "last_epoch": self._last_epoch,
                 "loss_sum": float(self._loss_sum), "loss_count": self._loss_count,
                 "f_sum": None if self._f_sum is None else self._f_sum.cpu(),
                 "f_count": self._f_count, "seconds": self.seconds,
@@ -241,6 +245,7 @@ class Monitor:
         self.core.warning.context.update(state.get("context", {}))
         self.core.load_state_dict(state["core"])
         self.last_step, self.epoch = state["last_step"], int(state["epoch"])
+        self._last_epoch = state.get("last_epoch")
         self._loss_sum, self._loss_count = float(state["loss_sum"]), int(state["loss_count"])
         self._f_sum, self._f_count = state.get("f_sum"), int(state.get("f_count", 0))
         self._seconds, self._started = float(state.get("seconds", 0.0)), time.monotonic()
