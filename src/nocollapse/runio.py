@@ -24,7 +24,9 @@ module is the one place a reader of a run directory learns its format
     Wp_asymmetry, Wp_in_F_basis, commutator, alignment, Z_eigenvalues, summary``
     (lists descending; ``Wp_in_F_basis``: ``u_j^T Wp u_j`` for ``F_hat``'s eigenvectors
     ``u_j``, in the order of ``F_eigenvalues``; a key is absent when the learner has no
-    such matrix).
+    such matrix, and then ``skipped`` maps the missing predictor keys to the reason).
+    ``nocollapse.Monitor`` (a user's own loop) writes the same files, ``config.yaml``
+    with ``command: monitor``.
 ``warnings.jsonl`` (:data:`WARNINGS_FILE`)
     One line per collapse warning: ``step, message, reasons, collapse_level,
     effective_rank, consecutive_logs, likely_causes``.

@@ -19,7 +19,7 @@ import torch
 
 from nocollapse.monitor import Monitor, MonitorInputError
 
-Views = Callable[[Any, Any, "pl.LightningModule"], tuple[torch.Tensor, torch.Tensor]]
+ViewsFunction = Callable[[Any, Any, "pl.LightningModule"], tuple[torch.Tensor, torch.Tensor]]
 PREDICTOR_ATTRIBUTES = ("prediction_head", "predictor")  # lightly's name, then the common one
 LOG_PREFIX = "nocollapse/"
 
@@ -40,7 +40,7 @@ class CollapseCallback(pl.Callback):
     fields (``every``, ``patience``, ``rank_drop``, ...).
     """
 
-    def __init__(self, run_dir: str | Path | None = None, *, views: Views | None = None,
+    def __init__(self, run_dir: str | Path | None = None, *, views: ViewsFunction | None = None,
                  predictor: str | torch.nn.Module | None = "auto",
                  stop_gradient: bool | Literal["auto"] | None = "auto",
                  stop_on_collapse: bool = False, **options: Any) -> None:
