@@ -423,16 +423,58 @@ def test_monitor_estimates_sigma2_and_tau_and_the_warning_quotes_eta_over_eta_c(
         record = {"tau": 0.0}
         monitor.on_log(step, _output(mean + noise[0], mean + noise[1]), Learner(), record)
         records.append(record)
-    assert "sigma2_est" not in records[0]  # the growth needs two logs
-    sigma2 = float(np.median([r["sigma2_est"] for r in records[1:]]))
+    sigma2 = float(np.median([r["sigma2_est"] for r in records]))
     assert sigma2 == pytest.approx(0.25, rel=0.15)
-    assert all(r["tau_est"] == 1.0 for r in records[1:])
+    assert all(r["tau_est"] == 1.0 for r in records)  # no target given, no EMA: SimSiam
+    assert all("scale_est" not in r for r in records)  # the stand-in has no output layer
     for step in range(6, 10):
         monitor.on_log(step, _collapsed(), Learner(), {"tau": 0.0})
     cause = " ".join(monitor.warnings[0]["likely_causes"])
     assert "above" in cause and "estimated from this run" in cause
     quoted = float(cause.split("eta/eta_c = ")[1].split(")")[0])
     assert quoted == pytest.approx(0.5 / critical_eta(sigma2), rel=1e-2)
+
+
+class LinearLearner(Learner):
+    """A linear encoder ``z = h W^T`` whose loss is the theory's one-direction L2."""
+
+    def __init__(self, W: torch.Tensor) -> None:
+        super().__init__()
+        self.W = W
+
+    def output_layer(self) -> tuple[torch.Tensor, None]:
+        return self.W, None
+
+    def loss_gain(self) -> tuple[float, bool]:
+        return 1.0, False
+
+
+def test_monitor_reads_tau_and_the_data_scale_off_a_linear_ema_run(tmp_path: Path) -> None:
+    # inputs of variance x = 4 with augmentation noise sigma^2 = 0.25 of it; the target is
+    # Wa = 0.9 W (tian2021's tau); weight decay 0.5: eta_c = 4 * 0.81 / (4 * 1.25) = 0.648
+    generator = torch.Generator().manual_seed(2)
+    W = torch.randn(D, 24, generator=generator, dtype=torch.float64)
+    monitor = CollapseMonitor(MonitorConfig(every=1, patience=3, tensorboard=False), tmp_path,
+                              {"weight_decay": 0.5}, Console(file=io.StringIO(), width=300))
+    records = []
+    for step in range(1, 11):
+        h = 2.0 * torch.randn(1024, 24, generator=generator, dtype=torch.float64)
+        v1, v2 = (h + torch.randn(1024, 24, generator=generator, dtype=torch.float64)
+                  for _ in range(2))
+        z1, z2 = v1 @ W.T, v2 @ W.T
+        output = StepOutput(torch.tensor(0.0), z1, z2, z1, z2, 0.9 * z1, 0.9 * z2)
+        record: dict[str, float] = {"tau": 0.99}
+        monitor.on_log(step, output, LinearLearner(W), record)
+        records.append(record)
+    assert all(r["tau_est"] == pytest.approx(0.9, abs=1e-12) for r in records)
+    scale = float(np.median([r["scale_est"] for r in records]))
+    # a mean of 1024 products each log, the median of ten: well within 10 % of x = 4
+    assert scale == pytest.approx(4.0, rel=0.1)
+    context = monitor.warning.context
+    assert context["data_scale"] == pytest.approx(4.0, rel=0.1)
+    assert context["tau"] == pytest.approx(0.9)
+    cause = likely_causes(context)[0]
+    assert "below" in cause and "x=" in cause  # 0.5 < 0.648; x = 1 would have said above
 
 
 def test_monitor_keeps_a_sigma2_the_caller_gave(tmp_path: Path) -> None:

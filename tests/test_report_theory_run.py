@@ -50,6 +50,23 @@ def test_eta_over_eta_c_table_uses_the_run_weight_decay_and_estimates(tmp_path: 
     assert rows[1]["ratio"] == pytest.approx(0.01 / critical_eta(rows[1]["sigma2"], 0.9))
 
 
+def test_eta_c_carries_the_logged_data_scale(tmp_path: Path) -> None:
+    run_dir = _run_dir(tmp_path, 0.5)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    # epoch 1 logs x = 4 (3.9 / 4.1 around it: the median is 4), epoch 0 logs none
+    logged = [{**json.loads(line), **({"scale_est": 4.0 + 0.1 * (k % 3 - 1)} if k >= 9 else {})}
+              for k, line in enumerate(lines)]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in logged))
+    rows = critical_decay_rows(load_run(run_dir))
+    assert np.isnan(rows[0]["scale"])  # not measured: read as x = 1
+    assert rows[0]["eta_c"] == pytest.approx(critical_eta(rows[0]["sigma2"], 0.9))
+    assert rows[1]["scale"] == pytest.approx(4.0)
+    # 4x the data scale: 4x the critical decay (tian2021 with X = x I), a quarter the ratio
+    assert rows[1]["ratio"] == pytest.approx(0.01 / (4 * critical_eta(rows[1]["sigma2"], 0.9)))
+    text = build_report([run_dir], tmp_path / "report").markdown.read_text()
+    assert "| x est. |" in text and "| 1 | 10 | 4 |" in text
+
+
 def test_runs_without_predictor_spectra_get_no_section(tmp_path: Path) -> None:
     run = tmp_path / "mlp-run"
     run.mkdir()

@@ -11,8 +11,8 @@ module is the one place a reader of a run directory learns its format
 ``metrics.jsonl`` (:data:`METRICS_FILE`)
     One JSON object a line, appended as the run goes. Training log lines carry
     ``step, epoch, loss, lr, tau, images_per_s, threads`` and, with the monitor, the keys of
-    :data:`MONITOR_KEYS` and, from the second diagnostics on, :data:`ESTIMATE_KEYS`
-    (``sigma^2`` and the theory's ``tau`` estimated from the run,
+    :data:`MONITOR_KEYS`, :data:`ESTIMATE_KEYS` and :data:`SCALE_KEY`
+    (``sigma^2``, the theory's ``tau`` and the data scale ``x`` estimated from the run,
     docs/theory.md#theory-in-a-run; ``tau`` itself is the EMA momentum); k-NN lines
     ``step, epoch, knn_accuracy, train_seconds`` (``eval.knn_every`` on the monitor
     subsets; ``final: true`` on the last, the standard protocol's headline figure on the
@@ -96,6 +96,9 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FIL
 MONITOR_KEYS = ("embedding_std", "collapse_level", "effective_rank", "participation_ratio",
                 "dims_above", "rankme", "alignment")
 ESTIMATE_KEYS = ("sigma2_est", "tau_est")
+# the data scale x of eta_c = x tau^2 / (4 (1 + sigma^2)); absent for learners without
+# output_layer()/loss_gain() and in runs written before it was measured
+SCALE_KEY = "scale_est"
 # spectra.jsonl fields that hold a list of numbers, and the one that holds a (d, d) matrix
 SPECTRA_VECTOR_KEYS = ("F_eigenvalues", "Wp_eigenvalues", "Z_eigenvalues", "Wp_in_F_basis")
 SPECTRA_MATRIX_KEY = "alignment"

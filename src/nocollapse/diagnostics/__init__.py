@@ -33,6 +33,12 @@ from nocollapse.diagnostics.linear_theory import (
     predictor_in_basis,
     target_ratio,
 )
+from nocollapse.diagnostics.run_estimates import (
+    ESTIMATE_WINDOW,
+    data_scale,
+    smoothed,
+    target_online_ratio,
+)
 from nocollapse.diagnostics.spectrum import (
     dims_above,
     effective_rank,
@@ -42,6 +48,7 @@ from nocollapse.diagnostics.summary import summarize, summarize_linear
 from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein_uniformity
 
 __all__ = [
+    "ESTIMATE_WINDOW",
     "PowerLaw",
     "alignment_matrix",
     "alpha_req",
@@ -52,6 +59,7 @@ __all__ = [
     "correlation",
     "correlation_eigenvalues",
     "critical_eta",
+    "data_scale",
     "dims_above",
     "effective_rank",
     "eigen_alignment",
@@ -65,9 +73,11 @@ __all__ = [
     "predictor_spectrum",
     "rankme",
     "singular_values",
+    "smoothed",
     "summarize",
     "summarize_linear",
     "symmetric_part",
+    "target_online_ratio",
     "target_ratio",
     "view_alignment",
     "wang_isola_uniformity",

@@ -5,8 +5,9 @@ docs/theory.md#theory-in-a-run. tian2021 observes that an SGD-trained linear pre
 predictor's eigenvalues follow ``p_j ~ s_j^(1/2)`` (DirectPred builds ``Wp`` that way).
 :func:`predictor_in_basis` and :func:`power_law_fit` measure it on any ``F``, ``Wp``.
 :func:`critical_eta` is the one definition of the weight decay above which every mode
-collapses; :func:`augmentation_ratio` and :func:`target_ratio` estimate its inputs
-``sigma^2`` and ``tau`` from a run.
+collapses; :func:`augmentation_ratio` estimates its input ``sigma^2`` from a run
+(``x`` and ``tau``: :mod:`nocollapse.diagnostics.run_estimates`); :func:`target_ratio` is
+the EMA's steady-state ``tau`` of the theory's equation.
 """
 
 from __future__ import annotations
@@ -23,22 +24,29 @@ from nocollapse.errors import ConfigError
 
 
 @overload
-def critical_eta(sigma2: float, tau: float = 1.0) -> float: ...
+def critical_eta(sigma2: float, tau: float = 1.0, data_scale: float = 1.0) -> float: ...
 
 
 @overload
-def critical_eta(sigma2: np.ndarray, tau: float = 1.0) -> np.ndarray: ...
+def critical_eta(sigma2: np.ndarray, tau: float = 1.0, data_scale: float = 1.0
+                 ) -> np.ndarray: ...
 
 
-def critical_eta(sigma2: float | np.ndarray, tau: float = 1.0) -> float | np.ndarray:
-    """``eta_c = tau^2 / (4 (1 + sigma^2))`` (docs/theory.md#tian2021-threshold).
+def critical_eta(sigma2: float | np.ndarray, tau: float = 1.0,
+                 data_scale: float = 1.0) -> float | np.ndarray:
+    """``eta_c = x tau^2 / (4 (1 + sigma^2))`` (docs/theory.md#tian2021-threshold).
 
-    Above it the third-order mode dynamics ``dp/dt = p^2 [tau - (1+sigma^2) p] - eta p``
-    has no non-zero fixed point: every mode collapses. ``sigma2`` (float or array,
+    With inputs ``X = x I`` and augmentation ``X' = sigma^2 X`` the third-order mode
+    dynamics is ``dp/dt = x p^2 [tau - (1+sigma^2) p] - eta p``; above ``eta_c`` it has
+    no non-zero fixed point: every mode collapses. ``sigma2`` (float or array,
     broadcast): augmentation variance relative to the data's; ``tau``: target/online
-    weight ratio (1 for SimSiam). Returns a float for a float ``sigma2``.
+    weight ratio (1 for SimSiam); ``data_scale``: ``x`` (1: the unit-variance inputs of
+    the theory's statement; a run's is :func:`~nocollapse.diagnostics.data_scale`).
+    Returns a float for a float ``sigma2``.
     """
-    value = tau**2 / (4.0 * (1.0 + np.asarray(sigma2, dtype=float)))
+    if not data_scale > 0:
+        raise ConfigError(f"data_scale={data_scale!r} must be > 0 (the inputs' variance)")
+    value = data_scale * tau**2 / (4.0 * (1.0 + np.asarray(sigma2, dtype=float)))
     return float(value) if np.ndim(value) == 0 else value
 
 
@@ -117,7 +125,10 @@ def target_ratio(momentum: float, growth: float) -> float:
     momentum`` per step and ``growth = d log s/dt`` per step (of the online embeddings'
     squared scale) is stationary at ``tau = beta / (beta + growth/2)``. ``momentum = 0``
     (SimSiam: the target is the online network) gives 1. ``nan`` when ``beta +
-    growth/2 <= 0`` (the online network shrinks faster than the EMA follows).
+    growth/2 <= 0`` (the online network shrinks faster than the EMA follows). The theory's
+    formula, kept for it; a run's ``tau`` is measured directly by
+    :func:`~nocollapse.diagnostics.target_online_ratio` (a growth read off a few noisy
+    logs made this steady state swing between 0.06 and 1.24 from one epoch to the next).
     """
     if not 0.0 <= momentum < 1.0:
         raise ConfigError(f"EMA momentum={momentum!r} must lie in [0, 1)")

@@ -116,9 +116,9 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
     if decay:
         result.tables.append(Table(
             "weight decay against the estimated critical value, per epoch",
-            ["epoch", "sigma^2 est.", "tau est.", "eta_c", "eta / eta_c"],
-            [[str(r["epoch"]), f"{r['sigma2']:.3g}", f"{r['tau']:.3g}", f"{r['eta_c']:.3g}",
-              f"{r['ratio']:.3g}"] for r in decay]))
+            ["epoch", "x est.", "sigma^2 est.", "tau est.", "eta_c", "eta / eta_c"],
+            [[str(r["epoch"]), f"{r['scale']:.3g}", f"{r['sigma2']:.3g}", f"{r['tau']:.3g}",
+              f"{r['eta_c']:.3g}", f"{r['ratio']:.3g}"] for r in decay]))
     figure = out / "report" / "byol-linear-predictor_spectrum.png"
     if figure in report.files:
         result.figures.append("report/byol-linear-predictor_spectrum.png")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -40,7 +40,11 @@ class LossEntry:
     ``needs_matrix``: the learner passes the predictor matrix ``Wp``;
     ``needs_spectral``: only a closed-form (spectral) predictor makes sense with it;
     ``detaches_target``: the loss stops the target's gradient itself, so the
-    no-stop-gradient ablation would change nothing.
+    no-stop-gradient ablation would change nothing;
+    ``gain``: its gradient with respect to ``p`` over the theory's, ``1/2 ||p - z||^2``
+    (``normalised=False``) or ``1 - cos(p, z)`` (``normalised=True``: a gradient that
+    carries ``1 / (|p| |z|)``); both read by ``eta / eta_c``
+    (docs/theory.md#theory-in-a-run).
     """
 
     fn: Callable[[Direction], torch.Tensor]
@@ -48,6 +52,8 @@ class LossEntry:
     needs_matrix: bool = False
     needs_spectral: bool = False
     detaches_target: bool = False
+    gain: float = 1.0
+    normalised: bool = False
 
 
 def _isoloss_cosine(d: Direction) -> torch.Tensor:
@@ -58,21 +64,24 @@ def _isoloss_cosine(d: Direction) -> torch.Tensor:
 
 # "isoloss-cosine" is the Iso form of "normalized-l2" (2 - 2 cos).
 LOSSES: dict[str, LossEntry] = {
-    "l2": LossEntry(lambda d: l2_loss(d.p, d.target), "the theory's mean ||p - z||^2"),
+    "l2": LossEntry(lambda d: l2_loss(d.p, d.target), "the theory's mean ||p - z||^2",
+                    gain=2.0),
     "normalized-l2": LossEntry(lambda d: normalized_l2_loss(d.p, d.target),
-                               "BYOL's 2 - 2 cos(p, z)"),
-    "cosine": LossEntry(lambda d: cosine_loss(d.p, d.target), "SimSiam's -cos(p, z)"),
+                               "BYOL's 2 - 2 cos(p, z)", gain=2.0, normalised=True),
+    "cosine": LossEntry(lambda d: cosine_loss(d.p, d.target), "SimSiam's -cos(p, z)",
+                        normalised=True),
     "isoloss-l2": LossEntry(lambda d: isoloss_l2(d.z, d.target, d.p),
                             "IsoLoss surrogate of l2", needs_spectral=True,
-                            detaches_target=True),
+                            detaches_target=True, gain=2.0),
     "isoloss-cosine": LossEntry(_isoloss_cosine, "IsoLoss surrogate of normalized-l2",
-                                needs_matrix=True, needs_spectral=True, detaches_target=True),
+                                needs_matrix=True, needs_spectral=True, detaches_target=True,
+                                gain=2.0, normalised=True),
 }
 
 
 def register_loss(name: str, fn: Callable[[Direction], torch.Tensor], help: str,
-                  **flags: bool) -> LossEntry:
-    """Add loss ``name``; ``flags`` are :class:`LossEntry`'s ``needs_*`` switches."""
+                  **flags: Any) -> LossEntry:
+    """Add loss ``name``; ``flags`` are :class:`LossEntry`'s switches (``needs_*``, ``gain``)."""
     if name in LOSSES:
         raise ConfigError(f"loss {name!r} is already registered")
     entry = LossEntry(fn, help, **flags)

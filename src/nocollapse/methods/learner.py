@@ -43,13 +43,19 @@ def backbone_width(backbone: nn.Module, in_channels: int, image_size: int) -> in
 
 
 class StepOutput(NamedTuple):
-    """One training step: the loss (with graph) and detached embeddings for diagnostics."""
+    """One training step: the loss (with graph) and detached embeddings for diagnostics.
+
+    ``t1, t2``: the target branch's outputs on views 1 and 2 (``None`` when a learner
+    does not give them), read by the monitor's ``tau`` estimate.
+    """
 
     loss: torch.Tensor
     z1: torch.Tensor
     z2: torch.Tensor
     p1: torch.Tensor
     p2: torch.Tensor
+    t1: torch.Tensor | None = None
+    t2: torch.Tensor | None = None
 
 
 def cosine_tau(progress: float, base_tau: float, final_tau: float) -> float:
@@ -108,7 +114,8 @@ class SiameseLearner(nn.Module):
         loss = self._loss(z1, z2, p1, p2, t1, t2)
         if self.training and not self._observe_first:  # after the predictor and its matrix
             self._observe(z1, z2)
-        return StepOutput(loss, z1.detach(), z2.detach(), p1.detach(), p2.detach())
+        return StepOutput(loss, z1.detach(), z2.detach(), p1.detach(), p2.detach(),
+                          t1.detach(), t2.detach())
 
     def _observe(self, z1: torch.Tensor, z2: torch.Tensor) -> None:
         """F_hat sees training batches only, never evaluation ones."""
@@ -179,6 +186,36 @@ class SiameseLearner(nn.Module):
         if isinstance(self.predictor, MatrixPredictor):
             return self.predictor.matrix().detach()
         return None
+
+    @torch.no_grad()
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(W, b)`` of the projector's last linear map, ``z = W h + b`` (detached).
+
+        With the last BatchNorm (SimSiam; no affine parameters) folded in from its
+        running statistics: ``W / sd`` and ``(b - mean) / sd``, ``sd = sqrt(var + eps)``.
+        The linear theory's ``x`` is measured along it (docs/theory.md#theory-in-a-run).
+        """
+        layers = list(self.projector.net)
+        index = max(i for i, m in enumerate(layers) if isinstance(m, nn.Linear))
+        linear = cast(nn.Linear, layers[index])
+        weight = linear.weight.detach()
+        bias = None if linear.bias is None else linear.bias.detach()
+        norm = layers[index + 1] if index + 1 < len(layers) else None
+        if isinstance(norm, nn.BatchNorm1d) and norm.running_var is not None:
+            sd = (norm.running_var + norm.eps).sqrt()
+            mean = cast(torch.Tensor, norm.running_mean)
+            bias = ((torch.zeros_like(mean) if bias is None else bias) - mean) / sd
+            weight = weight / sd[:, None]
+        return weight, bias
+
+    def loss_gain(self) -> tuple[float, bool]:
+        """The loss's gradient over the theory's one-direction loss, and whether normalised.
+
+        The registry's ``gain`` times 2 when the two view directions are summed
+        (docs/theory.md#theory-in-a-run).
+        """
+        entry = LOSSES[self.config.loss]
+        return entry.gain * (2.0 if self.config.symmetric else 1.0), entry.normalised
 
     def correlation(self) -> torch.Tensor | None:
         """The running ``F_hat`` of online projector outputs."""

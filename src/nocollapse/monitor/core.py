@@ -14,11 +14,11 @@ training. :class:`nocollapse.train` uses it as a training-loop callback and
 - ``on_epoch_end`` appends one line to ``spectra.jsonl``: eigenvalues of ``F_hat``,
   of the symmetric part of ``Wp`` and of the batch correlation, the alignment matrix
   ``|u_i^T v_j|`` (for ``d <= alignment_max_dim``) and the full ``summarize`` dict;
-- the run's ``sigma2_est`` (augmentation over data variance of the embeddings) and
-  ``tau_est`` (target/online ratio at the EMA's steady state) go into the same record
-  and, as medians of the last ``ESTIMATE_WINDOW`` logs, into the early warning's
-  context, so its weight-decay cause names ``eta / eta_c``
-  (docs/theory.md#theory-in-a-run);
+- the run's ``sigma2_est`` (augmentation over data variance of the embeddings),
+  ``tau_est`` (target/online output ratio) and ``scale_est`` (the data scale ``x`` of the
+  projector's last layer, times the loss's gain) go into the same record and, as medians
+  of the last ``ESTIMATE_WINDOW`` logs, into the early warning's context, so its
+  weight-decay cause names ``eta / eta_c`` (docs/theory.md#theory-in-a-run);
 - the early warning (:mod:`nocollapse.monitor.warnings`) prints a rich panel, appends
   to ``warnings.jsonl`` and, with ``stop_on_collapse``, raises :class:`CollapseDetected`;
 - the same scalars go to TensorBoard when ``torch.utils.tensorboard`` and the
@@ -33,7 +33,6 @@ training. :class:`nocollapse.train` uses it as a training-loop callback and
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from nocollapse.monitor.measures import SpectralSource, Views, fast_scalars, spe
 from nocollapse.monitor.warnings import CollapseDetected, EarlyWarning
 from nocollapse.runio import (
     ESTIMATE_KEYS,
+    SCALE_KEY,
     SPECTRA_FILE,
     TENSORBOARD_DIR,
     WARNINGS_FILE,
@@ -59,7 +59,7 @@ from nocollapse.runio import (
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-ESTIMATE_WINDOW = 10  # logs whose median sigma2 / tau estimates the warning quotes
+ESTIMATE_WINDOW = diagnostics.ESTIMATE_WINDOW  # logs whose median estimates the warning quotes
 __all__ = [
     "SPECTRA_FILE",
     "CollapseDetected",
@@ -144,8 +144,7 @@ class CollapseMonitor:
         self._batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._tensorboard: SummaryWriter | None = None
         self._tensorboard_tried = False
-        self._scales: deque[tuple[int, float]] = deque(maxlen=ESTIMATE_WINDOW + 1)  # log ||z||^2
-        self._estimates: deque[tuple[float, float]] = deque(maxlen=ESTIMATE_WINDOW)
+        self._estimates: deque[tuple[float, float, float]] = deque(maxlen=ESTIMATE_WINDOW)
 
     # -- callbacks -------------------------------------------------------------------------
     def on_log(self, step: int, output: Views, learner: SpectralSource,
@@ -161,40 +160,49 @@ class CollapseMonitor:
         self.last_step = step
         scalars = fast_scalars(z1, z2)
         record.update(scalars)
-        record.update(self._theory_estimates(step, z1, z2, record.get("tau")))
+        record.update(self._theory_estimates(output, learner, record.get("tau")))
         self._write_tensorboard(step, record)
         alarm = self.warning.update(step, scalars)
         if alarm is not None:
             self._raise_alarm(alarm)
 
-    def _theory_estimates(self, step: int, z1: torch.Tensor, z2: torch.Tensor | None,
+    def _theory_estimates(self, output: Views, learner: SpectralSource,
                           momentum: object) -> dict[str, float]:
-        """``sigma2_est`` and ``tau_est`` of this log; their medians go to the warning."""
+        """``sigma2_est``, ``tau_est``, ``scale_est`` of this log (diagnostics.run_estimates);
+        their medians over the last ``ESTIMATE_WINDOW`` logs go to the warning."""
+        z1, z2 = output.z1, output.z2
         if z2 is None or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
             return {}
-        scale = math.log(max(float(z1.detach().float().pow(2).sum(dim=1).mean()), 1e-30))
-        if self._scales and step <= self._scales[-1][0]:
-            self._scales.clear()  # a resumed or restarted run: start the growth afresh
-        self._scales.append((step, scale))
-        if len(self._scales) < 2:
-            return {}
-        # growth of log ||z||^2 per step over the last ESTIMATE_WINDOW logs (less noisy)
-        (first_step, first), (last_step, last) = self._scales[0], self._scales[-1]
-        growth = (last - first) / (last_step - first_step)
+        t1, t2 = getattr(output, "t1", None), getattr(output, "t2", None)
         sigma2 = diagnostics.augmentation_ratio(z1, z2)
-        tau = diagnostics.target_ratio(float(momentum), growth)
+        tau = (diagnostics.target_online_ratio(z1, t1) if t1 is not None
+               else 1.0 if momentum == 0 else math.nan)
+        scale = math.nan
+        layer, gain = getattr(learner, "output_layer", None), getattr(learner, "loss_gain", None)
+        if callable(layer) and callable(gain):
+            (weight, bias), (factor, normalised) = layer(), gain()
+            target = z2 if t2 is None else t2  # view 1's prediction is compared with view 2's
+            p1 = getattr(output, "p1", None)
+            normalised = normalised and p1 is not None
+            scale = diagnostics.data_scale(z1, z2, weight, bias, gain=factor,
+                                           prediction=p1 if normalised else None,
+                                           target=target if normalised else None)
         if not (math.isfinite(sigma2) and math.isfinite(tau)):
             return {}
-        self._estimates.append((sigma2, tau))
+        self._estimates.append((sigma2, tau, scale))
         self._share_estimates()
-        return dict(zip(ESTIMATE_KEYS, (sigma2, tau), strict=True))
+        out = dict(zip(ESTIMATE_KEYS, (sigma2, tau), strict=True))
+        return out if not math.isfinite(scale) else {**out, SCALE_KEY: scale}
 
     def _share_estimates(self) -> None:
         """The medians of the recent estimates into the warning's context (caller's win)."""
         context = self.warning.context
         if self._estimates and ("sigma2" not in context or context.get("estimated")):
-            context.update(sigma2=statistics.median(e[0] for e in self._estimates),
-                           tau=statistics.median(e[1] for e in self._estimates), estimated=True)
+            sigma2, tau, scale = (diagnostics.smoothed(e[i] for e in self._estimates)
+                                  for i in range(3))
+            context.update(sigma2=sigma2, tau=tau, estimated=True)
+            if math.isfinite(scale):
+                context["data_scale"] = scale
 
     def is_due(self, step: int) -> bool:
         """Whether ``on_log`` at ``step`` computes the diagnostics."""
@@ -236,8 +244,7 @@ class CollapseMonitor:
             None if view is None else view.detach().cpu() for view in self._batch]
         return {"last_step": self.last_step, "streak": self.warning.streak,
                 "fired": self.warning.fired, "peak_rank": float(self.warning.peak_rank),
-                "scales": [[int(k), float(v)] for k, v in self._scales],
-                "estimates": [[float(a), float(b)] for a, b in self._estimates],
+                "estimates": [[float(v) for v in e] for e in self._estimates],
                 "warnings": [dict(w) for w in self.warnings],
                 # the last batch seen: the next spectra line's Z_eigenvalues and summary
                 # when an epoch ends before another log step
@@ -252,10 +259,10 @@ class CollapseMonitor:
         self.warnings = [dict(w) for w in state.get("warnings", [])]
         batch = state.get("batch")
         self._batch = None if not batch else (batch[0], batch[1])
-        self._scales.clear()
-        self._scales.extend((int(k), float(v)) for k, v in state.get("scales", []))
         self._estimates.clear()
-        self._estimates.extend((float(a), float(b)) for a, b in state.get("estimates", []))
+        for entry in state.get("estimates", []):  # (sigma2, tau[, scale]): older runs had two
+            values = [float(v) for v in entry] + [math.nan]
+            self._estimates.append((values[0], values[1], values[2]))
         self._share_estimates()
 
     def close(self) -> None:

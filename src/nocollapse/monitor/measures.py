@@ -19,7 +19,11 @@ from nocollapse import diagnostics
 
 
 class Views(Protocol):
-    """What the monitor reads of a training step: the two views' embeddings ``(B, d)``."""
+    """What the monitor reads of a training step: the two views' embeddings ``(B, d)``.
+
+    Read when present (``getattr``): ``p1`` (view 1's prediction) and ``t1``, ``t2`` (the
+    target branch's outputs), for the ``tau`` and data-scale estimates.
+    """
 
     @property
     def z1(self) -> torch.Tensor: ...

@@ -4,9 +4,10 @@ The likely causes come from the linear theory (docs/theory.md#tian2021):
 without a predictor (``Wp = I``, stop-gradient kept) ``dW/dt = -(X' + eta I) W`` so
 ``W -> 0``; without stop-gradient ``W -> 0`` when ``lambda_min(H) > 0`` (Theorem 2);
 with weight decay ``eta`` every eigenmode collapses when
-``eta > eta_c = tau^2 / (4 (1 + sigma^2))`` (the third-order mode dynamics; one
-definition, :func:`nocollapse.diagnostics.critical_eta`). The monitor estimates
-``sigma^2`` and ``tau`` from the run (docs/theory.md#theory-in-a-run) and says so.
+``eta > eta_c = x tau^2 / (4 (1 + sigma^2))``, ``x`` the data scale (the third-order mode
+dynamics; one definition, :func:`nocollapse.diagnostics.critical_eta`). The monitor
+estimates ``x``, ``sigma^2`` and ``tau`` from the run (docs/theory.md#theory-in-a-run)
+and says so.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
     ``context`` keys (all optional): ``predictor`` (kind, ``"none"`` for no predictor),
     ``stop_gradient`` (bool), ``weight_decay`` (the theory's ``eta``), ``tau`` (target
     ratio, default 1), ``sigma2`` (augmentation variance ``sigma^2``, if known),
-    ``estimated`` (True: ``tau`` and ``sigma2`` were estimated from the run),
-    ``predictor_evidence`` / ``stop_gradient_evidence`` (how an inferred fact was found,
-    quoted after its cause).
+    ``data_scale`` (the theory's ``x``; 1, and said so, when absent), ``estimated``
+    (True: they were estimated from the run), ``predictor_evidence`` /
+    ``stop_gradient_evidence`` (how an inferred fact was found, quoted after its cause).
     """
     causes = []
     if str(context.get("predictor", "")).lower() in {"none", "identity"}:
@@ -58,12 +59,16 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
         tau = float(context.get("tau", 1.0))
         sigma2 = context.get("sigma2")
         if isinstance(sigma2, int | float):
-            eta_c = critical_eta(float(sigma2), tau)
+            scale = context.get("data_scale")
+            known = isinstance(scale, int | float) and math.isfinite(scale) and scale > 0
+            x = float(scale) if isinstance(scale, int | float) and known else 1.0
+            eta_c = critical_eta(float(sigma2), tau, x)
             verdict = "above" if eta > eta_c else "below"
             source = "estimated from this run" if context.get("estimated") else "given"
+            scale_note = f"x={x:.3g}" if known else "x=1: data scale not measured"
             causes.append(
                 f"weight decay eta={eta:g} is {verdict} the theory's critical value "
-                f"eta_c = tau^2/(4(1+sigma^2)) = {eta_c:.4g} (tau={tau:.3g}, "
+                f"eta_c = x tau^2/(4(1+sigma^2)) = {eta_c:.4g} ({scale_note}, tau={tau:.3g}, "
                 f"sigma^2={float(sigma2):.3g}, {source}; eta/eta_c = {eta / eta_c:.3g}); "
                 "above it every mode collapses (tian2021; docs/theory.md#tian2021-threshold)"
             )
@@ -72,14 +77,14 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
             # exceed eta_c: naming it beside a real cause would only mislead
             causes.append(
                 f"weight decay eta={eta:g} may be too strong for the augmentation: in the "
-                "linear theory collapse is unavoidable when eta > eta_c = tau^2/(4(1+sigma^2)) "
-                f"(<= {critical_eta(0.0, tau):.3g} at tau={tau:g}; stronger augmentation, "
-                "i.e. larger sigma^2, lowers it)"
+                "linear theory collapse is unavoidable when eta > eta_c = "
+                f"x tau^2/(4(1+sigma^2)) (<= {critical_eta(0.0, tau):.3g} x at tau={tau:g}, x "
+                "the data scale; stronger augmentation, i.e. larger sigma^2, lowers it)"
             )
     if not causes:
         causes.append(
             "common causes: no predictor, no stop-gradient, or weight decay too strong for "
-            "the augmentation (theory: eta > eta_c = tau^2/(4(1+sigma^2)) collapses every "
+            "the augmentation (theory: eta > eta_c = x tau^2/(4(1+sigma^2)) collapses every "
             "mode); also a learning rate too high for the predictor"
         )
     return causes

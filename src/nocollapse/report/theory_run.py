@@ -3,24 +3,24 @@
 docs/theory.md#theory-in-a-run. From ``spectra.jsonl`` (``F_eigenvalues`` and
 ``Wp_in_F_basis``, written for a linear or spectral predictor) the predictor's gains
 ``p_j`` against ``F_hat``'s eigenvalues ``s_j`` and the fitted power law per epoch;
-from ``metrics.jsonl`` (``sigma2_est``, ``tau_est``) and the run's weight decay the
-ratio ``eta / eta_c``. Reads only; the figure is drawn by :mod:`nocollapse.report.figures`.
+from ``metrics.jsonl`` (``sigma2_est``, ``tau_est``, ``scale_est``) and the run's weight
+decay the ratio ``eta / eta_c``. Reads only; the figure is drawn by
+:mod:`nocollapse.report.figures`.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 
-from nocollapse.diagnostics import PowerLaw, critical_eta, power_law_fit
+from nocollapse.diagnostics import PowerLaw, critical_eta, power_law_fit, smoothed
 from nocollapse.errors import ConfigError
 from nocollapse.report.runs import Run, is_number_list
-from nocollapse.runio import ESTIMATE_KEYS
+from nocollapse.runio import ESTIMATE_KEYS, SCALE_KEY
 
 Row = TypeVar("Row")
 
@@ -90,21 +90,30 @@ def weight_decay(run: Run) -> float | None:
 
 
 def critical_decay_rows(run: Run) -> list[dict[str, float]]:
-    """Per epoch: medians of ``sigma2_est``, ``tau_est``; ``eta_c`` and ``eta / eta_c``."""
+    """Per epoch: medians of ``sigma2_est``, ``tau_est``, ``scale_est``; ``eta_c``, ``eta / eta_c``.
+
+    ``scale`` is ``nan`` in runs that did not log ``scale_est`` (older runs, learners
+    without ``output_layer``); their ``eta_c`` is then read at ``x = 1``.
+    """
     eta = weight_decay(run)
-    grouped: dict[int, list[tuple[float, float]]] = {}
+    grouped: dict[int, list[tuple[float, float, float]]] = {}
     for record in run.metrics:
         sigma2, tau = (record.get(key) for key in ESTIMATE_KEYS)
+        scale = record.get(SCALE_KEY)
         if isinstance(sigma2, int | float) and isinstance(tau, int | float):
             epoch = math.floor(float(record.get("epoch", 0)))
-            grouped.setdefault(epoch, []).append((float(sigma2), float(tau)))
+            grouped.setdefault(epoch, []).append(
+                (float(sigma2), float(tau),
+                 float(scale) if isinstance(scale, int | float) else math.nan))
     rows = []
     for epoch, values in sorted(grouped.items()):
-        sigma2 = statistics.median(v[0] for v in values)
-        tau = statistics.median(v[1] for v in values)
-        eta_c = critical_eta(sigma2, tau)
+        sigma2, tau, scale = (smoothed((v[i] for v in values), window=len(values))
+                              for i in range(3))
+        known = math.isfinite(scale) and scale > 0
+        eta_c = critical_eta(sigma2, tau, scale if known else 1.0)
         rows.append({"epoch": epoch, "logs": len(values), "sigma2": sigma2, "tau": tau,
-                     "eta_c": eta_c, "ratio": math.nan if eta is None else eta / eta_c})
+                     "scale": scale if known else math.nan, "eta_c": eta_c,
+                     "ratio": math.nan if eta is None else eta / eta_c})
     return rows
 
 
@@ -126,12 +135,14 @@ def markdown_section(run: Run, spectra: Sequence[PredictorSpectrum]) -> str:
     rows = critical_decay_rows(run)
     if rows:
         eta = weight_decay(run)
-        parts += [f"Weight decay `eta = {_g(eta)}` against `eta_c = tau^2 / (4 (1 + sigma^2))` "
-                  "with `sigma^2` and `tau` estimated from the run (medians per epoch).", "",
-                  "| epoch | logs | sigma^2 est. | tau est. | eta_c | eta / eta_c |",
-                  "|---|---|---|---|---|---|"]
-        parts += [f"| {r['epoch']} | {r['logs']} | {r['sigma2']:.3g} | {r['tau']:.3g} | "
-                  f"{r['eta_c']:.3g} | {_g(r['ratio'])} |" for r in _thin(rows)]
+        parts += [f"Weight decay `eta = {_g(eta)}` against `eta_c = x tau^2 / (4 (1 + sigma^2))` "
+                  "with the data scale `x`, `sigma^2` and `tau` estimated from the run "
+                  "(medians per epoch; `x` not measured: `-`, read as 1).", "",
+                  "| epoch | logs | x est. | sigma^2 est. | tau est. | eta_c | eta / eta_c |",
+                  "|---|---|---|---|---|---|---|"]
+        parts += [f"| {r['epoch']} | {r['logs']} | {_g(r['scale'])} | {r['sigma2']:.3g} | "
+                  f"{r['tau']:.3g} | {r['eta_c']:.3g} | {_g(r['ratio'])} |"
+                  for r in _thin(rows)]
         parts.append("")
     return "\n".join(parts) if len(parts) > 2 else ""
 
