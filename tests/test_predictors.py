@@ -118,9 +118,10 @@ def test_directcopy_matrix_is_formula() -> None:
 
 @pytest.mark.numerical
 def test_directcopy_unnormalised_option_is_luckmatters_branch() -> None:
-    # facebookresearch/luckmatters' directcopy branch: Wp = F + eps I, F not normalised.
+    # facebookresearch/luckmatters' directcopy branch: Wp = F + eps I, F not normalised,
+    # with luckmatters' joint accumulator (the first batch initialises F_hat)
     F, _, _ = _known_correlation(2)
-    pred = build_predictor("directcopy", DIM, eps=0.1, normalize=False)
+    pred = build_predictor("directcopy", DIM, eps=0.1, normalize=False, correlation="joint")
     _load(pred, F)
     expected = F + 0.1 * torch.eye(DIM, dtype=torch.float64)
     # no solver: the entries of F_hat's error, then the stored matrix's rounding

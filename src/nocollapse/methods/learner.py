@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
 import torch
@@ -96,6 +97,8 @@ class SiameseLearner(nn.Module):
         # A CorrelationPredictor's ``update``: "before" folds the batch into F_hat before the
         # predictor is applied (the default of one without the attribute), "after" after it.
         self._observe_first = getattr(self.predictor, "update", "before") == "before"
+        # "each-view" (implicit-var-reg): each view folded in and predicted with its own matrix
+        self._each_view = getattr(self.predictor, "update", None) == "each-view"
         self.target_net: nn.Module | None = None
         if config.target == "ema":
             self.target_net = copy.deepcopy(nn.Sequential(self.backbone, self.projector))
@@ -107,12 +110,18 @@ class SiameseLearner(nn.Module):
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> StepOutput:
         z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
-        if self.training and self._observe_first:
-            self._observe(z1, z2)
-        p1, p2 = self.predictor(z1), self.predictor(z2)
+        matrices: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.training and self._each_view:
+            fold = cast(Callable[..., torch.Tensor], self.predictor.fold_view)
+            matrices = (fold(z1.detach(), last=False), fold(z2.detach(), last=True))
+            p1, p2 = z1 @ matrices[0].T, z2 @ matrices[1].T
+        else:
+            if self.training and self._observe_first:
+                self._observe(z1, z2)
+            p1, p2 = self.predictor(z1), self.predictor(z2)
         t1, t2 = self._targets(x1, x2, z1, z2)
-        loss = self._loss(z1, z2, p1, p2, t1, t2)
-        if self.training and not self._observe_first:  # after the predictor and its matrix
+        loss = self._loss(z1, z2, p1, p2, t1, t2, matrices)
+        if self.training and not self._observe_first and matrices is None:  # after the loss
             self._observe(z1, z2)
         return StepOutput(loss, z1.detach(), z2.detach(), p1.detach(), p2.detach(),
                           t1.detach(), t2.detach())
@@ -135,10 +144,13 @@ class SiameseLearner(nn.Module):
             return self.target_net(x1), self.target_net(x2)
 
     def _loss(self, z1: torch.Tensor, z2: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor,
-              t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+              t1: torch.Tensor, t2: torch.Tensor,
+              matrices: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         entry = LOSSES[self.config.loss]
-        Wp = self._matrix() if entry.needs_matrix else None
-        first, second = Direction(z1, p1, t2, Wp), Direction(z2, p2, t1, Wp)
+        Wp1 = Wp2 = None
+        if entry.needs_matrix:
+            Wp1, Wp2 = matrices if matrices is not None else (self._matrix(),) * 2
+        first, second = Direction(z1, p1, t2, Wp1), Direction(z2, p2, t1, Wp2)
         if not self.config.symmetric:
             return entry.fn(first)
         return symmetrised(entry.fn, (first,), (second,))

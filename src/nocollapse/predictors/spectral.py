@@ -11,10 +11,14 @@ docs/theory.md#spectral-predictors, with ``s, U`` the eigenpairs of ``F_hat`` an
 * closed-form: ``Wp = U diag((clamp(s, 0) / s_max + eps)^alpha) U^T`` (halvagal2023;
   DirectPred is ``alpha = 0.5, eps = 0``).
 
-``update="after"`` (the authors' order, default): ``Wp`` is rebuilt after the step, so
-step ``t`` uses ``F_hat`` up to step ``t - 1`` and step 0 the random initial matrix;
-the rebuild may then run on a worker thread (``background``). ``update="before"``
+``update="after"`` (luckmatters' order, DirectPred's default): ``Wp`` is rebuilt after
+the step, so step ``t`` uses ``F_hat`` up to step ``t - 1`` and step 0 the random initial
+matrix; the rebuild may then run on a worker thread (``background``). ``update="before"``
 rebuilds it from ``F_hat`` including the current batch, before it is used.
+``update="each-view"`` (fmi-basel/implicit-var-reg, the default of closed-form and
+directcopy): each view is folded into ``F_hat`` on its own and predicted with the matrix
+built right after it (view 1 after view 1's update, view 2 after both; no lag), through
+:meth:`SpectralPredictor.fold_view`.
 With ``freq = 1`` the matrix is not trained. With ``freq > 1`` it is an ordinary
 trainable linear layer between rebuilds (the DirectPred paper's "freq" option).
 """
@@ -42,8 +46,12 @@ DEFAULT_EPS = {"directpred": 0.01, "directcopy": 0.25, "closed-form": 0.0}
 # (luckmatters); "per-view" starts at zeros and folds each view (two updates a step,
 # implicit-var-reg). The default follows each predictor's original code.
 CORRELATION_MODES = ("joint", "per-view")
-DEFAULT_CORRELATION = {"directpred": "joint", "directcopy": "joint", "closed-form": "per-view"}
-UPDATES = ("after", "before")
+DEFAULT_CORRELATION = {"directpred": "joint", "directcopy": "per-view",
+                       "closed-form": "per-view"}
+UPDATES = ("after", "before", "each-view")
+# DirectPred follows luckmatters (rebuilt after the step); directcopy and closed-form follow
+# implicit-var-reg, whose forward folds each view in and predicts it with the fresh matrix.
+DEFAULT_UPDATE = {"directpred": "after", "directcopy": "each-view", "closed-form": "each-view"}
 # eigh: float64 eigendecomposition (exact); eigh32 (default): float32, 1.7-2.8x faster on
 # CPU, its error on Wp bounded in tests/test_predictors.py (docs/benchmarks.md, section 2).
 SOLVERS = ("eigh", "eigh32")
@@ -108,15 +116,31 @@ def spectral_matrix(F_hat: torch.Tensor, kind: str, eps: float, alpha: float = 0
     return ((U * p) @ U.T).to(F_hat.dtype)
 
 
+def default_update(kind: str, correlation: str) -> str:
+    """``update`` when none is given: the kind's original, ``after`` for a joint correlation
+    (luckmatters' accumulator, whose matrix is rebuilt after the step)."""
+    return DEFAULT_UPDATE[kind] if correlation == "per-view" else "after"
+
+
 def check_combination(kind: str, options: Mapping[str, object]) -> None:
     """Refuse options that do not apply to ``kind`` or to each other (before anything runs)."""
     if options.get("subtract") is not None and kind != "directpred":
         raise ConfigError(f"subtract applies to directpred only (got predictor {kind!r})")
     if options.get("normalize") is False and kind != "directcopy":
         raise ConfigError(f"normalize=false applies to directcopy only (got {kind!r})")
-    if options.get("background") and options.get("update", "after") == "before":
-        raise ConfigError("background=true needs update=after: with update=before the "
+    correlation = str(options.get("correlation") or DEFAULT_CORRELATION[kind])
+    update = str(options.get("update") or default_update(kind, correlation))
+    if options.get("background") and update != "after":
+        raise ConfigError(f"background=true needs update=after: with update={update} the "
                           "matrix is used as soon as it is built")
+    if update == "each-view":
+        if correlation != "per-view":
+            raise ConfigError("update=each-view folds each view into F_hat on its own: it needs "
+                              f"correlation=per-view (got {correlation})")
+        freq = options.get("freq")
+        if isinstance(freq, int | float) and freq != 1:
+            raise ConfigError(f"update=each-view rebuilds Wp for every view: it needs freq=1 "
+                              f"(got {freq:g})")
 
 
 class SpectralPredictor(nn.Module):
@@ -132,13 +156,14 @@ class SpectralPredictor(nn.Module):
     def __init__(self, dim: int, kind: str = "directpred", rho: float = 0.3,
                  eps: float | None = None, alpha: float = 0.5, freq: int = 1,
                  subtract: float | None = None, normalize: bool = True,
-                 correlation: str | None = None, update: str = "after",
+                 correlation: str | None = None, update: str | None = None,
                  solver: str = "eigh32", background: bool | None = None,
                  solve_on: str = "auto"):
         super().__init__()
         check_choice("spectral predictor", kind, SPECTRAL)
         eps = DEFAULT_EPS[kind] if eps is None else eps
         correlation = DEFAULT_CORRELATION[kind] if correlation is None else correlation
+        update = default_update(kind, correlation) if update is None else update
         if int(freq) != freq or freq < 1:
             raise ConfigError(f"freq={freq}; rebuild the predictor every freq >= 1 (an integer) "
                               "training steps")
@@ -149,7 +174,8 @@ class SpectralPredictor(nn.Module):
         check_choice("solver", solver, SOLVERS)
         check_choice("solve_on", solve_on, SOLVE_ON)
         check_combination(kind, {"subtract": subtract, "normalize": normalize,
-                                 "background": background, "update": update})
+                                 "background": background, "update": update,
+                                 "correlation": correlation, "freq": freq})
         self.kind, self.eps, self.alpha, self.freq = kind, eps, alpha, int(freq)
         self.subtract, self.normalize, self.solver = subtract, bool(normalize), solver
         self.solve_on = solve_on
@@ -170,8 +196,13 @@ class SpectralPredictor(nn.Module):
         """Training step only: fold the views (each ``(B, dim)``) into ``F_hat``; rebuild
         ``Wp`` when due (now with ``update="before"``, for the next step with ``"after"``).
 
-        Never called by ``forward``, so evaluation passes leave ``F_hat`` untouched.
+        Never called by ``forward``, so evaluation passes leave ``F_hat`` untouched. With
+        ``update="each-view"`` each view is folded in by :meth:`fold_view` in turn.
         """
+        if self.update == "each-view":
+            for index, z in enumerate(views):
+                self.fold_view(z, last=index == len(views) - 1)
+            return
         for z in views if self.per_view else [torch.cat(views)]:
             self.correlation.update(z)
         self.steps += 1
@@ -194,6 +225,22 @@ class SpectralPredictor(nn.Module):
         self._pending.put(build, background and self.update == "after")
         if self.update == "before":
             self.install()
+
+    @torch.no_grad()
+    def fold_view(self, z: torch.Tensor, last: bool) -> torch.Tensor:
+        """``update="each-view"``, training step only: fold one view ``z`` (``(B, dim)``)
+        into ``F_hat`` and return the matrix built from it, which that view's prediction
+        uses (implicit-var-reg's forward). ``last``: the step's final view, whose matrix
+        becomes ``Wp`` (evaluation passes and the diagnostics read it).
+        """
+        self.correlation.update(z)
+        options = (self.kind, self.eps, self.alpha, self.subtract, self.normalize, self.solver)
+        matrix = spectral_matrix(self.correlation.F_hat, *options).to(self.weight.dtype)
+        if last:
+            self.steps += 1
+            self._steps += 1
+            self.weight.copy_(matrix)
+        return matrix
 
     @torch.no_grad()
     def install(self) -> None:
@@ -253,7 +300,9 @@ SPECTRAL_OPTIONS: dict[str, Option] = {
                           "update per view (implicit-var-reg; closed-form)", None,
                           choices=CORRELATION_MODES),
     "update": Option(str, "after: Wp rebuilt after the step, step t uses F_hat up to t-1 "
-                     "(luckmatters) | before: from F_hat including the current batch", "after",
+                     "(luckmatters; directpred) | before: from F_hat including the current batch "
+                     "| each-view: each view predicted with the matrix built right after its "
+                     "own update, no lag (implicit-var-reg; directcopy, closed-form)", None,
                      choices=UPDATES),
     "solver": Option(str, "eigh32: float32 eigendecomposition, faster, error bounded by a "
                      "test | eigh: float64, exact", "eigh32", choices=SOLVERS),
