@@ -89,10 +89,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "directpred": {"predictor": "directpred", "target": "ema", "base_tau": 0.996,
                    "final_tau": 1.0, "loss": "normalized-l2",
                    "predictor_options": {"rho": 0.3, "eps": 0.1, "freq": 1}},
-    # DirectCopy: Wp = F_hat / s_max + 0.25 I.
-    "directcopy": {"predictor": "directcopy", "target": "ema", "base_tau": 0.996,
+    # DirectCopy as fmi-basel/implicit-var-reg computes it (its DirectPred method with
+    # dp_alpha 1, its EMA recipe): Wp = F_hat / s_max + 0.25 I, F_hat from zeros, one update
+    # per view at rate 0.998, each view predicted with its fresh matrix (the kind's defaults
+    # correlation=per-view, update=each-view); target EMA 0.99 -> 1; 2 - 2 cos, summed.
+    "directcopy": {"predictor": "directcopy", "target": "ema", "base_tau": 0.99,
                    "final_tau": 1.0, "loss": "normalized-l2",
-                   "predictor_options": {"rho": 0.3, "eps": 0.25, "freq": 1}},
+                   "predictor_options": {"rho": 0.998, "eps": 0.25, "freq": 1}},
     # IsoLoss (halvagal2023) no-EMA recipe: closed-form predictor, tau 0.5; alpha 0.5 as in
     # all eight of the authors' deep-network configs (dp_alpha: 0.5; alpha 1 is their toy's).
     "isoloss": {"predictor": "closed-form", "target": "stopgrad", "loss": "isoloss-cosine",
