@@ -85,3 +85,15 @@ def test_extract_features_batches_like_one_pass() -> None:
     # forward_error_bound (gamma_65 |W| |x| + |b|) of the exact one
     bound = forward_error_bound(encode, normalize(images, preset_for_images(images)))
     assert bool(((whole - batched).abs() <= 2 * bound).all())
+
+
+def test_linear_probe_in_place_gives_the_same_accuracy_and_leaves_input_alone_otherwise(
+        ) -> None:
+    x, y, x_test, y_test = _random_labels(300, 100, 6, seed=4)
+    x = x + 3.0  # an offset, so that standardising changes every value
+    before = x.clone()
+    kept = linear_probe(x, y, x_test, y_test, epochs=20)
+    assert torch.equal(x, before)  # the default never touches the caller's features
+    # the same elementwise operations in place: the same accuracy, and the features changed
+    assert linear_probe(x, y, x_test, y_test, epochs=20, overwrite=True) == kept
+    assert not torch.equal(x, before)

@@ -11,16 +11,25 @@ Layers (each imports only the ones below it; ``tests/test_layers.py`` enforces i
     errors, runio and threads are shared utilities every layer may use.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Monitor", "__version__"]
+__all__ = ["Monitor", "__version__", "load_backbone"]
+
+if TYPE_CHECKING:
+    from nocollapse.models.export import load_backbone
+    from nocollapse.monitor import Monitor
 
 
 def __getattr__(name: str) -> Any:
-    """``nocollapse.Monitor``, imported on first use (``import nocollapse`` needs no torch)."""
+    """``nocollapse.Monitor`` and ``nocollapse.load_backbone``, imported on first use
+    (``import nocollapse`` needs no torch)."""
     if name == "Monitor":
         from nocollapse.monitor import Monitor
 
         return Monitor
+    if name == "load_backbone":
+        from nocollapse.models.export import load_backbone
+
+        return load_backbone
     raise AttributeError(f"module 'nocollapse' has no attribute {name!r}")

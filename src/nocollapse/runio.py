@@ -40,6 +40,10 @@ module is the one place a reader of a run directory learns its format
 ``evaluation.json`` (:data:`EVALUATION_FILE`)
     Written by ``nocollapse evaluate``: the same ``evaluation`` fields for the last
     checkpoint, plus ``step, epoch, knn_accuracy, linear_accuracy``.
+``embedding.npz`` (:data:`EMBEDDING_FILE`)
+    Written at the end of a run (and by ``nocollapse evaluate``): a sample of test images'
+    l2-normalised features, trained and random-init encoder, as principal-component
+    scores, for the report's 2-D map (numpy arrays, read without pickle).
 ``checkpoints/last.pt`` (:data:`CHECKPOINT_DIR`, :data:`LAST_CHECKPOINT`)
     The training state (``torch.save`` of tensors and plain values only).
 ``tensorboard/`` (:data:`TENSORBOARD_DIR`)
@@ -78,6 +82,7 @@ SPECTRA_FILE = "spectra.jsonl"
 WARNINGS_FILE = "warnings.jsonl"
 SUMMARY_FILE = "summary.json"
 EVALUATION_FILE = "evaluation.json"
+EMBEDDING_FILE = "embedding.npz"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 TENSORBOARD_DIR = "tensorboard"

@@ -13,7 +13,8 @@ from nocollapse import __version__
 from nocollapse.errors import NocollapseError
 
 # Display order; modules not listed here come after, alphabetically.
-ORDER = ["train", "sweep", "evaluate", "simulate", "phase", "landscape", "report", "reproduce"]
+ORDER = ["train", "sweep", "evaluate", "export", "simulate", "phase", "landscape", "report",
+         "reproduce"]
 
 
 def _command_modules() -> list[str]:

@@ -7,7 +7,12 @@
 >>> measure_baselines(train, test, BaselineSetup(backbone="small_convnet"))  # cached
 """
 
-from nocollapse.evaluate.baselines import BASELINES, BaselineSetup, measure_baselines
+from nocollapse.evaluate.baselines import (
+    BASELINES,
+    BaselineSetup,
+    cached_baseline,
+    measure_baselines,
+)
 from nocollapse.evaluate.cache import cache_dir, cached, read_cached, write_cached
 from nocollapse.evaluate.features import (
     encoder_in_eval_mode,
@@ -16,10 +21,12 @@ from nocollapse.evaluate.features import (
 )
 from nocollapse.evaluate.knn import knn_accuracies, knn_accuracy, knn_predict
 from nocollapse.evaluate.linear_probe import linear_probe
+from nocollapse.evaluate.progress import QUIET, EvalProgress
 from nocollapse.evaluate.protocol import Protocol, evaluate_features, knn_key
 from nocollapse.evaluate.supervised import train_supervised
 
-__all__ = ["BASELINES", "BaselineSetup", "Protocol", "cache_dir", "cached",
+__all__ = ["BASELINES", "QUIET", "BaselineSetup", "EvalProgress", "Protocol", "cache_dir",
+           "cached", "cached_baseline",
            "encoder_in_eval_mode", "encoder_knn_accuracy", "evaluate_features",
            "extract_features", "knn_accuracies", "knn_accuracy", "knn_key", "knn_predict",
            "linear_probe", "measure_baselines", "read_cached", "train_supervised",

@@ -15,13 +15,19 @@ import torch
 
 from nocollapse.data import ImageDataset, make_augment, preset_for_images
 from nocollapse.errors import check_choice
-from nocollapse.evaluate.cache import cached, tensor_fingerprint
+from nocollapse.evaluate.cache import cached, read_cached, tensor_fingerprint
 from nocollapse.evaluate.features import encoder_in_eval_mode, extract_features
+from nocollapse.evaluate.progress import QUIET, EvalProgress
 from nocollapse.evaluate.protocol import Protocol, evaluate_features
 from nocollapse.evaluate.supervised import train_supervised
 from nocollapse.models import build_backbone
 
 BASELINES = ("raw_pixels", "random_init", "supervised")
+LABELS = {"raw_pixels": "raw pixels", "random_init": "random init",
+          "supervised": "supervised"}
+# How the linear probe computes, part of each key: figures of the earlier float64 probe are
+# recomputed rather than mixed with float32 ones in one table.
+PROBE_NUMERICS = "lbfgs-float32"
 # The supervised bound sees milder crops than the self-supervised views: labels need no
 # invariance to be learned, only regularisation.
 SUPERVISED_CROP_SCALE = (0.5, 1.0)
@@ -42,40 +48,61 @@ class BaselineSetup:
 
 def measure_baselines(train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
                       protocol: Protocol | None = None, names: Sequence[str] = BASELINES, *,
-                      device: torch.device | str = "cpu") -> dict[str, dict[str, Any]]:
-    """``{name: {"knn_k200": .., ..., "cached": bool}}`` for each baseline in ``names``."""
+                      device: torch.device | str = "cpu",
+                      progress: EvalProgress = QUIET) -> dict[str, dict[str, Any]]:
+    """``{name: {"knn_k200": .., ..., "cached": bool}}`` for each baseline in ``names``.
+
+    ``progress`` shows each phase of a baseline that is not in the cache.
+    """
     protocol = protocol or Protocol()
     for name in names:
         check_choice("baseline", name, BASELINES)
-    data_key = {"train": [train.name, tensor_fingerprint(train.images),
-                          tensor_fingerprint(train.labels)],
-                "test": [test.name, tensor_fingerprint(test.images),
-                         tensor_fingerprint(test.labels)],
-                "protocol": protocol.key(), "seed": setup.seed}
     results = {}
     for name in names:
-        key = {**data_key, "baseline": name}
-        if name != "raw_pixels":
-            key["backbone"] = setup.backbone
-        if name == "supervised":
-            key["budget"] = [setup.supervised_steps, setup.supervised_batch_size,
-                             setup.supervised_lr, list(SUPERVISED_CROP_SCALE)]
-
         def compute(name: str = name) -> dict[str, Any]:
-            train_x, test_x = _features(name, train, test, setup, device)
+            train_x, test_x = _features(name, train, test, setup, device, progress)
             return evaluate_features(train_x, train.labels, test_x, test.labels, protocol,
-                                     seed=setup.seed)
+                                     seed=setup.seed, progress=progress,
+                                     label=f"{LABELS[name]}: ", overwrite=True)
 
-        result, from_cache = cached("baselines", key, compute)
+        result, from_cache = cached("baselines", _key(name, train, test, setup, protocol),
+                                    compute)
         results[name] = {**result, "cached": from_cache}
     return results
 
 
+def cached_baseline(name: str, train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
+                    protocol: Protocol | None = None) -> dict[str, Any] | None:
+    """The baseline's figures (with ``"cached": True``) when the cache holds them, else None:
+    nothing is computed."""
+    check_choice("baseline", name, BASELINES)
+    found = read_cached("baselines", _key(name, train, test, setup, protocol or Protocol()))
+    return None if found is None else {**found, "cached": True}
+
+
+def _key(name: str, train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
+         protocol: Protocol) -> dict[str, Any]:
+    """Everything that decides a baseline's figures."""
+    key: dict[str, Any] = {
+        "train": [train.name, tensor_fingerprint(train.images), tensor_fingerprint(train.labels)],
+        "test": [test.name, tensor_fingerprint(test.images), tensor_fingerprint(test.labels)],
+        "protocol": protocol.key(), "probe": PROBE_NUMERICS, "seed": setup.seed,
+        "baseline": name}
+    if name != "raw_pixels":
+        key["backbone"] = setup.backbone
+    if name == "supervised":
+        key["budget"] = [setup.supervised_steps, setup.supervised_batch_size,
+                         setup.supervised_lr, list(SUPERVISED_CROP_SCALE)]
+    return key
+
+
 def _features(name: str, train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
-              device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+              device: torch.device | str, progress: EvalProgress
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     preset = preset_for_images(train.images)
     if name == "raw_pixels":  # pixel values in [0, 1], as the field reports raw pixels
-        return train.images.flatten(1).float() / 255, test.images.flatten(1).float() / 255
+        return (train.images.flatten(1).float().div_(255),
+                test.images.flatten(1).float().div_(255))
     c, h, _ = train.image_shape
     with torch.random.fork_rng():
         torch.manual_seed(setup.seed)  # the initial weights a run with this seed starts from
@@ -86,7 +113,9 @@ def _features(name: str, train: ImageDataset, test: ImageDataset, setup: Baselin
         train_supervised(backbone, feat_dim, train.images, train.labels, augment,
                          steps=setup.supervised_steps, batch_size=setup.supervised_batch_size,
                          lr=setup.supervised_lr, seed=setup.seed, device=device,
-                         fixed_threads=setup.fixed_threads)
+                         fixed_threads=setup.fixed_threads, progress=progress)
     with encoder_in_eval_mode(backbone):
-        return (extract_features(backbone, train.images, preset=preset, device=device),
-                extract_features(backbone, test.images, preset=preset, device=device))
+        return (extract_features(backbone, train.images, preset=preset, device=device,
+                                 progress=progress, name=f"{LABELS[name]}: train features"),
+                extract_features(backbone, test.images, preset=preset, device=device,
+                                 progress=progress, name=f"{LABELS[name]}: test features"))

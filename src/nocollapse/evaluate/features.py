@@ -9,27 +9,37 @@ import torch
 
 from nocollapse.data import normalize, preset_for_images
 from nocollapse.evaluate.knn import knn_accuracy
+from nocollapse.evaluate.progress import QUIET, EvalProgress
 
 
 @torch.no_grad()
 def extract_features(encode: Callable[[torch.Tensor], torch.Tensor], images_uint8: torch.Tensor,
                      *, preset: str | None = None, batch_size: int = 512,
-                     device: torch.device | str | None = None) -> torch.Tensor:
+                     device: torch.device | str | None = None,
+                     progress: EvalProgress = QUIET, name: str = "features") -> torch.Tensor:
     """Features (N, D) float32 on the CPU of uint8 images (N, C, H, W).
 
     Images are normalised as in evaluation (no augmentation) with ``preset``
     (read from the image geometry when None), moved to ``device`` one batch at a
     time, and passed through ``encode`` (for example ``learner.encode``). The
     caller puts the model in eval mode; this function does not change it.
+    Batches are written into one preallocated tensor (a list of batches joined at the
+    end would hold the features twice at the peak); ``progress`` shows the phase.
     """
     preset = preset or preset_for_images(images_uint8)
-    outputs = []
-    for start in range(0, images_uint8.shape[0], batch_size):
-        batch = images_uint8[start:start + batch_size]
-        if device is not None:
-            batch = batch.to(device, non_blocking=True)
-        outputs.append(encode(normalize(batch, preset)).float().flatten(1).cpu())
-    return torch.cat(outputs)
+    total = images_uint8.shape[0]
+    features: torch.Tensor | None = None
+    with progress.phase(name, total, "images") as phase:
+        for start in range(0, total, batch_size):
+            batch = images_uint8[start:start + batch_size]
+            if device is not None:
+                batch = batch.to(device, non_blocking=True)
+            out = encode(normalize(batch, preset)).flatten(1)
+            if features is None:
+                features = torch.empty(total, out.shape[1], dtype=torch.float32)
+            features[start:start + len(batch)] = out
+            phase.advance(len(batch))
+    return features if features is not None else torch.empty(0, 0)
 
 
 class Switchable(Protocol):

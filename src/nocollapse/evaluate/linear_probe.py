@@ -6,20 +6,29 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from nocollapse.errors import ConfigError, check_nonnegative, check_positive
+from nocollapse.evaluate.progress import QUIET, EvalProgress
 
 
 def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
                  test_features: torch.Tensor, test_labels: torch.Tensor, *,
                  epochs: int = 100, lr: float = 1.0, weight_decay: float = 1e-4,
-                 seed: int = 0) -> float:
+                 seed: int = 0, progress: EvalProgress = QUIET,
+                 name: str = "linear probe", overwrite: bool = False) -> float:
     """Test accuracy in [0, 1] of a linear classifier fitted on frozen features.
 
     ``train_features`` (N, D), ``train_labels`` (N,) int64, ``test_features`` (M, D),
     ``test_labels`` (M,). Features are standardised with the training mean and std
     (the probe then needs no per-run lr tuning), and the multinomial logistic
     regression is fitted full-batch with L-BFGS for ``epochs`` iterations, with an
-    l2 penalty ``weight_decay * ||W||^2 / 2``. Deterministic given ``seed``; on CPU,
-    a probe on 60000 x 512 features takes seconds.
+    l2 penalty ``weight_decay * ||W||^2 / 2``. Deterministic given ``seed``.
+
+    Float32 throughout, with one standardised copy of the training features: each
+    L-BFGS evaluation reads the whole (N, D) matrix twice, so its cost is memory traffic,
+    and float64 (the earlier choice) doubled both the time and the peak memory (60000 x
+    2048 features: 0.98 GB a copy, and three copies at once) for accuracies that agreed to
+    0.05 points on Fashion-MNIST (85.51 vs 85.56, 84.03 vs 84.00). ``overwrite``: the
+    caller has no further use for ``train_features`` (float32 on the CPU), which are then
+    standardised in place instead of in a copy. ``progress`` shows the iterations.
     """
     check_positive("epochs", epochs)
     check_positive("lr", lr)
@@ -31,26 +40,30 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
             test_labels.shape != test_features.shape[:1]:
         raise ConfigError("one label per feature row is required; got labels "
                           f"{tuple(train_labels.shape)} / {tuple(test_labels.shape)}")
-    x = train_features.detach().double().cpu()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    x = (x - mean) / std
-    x_test = (test_features.detach().double().cpu() - mean) / std
+    x = train_features.detach().float().cpu()
+    std, mean = torch.std_mean(x, dim=0)
+    std = std.clamp_min(1e-6)
+    in_place = overwrite and x.data_ptr() == train_features.data_ptr()
+    x = x.sub_(mean).div_(std) if in_place else (x - mean).div_(std)
+    x_test = (test_features.detach().float().cpu() - mean).div_(std)
     y = train_labels.cpu()
     num_classes = int(max(int(y.max()), int(test_labels.max()))) + 1
     generator = torch.Generator().manual_seed(seed)
-    weight = (torch.randn(x.shape[1], num_classes, generator=generator, dtype=torch.float64)
-              * 0.01).requires_grad_()
-    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    weight = (torch.randn(x.shape[1], num_classes, generator=generator) * 0.01).requires_grad_()
+    bias = torch.zeros(num_classes, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], lr=lr, max_iter=int(epochs),
                                   line_search_fn="strong_wolfe")
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(x @ weight + bias, y) + 0.5 * weight_decay * weight.pow(2).sum()
-        loss.backward()
-        return loss
+    with progress.phase(name, int(epochs), "iterations") as phase:
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = (F.cross_entropy(x @ weight + bias, y)
+                    + 0.5 * weight_decay * weight.pow(2).sum())
+            loss.backward()
+            phase.advance()  # evaluations, a few more than iterations with the line search
+            return loss
 
-    optimizer.step(closure)
+        optimizer.step(closure)
     with torch.no_grad():
         predicted = (x_test @ weight + bias).argmax(1)
     return float((predicted == test_labels.cpu()).double().mean())

@@ -16,6 +16,7 @@ import torch
 from nocollapse.errors import ConfigError, check_positive
 from nocollapse.evaluate.knn import knn_accuracies
 from nocollapse.evaluate.linear_probe import linear_probe
+from nocollapse.evaluate.progress import QUIET, EvalProgress
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,23 @@ def knn_key(k: int) -> str:
 
 def evaluate_features(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
                       test_y: torch.Tensor, protocol: Protocol | None = None, *,
-                      seed: int = 0) -> dict[str, float]:
-    """``{"knn_k200": .., "knn_k20": .., "linear_probe": ..}`` for features (N, D) / (M, D)."""
+                      seed: int = 0, progress: EvalProgress = QUIET,
+                      label: str = "", overwrite: bool = False) -> dict[str, float]:
+    """``{"knn_k200": .., "knn_k20": .., "linear_probe": ..}`` for features (N, D) / (M, D).
+
+    ``progress`` shows each phase, its name prefixed with ``label`` (``"raw pixels: "``).
+    ``overwrite``: ``train_x`` is not used after this call and may be changed in place (the
+    probe standardises it there: one copy of the features less at the peak).
+    """
     protocol = protocol or Protocol()
     accuracies = knn_accuracies(train_x, train_y, test_x, test_y, protocol.knn_k,
-                                t=protocol.knn_t)
+                                t=protocol.knn_t, progress=progress, name=f"{label}k-NN")
     result = {knn_key(k): accuracies[int(k)] for k in protocol.knn_k}
     if protocol.linear:
         with torch.random.fork_rng():
             result["linear_probe"] = linear_probe(train_x, train_y, test_x, test_y,
-                                                  epochs=protocol.probe_epochs, seed=seed)
+                                                  epochs=protocol.probe_epochs, seed=seed,
+                                                  progress=progress,
+                                                  name=f"{label}linear probe",
+                                                  overwrite=overwrite)
     return result

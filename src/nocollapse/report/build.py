@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nocollapse.errors import NocollapseError, OutputError
-from nocollapse.report import figures, theory_run
+from nocollapse.report import embedding, figures, theory_run
 from nocollapse.report.markdown import render
 from nocollapse.report.runs import Run, label_runs, load_run
 from nocollapse.runio import atomic_write_text, ensure_dir
@@ -97,6 +97,20 @@ def _theory_section(run: Run, out: Path, wanted: Sequence[int] | None, attempt: 
     return theory_run.markdown_section(run, spectra)
 
 
+def _embedding_figure(run: Run, out: Path, attempt: Attempt) -> None:
+    """The run's final test features in 2-D beside the random-init encoder's."""
+    arrays, why = embedding.read_embedding(run.path)
+    path = out / f"{run.label}-embedding.png"
+    if arrays is not None:
+        embedding.plot_embedding(embedding.embedding_maps(arrays), run.label, path)
+        n = len(arrays["labels"])
+        caption = (f"{run.label}: {n} test images' final features in 2-D (t-SNE, or UMAP "
+                   "when umap-learn is installed) beside the random-init encoder's")
+    else:
+        caption = f"{run.label}: final features in 2-D"
+    attempt(caption, path, arrays is not None, why)
+
+
 def _run_figures(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Attempt) -> None:
     if run.kind == "simulation":
         path = out / f"{run.label}-modes.png"
@@ -119,6 +133,7 @@ def _run_figures(run: Run, out: Path, wanted: Sequence[int] | None, attempt: Att
             figures.plot_eigen_trajectories(run, key, path),
             _why_missing(run, key),
         )
+    _embedding_figure(run, out, attempt)
     epochs = figures.alignment_epochs(run, wanted)
     path = out / f"{run.label}-alignment.png"
     attempt(

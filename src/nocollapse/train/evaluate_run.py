@@ -11,26 +11,29 @@ from typing import Any
 import torch
 
 from nocollapse.errors import ConfigError, DataError
-from nocollapse.evaluate import BASELINES
+from nocollapse.evaluate import BASELINES, QUIET, EvalProgress
 from nocollapse.runio import EVALUATION_FILE, atomic_write_text
 from nocollapse.train import setup
 from nocollapse.train.checkpoint import load_checkpoint
 from nocollapse.train.config import TrainConfig
-from nocollapse.train.final_eval import final_evaluation
+from nocollapse.train.embedding import write_embedding_sample
+from nocollapse.train.final_eval import backbone_name, final_evaluation
 
 __all__ = ["EVALUATION_FILE", "evaluate_run", "usable_device"]
 
 
 def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int = 100,
                  baselines: bool = False, learner_factory: setup.LearnerFactory | None = None,
-                 device: str = "cpu", data_dir: str | Path | None = None) -> dict[str, Any]:
+                 device: str = "cpu", data_dir: str | Path | None = None,
+                 progress: EvalProgress = QUIET) -> dict[str, Any]:
     """Accuracies in [0, 1] of the run's encoder, written to ``RUN_DIR/evaluation.json``.
 
     Loads ``checkpoints/last.pt``, rebuilds the learner from the saved config and
     measures it on the full splits (whatever subsets it trained on). ``baselines``
     adds raw pixels, the random-init encoder and the supervised bound (trained for
     the run's planned steps, or ``eval.supervised_steps``), each cached per data set.
-    ``data_dir`` replaces the run's ``data.data_dir`` (a data set that moved).
+    ``data_dir`` replaces the run's ``data.data_dir`` (a data set that moved);
+    ``progress`` shows each phase.
     Returns the step, the protocol, split sizes, ``trained`` and ``baselines`` figures,
     and ``knn_accuracy`` / ``linear_accuracy`` (the trained encoder's headline figures).
     """
@@ -48,7 +51,8 @@ def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int 
     learner.load_state_dict(saved["model"])
     learner.to(torch_device)
     planned = setup.total_steps(config, setup.steps_per_epoch(config, len(data.train), 1))
-    evaluation = final_evaluation(config, learner, data, planned, torch_device, linear=linear)
+    evaluation = final_evaluation(config, learner, data, planned, torch_device, linear=linear,
+                                  progress=progress)
     if evaluation is None:
         raise DataError(f"{config.data.name} has no labelled test split to evaluate on; "
                         "evaluate a run trained on a data set with a test split")
@@ -57,6 +61,10 @@ def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int 
                               "knn_accuracy": trained[evaluation["headline"]],
                               "linear_accuracy": trained.get("linear_probe")}
     atomic_write_text(run_dir / EVALUATION_FILE, json.dumps(result, indent=2))
+    if data.test is not None:
+        write_embedding_sample(run_dir, learner, data.test, data.preset,
+                               backbone_name(learner, config), config.seed,
+                               config.eval.embedding_points, torch_device)
     return result
 
 

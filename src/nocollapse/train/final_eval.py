@@ -15,8 +15,12 @@ import torch
 
 from nocollapse.data import load_dataset
 from nocollapse.evaluate import (
+    BASELINES,
+    QUIET,
     BaselineSetup,
+    EvalProgress,
     Protocol,
+    cached_baseline,
     encoder_in_eval_mode,
     evaluate_features,
     extract_features,
@@ -47,6 +51,12 @@ def full_splits(config: TrainConfig, data: RunData) -> RunData | None:
     return dataclasses.replace(data, train=train, test=test)
 
 
+def backbone_name(learner: Learner, config: TrainConfig) -> str:
+    """The learner's own backbone name; a custom learner without one is measured against the
+    configured ``learner.backbone`` (not silently against a fixed default)."""
+    return str(getattr(getattr(learner, "config", None), "backbone", config.learner.backbone))
+
+
 def stop_note(stopped: str, step: int, planned: int) -> str | None:
     """What a reader must know beside the figures of a run that did not finish its plan."""
     if stopped == "time_budget":
@@ -58,12 +68,17 @@ def stop_note(stopped: str, step: int, planned: int) -> str | None:
 
 def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
                      planned_steps: int, device: torch.device | str = "cpu",
-                     linear: bool = True) -> dict[str, Any] | None:
+                     linear: bool = True, *, progress: EvalProgress = QUIET,
+                     later_command: str | None = None) -> dict[str, Any] | None:
     """The trained encoder and the configured baselines under :func:`protocol_for`.
 
-    Returns ``{"protocol", "train_images", "test_images", "trained", "baselines"}``
-    (accuracies in [0, 1]) or None without a labelled test split. The supervised
-    bound trains for ``eval.supervised_steps`` steps (default: ``planned_steps``).
+    Returns ``{"protocol", "train_images", "test_images", "trained", "baselines",
+    "headline"}`` (accuracies in [0, 1]) or None without a labelled test split. The
+    supervised bound trains for ``eval.supervised_steps`` steps (default: ``planned_steps``).
+    With ``later_command`` (the command that measures every baseline) and a non-empty
+    ``eval.baselines``, a baseline left out of ``eval.baselines`` is read from the cache
+    when it is there, and otherwise listed under ``"pending_baselines"`` with that command,
+    so the table says how to get its row instead of dropping it silently.
     """
     splits = full_splits(config, data)
     if splits is None or splits.test is None:
@@ -71,23 +86,36 @@ def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
     protocol = protocol_for(config, linear)
     with encoder_in_eval_mode(learner):
         train_x = extract_features(learner.encode, splits.train.images, preset=splits.preset,
-                                   device=device)
+                                   device=device, progress=progress,
+                                   name="trained encoder: train features")
         test_x = extract_features(learner.encode, splits.test.images, preset=splits.preset,
-                                  device=device)
+                                  device=device, progress=progress,
+                                  name="trained encoder: test features")
     trained = evaluate_features(train_x, splits.train.labels, test_x, splits.test.labels,
-                                protocol, seed=config.seed)
+                                protocol, seed=config.seed, progress=progress,
+                                label="trained encoder: ", overwrite=True)
+    del train_x, test_x  # the baselines' features take their place
     baselines: dict[str, dict[str, Any]] = {}
+    pending: dict[str, str] = {}
     if config.eval.baselines:
-        # the learner's own backbone name; a custom learner without one is measured against
-        # the configured learner.backbone (not silently against a fixed default)
-        backbone = getattr(getattr(learner, "config", None), "backbone",
-                           config.learner.backbone)
-        setup = BaselineSetup(backbone=backbone, seed=config.seed,
+        setup = BaselineSetup(backbone=backbone_name(learner, config), seed=config.seed,
                               supervised_steps=config.eval.supervised_steps or planned_steps,
                               supervised_batch_size=config.data.batch_size,
                               fixed_threads=config.device.threads is not None)
         baselines = measure_baselines(splits.train, splits.test, setup, protocol,
-                                      config.eval.baselines, device=device)
-    return {"protocol": protocol.key(), "train_images": len(splits.train),
-            "test_images": len(splits.test), "trained": trained, "baselines": baselines,
-            "headline": knn_key(protocol.knn_k[0])}
+                                      config.eval.baselines, device=device, progress=progress)
+        for name in BASELINES if later_command else ():
+            if name in baselines:
+                continue
+            found = cached_baseline(name, splits.train, splits.test, setup, protocol)
+            if found is not None:
+                baselines[name] = found
+            else:
+                pending[name] = later_command or ""
+        baselines = {name: baselines[name] for name in BASELINES if name in baselines}
+    result = {"protocol": protocol.key(), "train_images": len(splits.train),
+              "test_images": len(splits.test), "trained": trained, "baselines": baselines,
+              "headline": knn_key(protocol.knn_k[0])}
+    if pending:
+        result["pending_baselines"] = pending
+    return result

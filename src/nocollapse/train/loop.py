@@ -11,6 +11,7 @@ last good one stays.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, cast
 import torch
 
 from nocollapse.errors import TrainingDivergedError
+from nocollapse.evaluate import EvalProgress
 from nocollapse.methods import Learner, StepOutput
 from nocollapse.monitor import CollapseMonitor
 from nocollapse.runio import MetricsWriter, write_config
@@ -38,6 +40,8 @@ from nocollapse.train.checkpoint import (
     save_checkpoint,
 )
 from nocollapse.train.config import TrainConfig, run_context
+from nocollapse.train.embedding import write_embedding_sample
+from nocollapse.train.final_eval import backbone_name as _backbone_name
 from nocollapse.train.final_eval import final_evaluation, stop_note
 from nocollapse.train.knn_curve import KnnCurve
 from nocollapse.train.progress import TrainProgress, run_header
@@ -281,10 +285,17 @@ class _Run:
     def _final(self, stopped: str) -> tuple[float | None, dict[str, Any] | None]:
         knn, evaluation = None, None
         if self.rank0:
-            evaluation = final_evaluation(self.config, self.learner, self.data, self.total,
-                                          self.device, linear=self.config.eval.linear_probe)
+            evaluation = final_evaluation(
+                self.config, self.learner, self.data, self.total, self.device,
+                linear=self.config.eval.linear_probe, progress=EvalProgress(quiet=self.quiet),
+                later_command=f"nocollapse evaluate {shlex.quote(str(self.run_dir))} --baselines")
             with MetricsWriter(self.run_dir) as writer:
                 knn = self.curve.record(writer, final=True, evaluation=evaluation)
+            if self.data.test is not None:
+                write_embedding_sample(self.run_dir, self.learner, self.data.test,
+                                       self.data.preset, _backbone_name(self.learner, self.config),
+                                       self.config.seed, self.config.eval.embedding_points,
+                                       self.device)
         self.save(finished=stopped != "time_budget")
         self._write_summary(stopped, knn, evaluation=evaluation)
         return knn, evaluation

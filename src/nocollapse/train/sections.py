@@ -77,3 +77,6 @@ class EvalConfig:
     probe_epochs: int = 100
     # The linear probe in the final table (false: k-NN only, as the reproductions' cells).
     linear_probe: bool = True
+    # Test images whose features (trained and random-init encoder) are kept for the report's
+    # 2-D embedding map (embedding.npz); 0 = none.
+    embedding_points: int = 2000

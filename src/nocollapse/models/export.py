@@ -1,0 +1,191 @@
+"""Exported backbones: weights in safetensors (or TorchScript) with a JSON description beside.
+
+``save_backbone`` writes ``FILE`` (``.safetensors`` or ``.pt``) and ``FILE.json`` (say
+``backbone.safetensors.json``) with
+the architecture (a name of :data:`~nocollapse.models.BACKBONES` and its arguments), the
+input geometry and normalisation, and whatever the caller adds (the run's evaluation).
+The two files vouch for each other: the JSON holds the SHA-256 of the weights file, and
+the weights file holds the SHA-256 of the JSON's description (safetensors metadata, or a
+TorchScript extra file), so a replaced weights file and an edited description are both
+refused by :func:`load_backbone`.
+
+:func:`load_backbone` reads safetensors only: a header of JSON and raw tensor bytes, so no
+file can run code when loaded (nothing is unpickled). TorchScript archives hold code;
+they are for ``torch.jit.load`` in a deployment that trusts the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nocollapse.errors import NocollapseError
+from nocollapse.models.registry import BACKBONES, build_backbone
+from nocollapse.runio import atomic_write_bytes, atomic_write_text
+
+FORMAT = "nocollapse-backbone/1"
+FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt"}
+# The key, in the weights file's metadata, of the description's SHA-256.
+DESCRIPTION_KEY = "nocollapse_description_sha256"
+
+
+class BackboneFileError(NocollapseError, ValueError):
+    """An exported backbone that is missing, damaged, or does not match its description."""
+
+
+def description_path(weights: str | Path) -> Path:
+    """Where the JSON description of ``weights`` lives: the same name with ``.json`` added
+    (``backbone.safetensors.json``), so a safetensors and a TorchScript export of one name
+    keep their own descriptions."""
+    weights = Path(weights)
+    return weights.with_name(weights.name + ".json")
+
+
+def save_backbone(backbone: nn.Module, description: dict[str, Any], path: str | Path,
+                  fmt: str = "safetensors") -> Path:
+    """Write ``backbone``'s weights to ``path`` and ``description`` (with a ``weights``
+    section added) to :func:`description_path`; returns the JSON's path.
+
+    ``description`` needs ``architecture`` ({"name", "args": {"in_channels",
+    "image_size"}}) and ``input`` ({"channels", "size"}); the rest is carried as given.
+    Each file is written through a temporary file and a rename.
+    """
+    path = Path(path)
+    body = {"format": FORMAT, **description}
+    body.pop("weights", None)
+    digest = _description_digest(body)
+    state = {name: tensor.detach().cpu().contiguous()
+             for name, tensor in backbone.state_dict().items()}
+    if fmt == "safetensors":
+        from safetensors.torch import save
+
+        data = save(state, metadata={DESCRIPTION_KEY: digest})
+    elif fmt == "torchscript":
+        size, channels = body["input"]["size"], body["input"]["channels"]
+        example = torch.zeros(2, channels, size, size)
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export
+            warnings.simplefilter("ignore", DeprecationWarning)
+            traced = torch.jit.trace(backbone.eval(), example)
+            torch.jit.save(traced, buffer, _extra_files={DESCRIPTION_KEY: digest})
+        data = buffer.getvalue()
+    else:
+        raise BackboneFileError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    body["weights"] = {"file": path.name, "format": fmt,
+                       "sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write_bytes(path, data)
+    json_path = description_path(path)
+    atomic_write_text(json_path, json.dumps(body, indent=2) + "\n")
+    return json_path
+
+
+def read_description(path: str | Path) -> dict[str, Any]:
+    """The checked JSON description of the weights file ``path``
+    (:class:`BackboneFileError` when missing, malformed or not for this file)."""
+    path = Path(path)
+    json_path = description_path(path)
+    if path.suffix == ".json":
+        raise BackboneFileError(f"{path} is the description; pass the weights file beside it "
+                                f"({path.stem})")
+    if not path.is_file():
+        raise BackboneFileError(f"no exported backbone at {path}; write one with "
+                                "nocollapse export RUN_DIR")
+    if not json_path.is_file():
+        raise BackboneFileError(
+            f"{path} has no description beside it ({json_path.name}, written by nocollapse "
+            "export): the weights alone do not say which network to build; export again")
+    try:
+        body = json.loads(json_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BackboneFileError(f"{json_path} is not valid JSON ({error}); it was damaged "
+                                "after export: export again") from error
+    problem = _schema_problem(body)
+    if problem:
+        raise BackboneFileError(f"{json_path} is not a nocollapse backbone description "
+                                f"({problem}); export again")
+    weights = body["weights"]
+    if weights["file"] != path.name:
+        raise BackboneFileError(f"{json_path} describes {weights['file']}, not {path.name}: "
+                                "the files do not belong together")
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != weights["sha256"]:
+        raise BackboneFileError(
+            f"{path} does not match its description: its SHA-256 differs from the one in "
+            f"{json_path.name} (the weights were replaced or changed after export)")
+    return dict(body)
+
+
+def load_backbone(path: str | Path) -> nn.Module:
+    """The exported backbone as a plain ``nn.Module`` in evaluation mode.
+
+    Input: float32 images ``(B, channels, size, size)``, pixel values / 255 normalised
+    with the description's ``normalization`` mean and std; output: ``(B, features)``.
+    Reads a ``.safetensors`` file and the JSON beside it, after checking that each
+    matches the other; nothing is unpickled. Raises :class:`BackboneFileError`.
+    """
+    path = Path(path)
+    body = read_description(path)
+    if body["weights"]["format"] != "safetensors":
+        raise BackboneFileError(
+            f"{path} is a TorchScript archive: load it with torch.jit.load, which runs the "
+            "archive's code (only for files you trust); load_backbone reads safetensors "
+            "only: nocollapse export RUN_DIR --format safetensors")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get(DESCRIPTION_KEY)
+            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as error:
+        raise BackboneFileError(f"{path} is not a readable safetensors file ({error}); "
+                                "export again") from error
+    described = {key: value for key, value in body.items() if key != "weights"}
+    if recorded != _description_digest(described):
+        raise BackboneFileError(
+            f"{description_path(path)} was changed after export: its description no longer "
+            f"matches the one recorded in {path.name}; export again")
+    architecture = body["architecture"]
+    args = architecture["args"]
+    backbone, _ = build_backbone(architecture["name"], int(args["in_channels"]),
+                                 int(args["image_size"]))
+    try:
+        backbone.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise BackboneFileError(f"{path} does not hold {architecture['name']}'s weights "
+                                f"({first})") from error
+    return backbone.eval()
+
+
+def _description_digest(body: dict[str, Any]) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _schema_problem(body: object) -> str | None:
+    """What is missing or of the wrong type in a description, or None."""
+    if not isinstance(body, dict):
+        return f"it holds a {type(body).__name__}, not an object"
+    if body.get("format") != FORMAT:
+        return f"format {body.get('format')!r}, expected {FORMAT!r}"
+    architecture, weights = body.get("architecture"), body.get("weights")
+    if not isinstance(architecture, dict) or architecture.get("name") not in BACKBONES:
+        return f"architecture.name must be one of {', '.join(BACKBONES)}"
+    args = architecture.get("args")
+    if not isinstance(args, dict) or not all(
+            isinstance(args.get(key), int) and args[key] > 0
+            for key in ("in_channels", "image_size")):
+        return "architecture.args needs positive integers in_channels and image_size"
+    if not isinstance(weights, dict) or not all(
+            isinstance(weights.get(key), str) for key in ("file", "format", "sha256")):
+        return "weights needs file, format and sha256"
+    if weights["format"] not in FORMATS:
+        return f"weights.format must be one of {', '.join(FORMATS)}"
+    return None

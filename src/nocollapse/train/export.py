@@ -1,0 +1,114 @@
+"""Export a run's trained backbone (online encoder, or the target network) for use elsewhere.
+
+``export_run(RUN_DIR)`` reads ``checkpoints/last.pt`` (``weights_only``, CRC-checked),
+rebuilds the learner from the saved config, copies the chosen backbone's weights into a
+plain backbone of the same architecture and writes it with its JSON description
+(:mod:`nocollapse.models.export`). Every check runs before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from nocollapse import __version__
+from nocollapse.data import PRESETS
+from nocollapse.errors import ConfigError, check_choice
+from nocollapse.models import build_backbone
+from nocollapse.models.export import FORMATS, description_path, save_backbone
+from nocollapse.runio import EVALUATION_FILE, SUMMARY_FILE
+from nocollapse.train import setup
+from nocollapse.train.checkpoint import load_checkpoint
+from nocollapse.train.config import TrainConfig
+
+
+def default_export_path(run_dir: str | Path, fmt: str = "safetensors",
+                        target: bool = False) -> Path:
+    """``RUN_DIR/export/backbone.safetensors`` (``backbone-target``, ``.pt`` as chosen)."""
+    name = "backbone-target" if target else "backbone"
+    return Path(run_dir) / "export" / f"{name}{FORMATS[fmt]}"
+
+
+def export_run(run_dir: str | Path, out: str | Path | None = None, fmt: str = "safetensors",
+               target: bool = False, data_dir: str | Path | None = None) -> Path:
+    """Write the run's backbone to ``out`` (default :func:`default_export_path`) and its
+    description beside it; returns the weights file's path.
+
+    ``target``: the target network's backbone (BYOL-style EMA runs), not the online one.
+    ``data_dir`` replaces the run's ``data.data_dir`` (read for the image geometry).
+    Raises a :class:`~nocollapse.errors.NocollapseError` naming the problem, before any file
+    is written, for a bad format or output name, a missing or damaged checkpoint, or a run
+    without a target network.
+    """
+    check_choice("--format", fmt, tuple(FORMATS))
+    run_dir = Path(run_dir)
+    path = Path(out) if out is not None else default_export_path(run_dir, fmt, target)
+    _check_output(path, fmt)
+    saved = load_checkpoint(run_dir, map_location="cpu")
+    config = TrainConfig.from_dict(saved["config"])
+    if data_dir is not None:
+        config.data = dataclasses.replace(config.data, data_dir=str(data_dir))
+    data = setup.load_run_data(config)
+    c, h, _ = data.train.image_shape
+    learner = setup.build_learner(setup.default_learner, config, c, h)
+    learner.load_state_dict(saved["model"])
+    source = _source_backbone(learner, config, target)
+    backbone, feat_dim = build_backbone(config.learner.backbone, c, h)
+    backbone.load_state_dict(source.state_dict())
+    backbone.eval()
+    preset = PRESETS[data.preset]
+    description = {
+        "architecture": {"name": config.learner.backbone,
+                         "args": {"in_channels": c, "image_size": h}},
+        "input": {"channels": c, "size": h, "dtype": "float32", "layout": "NCHW",
+                  "pixels": "uint8 values / 255, then (x - mean) / std per channel"},
+        "normalization": {"preset": data.preset, "mean": list(preset["mean"]),
+                          "std": list(preset["std"])},
+        "output": {"features": feat_dim},
+        "source": {"run_dir": str(run_dir), "method": config.method,
+                   "network": "target" if target else "online", "step": saved["step"],
+                   "epoch": saved["epoch"], "data": data.train.name,
+                   "nocollapse": __version__},
+        "evaluation": _final_evaluation(run_dir),
+    }
+    save_backbone(backbone, description, path, fmt)
+    return path
+
+
+def _check_output(path: Path, fmt: str) -> None:
+    suffix = FORMATS[fmt]
+    if path.suffix != suffix:
+        raise ConfigError(f"--out {path} must end in {suffix} for --format {fmt} (its "
+                          f"description goes beside it as {path.name}.json)")
+    for candidate in (path, description_path(path)):
+        if candidate.is_dir():
+            raise ConfigError(f"--out {path}: {candidate} is a folder; choose a file name")
+
+
+def _source_backbone(learner: Any, config: TrainConfig, target: bool) -> nn.Module:
+    if not target:
+        return learner.backbone
+    if learner.target_net is None:
+        raise ConfigError(
+            f"--target: this {config.method} run has no separate target network (its "
+            f"learner.target is {config.learner.target!r}: the target is the online encoder "
+            "with a stop-gradient); export without --target")
+    return learner.target_net[0]
+
+
+def _final_evaluation(run_dir: Path) -> dict[str, Any] | None:
+    """The run's latest standard evaluation: ``evaluation.json`` (``nocollapse evaluate``)
+    when there is one, else ``summary.json``'s; None when neither can be read."""
+    for name, key in ((EVALUATION_FILE, None), (SUMMARY_FILE, "evaluation")):
+        try:
+            found = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        value = found.get(key) if key and isinstance(found, dict) else found
+        if isinstance(value, dict):
+            return value
+    return None
