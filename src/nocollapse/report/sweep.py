@@ -162,14 +162,19 @@ def _draw_boundary(ax: Any, boundary: dict[str, Any], keys: list[str], xs: list[
         point = next((p for p in boundary["points"] if p["value"] == value), None)
         if point is None or point["eta_c"] is None or min(decays) <= 0:
             continue
-        line.append((_position(point["eta_c"], decays), k))
+        line.append((_position(point["eta_c"], decays), k, point["eta_c"]))
     if not line:
         return
-    along, across = zip(*line, strict=True)
-    if decay_on_x:
-        ax.plot(along, across, "k--", marker="|", markersize=14)
-    else:
-        ax.plot(across, along, "k--", marker="_", markersize=14)
+    along = [a for a, _, _ in line]
+    across = [b for _, b, _ in line]
+    xy = (along, across) if decay_on_x else (across, along)
+    ax.plot(*xy, "k--", marker="|" if decay_on_x else "_", markersize=14)
+    for a, b, eta in line:
+        # a boundary outside the grid sits on its edge, its value written beside it
+        edge = "< " if a <= -0.5 else "> " if a >= len(decays) - 0.5 else ""
+        x, y = (a, b) if decay_on_x else (b, a)
+        ax.annotate(f"{edge}eta_c {eta:.2g}", (x, y), xytext=(4, 6),
+                    textcoords="offset points", fontsize=7)
 
 
 def plot_curves(table: dict[str, Any], boundary: dict[str, Any] | None, path: Path) -> Path:
