@@ -184,3 +184,18 @@ def test_a_bad_sweep_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     sweep_file.write_text(text)
     assert_refused(["sweep", "--out", str(tmp_path / "s"), "--file", str(sweep_file),
                     *CELL_ARGS], capsys, tmp_path, phrase)
+
+
+def test_progress_lines_count_done_cells_and_estimate_the_rest() -> None:
+    import io
+
+    from nocollapse.sweep.run import Progress
+
+    stream = io.StringIO()
+    progress = Progress(total=6, done=1, workers=2, stream=stream)  # one skipped as done
+    progress.cell_done({"name": "a", "outcome": "learned", "knn": 0.81234, "seconds": 60.0})
+    progress.cell_done({"name": "b", "outcome": "failed", "seconds": None})
+    lines = stream.getvalue().splitlines()
+    # 4 cells left, 2 at a time, 60 s each: 2 rounds of 60 s
+    assert lines[0] == "[2/6] a: learned, k-NN 0.812, 60 s; ETA 2 min"
+    assert lines[1] == "[3/6] b: failed, k-NN -, -; ETA 2 min"

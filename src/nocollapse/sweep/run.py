@@ -9,6 +9,7 @@ difference.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -97,7 +98,9 @@ def run_sweep(request: SweepRequest) -> dict[str, Any]:
             records[cell.name] = done
         else:
             todo.append(cell)
-    progress = Progress(len(cells), len(cells) - len(todo), request.workers, stream)
+    at_once = (request.slurm.array_parallelism if request.launcher == "slurm"
+               else request.workers)
+    progress = Progress(len(cells), len(cells) - len(todo), at_once, stream)
     if records:
         progress.say(f"{len(records)} of {len(cells)} cells already done: skipped")
 
@@ -128,6 +131,7 @@ class Progress:
     def __init__(self, total: int, done: int, workers: int, stream: TextIO):
         self.total, self.done, self.workers, self.stream = total, done, workers, stream
         self.start, self.ran = time.monotonic(), 0
+        self.cell_seconds: list[float] = []
 
     def say(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
@@ -138,9 +142,15 @@ class Progress:
         knn = record.get("knn")
         shown = f"k-NN {knn:.3f}" if isinstance(knn, int | float) else "k-NN -"
         left = self.total - self.done
-        per_cell = (time.monotonic() - self.start) / self.ran
-        eta = f"ETA {_duration(per_cell * left)}" if left else "done"
         seconds = record.get("seconds")
+        if isinstance(seconds, int | float):
+            self.cell_seconds.append(float(seconds))
+        # the cells left, run `workers` at a time at the mean duration of those run so far
+        # (wall time per finished cell would count the first cells' parallel partners twice)
+        mean = (sum(self.cell_seconds) / len(self.cell_seconds) if self.cell_seconds
+                else (time.monotonic() - self.start) / self.ran)
+        eta = (f"ETA {_duration(mean * math.ceil(left / max(1, self.workers)))}" if left
+               else "done")
         took = f"{seconds:.0f} s" if isinstance(seconds, int | float) else "-"
         self.say(f"[{self.done}/{self.total}] {record.get('name')}: {record.get('outcome')}, "
                  f"{shown}, {took}; {eta}")
