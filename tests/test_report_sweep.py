@@ -24,6 +24,8 @@ def _cell(wd: float, ema: float | None) -> dict:
             else 50.0, "lidar": 1.0, "effective_rank": 1.0 if collapsed else 10.0,
             "alpha_req": 1.0, "collapse_level": 0.9 if collapsed else 0.1,
             "sigma2_est": 1.0, "tau_est": 0.5 if ema == 0.99 else 1.0,
+            # the data's scale logged in the 0.99 row only: the 0.9 row reads eta_c at x = 1
+            **({"scale_est": 2.0} if ema == 0.99 else {}),
             "warning_step": 10 if collapsed else None, "warning_reason": "collapse level"}
 
 
@@ -45,12 +47,13 @@ def test_two_axes_draw_a_phase_diagram_with_the_theory_boundary(
     assert (out / "report" / "phase_diagram.png").stat().st_size > 1000
     markdown = (out / "report" / "sweep_report.md").read_text()
     assert "| 1.0 | 0.9 | complete collapse | 0.200 |" in markdown
-    # eta_c per EMA value from that row's learned cells: tau 1 -> 1/8, tau 0.5 -> 1/32
+    # eta_c per EMA value from that row's learned cells: tau 1, x 1 -> 1/8; tau 0.5, x 2 -> 1/16
     boundary = eta_c_boundary(json.loads((out / SWEEP_TABLE_FILE).read_text()))
     assert boundary is not None
     etas = {p["value"]: p["eta_c"] for p in boundary["points"]}
-    assert etas == {0.9: critical_eta(1.0, 1.0), 0.99: critical_eta(1.0, 0.5)}
-    assert f"eta_c = {critical_eta(1.0, 0.5):.4g}" in markdown
+    assert etas == {0.9: critical_eta(1.0, 1.0), 0.99: critical_eta(1.0, 0.5, 2.0)}
+    assert etas[0.99] == pytest.approx(1 / 16, rel=1e-15)  # a product of exact binary fractions
+    assert f"eta_c = {critical_eta(1.0, 0.5, 2.0):.4g}" in markdown
 
 
 def test_one_axis_draws_curves(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

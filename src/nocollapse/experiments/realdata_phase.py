@@ -28,7 +28,7 @@ from typing import Any
 from nocollapse.diagnostics import critical_eta
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
-from nocollapse.report.sweep import build_sweep_report
+from nocollapse.report.sweep import build_sweep_report, median_estimates
 from nocollapse.sweep import SweepRequest, SweepSpec, parse_axis, run_sweep
 from nocollapse.sweep.spec import cores
 from nocollapse.sweep.table import spearman
@@ -153,9 +153,11 @@ def _boundary_claim(result: ReproductionResult, label: str, cells: list[dict[str
         row = {c["axes"][WEIGHT_DECAY]: c for c in cells if c["axes"][EMA] == ema}
         healthy = [c for c in row.values() if c.get("outcome") == "learned"
                    and _finite(c.get("sigma2_est")) and _finite(c.get("tau_est"))]
-        eta_c = (critical_eta(statistics.median(c["sigma2_est"] for c in healthy),
-                              statistics.median(c["tau_est"] for c in healthy))
-                 if healthy else None)
+        if healthy:
+            sigma2, tau, scale = median_estimates(healthy)
+            eta_c: float | None = critical_eta(sigma2, tau, scale or 1.0)
+        else:
+            eta_c = None
         first_bad = next((i for i, d in enumerate(decays)
                           if row.get(d, {}).get("outcome") != "learned"), None)
         if first_bad is None:
@@ -174,7 +176,7 @@ def _boundary_claim(result: ReproductionResult, label: str, cells: list[dict[str
     result.check(f"(b) {label}: empirical boundary over the estimated eta_c (median factor)",
                  "a measured factor (theory: 1)",
                  f"{_fmt(factor, '.3g')} ({shown})", factor is not None)
-    # theory: eta_c = tau^2/(4(1+sigma^2)); a slower EMA (larger base_tau) lowers tau and
+    # theory: eta_c = x tau^2/(4(1+sigma^2)); a slower EMA (larger base_tau) lowers tau and
     # so eta_c: the boundary should not move to larger weight decay as base_tau grows
     known = [b if b is not None else math.inf for b in boundaries]
     steps = list(itertools.pairwise(known))

@@ -92,11 +92,21 @@ def eta_c_boundary(table: dict[str, Any]) -> dict[str, Any] | None:
         if not cells:
             points.append({"value": value, "eta_c": None, "cells": []})
             continue
-        sigma2 = statistics.median(float(c["sigma2_est"]) for c in cells)
-        tau = statistics.median(float(c["tau_est"]) for c in cells)
-        points.append({"value": value, "eta_c": float(critical_eta(sigma2, tau)),
-                       "sigma2": sigma2, "tau": tau, "cells": [c["name"] for c in cells]})
+        sigma2, tau, scale = median_estimates(cells)
+        points.append({"value": value, "eta_c": critical_eta(sigma2, tau, scale or 1.0),
+                       "sigma2": sigma2, "tau": tau, "scale": scale,
+                       "cells": [c["name"] for c in cells]})
     return {"other_axis": other, "points": points}
+
+
+def median_estimates(cells: list[dict[str, Any]]) -> tuple[float, float, float | None]:
+    """Medians of the cells' ``sigma2_est``, ``tau_est`` and ``scale_est`` (None: no cell
+    logged the data's scale, and ``eta_c`` is read at ``x = 1``)."""
+    sigma2 = statistics.median(float(c["sigma2_est"]) for c in cells)
+    tau = statistics.median(float(c["tau_est"]) for c in cells)
+    scales = [float(c["scale_est"]) for c in cells
+              if _finite(c.get("scale_est")) and c["scale_est"] > 0]
+    return sigma2, tau, statistics.median(scales) if scales else None
 
 
 def _position(eta: float, decays: list[float]) -> float:
@@ -238,16 +248,19 @@ def render_markdown(table: dict[str, Any], boundary: dict[str, Any] | None,
         lines.append(f"- {metric}: {_fmt(rho, '.2f') if rho is not None else 'n/a'} "
                      f"({value.get('cells')} cells)")
     if boundary is not None:
-        lines += ["", "Theory boundary eta_c = tau^2 / (4 (1 + sigma^2)) from the learned "
-                  "cells' estimates (medians):", ""]
+        lines += ["", "Theory boundary eta_c = x tau^2 / (4 (1 + sigma^2)) from the learned "
+                  "cells' estimates (medians; x = 1 where no cell logged the data's scale):",
+                  ""]
         for point in boundary["points"]:
             where = (f"{boundary['other_axis']}={point['value']}" if boundary["other_axis"]
                      else "all cells")
             if point["eta_c"] is None:
                 lines.append(f"- {where}: no learned cell with estimates")
             else:
+                scale = point.get("scale")
                 lines.append(f"- {where}: eta_c = {point['eta_c']:.4g} (sigma2 "
-                             f"{point['sigma2']:.3g}, tau {point['tau']:.3g}; cells: "
+                             f"{point['sigma2']:.3g}, tau {point['tau']:.3g}, x "
+                             f"{_fmt(scale, '.3g') if scale else '1 (not logged)'}; cells: "
                              f"{', '.join(point['cells'])})")
     return "\n".join(lines) + "\n"
 

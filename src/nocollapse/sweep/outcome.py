@@ -25,6 +25,7 @@ from nocollapse.monitor import MonitorConfig
 from nocollapse.runio import (
     ESTIMATE_KEYS,
     METRICS_FILE,
+    SCALE_KEY,
     SUMMARY_FILE,
     WARNINGS_FILE,
     iter_metrics,
@@ -80,6 +81,8 @@ def read_cell(run_dir: Path) -> dict[str, Any]:
         "peak_effective_rank": peak,
         "sigma2_est": _median([r["sigma2_est"] for r in recent]),
         "tau_est": _median([r["tau_est"] for r in recent]),
+        # the data's scale x of eta_c = x tau^2 / (4 (1 + sigma^2)); None when not logged
+        "scale_est": _median([r.get(SCALE_KEY) for r in recent]),
         "knn_curve": curve,
         "warning_step": warning.get("step"),
         "warning_reason": (warning.get("reasons") or [None])[0],
