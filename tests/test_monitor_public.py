@@ -46,7 +46,9 @@ class Tiny(torch.nn.Module):
 
 
 def _loop(model: Tiny, steps: int, monitor: Monitor | None = None, every_epoch: int = 10,
-          lr: float = 0.05) -> list[torch.Tensor]:
+          lr: float = 0.05, snapshot: bool = False) -> list[torch.Tensor]:
+    """``snapshot``: pass the predictor's matrix as a copy taken at the step (a replayed
+    step then sees the matrix it saw the first time), else the live module."""
     generator = torch.Generator().manual_seed(1)
     data = torch.randn(256, D_IN, generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
@@ -57,7 +59,10 @@ def _loop(model: Tiny, steps: int, monitor: Monitor | None = None, every_epoch: 
         x2 = x + 0.1 * torch.randn(x.shape, generator=generator)
         loss, z1, z2 = model(x1, x2)
         if monitor is not None:
-            monitor.observe(step, z1, z2, predictor=model.predictor, loss=loss)
+            predictor = model.predictor
+            if snapshot and isinstance(predictor, torch.nn.Linear):
+                predictor = predictor.weight.detach().clone()
+            monitor.observe(step, z1, z2, predictor=predictor, loss=loss)
         optimizer.zero_grad()
         loss.backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
@@ -168,35 +173,49 @@ def test_collapse_warns_naming_the_missing_stop_gradient_and_can_stop(tmp_path: 
 
 
 class _Handover:
-    """Observes with one Monitor until step ``at``, then, as after a kill and a resume,
-    saves its state through torch.save / weights_only load into a new Monitor."""
+    """A loop whose state is saved at step ``at`` and that is killed at ``kill`` (lines
+    of the steps between already written): a new Monitor(resume=True) loads the saved
+    state (through torch.save / weights_only load) and the lost steps are replayed."""
 
-    def __init__(self, run: Path, at: int) -> None:
-        self.run, self.at = run, at
+    def __init__(self, run: Path, at: int, kill: int) -> None:
+        self.run, self.at, self.kill = run, at, kill
         self.current = Monitor(run, every=5, stop_gradient=False, console=_quiet())
+        self.since_save: list[tuple[str, tuple, dict]] = []
 
-    def observe(self, step: int, *args: object, **kwargs: object) -> object:
-        if step == self.at:
-            torch.save(self.current.state_dict(), self.run.parent / "state.pt")
+    def _call(self, name: str, *args: object, **kwargs: object) -> None:
+        if self.since_save or (name == "observe" and args[0] == self.at):
+            if not self.since_save:
+                torch.save(self.current.state_dict(), self.run.parent / "state.pt")
+            self.since_save.append((name, args, kwargs))
+        if name == "observe" and args[0] == self.kill:
             assert self.current._writer is not None
             self.current._writer.close()  # killed: no summary, no close()
             self.current = Monitor(self.run, every=5, resume=True, console=_quiet())
             self.current.load_state_dict(torch.load(self.run.parent / "state.pt",
                                                     weights_only=True))
-        return self.current.observe(step, *args, **kwargs)  # type: ignore[arg-type]
+            for replay, replay_args, replay_kwargs in self.since_save[:-1]:
+                getattr(self.current, replay)(*replay_args, **replay_kwargs)
+            self.since_save = []
+            self.at = -1
+        getattr(self.current, name)(*args, **kwargs)
+
+    def observe(self, *args: object, **kwargs: object) -> None:
+        self._call("observe", *args, **kwargs)
 
     def end_epoch(self, epoch: int) -> None:
-        self.current.end_epoch(epoch)
+        self._call("end_epoch", epoch)
 
 
-def test_resumed_monitor_warns_as_an_uninterrupted_one(tmp_path: Path) -> None:
+def test_resumed_monitor_writes_what_an_uninterrupted_one_writes(tmp_path: Path) -> None:
     whole = Monitor(tmp_path / "whole", every=5, stop_gradient=False, console=_quiet())
-    _loop(Tiny(stop_gradient=False), 40, whole, lr=0.5)
+    _loop(Tiny(stop_gradient=False), 40, whole, lr=0.5, snapshot=True)
     whole.close()
-    # it warns after the handover, with suspect logs before it (the streak crosses it)
+    # it warns after the saved state, with suspect logs before it (the streak crosses it)
     assert [w["step"] for w in whole.warnings] == [20]
-    split = _Handover(tmp_path / "split", at=12)
-    _loop(Tiny(stop_gradient=False), 40, split, lr=0.5)  # type: ignore[arg-type]
+    # saved at step 12, killed at 23: steps 12-22 and epoch 2's spectra were written
+    # after the state and must go, then come back once
+    split = _Handover(tmp_path / "split", at=12, kill=23)
+    _loop(Tiny(stop_gradient=False), 40, split, lr=0.5, snapshot=True)  # type: ignore[arg-type]
     split.current.close()
     for name in ("warnings.jsonl", "spectra.jsonl", "metrics.jsonl"):
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "split" / name).read_bytes()

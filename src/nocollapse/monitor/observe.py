@@ -44,10 +44,14 @@ from nocollapse.monitor.warnings import CollapseDetected
 from nocollapse.runio import (
     METRICS_FILE,
     RUN_FILES,
+    SPECTRA_FILE,
     SUMMARY_FILE,
+    WARNINGS_FILE,
     MetricsWriter,
+    atomic_write_bytes,
     atomic_write_text,
     ensure_dir,
+    iter_metric_lines,
     write_config,
 )
 
@@ -241,11 +245,23 @@ class Monitor:
                 "context": dict(self.core.warning.context)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`state_dict` (with ``Monitor(..., resume=True)``)."""
+        """Inverse of :meth:`state_dict` (with ``Monitor(..., resume=True)``).
+
+        What the run directory got after that state was saved (lines of later steps and
+        epochs, a ``summary.json``) goes, as a ``nocollapse train`` resume does, so the
+        resumed loop writes the files of an uninterrupted one.
+        """
+        last_step, last_epoch = state["last_step"], state.get("last_epoch")
+        if self._writer is not None:
+            self._writer.close()
+        _keep_until(self.run_dir / METRICS_FILE, "step", last_step)
+        _keep_until(self.run_dir / WARNINGS_FILE, "step", last_step)
+        _keep_until(self.run_dir / SPECTRA_FILE, "epoch", last_epoch)
+        (self.run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+        self._writer = MetricsWriter(self.run_dir, METRICS_FILE)
         self.core.warning.context.update(state.get("context", {}))
         self.core.load_state_dict(state["core"])
-        self.last_step, self.epoch = state["last_step"], int(state["epoch"])
-        self._last_epoch = state.get("last_epoch")
+        self.last_step, self.epoch, self._last_epoch = last_step, int(state["epoch"]), last_epoch
         self._loss_sum, self._loss_count = float(state["loss_sum"]), int(state["loss_count"])
         self._f_sum, self._f_count = state.get("f_sum"), int(state.get("f_count", 0))
         self._seconds, self._started = float(state.get("seconds", 0.0)), time.monotonic()
@@ -272,3 +288,25 @@ class Monitor:
         self._f_sum = term if self._f_sum is None else self._f_sum.to(term.device) + term
         self._f_count += 1
 
+
+def _keep_until(path: Path, key: str, last: int | None) -> None:
+    """Keep the lines of ``path`` whose ``key`` is at most ``last`` (``None``: none of them),
+    byte for byte; unreadable lines (a kill mid-write) go too.
+
+    The rule of ``train``'s resume (``train.rundir.truncate_jsonl``, which the monitor,
+    a layer below, cannot import).
+    """
+    if not path.is_file():
+        return
+    kept, dropped = [], False
+    for line, record in iter_metric_lines(path):
+        value = None if record is None else record.get(key)
+        late = isinstance(value, int | float) and (last is None or value > last)
+        if record is None or late:
+            dropped = True
+            continue
+        if not line.endswith(b"\n"):
+            line, dropped = line + b"\n", True
+        kept.append(line)
+    if dropped:
+        atomic_write_bytes(path, b"".join(kept))
