@@ -72,6 +72,7 @@ def test_report_draws_the_run_and_random_init_maps(tmp_path: Path,
     assert arrays is not None, why
     assert arrays["labels"].shape == (100,) and arrays["trained"].shape[0] == 100
     assert arrays["random_init"].shape[0] == 100
+    assert [str(name) for name in arrays["classes"]] == [str(d) for d in range(10)]  # digits
     assert not np.array_equal(arrays["trained"], arrays["random_init"])
     maps = embedding_maps(arrays)
     assert all(found.xy.shape == (100, 2) for found in maps.values())

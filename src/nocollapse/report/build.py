@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from nocollapse.errors import NocollapseError, OutputError
 from nocollapse.report import embedding, figures, theory_run
 from nocollapse.report.markdown import render
@@ -102,7 +104,8 @@ def _embedding_figure(run: Run, out: Path, attempt: Attempt) -> None:
     arrays, why = embedding.read_embedding(run.path)
     path = out / f"{run.label}-embedding.png"
     if arrays is not None:
-        embedding.plot_embedding(embedding.embedding_maps(arrays), run.label, path)
+        classes = [str(name) for name in arrays.get("classes", np.array([], dtype=np.str_))]
+        embedding.plot_embedding(embedding.embedding_maps(arrays), run.label, path, classes)
         n = len(arrays["labels"])
         caption = (f"{run.label}: {n} test images' final features in 2-D (t-SNE, or UMAP "
                    "when umap-learn is installed) beside the random-init encoder's")

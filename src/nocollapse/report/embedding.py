@@ -12,9 +12,11 @@ is drawn as the single point it is instead of being handed to t-SNE.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -108,16 +110,21 @@ def embedding_maps(arrays: dict[str, np.ndarray]) -> dict[str, EmbeddingMap]:
             for key in PANELS_KEYS}
 
 
-def plot_embedding(maps: dict[str, EmbeddingMap], title: str, path: Path) -> Path:
-    """The panels side by side, points coloured by class, titles with method and separation."""
-    figure = Figure(figsize=(2 * FIGSIZE[0], 1.25 * FIGSIZE[1]))
+def plot_embedding(maps: dict[str, EmbeddingMap], title: str, path: Path,
+                   classes: Sequence[str] = ()) -> Path:
+    """The panels side by side, points coloured by class (a legend with the class names),
+    each titled with its method and class separation."""
+    figure = Figure(figsize=(2 * FIGSIZE[0], 1.3 * FIGSIZE[1]))
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(PANELS))
-    scatter = None
+    colours = matplotlib.colormaps["tab10"]
     for axis, (key, name) in zip(axes, PANELS, strict=True):
         found = maps[key]
-        scatter = axis.scatter(found.xy[:, 0], found.xy[:, 1], c=found.labels, cmap="tab10",
-                               s=4, alpha=0.8, linewidths=0)
+        for label in np.unique(found.labels):
+            chosen = found.labels == label
+            text = classes[int(label)] if 0 <= int(label) < len(classes) else str(int(label))
+            axis.scatter(found.xy[chosen, 0], found.xy[chosen, 1], s=4, alpha=0.8,
+                         linewidths=0, color=colours(int(label) % 10), label=text)
         what = (f"{found.method}: class separation {found.separation:.2f}"
                 if not found.method.startswith("none") else
                 f"all {len(found.xy)} points coincide (spread {found.spread:.1e}): collapsed")
@@ -127,6 +134,8 @@ def plot_embedding(maps: dict[str, EmbeddingMap], title: str, path: Path) -> Pat
     n = len(next(iter(maps.values())).xy)
     figure.suptitle(f"{title}: {n} test images' features in 2-D, coloured by class",
                     fontsize=10)
-    if scatter is not None:
-        figure.colorbar(scatter, ax=list(axes), label="class", shrink=0.8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 10), fontsize=8,
+                  markerscale=3, frameon=False)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     return save_figure(figure, path, tight=False)

@@ -53,7 +53,8 @@ def write_embedding_sample(run_dir: str | Path, learner: Learner, test: ImageDat
     test split is unlabelled.
 
     Arrays: ``labels`` and ``indices`` (N,) int64, ``trained`` and ``random_init`` (N, k)
-    float32 principal scores, ``trained_spread`` and ``random_init_spread`` (0-d float64).
+    float32 principal scores, ``trained_spread`` and ``random_init_spread`` (0-d float64),
+    ``classes`` (the class names, a unicode array: no pickle needed).
     """
     if points <= 0 or len(test) == 0 or int(test.labels.min()) < 0:
         return None
@@ -74,7 +75,8 @@ def write_embedding_sample(run_dir: str | Path, learner: Learner, test: ImageDat
     np.savez_compressed(buffer, labels=test.labels[indices].numpy().astype(np.int64),
                         indices=indices.numpy().astype(np.int64), trained=trained_scores,
                         random_init=initial_scores, trained_spread=np.float64(trained_spread),
-                        random_init_spread=np.float64(initial_spread))
+                        random_init_spread=np.float64(initial_spread),
+                        classes=np.array([str(name) for name in test.classes], dtype=np.str_))
     path = Path(run_dir) / EMBEDDING_FILE
     atomic_write_bytes(path, buffer.getvalue())
     return path
