@@ -15,7 +15,8 @@ from nocollapse.sweep import outcome
 LABEL_FREE = ("rankme", "alpha_req", "lidar", "effective_rank")
 CSV_COLUMNS = ("name", "outcome", "knn", "random_init_knn", "collapse_level", "effective_rank",
                "peak_effective_rank", "rankme", "alpha_req", "lidar", "sigma2_est", "tau_est",
-               "warning_step", "warning_reason", "warning_cause", "steps", "seconds", "error")
+               "scale_est", "warning_step", "warning_reason", "warning_cause", "steps",
+               "seconds", "error")
 
 
 def spearman(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
