@@ -137,14 +137,16 @@ def test_predictor_matrix_none_for_mlp_and_symmetric_for_spectral() -> None:
     assert isinstance(learner.predictor, SpectralPredictor)
 
 
-def test_symmetric_loss_is_sum_of_directions() -> None:
+def test_symmetric_loss_combines_the_two_directions() -> None:
+    # BYOL sums the directions, SimSiam averages them (tests/test_symmetric_reduction.py)
     x1, x2 = _views(torch.Generator().manual_seed(4), 16)
-    both = _learner("simsiam").eval()
-    one = _learner("simsiam", symmetric=False).eval()
-    with torch.no_grad():
-        total = both(x1, x2).loss
-        forward, backward = one(x1, x2).loss, one(x2, x1).loss
-    torch.testing.assert_close(total, forward + backward)
+    for method, reduction, factor in (("simsiam", "mean", 0.5), ("simsiam", "sum", 1.0)):
+        both = _learner(method, symmetric_reduction=reduction).eval()
+        one = _learner(method, symmetric=False).eval()
+        with torch.no_grad():
+            total = both(x1, x2).loss
+            forward, backward = one(x1, x2).loss, one(x2, x1).loss
+        torch.testing.assert_close(total, factor * (forward + backward))
 
 
 def test_parameter_groups_split_decay_and_predictor_lr() -> None:

@@ -8,13 +8,14 @@ import torch
 
 
 def symmetrised(loss_fn: Callable[..., torch.Tensor], *args: object) -> torch.Tensor:
-    """``loss_fn(a1, b1) + loss_fn(a2, b2)``: a sum, as SimSiam and BYOL define it.
+    """``loss_fn(a1, b1) + loss_fn(a2, b2)``: a sum, as BYOL's code computes it.
 
     Call as ``symmetrised(loss_fn, a1, b1, a2, b2)`` for two-argument losses, or
     ``symmetrised(loss_fn, first, second)`` with two argument tuples for losses
-    that take more (IsoLoss: ``(z1, t2, p1, Wp)``). Averaging the two directions,
-    as some libraries do, halves every gradient and so silently halves the
-    learning rate.
+    that take more (IsoLoss: ``(z1, t2, p1, Wp)``). facebookresearch/simsiam averages
+    the two (x 0.5): the learner's ``symmetric_reduction="mean"`` (the SimSiam preset).
+    With weight decay the factor is not a learning-rate rescaling: it halves the
+    gradient against the decay.
     """
     first: tuple[object, ...]
     second: tuple[object, ...]

@@ -19,6 +19,7 @@ from nocollapse.predictors.options import OptionValue, coerce_options
 from nocollapse.predictors.spectral import check_combination
 
 TARGETS = ("ema", "stopgrad")
+REDUCTIONS = ("sum", "mean")
 
 
 @dataclass
@@ -31,7 +32,11 @@ class LearnerConfig:
     the target branch is the online network *with* gradients (the EMA copy is unused).
     ``predictor_options``: the options of ``predictor``, checked against the schema of
     its registry entry (spectral predictors: ``SPECTRAL_OPTIONS``, docs/learner.md).
-    ``symmetric=False`` trains on one direction only (view 1 predicts view 2).
+    ``symmetric=False`` trains on one direction only (view 1 predicts view 2);
+    ``symmetric_reduction``: how the two directions combine, ``"sum"`` (BYOL and the
+    spectral methods' code) or ``"mean"`` (facebookresearch/simsiam: x 0.5). With weight
+    decay the two are not a learning-rate rescaling of each other: the gradient-to-decay
+    ratio halves (docs/theory.md#theory-in-a-run).
     """
 
     backbone: str = "small_convnet"
@@ -48,12 +53,14 @@ class LearnerConfig:
     final_tau: float = 1.0
     loss: str = "cosine"
     symmetric: bool = True
+    symmetric_reduction: str = "sum"
 
     def validate(self) -> LearnerConfig:
         check_choice("backbone", self.backbone, BACKBONES)
         check_choice("predictor", self.predictor, tuple(PREDICTORS))
         check_choice("target", self.target, TARGETS)
         check_choice("loss", self.loss, tuple(LOSSES))
+        check_choice("symmetric_reduction", self.symmetric_reduction, REDUCTIONS)
         for name in ("proj_hidden_dim", "proj_dim", "proj_layers", "pred_hidden_dim"):
             check_positive(name, getattr(self, name))
         check_in_range("base_tau", self.base_tau, 0.0, 1.0)
@@ -78,10 +85,13 @@ class LearnerConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # SimSiam (Chen & He 2021): MLP predictor with a bottleneck, no EMA, negative cosine.
+    # SimSiam (Chen & He 2021): MLP predictor with a bottleneck, no EMA, negative cosine,
+    # the two directions averaged (facebookresearch/simsiam: x 0.5).
     "simsiam": {"predictor": "mlp", "target": "stopgrad", "loss": "cosine",
-                "proj_layers": 3, "proj_last_bn": True, "pred_hidden_dim": 128},
-    # BYOL (Grill et al. 2020): MLP predictor, EMA 0.996 -> 1, normalised L2.
+                "proj_layers": 3, "proj_last_bn": True, "pred_hidden_dim": 128,
+                "symmetric_reduction": "mean"},
+    # BYOL (Grill et al. 2020): MLP predictor, EMA 0.996 -> 1, normalised L2, directions
+    # summed (as every preset but SimSiam: the authors' code of each sums them).
     "byol": {"predictor": "mlp", "target": "ema", "base_tau": 0.996, "final_tau": 1.0,
              "loss": "normalized-l2"},
     # DirectPred (tian2021): authors' command rho 0.3, eps 0.01 is their default; the

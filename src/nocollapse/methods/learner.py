@@ -153,7 +153,8 @@ class SiameseLearner(nn.Module):
         first, second = Direction(z1, p1, t2, Wp1), Direction(z2, p2, t1, Wp2)
         if not self.config.symmetric:
             return entry.fn(first)
-        return symmetrised(entry.fn, (first,), (second,))
+        total = symmetrised(entry.fn, (first,), (second,))
+        return total * 0.5 if self.config.symmetric_reduction == "mean" else total
 
     def _matrix(self) -> torch.Tensor:
         if not isinstance(self.predictor, MatrixPredictor):
@@ -223,11 +224,12 @@ class SiameseLearner(nn.Module):
     def loss_gain(self) -> tuple[float, bool]:
         """The loss's gradient over the theory's one-direction loss, and whether normalised.
 
-        The registry's ``gain`` times 2 when the two view directions are summed
-        (docs/theory.md#theory-in-a-run).
+        The registry's ``gain`` times 2 when the two view directions are summed, not
+        averaged (docs/theory.md#theory-in-a-run).
         """
         entry = LOSSES[self.config.loss]
-        return entry.gain * (2.0 if self.config.symmetric else 1.0), entry.normalised
+        summed = self.config.symmetric and self.config.symmetric_reduction == "sum"
+        return entry.gain * (2.0 if summed else 1.0), entry.normalised
 
     def correlation(self) -> torch.Tensor | None:
         """The running ``F_hat`` of online projector outputs."""
