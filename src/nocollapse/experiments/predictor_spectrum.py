@@ -1,11 +1,12 @@
-"""tian2021-predictor-spectrum: an SGD-trained linear predictor follows ``p_j ~ s_j^k``.
+"""tian2021-predictor-spectrum: does an SGD-trained linear predictor follow ``p_j ~ s_j^(1/2)``?
 
 docs/theory.md#theory-in-a-run. A BYOL run on Fashion-MNIST with ``predictor=linear``
-logs, per epoch, the eigenvalues ``s_j`` of ``F_hat`` and the predictor's gains
-``p_j = u_j^T Wp u_j`` along ``F_hat``'s eigenvectors. tian2021 observes ``p_j`` close
-to ``sqrt(s_j)`` (which DirectPred then sets directly); this reproduction fits the power
-law on the last epoch and checks it against a shuffled pairing of the same numbers,
-which must lose the relation. The exponent is measured, not assumed.
+logs, per epoch, the eigenvalues ``s_j`` of ``F_hat``, the predictor's gains
+``p_j = u_j^T Wp u_j`` along ``F_hat``'s eigenvectors and their relative commutator.
+tian2021's claim, as stated: ``p_j`` proportional to ``s_j^(1/2)`` with the eigenbases
+aligned. Checked as ``k`` in ``0.5 +- 0.1`` fitted on most modes, the commutator below a
+stated threshold, and against a shuffled pairing of the same numbers; when the run does
+not show it, the reproduction reports "not reproduced" with the measured ``k``.
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {"data": "default", "subset": 60000, "batch": 256, "seconds": 600.0,
              "max_steps": None},
 }
-# The stated band of the exponent for a run that trains, and the fit quality it needs.
-# tian2021's observation is k = 1/2; a short run is still on its way there from the
-# random predictor's k ~ 0 (docs/reproductions.md gives the measured values).
-EXPONENT_BAND = (0.15, 1.0)
+# tian2021's claim, as the paper states it: in F_hat's eigenbasis the SGD-trained linear
+# predictor's eigenvalues follow p_j ~ s_j^(1/2), with the two eigenbases aligned. Tested as
+# k in 0.5 +- 0.1 (a square root, not a linear or a quarter-power law), fitted on most modes
+# (a fit on the few modes with p_j > 0 says nothing of the rest), with the relative
+# commutator ||F Wp - Wp F|| / (||F|| ||Wp||) below ALIGNMENT_MAX (0 when aligned).
+EXPONENT_BAND = (0.4, 0.6)
 MIN_R2 = 0.6
+MIN_MODE_SHARE = 0.5  # of the d modes must enter the fit
+ALIGNMENT_MAX = 0.05
 SHUFFLES = 50
 
 
@@ -74,10 +79,16 @@ def shuffled_fits(s: np.ndarray, p: np.ndarray, count: int, seed: int) -> list[P
     return fits
 
 
-def in_band(fit: PowerLaw | None) -> bool:
-    """The test of a trained run: exponent in ``EXPONENT_BAND`` with ``r2 >= MIN_R2``."""
+def in_band(fit: PowerLaw | None, modes: int | None = None) -> bool:
+    """The exponent test: ``k`` in ``EXPONENT_BAND``, ``r2 >= MIN_R2`` and, given the number
+    of modes ``d``, at least ``MIN_MODE_SHARE d`` of them fitted."""
     return (fit is not None and EXPONENT_BAND[0] <= fit.exponent <= EXPONENT_BAND[1]
-            and fit.r2 >= MIN_R2)
+            and fit.r2 >= MIN_R2 and (modes is None or fit.modes >= MIN_MODE_SHARE * modes))
+
+
+def aligned(commutator: float | None) -> bool:
+    """The alignment test: a relative commutator at most ``ALIGNMENT_MAX``."""
+    return commutator is not None and commutator <= ALIGNMENT_MAX
 
 
 @reproduction("tian2021-predictor-spectrum", "tian2021",
@@ -100,10 +111,18 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
     passing = sum(in_band(f) for f in shuffled)
     r2_shuffled = float(np.median([f.r2 for f in shuffled])) if shuffled else float("nan")
     fit = last.fit
-    result.check(f"trained run, last epoch ({last.epoch}): p_j ~ s_j^k with k in the band",
-                 f"k in [{EXPONENT_BAND[0]}, {EXPONENT_BAND[1]}], R^2 >= {MIN_R2}",
-                 "no fit" if fit is None else f"k = {fit.exponent:.3f}, R^2 = {fit.r2:.3f}",
-                 in_band(fit))
+    d = len(last.s)
+    result.check(f"trained run, last epoch ({last.epoch}): p_j ~ s_j^(1/2) in F_hat's "
+                 "eigenbasis",
+                 f"k in [{EXPONENT_BAND[0]}, {EXPONENT_BAND[1]}], R^2 >= {MIN_R2}, "
+                 f">= {MIN_MODE_SHARE:.0%} of the {d} modes fitted",
+                 "no fit" if fit is None else f"k = {fit.exponent:.3f}, R^2 = {fit.r2:.3f}, "
+                 f"{fit.modes}/{d} modes", in_band(fit, d))
+    commutator = _commutator(loaded.spectra, last.epoch)
+    result.check(f"trained run, last epoch ({last.epoch}): Wp and F_hat share an eigenbasis",
+                 f"relative commutator <= {ALIGNMENT_MAX}",
+                 "not logged" if commutator is None else f"{commutator:.3f}",
+                 aligned(commutator))
     result.check("shuffled pairing of the same p_j and s_j fails the band",
                  f"<= 10% of {SHUFFLES} permutations pass",
                  f"{passing}/{len(shuffled)} pass (median R^2 {r2_shuffled:.3f})",
@@ -123,5 +142,16 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
     if figure in report.files:
         result.figures.append("report/byol-linear-predictor_spectrum.png")
     result.params.update(exponent=None if fit is None else fit.exponent,
-                         r2=None if fit is None else fit.r2, epochs=len(spectra))
+                         r2=None if fit is None else fit.r2, epochs=len(spectra),
+                         modes_fitted=None if fit is None else fit.modes,
+                         commutator=commutator)
     return result
+
+
+def _commutator(spectra: list[dict[str, Any]], epoch: int) -> float | None:
+    """The relative commutator logged in ``spectra.jsonl`` for ``epoch`` (None if absent)."""
+    for index, record in enumerate(spectra):
+        value = record.get("commutator")
+        if record.get("epoch", index) == epoch and isinstance(value, int | float):
+            return float(value)
+    return None
