@@ -17,6 +17,7 @@ from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.report.theory_figures import plot_comparisons
 from nocollapse.theory import halvagal2023
+from nocollapse.theory.halvagal2023_expected import expected_gain_spread
 from nocollapse.theory.result import Comparison, SimulationParams
 
 CASES = {  # panel name -> (training loss name, augmented views)
@@ -34,8 +35,11 @@ RATE_NOTE = (
     "gain spread: largest over smallest per-mode gain g_m in d log s_m/dt = "
     "g_m (1 - lambda_m/target), fitted over the whole run (Euclidean, target the fixed "
     "point) or the first 20 units of ODE time (cosine, target the moving lbar(t)); modes "
-    "starting within 5% of their target are left out. 'vs final' holds the cosine target "
-    "at its final value instead; '-' means some mode first moved away from it. "
+    "starting within 5% of their target are left out. 'exact flow': the flow of the "
+    "expected gradient (a fixed 50,000-point draw, the authors' per-step count) from the "
+    "simulation's start; 'mean-field ODE': the eigenmode ODE, whose cosine gains replace "
+    "the per-sample norms by their RMS (2x off for the cosine losses). 'vs final' holds "
+    "the cosine target at its final value instead; '-' means some mode first moved away from it. "
     "Time ratio (secondary): slowest over fastest time to cover 95% of the gap to the "
     "final value. It cannot show the claim for the cosine losses: every mode chases the "
     "same drifting target, so a mode's time depends on the others', and a mode that "
@@ -61,12 +65,12 @@ def _num(value: float | None) -> str:
     return "-" if not np.isfinite(value) else f"{value:.2f}"
 
 
-def _row(name: str, comp: Comparison) -> list[str]:
+def _row(name: str, comp: Comparison, expected: float) -> list[str]:
     p = comp.params
     error = float(np.max(comp.final_relative_error()))
     return [name, f"{comp.simulated[-1].min():.4f}-{comp.simulated[-1].max():.4f}",
             f"{comp.theory[-1].mean():.4f}", f"{error:.2%}",
-            _num(p["gain_spread_sim"]), _num(p["gain_spread_theory"]),
+            _num(p["gain_spread_sim"]), _num(expected), _num(p["gain_spread_theory"]),
             _num(p.get("gain_spread_final_sim")), _num(p["rate_spread_sim"]),
             _num(p["rate_spread_theory"]), f"{_norm_drift(comp):.2%}"]
 
@@ -83,17 +87,47 @@ def _check_fixed_points(result: ReproductionResult, runs: dict[str, Comparison])
                      float(np.max(np.abs(final / fixed - 1))) < 0.02)
 
 
-def _check_gains(result: ReproductionResult, runs: dict[str, Comparison]) -> None:
-    for base in ("Euclidean", "Cosine"):
+# Gain spread: simulation within this of the exact-expectation flow, and IsoLoss's Euclidean
+# spread at most ISO_MAX. The fitted gain of a step of size h carries a bias of about
+# h g / 2 (log(1 + h g x) against h g x): at most a few % at default size (h = 0.01
+# Euclidean, 0.1 cosine), up to ~30% for the strong modes at quick size (5x the step).
+AGREEMENT = {"quick": 0.35, "default": 0.10, "full": 0.10}
+ISO_MAX = {"quick": 1.25, "default": 1.1, "full": 1.1}
+EXPECTATION = {"quick": 10_000, "default": 50_000, "full": 50_000}  # points in its draw
+
+
+def _check_gains(result: ReproductionResult, runs: dict[str, Comparison],
+                 expected: dict[str, float], size: str) -> None:
+    """The gain claims (docs/theory.md#halvagal2023-gain).
+
+    The simulation's gain spread must match the flow of the exact expected gradient
+    (halvagal2023_expected) within ``AGREEMENT``: the mean-field ODE, whose cosine gains
+    replace the per-sample norms by their RMS, is off by 2x there and is only tabulated.
+    IsoLoss: Euclidean, the eigenvalue is the whole spread, so Iso's is at most
+    ``ISO_MAX`` (the exact flow's is 1.0; the margin is the step's bias) and the plain
+    loss's at least 5; cosine, the per-sample normalisation keeps a spread of its own
+    (about 2.2 in the exact flow), and Iso must cut the plain spread by at least 4x (the
+    exact flow: 5.5x).
+    """
+    for name, comp in runs.items():
+        sim, exact = comp.params["gain_spread_sim"], expected[name]
+        close = bool(np.isfinite(sim) and np.isfinite(exact)
+                     and abs(sim / exact - 1) <= AGREEMENT[size])
+        result.check(f"{name}: gain spread, simulation vs the exact-expectation flow",
+                     f"within {AGREEMENT[size]:.0%}", f"{_num(sim)} vs {_num(exact)}", close)
+    for base, iso_max, plain_min, cut in (("Euclidean", ISO_MAX[size], 5.0, None),
+                                          ("Cosine", None, None, 4.0)):
         plain = runs[base].params["gain_spread_sim"]
         iso = runs[f"{base}-Iso"].params["gain_spread_sim"]
+        finite = bool(np.isfinite(iso) and np.isfinite(plain))
+        if cut is None:
+            rule = f"Iso <= {iso_max}, plain >= {plain_min}"
+            holds = finite and iso <= float(iso_max or 0) and plain >= float(plain_min or 0)
+        else:
+            rule = f"Iso < plain / {cut:g}"
+            holds = finite and iso < plain / cut
         result.check(f"{base}: IsoLoss removes the eigenvalue as a learning-rate multiplier",
-                     "gain spread (max/min over modes): Iso < plain / 2",
-                     f"{_num(iso)} vs {_num(plain)}",
-                     bool(np.isfinite(iso) and np.isfinite(plain) and iso < plain / 2))
-        ode = runs[f"{base}-Iso"].params["gain_spread_theory"]
-        result.check(f"{base}-Iso: every mode has the same gain in the ODE", "spread < 1.1",
-                     _num(ode), bool(np.isfinite(ode) and ode < 1.1))
+                     f"gain spread (sim): {rule}", f"{_num(iso)} vs {_num(plain)}", holds)
 
 
 @reproduction("halvagal2023-isoloss", "halvagal2023",
@@ -107,7 +141,14 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
         result.check(f"{name}: simulation follows the eigenmode ODE", "final error < 2%",
                      f"{error:.2%}", error < 0.02)
     _check_fixed_points(result, runs)
-    _check_gains(result, runs)
+    # Euclidean: the eigenmode ODE is the exact expectation already (tested); cosine: the
+    # exact flow over a fixed draw (50,000 points, the authors' count; 10,000 at quick size)
+    expected = {name: comp.params["gain_spread_theory"] if comp.params["loss"].endswith("l2")
+                else expected_gain_spread(comp.times, comp.simulated, comp.params["loss"],
+                                          comp.params["sigma2"], comp.params["alpha"],
+                                          comp.params["augment"], EXPECTATION[size])
+                for name, comp in runs.items()}
+    _check_gains(result, runs, expected, size)
     result.check("Cosine conserves ||W||_F^2 under the flow", "drift < 1%",
                  f"{_norm_drift(runs['Cosine']):.2%}", _norm_drift(runs["Cosine"]) < 0.01)
     result.check("Cosine-Iso does not conserve ||W||_F^2", "drift > 1%",
@@ -115,9 +156,10 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
     result.tables.append(Table(
         "final eigenvalues of W W^T and per-mode gains, simulation vs ODE",
         ["loss", "simulated s_m", "ODE s_m (mean)", "max rel. error", "gain spread (sim)",
-         "gain spread (ODE)", "gain spread vs final (sim)", "time ratio (sim)",
-         "time ratio (ODE)", "||W||^2 drift"],
-        [_row(name, comp) for name, comp in runs.items()], note=RATE_NOTE))
+         "gain spread (exact flow)", "gain spread (mean-field ODE)",
+         "gain spread vs final (sim)", "time ratio (sim)", "time ratio (ODE)",
+         "||W||^2 drift"],
+        [_row(name, comp, expected[name]) for name, comp in runs.items()], note=RATE_NOTE))
     plot_comparisons({k: v for k, v in runs.items() if k in list(CASES)[:4]},
                      out / "eigenvalues.png")
     result.figures.append("eigenvalues.png")
