@@ -65,7 +65,9 @@ def test_a_registered_predictor_and_loss_train_through_the_public_config(registe
     assert isinstance(learner.predictor, ScaledIdentity) and learner.predictor.scale == 0.5
     x1, x2 = torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8)
     out = learner(x1, x2)
-    expected = (((0.5 * out.z1 - out.z2) ** 2).mean() + ((0.5 * out.z2 - out.z1) ** 2).mean())
+    # the simsiam preset averages the two directions (facebookresearch/simsiam: x 0.5)
+    expected = 0.5 * (((0.5 * out.z1 - out.z2) ** 2).mean()
+                      + ((0.5 * out.z2 - out.z1) ** 2).mean())
     torch.testing.assert_close(out.loss, expected)
     # not a CorrelationPredictor: the learner keeps F_hat itself, and it saw the batch
     assert learner.tracker is not None and int(learner.tracker.updates) == 1
