@@ -30,13 +30,18 @@ TESTS = Path(__file__).resolve().parent
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 1-epoch run (4 steps); tests work on copies."""
-    from nocollapse.cli.main import main
+    from nocollapse.cli.main import build_parser, main
+    from nocollapse.cli.train import build_config
+    from nocollapse.runio import write_config
 
     out = tmp_path_factory.mktemp("trained") / "run"
     out.mkdir()
-    for name in ("metrics.jsonl", "spectra.jsonl", "warnings.jsonl"):  # a run killed before
-        (out / name).write_text('{"step": 99, "epoch": 99, "stale": true}\n')  # its checkpoint
-    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
+    command = ["train", *TINY, "--epochs", "1", "--out", str(out)]
+    # what the same command killed before its first checkpoint left: its config, then lines
+    write_config(out, build_config(build_parser().parse_args(command)).to_dict())
+    for name in ("metrics.jsonl", "spectra.jsonl", "warnings.jsonl"):
+        (out / name).write_text('{"step": 99, "epoch": 99, "stale": true}\n')
+    assert main(command) == 0
     return out
 
 

@@ -253,11 +253,22 @@ class MetricsWriter:
     def close(self) -> None:
         self._handle.close()
 
+    def reopen(self) -> None:
+        """Append to the file now at ``path`` (after it was rewritten by a rename)."""
+        self._handle.close()
+        self._handle = open_append(self.path)
+
     def __enter__(self) -> MetricsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as plain JSON types (dicts, lists, str, float, int, bool, None), as a
+    checkpoint read with ``weights_only=True`` may hold them (numpy scalars converted)."""
+    return json.loads(json.dumps(_json_safe(value)))
 
 
 def iter_metrics(path: str | Path) -> Iterator[dict[str, Any]]:

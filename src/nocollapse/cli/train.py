@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from nocollapse.train.config import (
 )
 from nocollapse.train.loop import TrainResult
 from nocollapse.train.resume import ALREADY_FINISHED, config_for_resume
-from nocollapse.train.rundir import is_locked
+from nocollapse.train.rundir import foreign_entries, is_locked
 
 EPILOG = """examples:
   nocollapse train                                  # SimSiam on Fashion-MNIST, a few CPU minutes
@@ -99,30 +101,48 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     base = CPU_DEFAULT if args.config is None else read_yaml(args.config)
     config = load_config(None, [], base=merge(base, merge(flags, overrides)))
     if not args.resume and not args.out and "out" not in overrides:
-        config.out = str(_free_run_dir(Path(config.out)))
+        config.out = str(_free_run_dir(Path(config.out), config.to_dict()))
     return config
 
 
-def _free_run_dir(path: Path) -> Path:
+def _free_run_dir(path: Path, config: dict[str, Any] | None = None) -> Path:
     """``path``, or ``path-2``, ``path-3``... when it already holds a run (finished, or
-    running now): reruns never clash."""
+    running now) or files that are not ``config``'s run: reruns never clash."""
     candidate, n = path, 1
-    while checkpoint_path(candidate).exists() or is_locked(candidate):
+    while (checkpoint_path(candidate).exists() or is_locked(candidate)
+           or (config is not None
+               and foreign_entries(candidate, {**config, "out": str(candidate)}))):
         n += 1
         candidate = path.with_name(f"{path.name}-{n}")
     return candidate
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C: the last checkpoint kept and the command that continues."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         result = train(config, resume=bool(args.resume), quiet=args.quiet)
-    except KeyboardInterrupt:
-        print(interrupted_message(Path(config.out)), file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print(interrupted_message(Path(config.out), _extension_args(args)), file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if result.stopped == ALREADY_FINISHED:
+        restored = (" Its summary.json, lost to a stop after the final checkpoint, was written "
+                    "again from that checkpoint; nothing else was changed."
+                    if result.summary_restored else " Nothing was changed.")
         print(f"nocollapse train: the run in {result.run_dir} is already finished (step "
-              f"{result.step}, epoch {result.epoch}); nothing was changed. To train it longer, "
+              f"{result.step}, epoch {result.epoch}).{restored} To train it longer, "
               f"raise --epochs: nocollapse train --resume {result.run_dir} --epochs "
               f"{result.epoch + 1}")
         return 0
@@ -131,11 +151,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def interrupted_message(run_dir: Path) -> str:
+def _extension_args(args: argparse.Namespace) -> str:
+    """The options of a resume that trains longer (``--epochs``, ``max_steps``): the
+    continuing command repeats them, or a finished run's checkpoint would answer "already
+    finished" when stopped before the new steps' first checkpoint."""
+    if not args.resume:
+        return ""
+    changes = merge(read_yaml(args.config) if args.config else {},
+                    parse_overrides(args.overrides))
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    shown = []
+    if "epochs" in changes:
+        shown.append(f"--epochs {changes['epochs']}")
+    if "max_steps" in changes:
+        value = changes["max_steps"]
+        shown.append(f"max_steps={'null' if value is None else value}")
+    return "".join(f" {part}" for part in shown)
+
+
+def interrupted_message(run_dir: Path, extension: str = "") -> str:
     """What Ctrl-C leaves: the last checkpoint, and the command that continues from it."""
     if checkpoint_path(run_dir).exists():
         return (f"nocollapse train: interrupted; {run_dir} keeps its last checkpoint. Continue "
-                f"with: nocollapse train --resume {run_dir}")
+                f"with: nocollapse train --resume {run_dir}{extension}")
     return (f"nocollapse train: interrupted before the first checkpoint; start again with "
             f"--out {run_dir}")
 

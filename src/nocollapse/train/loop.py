@@ -23,7 +23,7 @@ from nocollapse.errors import TrainingDivergedError
 from nocollapse.evaluate import EvalProgress
 from nocollapse.methods import Learner, StepOutput
 from nocollapse.monitor import CollapseMonitor
-from nocollapse.runio import MetricsWriter, write_config
+from nocollapse.runio import SUMMARY_FILE, MetricsWriter, plain_json, write_config
 from nocollapse.threads import tuner_for
 from nocollapse.train import rundir, setup
 from nocollapse.train.callbacks import (
@@ -45,12 +45,18 @@ from nocollapse.train.final_eval import backbone_name as _backbone_name
 from nocollapse.train.final_eval import final_evaluation, stop_note
 from nocollapse.train.knn_curve import KnnCurve
 from nocollapse.train.progress import TrainProgress, run_header
-from nocollapse.train.resume import is_finished, load_for_resume
+from nocollapse.train.resume import (
+    check_counters,
+    check_optimizer_layout,
+    is_finished,
+    load_for_resume,
+)
 from nocollapse.train.summary import (
     RunState,
     TrainResult,
     already_finished_result,
     random_knn,
+    summary_from_checkpoint,
     write_summary,
 )
 
@@ -104,6 +110,8 @@ class _Run:
             return  # nothing to do: the run directory is left untouched
         self.optimizer, self.scheduler = setup.build_optimizer(config, self.learner, self.total,
                                                                self.per_epoch)
+        if self.saved is not None:
+            self._check_saved(self.saved)  # a refused resume changes nothing
         self.augment = setup.build_augment(config, self.data.preset)
         self.run_dir = setup.prepare_run_dir(config, resume)
         self.lock = rundir.open_run(self.run_dir, fresh=not resume) if self.rank0 else None
@@ -137,6 +145,9 @@ class _Run:
                               self.rank0)
         self.tuner = tuner_for(self.device, fixed=config.device.threads is not None
                                or self.fabric.world_size > 1)
+        self.writer: MetricsWriter | None = None
+        # a finished run trained longer: its end (step) until the first new checkpoint
+        self.superseded_end: int | None = None
         self.loss_sum = torch.zeros((), device=self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         if self.saved is not None:
@@ -148,7 +159,7 @@ class _Run:
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         if self.finished:
-            return already_finished_result(Path(self.config.out), self.saved or {})
+            return self._finished_result()
         try:
             return self._fit()
         finally:
@@ -157,7 +168,7 @@ class _Run:
 
     def _fit(self) -> TrainResult:
         state = self.state
-        writer = MetricsWriter(self.run_dir) if self.rank0 else None
+        writer = self.writer = MetricsWriter(self.run_dir) if self.rank0 else None
         if state.step == 0:
             self.curve.initial(writer)
         try:
@@ -296,7 +307,9 @@ class _Run:
                                        self.data.preset, _backbone_name(self.learner, self.config),
                                        self.config.seed, self.config.eval.embedding_points,
                                        self.device)
-        self.save(finished=stopped != "time_budget")
+        # the end goes into the checkpoint too: a kill before summary.json loses nothing
+        self.save(finished=stopped != "time_budget",
+                  ending={"stopped": stopped, "evaluation": plain_json(evaluation)})
         self._write_summary(stopped, knn, evaluation=evaluation)
         return knn, evaluation
 
@@ -306,12 +319,52 @@ class _Run:
             write_summary(self.run_dir, self.state, self.total, stopped, knn, error, evaluation)
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save(self, finished: bool = False) -> None:
+    def save(self, finished: bool = False, ending: dict[str, Any] | None = None) -> None:
         self._check_finite()  # never replace the last good checkpoint with a diverged one
         if self.rank0:
             save_checkpoint(checkpoint_path(self.run_dir), {**self._checkpoint(),
+                                                            **(ending or {}),
                                                             "finished": finished})
+            if self.superseded_end is not None:  # the new steps have their checkpoint now
+                write_config(self.run_dir, self.config.to_dict())
+                rundir.retire_finished_outputs(self.run_dir, self.superseded_end)
+                self.superseded_end = None
+                if self.writer is not None:
+                    self.writer.reopen()  # metrics.jsonl was rewritten by a rename
         self.fabric.barrier()
+
+    def _finished_result(self) -> TrainResult:
+        """A finished run, untouched; only a ``summary.json`` lost to a kill after the final
+        checkpoint is written again from that checkpoint (under the run's lock)."""
+        run_dir, saved = Path(self.config.out), self.saved or {}
+        restored = False
+        if self.rank0 and not (run_dir / SUMMARY_FILE).exists():
+            lock = rundir.open_run(run_dir, fresh=False)
+            try:
+                summary_from_checkpoint(run_dir, saved, self.total)
+            finally:
+                lock.release()
+            restored = True
+        result = already_finished_result(run_dir, saved)
+        result.summary_restored = restored
+        return result
+
+    def _check_saved(self, saved: dict[str, Any]) -> None:
+        """What a resume checks before the run directory is touched: the counters against
+        this run's epoch length, the weights, the schedule, the optimiser's layout."""
+        try:
+            check_counters(saved, self.per_epoch)
+            self.learner.load_state_dict(saved["model"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            check_optimizer_layout(self.optimizer, saved["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise self._unfit(error) from error
+
+    def _unfit(self, error: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint {checkpoint_path(self.config.out)} does not fit this run "
+            f"({type(error).__name__}: {str(error)[:300]}); it is damaged or was not "
+            "written by nocollapse. Start the run again without --resume")
 
     def _checkpoint(self) -> dict[str, Any]:
         learner, state = self.learner, self.state
@@ -328,10 +381,8 @@ class _Run:
                 "callbacks": callback_states(self.callbacks)}
 
     def _restore(self, saved: dict[str, Any]) -> None:
-        try:
-            self.learner.load_state_dict(saved["model"])
+        try:  # the weights and the schedule were loaded by _check_saved
             self.optimizer.load_state_dict(saved["optimizer"])
-            self.scheduler.load_state_dict(saved["scheduler"])
             restore_rng_state(saved["rng"], self.generator)
             state = self.state
             state.step, state.epoch, state.batch = saved["step"], saved["epoch"], saved["batch"]
@@ -344,11 +395,10 @@ class _Run:
             self.loss_sum = saved["loss_sum"].to(self.device)
             restore_callback_states(self.callbacks, saved.get("callbacks") or {})
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
-            raise CheckpointError(
-                f"checkpoint {checkpoint_path(self.run_dir)} does not fit this run "
-                f"({type(error).__name__}: {str(error)[:300]}); it is damaged or was not "
-                "written by nocollapse. Start the run again without --resume") from error
-        if self.rank0:
+            raise self._unfit(error) from error
+        if extending:  # cut nothing of the finished run before the new steps' checkpoint
+            self.superseded_end = state.step
+        elif self.rank0:
             write_config(self.run_dir, self.config.to_dict())
-            rundir.cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch, extending)
+            rundir.cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch)
 

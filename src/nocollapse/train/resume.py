@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nocollapse.errors import ConfigError
 from nocollapse.train.checkpoint import checkpoint_path, load_checkpoint
 from nocollapse.train.config import TrainConfig, merge
@@ -92,6 +94,29 @@ def load_for_resume(config: TrainConfig) -> dict[str, Any]:
     saved = load_checkpoint(checkpoint_path(run_dir))
     check_resume_changes(saved["config"], config.to_dict(), run_dir)
     return saved
+
+
+def check_counters(saved: dict[str, Any], per_epoch: int) -> None:
+    """The checkpoint's step, epoch and batch are a position in this run's epochs
+    (``step = epoch * per_epoch + batch``, ``0 <= batch < per_epoch``); ValueError if not."""
+    counters = {key: saved[key] for key in ("step", "epoch", "batch", "window_steps")}
+    for key, value in counters.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key}={value!r}, not a count")
+    step, epoch, batch = counters["step"], counters["epoch"], counters["batch"]
+    if batch >= per_epoch or step != epoch * per_epoch + batch:
+        raise ValueError(f"step {step}, epoch {epoch}, batch {batch} are no position in "
+                         f"epochs of {per_epoch} steps")
+
+
+def check_optimizer_layout(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """The saved optimiser state has this optimiser's groups of parameters; ValueError if not."""
+    groups = saved["param_groups"]
+    sizes = [len(group["params"]) for group in groups]
+    expected = [len(group["params"]) for group in optimizer.param_groups]
+    if sizes != expected:
+        raise ValueError(f"the optimiser state has parameter groups of {sizes}, this run "
+                         f"{expected}")
 
 
 def is_finished(saved: dict[str, Any], total_steps: int) -> bool:

@@ -12,10 +12,12 @@ import fcntl
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from nocollapse.errors import ConfigError, OutputError
 from nocollapse.runio import (
     CHECKPOINT_DIR,
+    CONFIG_FILE,
     LOCK_FILE,
     METRICS_FILE,
     SPECTRA_FILE,
@@ -24,6 +26,7 @@ from nocollapse.runio import (
     atomic_write_bytes,
     file_mode,
     iter_metric_lines,
+    read_config,
 )
 
 # Files the loop appends to or ends with; a fresh run starts without them.
@@ -89,6 +92,66 @@ def open_run(run_dir: Path, fresh: bool) -> RunLock:
     return lock
 
 
+def foreign_entries(run_dir: Path, config: dict[str, Any]) -> list[str]:
+    """What in ``run_dir`` a fresh run of ``config`` would overwrite that is not its own.
+
+    Its own: the lock, a killed write's temporaries, an empty ``checkpoints/``, and, when
+    ``config.yaml`` is this very configuration and there is no ``summary.json`` (the same
+    command killed before its first checkpoint), the files that run had started.
+    """
+    if not run_dir.is_dir():
+        return []
+    restart = _killed_before_first_checkpoint(run_dir, config)
+    foreign = []
+    for path in sorted(run_dir.iterdir()):
+        name = path.name
+        if name == LOCK_FILE or _is_temporary(name):
+            continue
+        if name == CHECKPOINT_DIR and path.is_dir() and not path.is_symlink() and all(
+                _is_temporary(inner.name) for inner in path.iterdir()):
+            continue
+        if restart and name in (CONFIG_FILE, METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE):
+            continue
+        foreign.append(name + ("/" if path.is_dir() and not path.is_symlink() else ""))
+    return foreign
+
+
+def refuse_foreign_entries(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse a fresh run into a directory holding results that are not its own, naming them
+    (a finished run whose checkpoint was removed, a ``simulate`` output, anything else)."""
+    if run_dir.is_dir():
+        refuse_escaping_symlinks(run_dir)  # the sharper message first
+    found = foreign_entries(run_dir, config)
+    if found:
+        shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+        raise ConfigError(
+            f"--out {run_dir} is not empty and holds no run of this configuration ({shown}); "
+            "a fresh run would replace those files. Choose a new or empty directory with "
+            "--out, or continue a run with --resume")
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _killed_before_first_checkpoint(run_dir: Path, config: dict[str, Any]) -> bool:
+    if (run_dir / SUMMARY_FILE).exists() or (run_dir / CONFIG_FILE).is_symlink():
+        return False
+    try:
+        return _plain(read_config(run_dir)) == _plain(config)
+    except ConfigError:
+        return False
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, as ``config.yaml`` reads them back."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
 def remove_stale_temporaries(run_dir: Path,
                              folders: Iterable[str] = ("", CHECKPOINT_DIR)) -> None:
     """Delete ``.NAME.*.tmp`` left by a write that was killed (``runio.atomic_write_bytes``).
@@ -122,20 +185,25 @@ def refuse_escaping_symlinks(run_dir: Path) -> None:
                     "choose another directory")
 
 
-def truncate_jsonl(path: Path, keep: str, last: int, drop_final: bool = False) -> None:
+def truncate_jsonl(path: Path, keep: str, last: int, drop_final_before: int | None = None
+                   ) -> None:
     """Keep only the lines of ``path`` whose ``keep`` value is at most ``last``.
 
     The kept lines stay byte for byte; unreadable lines (a partial last line left by
-    a kill) go, and with ``drop_final`` the lines marked ``"final": true``. Lines
-    without the key are kept. Nothing is written when nothing changes.
+    a kill) go, and the lines marked ``"final": true`` whose ``keep`` value is below
+    ``drop_final_before`` (a finished run's end, superseded by training it longer).
+    Lines without the key are kept. Nothing is written when nothing changes.
     """
     if not path.is_file():
         return
     kept, dropped = [], False
     for line, record in iter_metric_lines(path):
         value = None if record is None else record.get(keep)
-        if (record is None or (isinstance(value, int | float) and value > last)
-                or (drop_final and record.get("final") is True)):
+        after = isinstance(value, int | float) and value > last
+        superseded = (drop_final_before is not None and record is not None
+                      and record.get("final") is True and isinstance(value, int | float)
+                      and value < drop_final_before)
+        if record is None or after or superseded:
             dropped = True
             continue
         if not line.endswith(b"\n"):  # a complete record whose newline was cut off
@@ -145,16 +213,25 @@ def truncate_jsonl(path: Path, keep: str, last: int, drop_final: bool = False) -
         atomic_write_bytes(path, b"".join(kept))
 
 
-def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int,
-                              extending: bool = False) -> None:
+def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int) -> None:
     """Forget what was logged after the checkpoint: the resumed run logs it again.
 
     Afterwards ``metrics.jsonl``, ``spectra.jsonl`` and ``warnings.jsonl`` hold what
-    an uninterrupted run had written when it saved that checkpoint, byte for byte.
-    ``extending`` (a finished run trained longer) also drops its ``final`` k-NN line:
-    the run's end is now later. ``summary.json`` goes: the run is running again.
+    an uninterrupted run had written when it saved that checkpoint, byte for byte
+    (a final k-NN line before the checkpoint's step goes too: the run was trained
+    longer after it). ``summary.json`` goes: the run is running again.
     """
     (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
-    truncate_jsonl(run_dir / METRICS_FILE, "step", step, drop_final=extending)
+    truncate_jsonl(run_dir / METRICS_FILE, "step", step, drop_final_before=step)
     truncate_jsonl(run_dir / SPECTRA_FILE, "epoch", epoch)
     truncate_jsonl(run_dir / WARNINGS_FILE, "step", step)
+
+
+def retire_finished_outputs(run_dir: Path, step: int) -> None:
+    """A finished run trained longer has saved its first new checkpoint (past ``step``, the
+    old end): its final k-NN line and ``summary.json`` now describe a superseded end.
+
+    Done only then, so that an interrupted extension loses nothing of the finished run.
+    """
+    (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    truncate_jsonl(run_dir / METRICS_FILE, "step", 2**62, drop_final_before=step + 1)

@@ -23,6 +23,7 @@ from nocollapse.runio import ensure_dir
 from nocollapse.train.checkpoint import checkpoint_path
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.lars import LARS
+from nocollapse.train.rundir import refuse_foreign_entries
 from nocollapse.train.schedule import WarmupCosine
 
 if TYPE_CHECKING:  # imported when a run starts: it is slow to import
@@ -179,4 +180,5 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> Path:
     if checkpoint_path(run_dir).exists():
         raise ConfigError(f"{run_dir} already holds a run (checkpoints/last.pt); continue it with "
                           f"--resume {run_dir}, or choose another directory with --out")
+    refuse_foreign_entries(run_dir, config.to_dict())
     return ensure_dir(run_dir, "run directory")

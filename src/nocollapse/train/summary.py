@@ -29,6 +29,8 @@ class TrainResult:
     # without a labelled test split.
     evaluation: dict[str, Any] | None = None
     note: str | None = None  # e.g. "stopped by time budget at step N of M"
+    # a finished run's summary.json, lost to a kill after its final checkpoint, rewritten
+    summary_restored: bool = False
 
 
 @dataclass
@@ -87,3 +89,15 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return summary if isinstance(summary, dict) else {}
+
+
+def summary_from_checkpoint(run_dir: Path, saved: dict[str, Any], total: int) -> None:
+    """Write ``summary.json`` of a finished run again from its final checkpoint ``saved``."""
+    history = [r for r in saved.get("knn_history") or [] if isinstance(r, dict)]
+    final = [r.get("knn_accuracy") for r in history if r.get("final")]
+    state = RunState(step=saved["step"], epoch=saved["epoch"], knn_history=history,
+                     random_knn=saved.get("random_knn"), seconds=float(saved.get("seconds", 0)))
+    evaluation = saved.get("evaluation")
+    write_summary(run_dir, state, total, str(saved.get("stopped") or "completed"),
+                  final[-1] if final else None,
+                  evaluation=evaluation if isinstance(evaluation, dict) else None)

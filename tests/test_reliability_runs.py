@@ -1,0 +1,200 @@
+"""No run can delete results: an interrupted extension, a fresh run into someone else's
+directory, a refused resume, a kill before ``summary.json``, SIGTERM (issue 18, section 2).
+
+Through the real CLI, in-process on tiny data (one epoch is 4 steps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from _cli import TINY, assert_refused, run_cli, tree
+from nocollapse.runio import read_metrics
+from nocollapse.train import checkpoint_path, load_checkpoint
+from nocollapse.train.checkpoint import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 1-epoch run (4 steps); tests work on copies."""
+    from nocollapse.cli.main import main
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
+    return out
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "run", symlinks=True))
+
+
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int,
+                  signum: int | None = None) -> None:
+    """Ctrl-C (or the signal ``signum``) when the loop is about to take step ``step + 1``."""
+    from nocollapse.train import loop
+
+    real = loop._Run._step
+
+    def step_or_stop(self: loop._Run, order: object) -> object:
+        if self.state.step == step:
+            if signum is None:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
+        return real(self, order)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop._Run, "_step", step_or_stop)
+
+
+def _continue_command(err: str) -> list[str]:
+    return shlex.split(err.split("Continue with: nocollapse ", 1)[1].strip())
+
+
+def _finals(run: Path) -> list[dict]:
+    return [r for r in read_metrics(run / "metrics.jsonl") if r.get("final")]
+
+
+def test_ctrl_c_while_extending_a_finished_run_cuts_nothing_and_names_the_extension(
+        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _copy(finished, tmp_path)
+    before = tree(run)
+    _interrupt_at(monkeypatch, 6)  # step 6 of 12: before the extension's first checkpoint
+    code, err = run_cli(["train", "--resume", str(run), "--epochs", "3", "--quiet"], capsys)
+    assert code == 130 and "Traceback" not in err
+    after = tree(run)
+    for name in ("summary.json", "config.yaml", "checkpoints/last.pt"):
+        assert after[name] == before[name], name  # the finished run is all there
+    assert len(_finals(run)) == 1
+    command = _continue_command(err)
+    assert command[-2:] == ["--epochs", "3"], err
+    monkeypatch.undo()
+    code, err = run_cli([*command, "--quiet"], capsys)
+    assert code == 0, err
+    assert load_checkpoint(run)["step"] == 12
+    finals = _finals(run)
+    assert [r["step"] for r in finals] == [12]  # the old end went with the new checkpoint
+    assert json.loads((run / "summary.json").read_text())["step"] == 12
+
+
+def test_extension_retires_the_old_end_only_with_its_first_checkpoint(
+        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _copy(finished, tmp_path)
+    _interrupt_at(monkeypatch, 10)  # after the epoch-2 checkpoint (step 8)
+    code, err = run_cli(["train", "--resume", str(run), "--epochs", "3", "--quiet"], capsys)
+    assert code == 130
+    assert load_checkpoint(run)["step"] == 8
+    assert not (run / "summary.json").exists() and _finals(run) == []
+    assert load_checkpoint(run)["config"]["epochs"] == 3
+    # metrics still append after the rewrite: the lines of steps 6 and 8 are there once
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r] == [
+        2, 4, 6, 8, 10]
+    monkeypatch.undo()
+    code, err = run_cli([*_continue_command(err), "--quiet"], capsys)
+    assert code == 0, err
+    assert [r["step"] for r in _finals(run)] == [12]
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r] == [
+        2, 4, 6, 8, 10, 12]
+
+
+def test_a_finished_run_whose_checkpoints_were_removed_is_not_overwritten(
+        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = _copy(finished, tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    assert_refused(["train", *TINY, "--epochs", "1", "--out", str(run)], capsys, tmp_path,
+                   "is not empty", "metrics.jsonl", "summary.json")
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_restarted_only_by_its_own_command(
+        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from nocollapse.cli.main import build_parser
+    from nocollapse.cli.train import build_config
+    from nocollapse.runio import write_config
+
+    run = _copy(finished, tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    (run / "summary.json").unlink()  # now it looks like a run killed before its checkpoint
+    command = ["train", *TINY, "--epochs", "1", "--out", str(run)]
+    write_config(run, build_config(build_parser().parse_args(command)).to_dict())
+    assert_refused([*command, "--method", "byol"], capsys, tmp_path,
+                   "holds no run of this configuration", "config.yaml")
+    code, err = run_cli(command, capsys)
+    assert code == 0, err
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r] == [2, 4]
+
+
+def test_a_simulate_output_folder_is_not_overwritten_by_a_training_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "sim"
+    code, err = run_cli(["simulate", "--steps", "50", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert_refused(["train", *TINY, "--epochs", "1", "--out", str(out)], capsys, tmp_path,
+                   "is not empty", "config.yaml")
+
+
+@pytest.mark.parametrize(("changes", "phrase"), [
+    ({"step": -1}, "step=-1, not a count"),
+    ({"step": 3}, "no position in epochs of 4 steps"),
+    ({"batch": 7, "step": 11, "epoch": 1}, "no position in epochs of 4 steps"),
+])
+def test_a_refused_resume_changes_nothing(
+        changes: dict, phrase: str, finished: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture) -> None:
+    run = _copy(finished, tmp_path)
+    saved = load_checkpoint(run)
+    save_checkpoint(checkpoint_path(run), {**saved, **changes, "finished": False})  # valid CRC
+    assert_refused(["train", "--resume", str(run), "--epochs", "2", "--quiet"], capsys,
+                   tmp_path, "does not fit this run", phrase)
+
+
+def test_a_resume_with_weights_of_another_shape_changes_nothing(
+        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = _copy(finished, tmp_path)
+    saved = load_checkpoint(run)
+    model = dict(saved["model"])
+    name = next(key for key in model if key.endswith("weight"))
+    model[name] = model[name][:1]
+    save_checkpoint(checkpoint_path(run), {**saved, "model": model, "finished": False})
+    assert_refused(["train", "--resume", str(run), "--epochs", "2", "--quiet"], capsys,
+                   tmp_path, "does not fit this run", "size mismatch")
+
+
+def test_a_kill_before_summary_json_is_repaired_by_resume(
+        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = _copy(finished, tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").unlink()  # killed between the final checkpoint and the summary
+    before = tree(run)
+    code, _ = run_cli(["train", "--resume", str(run), "--quiet"], capsys)
+    assert code == 0
+    assert json.loads((run / "summary.json").read_text()) == summary
+    after = tree(run)
+    after.pop("summary.json")
+    assert {k: v for k, v in after.items() if k != ".lock"} == {
+        k: v for k, v in before.items() if k != ".lock"}  # nothing else changed
+    code, _ = run_cli(["train", "--resume", str(run), "--quiet"], capsys)
+    assert code == 0 and tree(run)["summary.json"] == after_summary(run)
+
+
+def after_summary(run: Path) -> tuple[int, bytes]:
+    return (run / "summary.json").stat().st_mode, (run / "summary.json").read_bytes()
+
+
+def test_sigterm_is_handled_as_ctrl_c(finished: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _copy(finished, tmp_path)
+    handler = signal.getsignal(signal.SIGTERM)
+    _interrupt_at(monkeypatch, 10, signal.SIGTERM)
+    code, err = run_cli(["train", "--resume", str(run), "--epochs", "3", "--quiet"], capsys)
+    assert code == 128 + signal.SIGTERM and "Traceback" not in err
+    assert f"Continue with: nocollapse train --resume {run} --epochs 3" in err
+    assert signal.getsignal(signal.SIGTERM) is handler  # put back
+    assert load_checkpoint(run)["step"] == 8
