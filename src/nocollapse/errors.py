@@ -17,14 +17,29 @@ class DataError(NocollapseError, FileNotFoundError):
     """A missing or malformed data set."""
 
 
+class MissingDataError(DataError):
+    """A data set's file, folder or split that is not there (a run goes on without a test
+    split; any other DataError, a damaged file or wrong labels, stops it)."""
+
+
 class TrainingDivergedError(NocollapseError, RuntimeError):
     """The loss became NaN or infinite."""
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message never carries a huge
+    value (a 100 MB expanded YAML alias, a pasted file) whole."""
+    text = value if isinstance(value, str) and len(value) > 10 * limit else None
+    shown = repr(text[: 2 * limit] if text is not None else value)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}... ({len(text) if text is not None else len(shown)} characters)"
 
 
 def check_finite(name: str, value: float) -> float:
     """Refuse NaN and infinities."""
     if not math.isfinite(value):
-        raise ConfigError(f"{name}={value!r} is not a finite number")
+        raise ConfigError(f"{name}={quoted(value)} is not a finite number")
     return value
 
 
@@ -67,9 +82,9 @@ def check_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) ->
         return value
     import difflib
 
-    close = difflib.get_close_matches(value, list(choices), n=1)
+    close = difflib.get_close_matches(str(value)[:200], list(choices), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(f"unknown {name} {value!r}{hint}; valid choices: {', '.join(choices)}")
+    raise ConfigError(f"unknown {name} {quoted(value)}{hint}; valid choices: {', '.join(choices)}")
 
 
 class OutputError(NocollapseError, OSError):

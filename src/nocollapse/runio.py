@@ -188,16 +188,71 @@ def write_config(run_dir: str | Path, config: Mapping[str, Any]) -> Path:
     return path
 
 
+# Deeper YAML than any config needs is refused before PyYAML's recursive composer
+# overflows the stack (a file nested 20 000 deep).
+MAX_YAML_DEPTH = 64
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases (``*name``: a few hundred bytes can expand
+    to gigabytes), duplicate keys (YAML would silently keep the last) and deep nesting."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an alias (*{str(event.anchor)[:40]}) is not allowed: write the "
+                "value out", event.start_mark)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {quote_short(key)} is given twice (YAML would keep "
+                    "only the last); give it once", key_node.start_mark)
+            if isinstance(key, str | int | float | bool):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def quote_short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def load_yaml(text: str, what: str) -> Any:
+    """Parse YAML ``text`` with :class:`_StrictLoader`; ConfigError naming ``what``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no objects
+    except (yaml.YAMLError, RecursionError, ValueError) as error:
+        first = " ".join(str(error).split())[:300] or type(error).__name__
+        raise ConfigError(f"{what} is not valid YAML: {first}") from None
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """Read a run's resolved config (empty dict when there is none)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         return {}
     try:
-        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
         raise ConfigError(f"{path} is not a readable YAML file ({type(error).__name__}); "
                           "restore it, or delete it") from error
+    loaded = load_yaml(text, str(path))
     return loaded if isinstance(loaded, dict) else {}
 
 

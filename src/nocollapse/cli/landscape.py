@@ -16,7 +16,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from nocollapse.errors import ConfigError, check_in_range, check_nonnegative, check_positive
+from nocollapse.errors import (
+    ConfigError,
+    check_in_range,
+    check_nonnegative,
+    check_positive,
+    quoted,
+)
 from nocollapse.report.figures import figure_png
 from nocollapse.report.theory_figures import landscape_figure
 from nocollapse.runio import atomic_write_bytes, atomic_write_text, ensure_dir, write_config
@@ -29,6 +35,7 @@ from nocollapse.theory.landscape import (
 )
 
 DEFAULT_DIM, DEFAULT_DECAY = 8, 0.7
+MAX_DIM = 10_000  # modes, from --dim or --spectrum
 MAX_CHECK_DIM = 64  # gradient-descent check stays under a few seconds up to here
 
 
@@ -65,22 +72,25 @@ def parse_spectrum(args: argparse.Namespace) -> np.ndarray:
     if args.spectrum is not None:
         if args.dim is not None or args.decay is not None:
             raise ConfigError("give either --spectrum or --dim/--decay, not both")
+        if args.spectrum.count(",") >= MAX_DIM:  # counted before anything is split
+            raise ConfigError(f"--spectrum has {args.spectrum.count(',') + 1} values; at most "
+                              f"{MAX_DIM} (as --dim)")
         parts = [p.strip() for p in args.spectrum.split(",") if p.strip()]
         if not parts:
             raise ConfigError(
-                f"--spectrum {args.spectrum!r} is empty; give comma-separated positive "
+                f"--spectrum {quoted(args.spectrum)} is empty; give comma-separated positive "
                 'variances, e.g. --spectrum "1,0.5,0.25"'
             )
         try:
             return np.array([float(p) for p in parts])
         except ValueError as error:
             raise ConfigError(
-                f"--spectrum {args.spectrum!r} is not a list of numbers ({error}); "
+                f"--spectrum {quoted(args.spectrum)} is not a list of numbers ({error}); "
                 'e.g. --spectrum "1,0.5,0.25"'
             ) from None
     dim = DEFAULT_DIM if args.dim is None else args.dim
     decay = DEFAULT_DECAY if args.decay is None else args.decay
-    check_in_range("--dim", dim, 1, 10_000)
+    check_in_range("--dim", dim, 1, MAX_DIM)
     check_positive("--decay", decay)
     check_in_range("--decay", decay, 0.0, 1.0)
     return decay ** np.arange(dim, dtype=float)

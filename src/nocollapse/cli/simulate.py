@@ -20,7 +20,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from nocollapse.errors import ConfigError, check_choice, check_nonnegative, check_positive
+from nocollapse.errors import (
+    ConfigError,
+    check_choice,
+    check_in_range,
+    check_nonnegative,
+    check_positive,
+)
 from nocollapse.report.figures import figure_png
 from nocollapse.report.theory_figures import eigenvalue_figure
 from nocollapse.runio import MetricsWriter, atomic_write_bytes, ensure_dir, write_config
@@ -72,6 +78,8 @@ def params_from_args(args: argparse.Namespace) -> SimulationParams:
         value = getattr(args, name)
         if value is not None:
             check_positive("--" + name, value)
+    if args.steps is not None:
+        check_in_range("--steps", args.steps, 1, MAX_STEPS)  # a run of hours at most
     return SimulationParams(
         model=args.model, loss=args.loss, augment=args.augment, eta=args.eta, sigma2=args.sigma2,
         alpha_p=args.alpha_p, beta=args.beta, steps=args.steps, lr=args.lr, n1=args.n1,
@@ -112,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
 # inputs a step draws: the simulated state is O(snapshots * n2 * (n1 + n2)) floats.
 SNAPSHOTS = 202
 SAMPLES = 512
+# The most steps a simulation takes (a few minutes of RK4 on the default sizes).
+MAX_STEPS = 1_000_000
 
 
 def memory_estimate(n1: int, n2: int) -> int:

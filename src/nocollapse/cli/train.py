@@ -85,11 +85,11 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         flags["method"] = args.method
     if args.data:
         flags.setdefault("data", {})["name"] = args.data
-    if args.data_dir:
+    if args.data_dir is not None:
         flags.setdefault("data", {})["data_dir"] = args.data_dir
     if args.epochs is not None:
         flags["epochs"] = args.epochs
-    if args.out:
+    if args.out is not None:
         flags["out"] = args.out
     if getattr(args, "stop_on_collapse", False):
         flags["monitor"] = {"stop_on_collapse": True}
@@ -100,7 +100,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     # The file sits between the defaults and the command line: flags and overrides win.
     base = CPU_DEFAULT if args.config is None else read_yaml(args.config)
     config = load_config(None, [], base=merge(base, merge(flags, overrides)))
-    if not args.resume and not args.out and "out" not in overrides:
+    if not args.resume and args.out is None and "out" not in overrides:
         config.out = str(_free_run_dir(Path(config.out), config.to_dict()))
     return config
 

@@ -65,27 +65,48 @@ _ALLOWED = {
     ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_global("_reconstruct"),
     ("numpy.core.numeric", "_frombuffer"): lambda: _numpy_global("_frombuffer"),
     ("numpy._core.numeric", "_frombuffer"): lambda: _numpy_global("_frombuffer"),
-    ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: _plain_dtype,
     ("_codecs", "encode"): lambda: codecs.encode,  # bytes in protocol-2 pickles from python 3
 }
 
 
+_NDARRAY = object()  # what the pickle gets for numpy.ndarray: a token, not a constructor
+
+
 class _CifarUnpickler(pickle.Unpickler):
-    """Builds only dicts, strings, numbers, lists and plain numpy arrays."""
+    """Builds only dicts, strings, numbers, lists and plain numpy arrays, and no array
+    larger than the file (the published batches hold their pixels as raw bytes, so an
+    array is never larger than its file; a forged shape would allocate without bound)."""
+
+    def __init__(self, file: Any, limit: int):
+        super().__init__(file, encoding="bytes")
+        self.limit = limit
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("numpy", "ndarray"):
+            return _NDARRAY
         factory = _ALLOWED.get((module, name))
         if factory is None:
             raise pickle.UnpicklingError(f"it references {module}.{name}, which a CIFAR batch "
                                          "never holds")
+        if name == "_reconstruct":
+            return self._reconstruct
         return factory()
+
+    def _reconstruct(self, subtype: object, shape: Any, dtype: Any) -> np.ndarray:
+        if subtype is not _NDARRAY:
+            raise pickle.UnpicklingError("it reconstructs an array of another type")
+        dims = [int(n) for n in (shape if isinstance(shape, tuple | list) else [shape])]
+        if any(n < 0 for n in dims) or np.prod(dims, dtype=object) > self.limit:
+            raise pickle.UnpicklingError(f"it asks for an array of shape {tuple(dims)[:8]}, "
+                                         f"larger than the file ({self.limit} bytes)")
+        return _numpy_global("_reconstruct")(np.ndarray, shape, dtype)
 
 
 def _unpickle(path: Path) -> dict[bytes, Any]:
     try:
         with open(path, "rb") as f:
-            obj = _CifarUnpickler(f, encoding="bytes").load()
+            obj = _CifarUnpickler(f, path.stat().st_size).load()
     except pickle.UnpicklingError as exc:
         raise DataError(f"CIFAR file {path} was refused: {exc}. Only the published CIFAR "
                         "batches (dicts of byte strings, int lists and uint8 arrays) are read; "
@@ -145,6 +166,10 @@ def load_cifar(name: str, root: str | Path | None, split: str = "train") -> Imag
         raise DataError(f"CIFAR meta file {folder / meta_file}: '{names_key.decode()}' is not "
                         "a list of class names")
     classes = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]
+    expected = 10 if name == "cifar10" else 100
+    if len(classes) != expected:
+        raise DataError(f"CIFAR meta file {folder / meta_file}: {len(classes)} class names; "
+                        f"{name} has {expected}")
     parts = [_read_batch(require_file(folder / f, name, _how(name)), label_key)
              for f in (train_files if split == "train" else test_files)]
     images = np.concatenate([p[0] for p in parts])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from nocollapse.errors import DataError, check_choice
+from nocollapse.errors import DataError, MissingDataError, check_choice
 
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -70,7 +72,7 @@ def require_file(path: Path, name: str, how: str) -> Path:
         if path.parent.is_dir():
             present = sorted(p.name for p in path.parent.iterdir())[:10]
             listing = f" (the folder holds: {', '.join(present) or 'nothing'})"
-        raise DataError(f"{name}: missing file {path}{listing}. {how}")
+        raise MissingDataError(f"{name}: missing file {path}{listing}. {how}")
     return path
 
 
@@ -80,3 +82,25 @@ def first_existing(candidates: list[Path], marker: str) -> Path | None:
         if (folder / marker).exists():
             return folder
     return None
+
+
+def available_memory() -> int:
+    """Bytes of this machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(what: str, need: int, fix: str = "") -> None:
+    """Refuse, before anything is read or allocated, data needing over half this machine's
+    memory (``need`` bytes)."""
+    have = available_memory()
+    if need > have // 2:
+        raise DataError(f"{what} would need about {need / 2**30:.1f} GiB of memory; this "
+                        f"machine has {have / 2**30:.1f} GiB{'. ' + fix if fix else ''}")
+
+
+def check_labels(name: str, where: Path | str, labels: np.ndarray, classes: int) -> None:
+    """Refuse labels outside ``0 .. classes - 1`` (they would silently skew every accuracy)."""
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        raise DataError(f"{name}: labels in {where} run from {int(labels.min())} to "
+                        f"{int(labels.max())}; the data set has {classes} classes "
+                        f"(0..{classes - 1}). The files are damaged or of another data set")

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nocollapse.data.dataset import ImageDataset, check_split, require_dir
-from nocollapse.errors import DataError, check_choice, check_positive
+from nocollapse.data.dataset import ImageDataset, check_memory, check_split, require_dir
+from nocollapse.errors import DataError, MissingDataError, check_choice, check_positive
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 HOLDOUT = 10
@@ -60,17 +60,26 @@ def load_folder(root: str | Path | None, split: str = "train", *, size: int = 32
     root = require_dir(Path(root), "folder", "one sub-folder per class", _HOW)
     explicit = (root / "train").is_dir() and (root / "test").is_dir()
     files = _class_files(root / split if explicit else root)
+    classes = list(_class_files(root / "train")) if explicit else list(files)
+    unknown = sorted(set(files) - set(classes))
+    if unknown:  # labels are indices into the training split's classes, matched by name
+        raise DataError(f"folder: {root / split} has classes the training split "
+                        f"{root / 'train'} lacks: {', '.join(unknown[:10])}. The splits must "
+                        "name their class sub-folders alike")
     chosen: list[tuple[Path, int]] = []
-    for label, name in enumerate(files):
+    for name in files:
+        label = classes.index(name)
         for i, path in enumerate(files[name]):
             held_out = i % HOLDOUT == HOLDOUT - 1
             if explicit or held_out == (split == "test"):
                 chosen.append((path, label))
     if not chosen:
-        raise DataError(f"folder: the {split} split of {root} is empty (every {HOLDOUT}th "
+        raise MissingDataError(f"folder: the {split} split of {root} is empty (every {HOLDOUT}th "
                         "image of a class is held out for test; add more images)")
+    check_memory(f"folder: {len(chosen)} images of {channels} x {size} x {size}",
+                 len(chosen) * channels * size * size, "Use a smaller data.image_size")
     mode = "RGB" if channels == 3 else "L"
     images = np.stack([_read_image(path, size, mode) for path, _ in chosen])
     labels = np.array([label for _, label in chosen], dtype=np.int64)
     return ImageDataset(name="folder", images=torch.from_numpy(images).contiguous(),
-                        labels=torch.from_numpy(labels), classes=list(files))
+                        labels=torch.from_numpy(labels), classes=classes)

@@ -15,8 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nocollapse.data.dataset import ImageDataset, check_split, first_existing, require_dir
-from nocollapse.errors import DataError
+from nocollapse.data.dataset import (
+    ImageDataset,
+    check_labels,
+    check_memory,
+    check_split,
+    first_existing,
+    require_dir,
+)
+from nocollapse.errors import DataError, MissingDataError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -34,38 +41,47 @@ _HOW = {
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read one IDX file of unsigned bytes with ``ndim`` dimensions; DataError if malformed."""
+    """Read one IDX file of unsigned bytes with ``ndim`` dimensions; DataError if malformed.
+
+    The header is read first and its size checked against this machine's memory; then
+    exactly that many bytes are read (a gzip stream is never inflated beyond them).
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated gzip archive
-        raise DataError(f"cannot read IDX file {path}: {exc}") from exc
     header = 4 + 4 * ndim
     expected_magic = 0x0800 + ndim
-    if len(data) < header:
-        raise DataError(f"IDX file {path} is truncated: {len(data)} bytes, header needs {header}")
-    magic = int.from_bytes(data[:4], "big")
-    if magic != expected_magic:
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(header)
+            if len(head) < header:
+                raise DataError(f"IDX file {path} is truncated: {len(head)} bytes, header "
+                                f"needs {header}")
+            magic = int.from_bytes(head[:4], "big")
+            if magic != expected_magic:
+                raise DataError(
+                    f"IDX file {path} has magic number 0x{magic:08x}, expected "
+                    f"0x{expected_magic:08x} (unsigned bytes, {ndim} dimensions); is it the "
+                    "right file, or a corrupt download?")
+            dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+            size = math.prod(dims)  # exact: numpy's product would overflow for a forged header
+            check_memory(f"IDX file {path} (header {tuple(dims)})", size)
+            data = f.read(size)
+            longer = bool(f.read(1))
+    except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated gzip archive
+        raise DataError(f"cannot read IDX file {path}: {exc}") from exc
+    if len(data) != size or longer:
+        held = f"more than {size}" if longer else str(len(data))
         raise DataError(
-            f"IDX file {path} has magic number 0x{magic:08x}, expected 0x{expected_magic:08x} "
-            f"(unsigned bytes, {ndim} dimensions); is it the right file, or a corrupt download?"
+            f"IDX file {path} holds {held} data bytes, its header {tuple(dims)} says {size}: "
+            "the file is truncated or corrupt"
         )
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    size = math.prod(dims)  # exact: numpy's product would overflow for a forged header
-    if len(data) != header + size:
-        raise DataError(
-            f"IDX file {path} holds {len(data) - header} data bytes, its header "
-            f"{tuple(dims)} says {size}: the file is truncated or corrupt"
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _find(folder: Path, stem: str, name: str) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
             return candidate
-    raise DataError(f"{name}: missing file {folder / stem}[.gz]. {_HOW[name]}")
+    raise MissingDataError(f"{name}: missing file {folder / stem}[.gz]. {_HOW[name]}")
 
 
 def load_idx_dataset(name: str, root: str | Path | None, split: str = "train") -> ImageDataset:
@@ -93,6 +109,7 @@ def load_idx_dataset(name: str, root: str | Path | None, split: str = "train") -
             f"{name}: {folder} has {len(images)} {split} images but {len(labels)} labels"
         )
     classes = FASHION_CLASSES if name == "fashion-mnist" else MNIST_CLASSES
+    check_labels(name, folder, labels, len(classes))
     return ImageDataset(
         name=name,
         images=torch.from_numpy(images.copy()).unsqueeze(1).contiguous(),

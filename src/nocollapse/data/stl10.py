@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nocollapse.data.dataset import ImageDataset, check_split, require_dir, require_file
+from nocollapse.data.dataset import (
+    ImageDataset,
+    check_memory,
+    check_split,
+    require_dir,
+    require_file,
+)
 from nocollapse.errors import DataError
 
 STL10_SPLITS: tuple[str, ...] = ("train", "test", "unlabeled", "train+unlabeled")
@@ -44,9 +50,10 @@ def _read_images(path: Path, out: torch.Tensor) -> None:
 
 
 def _read_labels(path: Path, n: int) -> torch.Tensor:
+    held = path.stat().st_size  # one byte a label: checked before reading
+    if held != n:
+        raise DataError(f"STL-10 label file {path} holds {held} labels for {n} images")
     labels = np.fromfile(path, dtype=np.uint8).astype(np.int64)
-    if len(labels) != n:
-        raise DataError(f"STL-10 label file {path} holds {len(labels)} labels for {n} images")
     if labels.size and (labels.min() < 1 or labels.max() > 10):
         raise DataError(f"STL-10 label file {path} has labels outside 1..10")
     return torch.from_numpy(labels - 1)
@@ -56,7 +63,10 @@ def _classes(folder: Path) -> list[str]:
     path = folder / "class_names.txt"
     if not path.is_file():
         return [str(k) for k in range(10)]
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if path.stat().st_size > 64 * 1024:  # ten short names
+        return [str(k) for k in range(10)]
+    text = path.read_bytes().decode("utf-8", "replace")  # a damaged byte shows as U+FFFD
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     return names if len(names) == 10 else [str(k) for k in range(10)]
 
 
@@ -64,6 +74,8 @@ def _load_parts(folder: Path, parts: list[str]) -> tuple[torch.Tensor, torch.Ten
     """Images and labels of the named parts, concatenated into one preallocated tensor."""
     files = [require_file(folder / f"{part}_X.bin", "stl10", _HOW) for part in parts]
     counts = [_count_images(f) for f in files]
+    check_memory(f"stl10: {', '.join(str(f) for f in files)} ({sum(counts)} images)",
+                 sum(counts) * _IMAGE_BYTES, "Check the files (a sparse or damaged file?)")
     images = torch.empty((sum(counts), 3, 96, 96), dtype=torch.uint8)
     labels = []
     start = 0

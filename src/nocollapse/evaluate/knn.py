@@ -1,7 +1,8 @@
 """Weighted k-nearest-neighbour classifier on frozen features (InstDisc / BYOL monitor).
 
 Each test feature votes with its ``k`` most cosine-similar training features,
-each neighbour weighted by ``exp(similarity / t)`` (Wu et al. 2018, the monitor
+each neighbour weighted by ``exp(similarity / t)`` (computed as ``exp((similarity -
+max) / t)``, the same vote without overflow) (Wu et al. 2018, the monitor
 used by the BYOL/SimSiam reimplementations); the class with the largest summed
 weight wins.
 """
@@ -95,7 +96,9 @@ def _neighbours(train_features: torch.Tensor, train_labels: torch.Tensor,
     for start in range(0, test_features.shape[0], batch_size):
         query = F.normalize(test_features[start:start + batch_size].float().to(bank.device), dim=1)
         similarity, index = (query @ bank.T).mul_(inverse_norms).topk(k, dim=1)
-        yield start, (similarity / t).exp(), labels[index]
+        # exp((s - s_max) / t): the same vote (a common factor per query), and no float32
+        # overflow to inf for a small t (exp(1 / 0.01) already is inf)
+        yield start, ((similarity - similarity[:, :1]) / t).exp(), labels[index]
 
 
 def _vote(weights: torch.Tensor, neighbours: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -119,6 +122,10 @@ def _check_shapes(train_features: torch.Tensor, train_labels: torch.Tensor,
     if train_features.shape[1] != test_features.shape[1]:
         raise ConfigError(f"train features have D={train_features.shape[1]} but test features "
                           f"D={test_features.shape[1]}; encode both with the same model")
+    for name, features in (("train", train_features), ("test", test_features)):
+        if not bool(torch.isfinite(features).all()):
+            raise ConfigError(f"the {name} features hold NaN or infinite values: the encoder "
+                              "that produced them is not finite (diverged or damaged weights)")
     if train_labels.shape != train_features.shape[:1] or train_features.shape[0] == 0:
         raise ConfigError(f"train_labels has shape {tuple(train_labels.shape)}; expected "
                           f"({train_features.shape[0]},) with N > 0")

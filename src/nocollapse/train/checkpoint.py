@@ -104,6 +104,7 @@ def verify_checksums(path: Path) -> None:
     """Read every member of the checkpoint's zip archive against its stored CRC-32."""
     try:
         with zipfile.ZipFile(path) as archive:
+            _refuse_inflating_members(path, archive)
             damaged = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
             zlib.error) as error:
@@ -115,6 +116,24 @@ def verify_checksums(path: Path) -> None:
         raise CheckpointError(
             f"checkpoint {path} is corrupt: its member {damaged!r} does not match the CRC-32 "
             f"stored with it (the file was changed after it was written). {_FIX}")
+
+
+def _refuse_inflating_members(path: Path, archive: zipfile.ZipFile) -> None:
+    """``torch.save`` stores every member uncompressed: a compressed member, or members
+    declaring more bytes than the file holds, would inflate beyond it (a zip bomb)."""
+    length, declared = path.stat().st_size, 0
+    for info in archive.infolist():
+        declared += info.file_size
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise CheckpointError(
+                f"checkpoint {path} was refused: its member {info.filename[:80]!r} is "
+                f"compressed ({info.compress_size} bytes declaring {info.file_size}); "
+                "torch.save stores members uncompressed, so nocollapse did not write it and "
+                f"nothing was inflated. {_FIX}")
+    if declared > length:
+        raise CheckpointError(
+            f"checkpoint {path} was refused: its members declare {declared} bytes, more than "
+            f"the file's {length}; it is damaged or not a torch.save archive. {_FIX}")
 
 
 def _check_keys(path: Path, state: object) -> None:

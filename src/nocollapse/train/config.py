@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nocollapse.data import DATASETS
 from nocollapse.errors import (
     ConfigError,
@@ -28,10 +26,12 @@ from nocollapse.errors import (
     check_in_range,
     check_nonnegative,
     check_positive,
+    quoted,
 )
 from nocollapse.evaluate.baselines import BASELINES
 from nocollapse.methods import PRESETS, LearnerConfig, learner_config
 from nocollapse.monitor import MonitorConfig
+from nocollapse.runio import load_yaml
 from nocollapse.train.sections import DataConfig, DeviceConfig, EvalConfig, OptimConfig
 
 OPTIMIZERS = ("sgd", "lars")
@@ -109,6 +109,10 @@ class TrainConfig:
             raise ConfigError("data.batch_size=1: the projector's BatchNorm needs at least 2 "
                               "images per batch; valid range: data.batch_size >= 2")
         check_in_range("seed", self.seed, 0, MAX_SEED)
+        for name, path in (("out", self.out), ("data.data_dir", self.data.data_dir)):
+            if path is not None and (not str(path).strip() or "\0" in str(path)):
+                raise ConfigError(f"{name}={quoted(str(path))} is not a usable path (empty, or "
+                                  "holding a NUL byte); give a folder, e.g. --out runs/my-run")
         for name in ("data.batch_size", "data.image_size", "log_every", "checkpoint_every",
                      "device.devices", "device.num_nodes", "eval.knn_k", "eval.knn_t"):
             check_positive(name, _get(self, name))
@@ -119,8 +123,8 @@ class TrainConfig:
         if self.eval.supervised_steps is not None:
             check_positive("eval.supervised_steps", self.eval.supervised_steps)
         if not isinstance(self.eval.baselines, list):
-            raise ConfigError(f"eval.baselines={self.eval.baselines!r} must be a list, e.g. "
-                              f"[{', '.join(BASELINES)}]")
+            raise ConfigError(f"eval.baselines={quoted(self.eval.baselines)} must be a list, "
+                              f"e.g. [{', '.join(BASELINES)}]")
         for name in self.eval.baselines:
             check_choice("eval.baselines entry", name, BASELINES)
         for name in ("max_steps", "time_budget_s", "data.subset", "data.test_subset"):
@@ -147,7 +151,7 @@ def resolve_learner(method: str, overrides: object) -> LearnerConfig:
         overrides = {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"learner must be a mapping (e.g. learner.predictor=linear), "
-                          f"got {overrides!r}")
+                          f"got {quoted(overrides)}")
     hints = typing.get_type_hints(LearnerConfig)
     typed = {key: _coerce(f"learner.{key}", value, hints[key]) if key in hints else value
              for key, value in overrides.items()}
@@ -207,9 +211,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} {problem}; pass an existing YAML file "
                           "(the shipped ones are in configs/)")
     try:
-        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    loaded = load_yaml(text, f"config file {path}")
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -225,14 +230,19 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         parts = key.strip().split(".")
         if not sep or not all(part.strip() for part in parts):
-            raise ConfigError(f"override {item!r} is not key=value (for example optim.lr=0.1)")
+            raise ConfigError(f"override {quoted(item)} is not key=value (for example "
+                              "optim.lr=0.1)")
         node = result
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r} conflicts with an earlier one for {part!r}")
+                raise ConfigError(f"override {quoted(item)} conflicts with an earlier one for "
+                                  f"{part!r}")
+        if parts[-1] in node and not isinstance(node[parts[-1]], dict):
+            raise ConfigError(f"override {key.strip()!r} is given twice; give it once (the "
+                              "command line would otherwise keep only the last)")
         if isinstance(node.get(parts[-1]), dict):
-            raise ConfigError(f"override {item!r} conflicts with an earlier one for "
+            raise ConfigError(f"override {quoted(item)} conflicts with an earlier one for "
                               f"{key.strip()!r}.*")
         node[parts[-1]] = _override_value(item, text)
     return result
@@ -243,10 +253,9 @@ def _override_value(item: str, text: str) -> Any:
     if not text.strip():
         return None
     try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, RecursionError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"override {item!r}: cannot read the value {text!r} ({first}); quote "
+        return load_yaml(text, "value")
+    except ConfigError as error:
+        raise ConfigError(f"override {quoted(item)}: cannot read the value ({error}); quote "
                           "strings that YAML would parse (for example key='[a')") from None
 
 
@@ -278,7 +287,8 @@ def valid_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
 
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got "
+                          f"{quoted(values)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -316,7 +326,8 @@ def _coerce(key: str, value: Any, hint: object) -> object:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping (e.g. {key}.name=value), got {value!r}")
+            raise ConfigError(f"{key} must be a mapping (e.g. {key}.name=value), got "
+                              f"{quoted(value)}")
         return dict(value)
     try:
         if hint is bool:
@@ -341,7 +352,7 @@ def _coerce(key: str, value: Any, hint: object) -> object:
         pass
     else:
         return value
-    raise ConfigError(f"{key}={value!r} is not a valid {getattr(hint, '__name__', hint)}")
+    raise ConfigError(f"{key}={quoted(value)} is not a valid {getattr(hint, '__name__', hint)}")
 
 
 def _get(config: TrainConfig, dotted: str) -> Any:

@@ -14,7 +14,7 @@ from nocollapse.errors import ConfigError, DataError
 from nocollapse.evaluate import BASELINES, QUIET, EvalProgress
 from nocollapse.runio import EVALUATION_FILE, atomic_write_text
 from nocollapse.train import setup
-from nocollapse.train.checkpoint import load_checkpoint
+from nocollapse.train.checkpoint import CheckpointError, load_checkpoint
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.embedding import write_embedding_sample
 from nocollapse.train.final_eval import backbone_name, final_evaluation
@@ -47,7 +47,9 @@ def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int 
         config.data = dataclasses.replace(config.data, data_dir=str(data_dir))
     data = setup.load_run_data(config)
     c, h, _ = data.train.image_shape
-    learner = (learner_factory or setup.default_learner)(config, c, h)
+    factory = learner_factory or setup.default_learner
+    _check_weights(run_dir, saved["model"], factory, config, c, h)
+    learner = factory(config, c, h)
     learner.load_state_dict(saved["model"])
     learner.to(torch_device)
     planned = setup.total_steps(config, setup.steps_per_epoch(config, len(data.train), 1))
@@ -66,6 +68,35 @@ def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int 
                                backbone_name(learner, config), config.seed,
                                config.eval.embedding_points, torch_device)
     return result
+
+
+def _check_weights(run_dir: Path, model: Any, factory: setup.LearnerFactory,
+                   config: TrainConfig, channels: int, size: int) -> None:
+    """The checkpoint's weights are finite and fit the learner its config describes,
+    checked on the meta device (nothing allocated: a config naming a huge projector next
+    to small weights is refused before it is built)."""
+    path = run_dir / "checkpoints" / "last.pt"
+    if not isinstance(model, dict):
+        raise CheckpointError(f"checkpoint {path} holds no model weights; it is damaged")
+    bad = [name for name, value in model.items() if isinstance(value, torch.Tensor)
+           and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path} holds non-finite weights ({bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): the run diverged or the "
+            "file is damaged, and its accuracy would mean nothing. Evaluate a good checkpoint")
+    with torch.device("meta"):
+        expected = factory(config, channels, size).state_dict()
+    shapes = {name: tuple(value.shape) for name, value in model.items()
+              if isinstance(value, torch.Tensor)}
+    wanted = {name: tuple(value.shape) for name, value in expected.items()}
+    if shapes != wanted:
+        differ = sorted(set(shapes) ^ set(wanted)) or sorted(
+            name for name in wanted if shapes[name] != wanted[name])
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the learner its own config describes (method "
+            f"{config.method}; first difference: {differ[0][:80]}); it was damaged or edited. "
+            "Evaluate the run directory that wrote it")
 
 
 def usable_device(name: str) -> torch.device:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from nocollapse.data import (
     make_augment,
     preset_for_images,
 )
-from nocollapse.errors import ConfigError, OutputError
+from nocollapse.errors import ConfigError, MissingDataError, OutputError
 from nocollapse.methods import Learner, SiameseLearner
 from nocollapse.runio import ensure_dir
 from nocollapse.train.checkpoint import checkpoint_path
@@ -51,7 +52,7 @@ def load_run_data(config: TrainConfig) -> RunData:
     try:
         test = _subset(load_dataset(config.data.name, config.data.data_dir, "test", **options),
                        config.data.test_subset)
-    except FileNotFoundError:
+    except MissingDataError:  # a damaged test split (bad labels, classes) still stops the run
         test = None  # an image folder without a test split: no k-NN monitor
     if len(train) < config.data.batch_size:
         raise ConfigError(f"data.batch_size={config.data.batch_size} exceeds the {len(train)} "
@@ -150,11 +151,23 @@ def should_compile(choice: str, device: torch.device) -> bool:
     return choice == "true" or (choice == "auto" and device.type == "cuda")
 
 
+# What Lightning's multi-node cluster environments (SLURM, torchelastic, LSF, MPI) read.
+CLUSTER_VARIABLES = ("SLURM_NTASKS", "NODE_RANK", "MASTER_ADDR", "TORCHELASTIC_RUN_ID",
+                     "LSB_JOBID", "OMPI_COMM_WORLD_SIZE", "GROUP_RANK")
+
+
 def make_fabric(config: TrainConfig) -> Fabric:
     """A launched Lightning Fabric for the configured accelerator, devices and precision."""
     from lightning_fabric import Fabric
 
     device = config.device
+    if device.num_nodes > 1 and not any(name in os.environ for name in CLUSTER_VARIABLES):
+        raise ConfigError(
+            f"device.num_nodes={device.num_nodes}, but this process was not started by a "
+            "multi-node launcher (no SLURM_NTASKS, NODE_RANK, MASTER_ADDR, LSB_JOBID or "
+            "OMPI_COMM_WORLD_SIZE in the environment): it would wait forever for the other "
+            "nodes. Start one process per node with srun or torchrun, or set "
+            "device.num_nodes=1")
     if device.threads is not None:
         torch.set_num_threads(device.threads)
     try:
