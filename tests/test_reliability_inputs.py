@@ -235,22 +235,19 @@ def test_image_folder_splits_are_matched_by_class_name(tmp_path: Path,
     assert_refused(_train("folder", other), capsys, tmp_path, "the training split", "lacks: z")
 
 
-def test_knn_with_a_small_temperature_votes_as_in_float64() -> None:
-    # exp(s / 0.01) overflows float32 once s > 0.89: the weights must be computed stably
-    gen = torch.Generator().manual_seed(0)
-    centres = torch.randn(4, 16, generator=gen)
-    labels = torch.arange(4).repeat(50)
-    train = centres[labels] + 0.05 * torch.randn(200, 16, generator=gen)
-    test_labels = torch.arange(4).repeat(10)
-    test = centres[test_labels] + 0.05 * torch.randn(40, 16, generator=gen)
-    predicted = knn_predict(train, labels, test, k=20, t=0.01, num_classes=4)
-    bank = torch.nn.functional.normalize(train.double(), dim=1)
-    query = torch.nn.functional.normalize(test.double(), dim=1)
-    similarity, index = (query @ bank.T).topk(20, dim=1)
-    scores = torch.zeros(40, 4, dtype=torch.float64)
-    scores.scatter_add_(1, labels[index], ((similarity - similarity[:, :1]) / 0.01).exp())
-    assert torch.equal(predicted, scores.argmax(1))
-    assert float((predicted == test_labels).float().mean()) == 1.0
+def test_knn_with_a_small_temperature_votes_for_the_nearest_class() -> None:
+    # exp(s / 0.01) overflows float32 once s > 0.89: ten class-1 neighbours at 0.01 rad
+    # (s = 0.99995) and ten class-0 ones at 0.3 rad (s = 0.955) were all inf, and the
+    # tie went to class 0. In float64, class 1 outweighs class 0 by exp(4.5) a neighbour.
+    angles = torch.cat([torch.linspace(-0.01, 0.01, 10), torch.full((10,), 0.3)]).double()
+    train = torch.stack([angles.cos(), angles.sin()], dim=1)
+    labels = torch.tensor([1] * 10 + [0] * 10)
+    query = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    similarity = (query @ train.T)[0]
+    weights = (similarity / 0.01).exp()  # float64: finite (exp(100))
+    assert float(weights[labels == 1].sum()) > float(weights[labels == 0].sum())
+    predicted = knn_predict(train.float(), labels, query.float(), k=20, t=0.01, num_classes=2)
+    assert predicted.tolist() == [1]
 
 
 def test_evaluate_refuses_non_finite_weights_and_weights_of_another_shape(
