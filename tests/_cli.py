@@ -16,6 +16,13 @@ TINY = ["--data", "digits", "--quiet", "data.batch_size=64", "data.subset=256",
         "monitor.every=2", "device.threads=1"]
 
 
+def overrides(base: list[str], *extra: str) -> list[str]:
+    """``base`` with the ``key=value`` items of ``extra`` replacing those of the same key
+    (the CLI refuses a key given twice)."""
+    keys = {item.partition("=")[0] for item in extra if "=" in item and not item.startswith("-")}
+    return [item for item in base if item.partition("=")[0] not in keys] + list(extra)
+
+
 def tree(root: Path) -> dict[str, tuple[int, bytes | str]]:
     """Every entry under ``root``: relative path -> (mode, file bytes or link target)."""
     found: dict[str, tuple[int, bytes | str]] = {}

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from _cli import TINY, assert_refused, run_cli
+from _cli import TINY, assert_refused, overrides, run_cli
 from nocollapse.train import checkpoint_path
 
 BAD_TRAIN_OPTIONS = [
@@ -55,7 +55,8 @@ BAD_TRAIN_OPTIONS = [
                          ids=[" ".join(e) for e, _ in BAD_TRAIN_OPTIONS])
 def test_bad_train_option_is_refused_before_anything_is_written(
         extra: list[str], phrase: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert_refused(["train", *TINY, "--epochs", "1", "--out", str(tmp_path / "run"), *extra],
+    assert_refused(["train", *overrides(TINY, *extra), "--epochs", "1", "--out",
+                    str(tmp_path / "run")],
                    capsys, tmp_path, phrase)
 
 
@@ -126,8 +127,8 @@ def test_run_that_diverges_before_its_first_log_stops_cleanly_at_the_epoch_end(
     # The epoch (4 steps) ends before the first log (step 100): the per-epoch spectra and
     # the predictor's eigendecomposition see a NaN F_hat before the loop's NaN check does.
     out = tmp_path / "run"
-    code, err = run_cli(["train", *TINY, "log_every=100", "--method", method, "--epochs", "2",
-                         "--out", str(out), "optim.lr=1e30"], capsys)
+    code, err = run_cli(["train", *overrides(TINY, "log_every=100"), "--method", method,
+                         "--epochs", "2", "--out", str(out), "optim.lr=1e30"], capsys)
     assert code == 2 and "Traceback" not in err, err
     assert "NaN or infinite" in err
 

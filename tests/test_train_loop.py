@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from _cli import overrides
 from _numeric import eigh_error, unit_roundoff
 from nocollapse.errors import TrainingDivergedError
 from nocollapse.methods import Learner, StepOutput
@@ -35,7 +36,7 @@ SMALL = ["learner.proj_hidden_dim=32", "learner.proj_dim=16", "learner.pred_hidd
 
 
 def _config(out: Path, *extra: str):
-    return load_config(None, [*BASE, *SMALL, f"out={out}", *extra])
+    return load_config(None, overrides([*BASE, *SMALL, f"out={out}"], *extra))
 
 
 def _steps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

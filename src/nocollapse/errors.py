@@ -36,6 +36,17 @@ def quoted(value: object, limit: int = 60) -> str:
     return f"{shown[:limit]}... ({len(text) if text is not None else len(shown)} characters)"
 
 
+MAX_SEED = 2**32 - 1  # what numpy's and torch's seeding accept from every command
+
+
+def check_seed(name: str, value: int) -> int:
+    """Refuse a seed numpy or torch would reject (negative, or above ``MAX_SEED``)."""
+    if int(value) != value or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{name}={quoted(value)} is not a seed; valid range: 0 <= {name} <= "
+                          f"{MAX_SEED}")
+    return int(value)
+
+
 def check_finite(name: str, value: float) -> float:
     """Refuse NaN and infinities."""
     if not math.isfinite(value):

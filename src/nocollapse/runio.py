@@ -129,6 +129,25 @@ def ensure_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
+def check_writable_file(path: str | Path, what: str) -> Path:
+    """Refuse, before any work, a file path that cannot be written: a folder, a NUL byte,
+    a parent that is a file or (the nearest existing one) not writable."""
+    text = str(path)
+    if not text.strip() or "\0" in text:
+        raise OutputError(f"{what} {text!r:.60} is not a usable file name")
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; give a file name, e.g. {path / 'x.md'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        problem = "is a file" if parent.exists() and not parent.is_dir() else "is not writable"
+        raise OutputError(f"{what} {path} cannot be written: {parent} {problem}; choose "
+                          "another path")
+    return path
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 

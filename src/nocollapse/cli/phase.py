@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from nocollapse.errors import check_finite, check_nonnegative, check_positive
+from nocollapse.errors import check_finite, check_nonnegative, check_positive, check_seed
 from nocollapse.report.figures import figure_png
 from nocollapse.report.theory_figures import phase_figure
 from nocollapse.runio import atomic_write_bytes, atomic_write_text, ensure_dir, write_config
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             fixed[name] = check_nonnegative("--" + name.replace("_", "-"), value)
     check_positive("--t-end", args.t_end)
+    check_seed("--seed", args.seed)
     for name in ("x_range", "y_range"):
         for value in getattr(args, name) or ():
             check_finite("--" + name.replace("_", "-"), value)

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from nocollapse.errors import check_seed
 from nocollapse.experiments.registry import (
     SIZES,
     Reproduction,
@@ -18,7 +19,7 @@ from nocollapse.experiments.registry import (
     get_reproduction,
 )
 from nocollapse.experiments.result import ReproductionResult
-from nocollapse.runio import atomic_write_text, ensure_dir
+from nocollapse.runio import atomic_write_text, check_writable_file, ensure_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -110,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     size = check_size("full" if args.full else args.size)
     args.size = size
+    check_seed("--seed", args.seed)
+    if args.doc:  # checked before the runs, which can take long
+        check_writable_file(args.doc, "--doc")
     selected = _selected(args.names)  # validates every name before anything runs
     results = [_run_one(item, args, console) for item in selected]
     if args.doc:

@@ -26,6 +26,7 @@ from nocollapse.errors import (
     check_in_range,
     check_nonnegative,
     check_positive,
+    check_seed,
 )
 from nocollapse.report.figures import figure_png
 from nocollapse.report.theory_figures import eigenvalue_figure
@@ -78,6 +79,7 @@ def params_from_args(args: argparse.Namespace) -> SimulationParams:
         value = getattr(args, name)
         if value is not None:
             check_positive("--" + name, value)
+    check_seed("--seed", args.seed)
     if args.steps is not None:
         check_in_range("--steps", args.steps, 1, MAX_STEPS)  # a run of hours at most
     return SimulationParams(

@@ -141,10 +141,10 @@ def run(args: argparse.Namespace) -> int:
         restored = (" Its summary.json, lost to a stop after the final checkpoint, was written "
                     "again from that checkpoint; nothing else was changed."
                     if result.summary_restored else " Nothing was changed.")
+        hint = result.extend_hint or f"--epochs {result.epoch + 1}"
         print(f"nocollapse train: the run in {result.run_dir} is already finished (step "
-              f"{result.step}, epoch {result.epoch}).{restored} To train it longer, "
-              f"raise --epochs: nocollapse train --resume {result.run_dir} --epochs "
-              f"{result.epoch + 1}")
+              f"{result.step}, epoch {result.epoch}).{restored} To train it longer: "
+              f"nocollapse train --resume {result.run_dir} {hint}")
         return 0
     if not args.quiet:
         print_result(result)

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
-import yaml
-
-from nocollapse.errors import NocollapseError
+from nocollapse.errors import ConfigError, NocollapseError
 from nocollapse.runio import (
     CONFIG_FILE,
+    ESTIMATE_KEYS,
     METRICS_FILE,
+    MONITOR_KEYS,
     RUN_FILES,
     SPECTRA_FILE,
     SPECTRA_MATRIX_KEY,
@@ -27,6 +27,7 @@ from nocollapse.runio import (
     SUMMARY_FILE,
     WARNINGS_FILE,
     iter_metric_lines,
+    load_yaml,
 )
 
 # How each baseline is named: short in figure legends, long in tables (`nocollapse
@@ -96,10 +97,12 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
         )
     notes: list[str] = []
     config = _read_config(path, notes)
-    metrics = _read_jsonl(path / METRICS_FILE, notes)
-    spectra = _checked_spectra(_read_jsonl(path / SPECTRA_FILE, notes, required=False), notes)
-    warnings = _read_jsonl(path / WARNINGS_FILE, notes, required=False)
-    summary = _read_summary(path / SUMMARY_FILE, notes)
+    metrics = _checked_scalars(_read_jsonl(path / METRICS_FILE, notes), METRICS_FILE, notes)
+    spectra = _checked_spectra(_checked_scalars(
+        _read_jsonl(path / SPECTRA_FILE, notes, required=False), SPECTRA_FILE, notes), notes)
+    warnings = _checked_scalars(_read_jsonl(path / WARNINGS_FILE, notes, required=False),
+                                WARNINGS_FILE, notes)
+    summary = _checked_summary(_read_summary(path / SUMMARY_FILE, notes), notes)
     kind = "simulation" if any("simulated" in r or "theory" in r for r in metrics) else "training"
     label = label or path.resolve().name
     return Run(path, label, kind, config, metrics, spectra, warnings, summary, notes)
@@ -122,8 +125,8 @@ def _read_config(path: Path, notes: list[str]) -> dict[str, Any]:
         notes.append(f"{CONFIG_FILE} is missing")
         return {}
     try:
-        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        loaded = load_yaml(file.read_text(encoding="utf-8"), CONFIG_FILE)
+    except (ConfigError, UnicodeDecodeError) as error:
         notes.append(f"{CONFIG_FILE} could not be read ({type(error).__name__})")
         return {}
     return loaded if isinstance(loaded, dict) else {}
@@ -142,6 +145,58 @@ def _read_jsonl(file: Path, notes: list[str], required: bool = True) -> list[dic
             "(a run still writing or killed mid-write)"
         )
     return records
+
+
+# Keys the run format writes as one number; a hand-edited value of another type (or too
+# large to plot) is dropped, so every figure sees numbers or nothing.
+SCALAR_KEYS = frozenset({
+    "step", "epoch", "t", "loss", "lr", "tau", "knn_accuracy", "train_seconds",
+    "images_per_s", "threads", *MONITOR_KEYS, *ESTIMATE_KEYS, "eta_ratio", "x", "commutator",
+    "seconds", "planned_steps", "random_knn_accuracy"})
+PLOTTABLE = 1e300  # beyond this a figure's axis range overflows
+
+
+def _plottable(value: object) -> bool:
+    return _finite(value) and abs(value) <= PLOTTABLE
+
+
+def _checked_scalars(records: list[dict[str, Any]], name: str,
+                     notes: list[str]) -> list[dict[str, Any]]:
+    """Drop the scalar fields (``SCALAR_KEYS``) that are not plottable numbers."""
+    dropped = 0
+    for record in records:
+        for key in [k for k in record if k in SCALAR_KEYS and not _plottable(record[k])]:
+            if record[key] is None and key in ("tau", "knn_accuracy", "random_knn_accuracy"):
+                continue  # written as null on purpose (no target EMA, no labels)
+            del record[key]
+            dropped += 1
+    if dropped:
+        notes.append(f"{name}: {dropped} field(s) that are not numbers skipped")
+    return records
+
+
+def _checked_summary(summary: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``summary.json`` with its numbers and its evaluation in their schema's shape."""
+    _checked_scalars([summary], SUMMARY_FILE, notes)
+    evaluation = summary.get("evaluation")
+    if evaluation is None:
+        return summary
+    headline = evaluation.get("headline") if isinstance(evaluation, dict) else None
+    trained = evaluation.get("trained") if isinstance(evaluation, dict) else None
+    if (not isinstance(headline, str) or not isinstance(trained, dict)
+            or not _plottable(trained.get(headline))):
+        notes.append(f"{SUMMARY_FILE}: its evaluation is damaged and was skipped")
+        del summary["evaluation"]
+        return summary
+    assert isinstance(evaluation, dict)
+    for key in [k for k, v in trained.items() if not _plottable(v)]:
+        del trained[key]
+    baselines = evaluation.get("baselines")
+    if not isinstance(baselines, dict) or not all(
+            isinstance(values, dict) and _plottable(values.get(headline))
+            for values in baselines.values()):
+        evaluation["baselines"] = {}
+    return summary
 
 
 def _checked_spectra(records: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:
@@ -164,9 +219,8 @@ def _checked_spectra(records: list[dict[str, Any]], notes: list[str]) -> list[di
 
 
 def is_number_list(value: object) -> bool:
-    """A JSON list of numbers (booleans excluded): the shape of a spectra vector."""
-    return isinstance(value, list) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    """A JSON list of plottable numbers (booleans excluded): a spectra vector's shape."""
+    return isinstance(value, list) and all(_plottable(v) for v in value)
 
 
 def label_runs(paths: list[Path]) -> list[str]:

@@ -63,6 +63,8 @@ def stop_note(stopped: str, step: int, planned: int) -> str | None:
         return f"stopped by time budget at step {step} of {planned}"
     if stopped == "max_steps" and step < planned:
         return f"stopped by max_steps at step {step} of {planned}"
+    if stopped == "collapse":
+        return f"stopped by the collapse warning (--stop-on-collapse) at step {step} of {planned}"
     return None
 
 

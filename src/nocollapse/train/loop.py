@@ -22,7 +22,7 @@ import torch
 from nocollapse.errors import TrainingDivergedError
 from nocollapse.evaluate import EvalProgress
 from nocollapse.methods import Learner, StepOutput
-from nocollapse.monitor import CollapseMonitor
+from nocollapse.monitor import CollapseDetected, CollapseMonitor
 from nocollapse.runio import SUMMARY_FILE, MetricsWriter, plain_json, write_config
 from nocollapse.threads import tuner_for
 from nocollapse.train import rundir, setup
@@ -48,6 +48,8 @@ from nocollapse.train.progress import TrainProgress, run_header
 from nocollapse.train.resume import (
     check_counters,
     check_optimizer_layout,
+    check_planned_steps,
+    extend_hint,
     is_finished,
     load_for_resume,
 )
@@ -105,6 +107,8 @@ class _Run:
         self.per_epoch = setup.steps_per_epoch(config, len(self.data.train),
                                                self.fabric.world_size)
         self.total = setup.total_steps(config, self.per_epoch)
+        if self.saved is not None:
+            check_planned_steps(self.saved["config"], config, self.per_epoch)
         self.finished = self.saved is not None and is_finished(self.saved, self.total)
         if self.finished:
             return  # nothing to do: the run directory is left untouched
@@ -175,6 +179,10 @@ class _Run:
             stopped = self._train_steps(writer)
         except TrainingDivergedError as error:
             self._write_summary(f"diverged at step {int(self.first_bad)}", None, str(error))
+            raise
+        except CollapseDetected as error:  # --stop-on-collapse: a checkpoint at the stop
+            self.save()
+            self._write_summary("collapse", None, str(error))
             raise
         finally:
             if writer:
@@ -347,6 +355,8 @@ class _Run:
             restored = True
         result = already_finished_result(run_dir, saved)
         result.summary_restored = restored
+        result.extend_hint = extend_hint(saved["config"], self.total + self.per_epoch,
+                                         self.per_epoch)
         return result
 
     def _check_saved(self, saved: dict[str, Any]) -> None:

@@ -18,7 +18,9 @@ from nocollapse.train.checkpoint import checkpoint_path, load_checkpoint
 from nocollapse.train.config import TrainConfig, merge
 
 # Options that change how long, where or how observably a run trains, not what it computes.
-FREE_KEYS = frozenset({"time_budget_s", "out", "device.accelerator", "device.compile",
+# (data.data_dir: where the same data set lies now, as for evaluate --data-dir)
+FREE_KEYS = frozenset({"time_budget_s", "out", "data.data_dir", "device.accelerator",
+                       "device.compile",
                        "device.threads", "monitor.stop_on_collapse"})
 # Options a resume may raise (train longer) but not lower.
 EXTENDABLE_KEYS = frozenset({"epochs", "max_steps"})
@@ -94,6 +96,31 @@ def load_for_resume(config: TrainConfig) -> dict[str, Any]:
     saved = load_checkpoint(checkpoint_path(run_dir))
     check_resume_changes(saved["config"], config.to_dict(), run_dir)
     return saved
+
+
+def check_planned_steps(saved: dict[str, Any], config: TrainConfig, per_epoch: int) -> None:
+    """Refuse a resume whose epochs/max_steps plan fewer steps than the run had planned
+    (``epochs=0 max_steps=400``, then ``--epochs 2``: a raise of epochs, but 8 steps)."""
+    from nocollapse.train.setup import total_steps  # setup builds models: imported late
+
+    before = total_steps(TrainConfig.from_dict(saved), per_epoch)
+    after = total_steps(config, per_epoch)
+    if after < before:
+        raise ConfigError(
+            f"epochs={config.epochs} max_steps={config.max_steps} plan {after} steps, fewer "
+            f"than the {before} the run planned (epochs={saved.get('epochs')} "
+            f"max_steps={saved.get('max_steps')}); to train longer raise both to at least "
+            f"its plan, e.g. {extend_hint(saved, before + per_epoch, per_epoch)}")
+
+
+def extend_hint(saved: dict[str, Any], steps: int, per_epoch: int) -> str:
+    """The options that make a run with configuration ``saved`` plan ``steps`` steps."""
+    epochs = -(-steps // per_epoch)
+    if saved.get("max_steps") is None:
+        return f"--epochs {epochs}"
+    if saved.get("epochs") == 0:
+        return f"max_steps={steps}"
+    return f"--epochs {epochs} max_steps={steps}"
 
 
 def check_counters(saved: dict[str, Any], per_epoch: int) -> None:

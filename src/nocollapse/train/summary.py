@@ -31,6 +31,8 @@ class TrainResult:
     note: str | None = None  # e.g. "stopped by time budget at step N of M"
     # a finished run's summary.json, lost to a kill after its final checkpoint, rewritten
     summary_restored: bool = False
+    # an already finished run: the options that train it one epoch longer
+    extend_hint: str | None = None
 
 
 @dataclass
