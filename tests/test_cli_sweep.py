@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _cli import TINY, assert_refused, run_cli, tree
+from _cli import TINY, assert_refused, overrides, run_cli, tree
 from nocollapse.runio import CELL_OUTCOME_FILE, SWEEP_CSV_FILE, SWEEP_TABLE_FILE
 from nocollapse.sweep import OUTCOMES
 from nocollapse.sweep.run import TIMING_KEYS
@@ -50,7 +50,8 @@ def test_a_bad_cell_is_refused_before_anything_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str], phrase: str) -> None:
     if "--workers" in extra and cores() >= 64:
         pytest.skip("this machine has 64 cores")
-    args = ["sweep", "--out", str(tmp_path / "s"), "--grid", "epochs=1", *CELL_ARGS, *extra]
+    args = ["sweep", "--out", str(tmp_path / "s"), "--grid", "epochs=1",
+            *overrides(CELL_ARGS, *extra)]  # a key given twice is refused
     assert_refused(args, capsys, tmp_path, phrase)
 
 
