@@ -119,8 +119,9 @@ def test_a_run_killed_before_its_first_checkpoint_is_restarted_only_by_its_own_c
     from nocollapse.runio import write_config
 
     run = _copy(finished, tmp_path)
-    shutil.rmtree(run / "checkpoints")
-    (run / "summary.json").unlink()  # now it looks like a run killed before its checkpoint
+    for path in run.iterdir():  # keep what a run killed before its first checkpoint has
+        if path.name not in ("config.yaml", "metrics.jsonl", "spectra.jsonl", ".lock"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     command = ["train", *TINY, "--epochs", "1", "--out", str(run)]
     write_config(run, build_config(build_parser().parse_args(command)).to_dict())
     assert_refused([*command, "--method", "byol"], capsys, tmp_path,

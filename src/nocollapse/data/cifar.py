@@ -166,12 +166,12 @@ def load_cifar(name: str, root: str | Path | None, split: str = "train") -> Imag
         raise DataError(f"CIFAR meta file {folder / meta_file}: '{names_key.decode()}' is not "
                         "a list of class names")
     classes = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]
+    parts = [_read_batch(require_file(folder / f, name, _how(name)), label_key)
+             for f in (train_files if split == "train" else test_files)]
     expected = 10 if name == "cifar10" else 100
     if len(classes) != expected:
         raise DataError(f"CIFAR meta file {folder / meta_file}: {len(classes)} class names; "
                         f"{name} has {expected}")
-    parts = [_read_batch(require_file(folder / f, name, _how(name)), label_key)
-             for f in (train_files if split == "train" else test_files)]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):

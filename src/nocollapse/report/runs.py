@@ -99,7 +99,8 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     config = _read_config(path, notes)
     metrics = _checked_scalars(_read_jsonl(path / METRICS_FILE, notes), METRICS_FILE, notes)
     spectra = _checked_spectra(_checked_scalars(
-        _read_jsonl(path / SPECTRA_FILE, notes, required=False), SPECTRA_FILE, notes), notes)
+        _read_jsonl(path / SPECTRA_FILE, notes, required=False), SPECTRA_FILE, notes,
+        SPECTRA_SCALAR_KEYS), notes)
     warnings = _checked_scalars(_read_jsonl(path / WARNINGS_FILE, notes, required=False),
                                 WARNINGS_FILE, notes)
     summary = _checked_summary(_read_summary(path / SUMMARY_FILE, notes), notes)
@@ -153,6 +154,8 @@ SCALAR_KEYS = frozenset({
     "step", "epoch", "t", "loss", "lr", "tau", "knn_accuracy", "train_seconds",
     "images_per_s", "threads", *MONITOR_KEYS, *ESTIMATE_KEYS, "eta_ratio", "x", "commutator",
     "seconds", "planned_steps", "random_knn_accuracy"})
+# in spectra.jsonl "alignment" is the eigen-alignment matrix, checked by _checked_spectra
+SPECTRA_SCALAR_KEYS = SCALAR_KEYS - {SPECTRA_MATRIX_KEY, *SPECTRA_VECTOR_KEYS}
 PLOTTABLE = 1e300  # beyond this a figure's axis range overflows
 
 
@@ -160,12 +163,12 @@ def _plottable(value: object) -> bool:
     return _finite(value) and abs(value) <= PLOTTABLE
 
 
-def _checked_scalars(records: list[dict[str, Any]], name: str,
-                     notes: list[str]) -> list[dict[str, Any]]:
-    """Drop the scalar fields (``SCALAR_KEYS``) that are not plottable numbers."""
+def _checked_scalars(records: list[dict[str, Any]], name: str, notes: list[str],
+                     keys: frozenset[str] = SCALAR_KEYS) -> list[dict[str, Any]]:
+    """Drop the scalar fields (``keys``) that are not plottable numbers."""
     dropped = 0
     for record in records:
-        for key in [k for k in record if k in SCALAR_KEYS and not _plottable(record[k])]:
+        for key in [k for k in record if k in keys and not _plottable(record[k])]:
             if record[key] is None and key in ("tau", "knn_accuracy", "random_knn_accuracy"):
                 continue  # written as null on purpose (no target EMA, no labels)
             del record[key]
