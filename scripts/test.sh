@@ -24,5 +24,5 @@ run_pytest .venv/bin/python -m pytest "$@" || exit $?
 # differently: the tests marked `numerical` must hold on every path, not just this one.
 for path in AVX2 COMPATIBLE; do
   echo "numerical tests under MKL_CBWR=$path"
-  run_pytest env MKL_CBWR="$path" .venv/bin/python -m pytest -m numerical -q || exit $?
+  run_pytest env MKL_CBWR="$path" .venv/bin/python -m pytest -m numerical || exit $?
 done
