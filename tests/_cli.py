@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,15 @@ def assert_refused(args: list[str], capsys: pytest.CaptureFixture, root: Path,
         assert phrase in err, err
     assert tree(root) == before, "the refused command left files behind or changed some"
     return err
+
+
+def finished_run(factory: pytest.TempPathFactory, name: str, *extra: str) -> Path:
+    """A finished TINY run (``--epochs 1`` unless ``extra`` plans it otherwise); tests copy it."""
+    out = factory.mktemp(name) / "run"
+    assert main(["train", *TINY, *(extra or ("--epochs", "1")), "--out", str(out)]) == 0
+    return out
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    """A copy of ``run`` at ``tmp_path/run`` (links copied as links), for a test to change."""
+    return Path(shutil.copytree(run, tmp_path / "run", symlinks=True))

@@ -6,12 +6,11 @@ seeds, ``reproduce --doc``, the run lock, the epochs/max_steps resume messages,
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from _cli import TINY, assert_refused, run_cli
+from _cli import TINY, assert_refused, copy_run, finished_run, run_cli
 from nocollapse.runio import read_metrics
 from nocollapse.train import load_checkpoint
 
@@ -19,15 +18,7 @@ from nocollapse.train import load_checkpoint
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run planned by max_steps alone (epochs=0 max_steps=6: 1.5 epochs)."""
-    from nocollapse.cli.main import main
-
-    out = tmp_path_factory.mktemp("capped") / "run"
-    assert main(["train", *TINY, "epochs=0", "max_steps=6", "--out", str(out)]) == 0
-    return out
-
-
-def _copy(run: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(run, tmp_path / "run"))
+    return finished_run(tmp_path_factory, "capped", "epochs=0", "max_steps=6")
 
 
 @pytest.mark.parametrize("command", [
@@ -51,7 +42,7 @@ def test_a_deleted_lock_file_lets_no_second_run_in(
     from nocollapse.cli.main import main
     from nocollapse.train import loop
 
-    run = _copy(capped, tmp_path)
+    run = copy_run(capped, tmp_path)
     real, answers = loop._Run._step, []
 
     def step(self: loop._Run, order: object) -> object:
@@ -68,7 +59,7 @@ def test_a_deleted_lock_file_lets_no_second_run_in(
 
 def test_fewer_planned_steps_on_resume_are_refused_not_taken_as_a_raise(
         capped: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(capped, tmp_path)
+    run = copy_run(capped, tmp_path)
     assert_refused(["train", "--resume", str(run), "--epochs", "1"], capsys, tmp_path,
                    "plan 4 steps, fewer than the 6 the run planned", "max_steps=10")
 
@@ -77,7 +68,7 @@ def test_a_finished_max_steps_run_names_max_steps_to_train_longer(
         capped: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from nocollapse.cli.main import main
 
-    run = _copy(capped, tmp_path)
+    run = copy_run(capped, tmp_path)
     capsys.readouterr()
     assert main(["train", "--resume", str(run)]) == 0
     printed = " ".join(capsys.readouterr().out.split())
@@ -89,7 +80,7 @@ def test_a_finished_max_steps_run_names_max_steps_to_train_longer(
 
 def test_resume_accepts_a_moved_data_dir(capped: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture) -> None:
-    run = _copy(capped, tmp_path)
+    run = copy_run(capped, tmp_path)
     code, err = run_cli(["train", "--resume", str(run), "--data-dir", str(tmp_path),
                          "max_steps=8", "--quiet"], capsys)
     assert code == 0, err

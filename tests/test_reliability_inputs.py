@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _cli import TINY, assert_refused
+from _cli import TINY, assert_refused, copy_run, finished_run
 from nocollapse.evaluate import knn_predict
 from nocollapse.train import checkpoint_path, load_checkpoint
 from nocollapse.train.checkpoint import save_checkpoint
@@ -33,17 +33,7 @@ def _train(data: str, root: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from nocollapse.cli.main import main
-
-    out = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
-    return out
-
-
-def _copy(run: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    return Path(shutil.copytree(run, tmp_path / "run"))
+    return finished_run(tmp_path_factory, "finished")
 
 
 # -- section 3: sizes checked before loading ------------------------------------------------
@@ -109,7 +99,7 @@ def test_simulate_steps_and_landscape_spectrum_are_bounded(
 
 def test_a_checkpoint_with_a_compressed_member_is_refused_before_inflating(
         finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     path = checkpoint_path(run)
     with zipfile.ZipFile(path) as source:
         members = [(info, source.read(info)) for info in source.infolist()]
@@ -252,7 +242,7 @@ def test_knn_with_a_small_temperature_votes_for_the_nearest_class() -> None:
 
 def test_evaluate_refuses_non_finite_weights_and_weights_of_another_shape(
         finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     saved = load_checkpoint(run)
     model = dict(saved["model"])
     name = next(key for key, value in model.items() if value.is_floating_point())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from _cli import TINY, assert_refused, run_cli, tree
+from _cli import TINY, assert_refused, copy_run, finished_run, run_cli, tree
 from nocollapse.runio import read_metrics
 from nocollapse.train import checkpoint_path, load_checkpoint
 from nocollapse.train.checkpoint import save_checkpoint
@@ -24,15 +24,7 @@ from nocollapse.train.checkpoint import save_checkpoint
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 1-epoch run (4 steps); tests work on copies."""
-    from nocollapse.cli.main import main
-
-    out = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
-    return out
-
-
-def _copy(run: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(run, tmp_path / "run", symlinks=True))
+    return finished_run(tmp_path_factory, "finished")
 
 
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int,
@@ -63,7 +55,7 @@ def _finals(run: Path) -> list[dict]:
 def test_ctrl_c_while_extending_a_finished_run_cuts_nothing_and_names_the_extension(
         finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     before = tree(run)
     _interrupt_at(monkeypatch, 6)  # step 6 of 12: before the extension's first checkpoint
     code, err = run_cli(["train", "--resume", str(run), "--epochs", "3", "--quiet"], capsys)
@@ -86,7 +78,7 @@ def test_ctrl_c_while_extending_a_finished_run_cuts_nothing_and_names_the_extens
 def test_extension_retires_the_old_end_only_with_its_first_checkpoint(
         finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     _interrupt_at(monkeypatch, 10)  # after the epoch-2 checkpoint (step 8)
     code, err = run_cli(["train", "--resume", str(run), "--epochs", "3", "--quiet"], capsys)
     assert code == 130
@@ -106,7 +98,7 @@ def test_extension_retires_the_old_end_only_with_its_first_checkpoint(
 
 def test_a_finished_run_whose_checkpoints_were_removed_is_not_overwritten(
         finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     shutil.rmtree(run / "checkpoints")
     assert_refused(["train", *TINY, "--epochs", "1", "--out", str(run)], capsys, tmp_path,
                    "is not empty", "metrics.jsonl", "summary.json")
@@ -118,7 +110,7 @@ def test_a_run_killed_before_its_first_checkpoint_is_restarted_only_by_its_own_c
     from nocollapse.cli.train import build_config
     from nocollapse.runio import write_config
 
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     for path in run.iterdir():  # keep what a run killed before its first checkpoint has
         if path.name not in ("config.yaml", "metrics.jsonl", "spectra.jsonl", ".lock"):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -148,7 +140,7 @@ def test_a_simulate_output_folder_is_not_overwritten_by_a_training_run(
 def test_a_refused_resume_changes_nothing(
         changes: dict, phrase: str, finished: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     saved = load_checkpoint(run)
     save_checkpoint(checkpoint_path(run), {**saved, **changes, "finished": False})  # valid CRC
     assert_refused(["train", "--resume", str(run), "--epochs", "2", "--quiet"], capsys,
@@ -157,7 +149,7 @@ def test_a_refused_resume_changes_nothing(
 
 def test_a_resume_with_weights_of_another_shape_changes_nothing(
         finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     saved = load_checkpoint(run)
     model = dict(saved["model"])
     name = next(key for key in model if key.endswith("weight"))
@@ -169,7 +161,7 @@ def test_a_resume_with_weights_of_another_shape_changes_nothing(
 
 def test_a_kill_before_summary_json_is_repaired_by_resume(
         finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     summary = json.loads((run / "summary.json").read_text())
     (run / "summary.json").unlink()  # killed between the final checkpoint and the summary
     before = tree(run)
@@ -191,7 +183,7 @@ def after_summary(run: Path) -> tuple[int, bytes]:
 def test_sigterm_is_handled_as_ctrl_c(finished: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    run = _copy(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     handler = signal.getsignal(signal.SIGTERM)
     _interrupt_at(monkeypatch, 10, signal.SIGTERM)
     code, err = run_cli(["train", "--resume", str(run), "--epochs", "3", "--quiet"], capsys)

@@ -12,14 +12,13 @@ import io
 import json
 import os
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from _cli import TINY, assert_refused, overrides, run_cli
+from _cli import TINY, assert_refused, copy_run, finished_run, overrides, run_cli
 from nocollapse.train import checkpoint_path
 
 BAD_TRAIN_OPTIONS = [
@@ -245,16 +244,8 @@ def test_theory_commands_refuse_what_cannot_run(args: list[str], phrase: str, tm
 # -- commands on a trained run ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One finished 1-epoch run; tests copy it (``_copy``) and never change this one."""
-    from nocollapse.cli.main import main
-
-    out = tmp_path_factory.mktemp("trained") / "run"
-    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
-    return out
-
-
-def _copy(run: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(run, tmp_path / "run", symlinks=True))
+    """One finished 1-epoch run; tests copy it (``copy_run``) and never change this one."""
+    return finished_run(tmp_path_factory, "trained")
 
 
 def _resave(run: Path, change) -> None:
@@ -268,7 +259,7 @@ def _resave(run: Path, change) -> None:
 
 def test_malicious_checkpoint_is_refused_by_resume_and_evaluate(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(trained, tmp_path)
+    run = copy_run(trained, tmp_path)
     marker = tmp_path / "pwned"
     _resave(run, lambda state: state.update(extra=_Marker(marker)))
     assert_refused(["train", "--resume", str(run), "--epochs", "2"], capsys, tmp_path,
@@ -282,7 +273,7 @@ def test_malicious_checkpoint_is_refused_by_resume_and_evaluate(
 
 def test_byte_flipped_in_a_tensor_is_refused(trained: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
-    run = _copy(trained, tmp_path)
+    run = copy_run(trained, tmp_path)
     path = checkpoint_path(run)
     data = bytearray(path.read_bytes())
     middle = len(data) // 2  # the model's weights fill most of the archive
@@ -294,7 +285,7 @@ def test_byte_flipped_in_a_tensor_is_refused(trained: Path, tmp_path: Path,
 
 def test_checkpoint_with_missing_keys_is_refused(trained: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture) -> None:
-    run = _copy(trained, tmp_path)
+    run = copy_run(trained, tmp_path)
     _resave(run, lambda state: state.pop("optimizer"))
     assert_refused(["train", "--resume", str(run), "--epochs", "2"], capsys, tmp_path,
                    "missing ['optimizer']")
@@ -302,7 +293,7 @@ def test_checkpoint_with_missing_keys_is_refused(trained: Path, tmp_path: Path,
 
 def test_checkpoint_that_does_not_fit_the_run_is_refused_and_the_lock_released(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(trained, tmp_path)
+    run = copy_run(trained, tmp_path)
     good = checkpoint_path(run).read_bytes()
     _resave(run, lambda state: state.update(rng={}))
     assert_refused(["train", "--resume", str(run), "--epochs", "2"], capsys, tmp_path,
@@ -314,7 +305,7 @@ def test_checkpoint_that_does_not_fit_the_run_is_refused_and_the_lock_released(
 
 def test_evaluate_names_an_unusable_device_not_a_corrupt_checkpoint(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(trained, tmp_path)
+    run = copy_run(trained, tmp_path)
     for device in ("bogus", "cuda:99" if torch.cuda.is_available() else "cuda"):
         err = assert_refused(["evaluate", str(run), "--device", device], capsys, tmp_path,
                              f"--device {device!r}")
@@ -323,7 +314,7 @@ def test_evaluate_names_an_unusable_device_not_a_corrupt_checkpoint(
 
 def test_evaluate_data_dir_replaces_the_runs_data_folder(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(trained, tmp_path)
+    run = copy_run(trained, tmp_path)
     config = torch.load(checkpoint_path(run), weights_only=True)["config"]
     assert config["data"]["name"] == "digits"  # embedded: any folder works, none is needed
     code, err = run_cli(["evaluate", str(run), "--knn", "--data-dir", str(tmp_path)], capsys)
@@ -333,7 +324,7 @@ def test_evaluate_data_dir_replaces_the_runs_data_folder(
 
 def test_evaluate_missing_data_folder_suggests_an_option_evaluate_has(
         trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = _copy(trained, tmp_path)
+    run = copy_run(trained, tmp_path)
     _resave(run, lambda state: state["config"]["data"].update(name="mnist", data_dir="/none"))
     err = assert_refused(["evaluate", str(run), "--knn"], capsys, tmp_path, "--data-dir")
     from nocollapse.cli.main import build_parser
