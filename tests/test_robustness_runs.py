@@ -63,7 +63,7 @@ def test_resume_refuses_changes_naming_keys_and_stored_values(
     assert_refused(["train", "--resume", str(run), "--method", "byol", "seed=4",
                     "optim.lr=0.3"], capsys, tmp_path,
                    "method='byol' (the run has 'simsiam')", "seed=4 (the run has 0)",
-                   "optim.lr=0.3 (the run has 0.06)")
+                   "optim.lr=0.3 (the run has 0.12)")
     assert_refused(["train", "--resume", str(run), "--data", "mnist"], capsys, tmp_path,
                    "data.name='mnist' (the run has 'digits')")
     assert_refused(["train", "--resume", str(run), "learner.proj_dim=32"], capsys, tmp_path,

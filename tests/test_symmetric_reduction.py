@@ -7,12 +7,19 @@ BYOL (and luckmatters' and implicit-var-reg's trainers) sums the two directions'
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
 from torch.nn import functional
 
+from _cli import TINY, overrides
+from nocollapse.cli.main import main
 from nocollapse.errors import ConfigError
 from nocollapse.methods import SiameseLearner, learner_config
+from nocollapse.train.checkpoint import load_checkpoint
+from nocollapse.train.config import CPU_DEFAULT, TrainConfig
 
 
 def _step(method: str, **overrides: object) -> tuple[SiameseLearner, object]:
@@ -50,3 +57,41 @@ def test_byol_sums_the_two_directions_and_the_option_stays() -> None:
                                rtol=0, atol=1e-6)
     with pytest.raises(ConfigError, match="symmetric_reduction"):
         learner_config("byol", symmetric_reduction="max")
+
+
+def _trained(tmp_path: Path, name: str, *settings: str) -> dict[str, Any]:
+    out = tmp_path / name
+    assert main(["train", *overrides(TINY, "max_steps=6", *settings), "--out", str(out)]) == 0
+    return load_checkpoint(out)
+
+
+def test_the_mean_at_twice_the_lr_and_half_the_decay_takes_the_summed_steps(
+        tmp_path: Path) -> None:
+    """The CPU recipe's switch from the sum (lr 0.06, decay 5e-4) to SimSiam's mean.
+
+    Under SGD with momentum, halving the loss while doubling the lr and halving the decay
+    scales every gradient, decay term and momentum buffer by exact powers of two, so the
+    parameters agree bit for bit (floats scale by 2 without rounding); a change to how
+    either reduction or the optimiser treats the loss would break the equality.
+    """
+    summed = _trained(tmp_path, "sum", "learner.symmetric_reduction=sum", "optim.lr=0.06",
+                      "optim.weight_decay=5e-4")
+    averaged = _trained(tmp_path, "mean", "learner.symmetric_reduction=mean",
+                        "optim.lr=0.12", "optim.weight_decay=2.5e-4")
+    assert summed["step"] == averaged["step"] == 6
+    state_sum, state_mean = summed["model"], averaged["model"]
+    assert state_sum.keys() == state_mean.keys()
+    for key, value in state_sum.items():
+        assert torch.equal(value, state_mean[key]), key
+    # the same run at the old lr with the mean does take different steps
+    half = _trained(tmp_path, "half", "learner.symmetric_reduction=mean", "optim.lr=0.06",
+                    "optim.weight_decay=5e-4")
+    assert any(not torch.equal(value, half["model"][key])
+               for key, value in state_sum.items() if value.is_floating_point())
+
+
+def test_the_cpu_recipe_averages_as_simsiam_does() -> None:
+    config = TrainConfig.from_dict(CPU_DEFAULT)
+    assert config.method == "simsiam" and config.learner.symmetric_reduction == "mean"
+    assert (config.optim.name, config.optim.lr, config.optim.weight_decay) == (
+        "sgd", 0.12, 2.5e-4)
