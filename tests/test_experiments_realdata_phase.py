@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nocollapse.experiments.realdata_phase import phase
+from nocollapse.experiments.realdata_phase import _warning_claim_by_knn, knn_truth, phase
 from nocollapse.experiments.registry import check_size
+from nocollapse.experiments.result import ReproductionResult
 from nocollapse.sweep import OUTCOMES
 
 
@@ -26,3 +27,33 @@ def test_realdata_phase_small_measures_every_claim(tmp_path: Path) -> None:
                               "byol-linear/report/phase_diagram.png"]
     assert all((tmp_path / figure).stat().st_size > 1000 for figure in result.figures)
     assert not list(tmp_path.glob("*/cells/*/checkpoints"))  # kept out of the docs' folder
+
+
+def test_knn_truth_is_the_random_init_gap_over_two_standard_errors() -> None:
+    # p = 0.8 on 10000 images: one standard error 0.004, the margin 0.008
+    def truth(knn: float, n: object = 10000) -> str | None:
+        return knn_truth({"knn": knn, "random_init_knn": 0.8, "test_images": n})
+
+    assert truth(0.809) == "better" and truth(0.807) == "same"
+    assert truth(0.791) == "worse" and truth(0.793) == "same"
+    # the margin shrinks with the split: 0.003 is within it at 1000 images, not at 10^6
+    assert truth(0.803, 1000) == "same" and truth(0.803, 10**6) == "better"
+    assert truth(0.9, None) is None and knn_truth({"knn": 0.9}) is None
+
+
+def test_the_label_checked_warning_claim_counts_each_truth() -> None:
+    def cell(name: str, knn: float, warned: int | None) -> dict[str, object]:
+        return {"name": name, "knn": knn, "random_init_knn": 0.8, "test_images": 10000,
+                "warning_step": warned}
+
+    cells = [cell("a", 0.70, 40), cell("b", 0.75, 250), cell("c", 0.85, None),
+             cell("d", 0.86, 30), cell("e", 0.80, 20)]
+    result = ReproductionResult("t")
+    _warning_claim_by_knn(result, "m", cells, 300)
+    (claim,) = result.claims
+    assert claim.measured.startswith("recall 2/2, false alarms 1/2 (within the error: 1 cells, "
+                                     "1 warned)") and claim.passed
+    missed = [cell("a", 0.70, None), *cells[1:]]
+    result = ReproductionResult("t")
+    _warning_claim_by_knn(result, "m", missed, 300)
+    assert not result.claims[0].passed

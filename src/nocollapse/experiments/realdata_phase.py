@@ -148,6 +148,7 @@ def _claims(result: ReproductionResult, label: str, cells: list[dict[str, Any]],
                  bool(learned) and bool(collapsed))
     _boundary_claim(result, label, cells, grid)
     _warning_claim(result, label, learned, collapsed, grid["steps"])
+    _warning_claim_by_knn(result, label, cells, grid["steps"])
 
 
 def _boundary_claim(result: ReproductionResult, label: str, cells: list[dict[str, Any]],
@@ -206,6 +207,40 @@ def _warning_claim(result: ReproductionResult, label: str, learned: list[dict[st
                  len(caught) == len(collapsed) and len(false) <= 1)
 
 
+def knn_truth(cell: dict[str, Any]) -> str | None:
+    """What the labels say about a cell: ``"better"`` / ``"worse"`` than the random-init
+    encoder's k-NN by more than two binomial standard errors of an accuracy on the test
+    split (``2 sqrt(p (1 - p) / n)``, p the random-init accuracy), ``"same"`` within them;
+    None when either accuracy or the split size is missing.
+
+    The outcome classes use the monitor's own thresholds, so a warning that agrees with
+    them agrees with itself; this truth is independent of the monitor.
+    """
+    knn, base, n = (_number(cell.get(key)) for key in ("knn", "random_init_knn", "test_images"))
+    if knn is None or base is None or n is None or n <= 0:
+        return None
+    margin = 2.0 * math.sqrt(base * (1.0 - base) / n)
+    gap = knn - base
+    return "better" if gap > margin else "worse" if gap < -margin else "same"
+
+
+def _warning_claim_by_knn(result: ReproductionResult, label: str,
+                          cells: list[dict[str, Any]], steps: int) -> None:
+    truths = {c.get("name"): knn_truth(c) for c in cells}
+    worse = [c for c in cells if truths[c.get("name")] == "worse"]
+    better = [c for c in cells if truths[c.get("name")] == "better"]
+    same = [c for c in cells if truths[c.get("name")] == "same"]
+    caught = [c for c in worse if c.get("warning_step") is not None and c["warning_step"] < steps]
+    false = [c for c in better if c.get("warning_step") is not None]
+    warned_same = sum(1 for c in same if c.get("warning_step") is not None)
+    result.check(f"(c) {label}: the warning against the labels (final k-NN vs the random-init "
+                 "encoder's, 2 standard errors)",
+                 "fires in every cell worse than random init, <= 1 better",
+                 f"recall {len(caught)}/{len(worse)}, false alarms {len(false)}/{len(better)} "
+                 f"(within the error: {len(same)} cells, {warned_same} warned)",
+                 bool(worse) and len(caught) == len(worse) and len(false) <= 1)
+
+
 def _lead(cell: dict[str, Any]) -> float | None:
     """Steps from the first warning to the monitored k-NN's first fall below step 0's."""
     curve = cell.get("knn_curve") or []
@@ -218,6 +253,10 @@ def _lead(cell: dict[str, Any]) -> float | None:
 
 def _fmt(value: object, spec: str = ".3f") -> str:
     return format(float(value), spec) if _finite(value) else "-"  # type: ignore[arg-type]
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and _finite(value) else None
 
 
 def _finite(value: object) -> bool:

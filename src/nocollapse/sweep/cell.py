@@ -50,7 +50,8 @@ def _run_cell(config: TrainConfig, name: str) -> dict[str, Any]:
     run_dir = Path(config.out)
     done = read_outcome(run_dir)
     if done is not None:
-        return {**done, "ran": False}
+        # a record from an older nocollapse lacks newer keys: read them from the run directory
+        return {**read_cell(run_dir), **done, "ran": False}
     start = time.monotonic()
     resumed = checkpoint_path(run_dir).exists()
     diverged = False

@@ -84,6 +84,8 @@ def read_cell(run_dir: Path) -> dict[str, Any]:
         # the data's scale x of eta_c = x tau^2 / (4 (1 + sigma^2)); None when not logged
         "scale_est": _median([r.get(SCALE_KEY) for r in recent]),
         "knn_curve": curve,
+        # the final k-NN's test split size: its binomial standard error (realdata-phase)
+        "test_images": (summary.get("evaluation") or {}).get("test_images"),
         "warning_step": warning.get("step"),
         "warning_reason": (warning.get("reasons") or [None])[0],
         "warning_cause": (warning.get("likely_causes") or [None])[0],
