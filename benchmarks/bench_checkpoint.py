@@ -17,7 +17,7 @@ import torch
 from benchutil import best_seconds, print_table
 
 from nocollapse.methods import SiameseLearner, learner_config
-from nocollapse.train.checkpoint import (
+from nocollapse.rundir.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,

@@ -15,8 +15,8 @@ import nocollapse
 from _cli import TINY, assert_refused, run_cli
 from nocollapse.data import load_dataset, normalize, preset_for_images
 from nocollapse.models.export import BackboneFileError, description_path
+from nocollapse.rundir.checkpoint import load_checkpoint
 from nocollapse.train import setup
-from nocollapse.train.checkpoint import load_checkpoint
 from nocollapse.train.config import TrainConfig
 
 

@@ -23,8 +23,11 @@ ALLOWED: dict[str, set[str]] = {
     "predictors": {"losses", "diagnostics", "models"},
     "methods": {"predictors", "losses", "diagnostics", "data", "models"},
     "evaluate": {"methods", "predictors", "losses", "diagnostics", "data", "models"},
-    "train": {"evaluate", "methods", "predictors", "losses", "diagnostics", "data", "models",
-              "monitor"},
+    # a run directory's life (lock, checkpoints, resume rules, summary): beside runio, below
+    # the loop that calls it; it knows the training config only as a plain dict
+    "rundir": {"evaluate", "methods", "predictors", "losses", "diagnostics", "data", "models"},
+    "train": {"rundir", "evaluate", "methods", "predictors", "losses", "diagnostics", "data",
+              "models", "monitor"},
 }
 # report reads run directories (training or simulation) and draws them; it runs nothing.
 ALLOWED["report"] = {"theory", "diagnostics"}

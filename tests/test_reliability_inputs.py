@@ -20,8 +20,8 @@ from PIL import Image
 
 from _cli import TINY, assert_refused, copy_run, finished_run
 from nocollapse.evaluate import knn_predict
+from nocollapse.rundir.checkpoint import save_checkpoint
 from nocollapse.train import checkpoint_path, load_checkpoint
-from nocollapse.train.checkpoint import save_checkpoint
 
 RNG = np.random.default_rng(0)
 

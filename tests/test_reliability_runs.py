@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from _cli import TINY, assert_refused, copy_run, finished_run, run_cli, tree
+from nocollapse.rundir.checkpoint import save_checkpoint
 from nocollapse.runio import read_metrics
 from nocollapse.train import checkpoint_path, load_checkpoint
-from nocollapse.train.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

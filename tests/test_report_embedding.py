@@ -17,8 +17,8 @@ from nocollapse.report.embedding import (
     map_2d,
     read_embedding,
 )
+from nocollapse.rundir.embedding import principal_scores
 from nocollapse.runio import EMBEDDING_FILE
-from nocollapse.train.embedding import principal_scores
 
 
 def _clustered(n: int, classes: int, dim: int, noise: float, seed: int

@@ -273,12 +273,13 @@ def test_resume_of_a_checkpoint_written_before_a_key_existed() -> None:
     # a key a later version added (with its default) is no change; another value still is
     from nocollapse.errors import ConfigError
     from nocollapse.train.config import load_config
-    from nocollapse.train.resume import check_resume_changes
+    from nocollapse.train.setup import check_against_stored
 
-    current = load_config(None, []).to_dict()
+    config = load_config(None, [])
+    current = config.to_dict()
     older = {**current, "eval": {k: v for k, v in current["eval"].items()
                                  if k != "linear_probe"}}
-    check_resume_changes(older, current, "run")
-    changed = {**current, "eval": {**current["eval"], "linear_probe": False}}
+    check_against_stored(config, older, "run")
+    changed = load_config(None, ["eval.linear_probe=false"])
     with pytest.raises(ConfigError, match=r"eval\.linear_probe=False"):
-        check_resume_changes(older, changed, "run")
+        check_against_stored(changed, older, "run")

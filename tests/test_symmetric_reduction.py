@@ -18,7 +18,7 @@ from _cli import TINY, overrides
 from nocollapse.cli.main import main
 from nocollapse.errors import ConfigError
 from nocollapse.methods import SiameseLearner, learner_config
-from nocollapse.train.checkpoint import load_checkpoint
+from nocollapse.rundir.checkpoint import load_checkpoint
 from nocollapse.train.config import CPU_DEFAULT, TrainConfig
 
 

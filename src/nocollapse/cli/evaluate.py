@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -11,10 +10,11 @@ from rich.table import Table
 from nocollapse.errors import check_positive
 from nocollapse.evaluate import BASELINES, EvalProgress
 from nocollapse.report.runs import BASELINE_LONG_LABELS
+from nocollapse.runio.records import Evaluation
 from nocollapse.train.evaluate_run import EVALUATION_FILE, evaluate_run
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="k-NN and linear-probe accuracy of a trained run, with baselines",
         description="Load RUN_DIR/checkpoints/last.pt and measure the frozen encoder by the "
@@ -47,13 +47,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluation_table(evaluation: dict[str, Any], title: str, trained: str = "trained",
+def evaluation_table(evaluation: Evaluation, title: str, trained: str = "trained",
                      note: str | None = None) -> Table:
     """The standard protocol's table: the encoder and its baselines, one row each."""
     protocol = evaluation["protocol"]
     caption = note
-    if evaluation.get("pending_baselines"):
-        pending = " and ".join(evaluation["pending_baselines"])
+    pending_baselines = evaluation.get("pending_baselines", {})
+    if pending_baselines:
+        pending = " and ".join(pending_baselines)
         caption = "; ".join(filter(None, [note, f"{pending}: not run by default (it trains as "
                                           "long as the run); the command in its row measures "
                                           "it, cached after"]))
@@ -70,7 +71,7 @@ def evaluation_table(evaluation: dict[str, Any], title: str, trained: str = "tra
              for name, values in evaluation["baselines"].items() if name in BASELINES]
     for label, values in rows:
         table.add_row(label, *(_percent(values.get(key)) for key, _ in columns))
-    for name, command in evaluation.get("pending_baselines", {}).items():
+    for name, command in pending_baselines.items():
         table.add_row(f"{name}: {command}", *("not run" for _ in columns))
     return table
 

@@ -18,7 +18,7 @@ in Python (plain PyTorch, nothing unpickled):
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "export", help="write a run's trained backbone (safetensors or TorchScript) with a JSON",
         description="Write the backbone of RUN_DIR's last checkpoint (the online encoder, or "

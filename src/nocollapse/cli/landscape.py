@@ -39,7 +39,7 @@ MAX_DIM = 10_000  # modes, from --dim or --spectrum
 MAX_CHECK_DIM = 64  # gradient-descent check stays under a few seconds up to here
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "landscape",
         help="per-mode quartic loss landscape: which modes a linear encoder learns",

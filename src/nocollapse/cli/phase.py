@@ -20,7 +20,7 @@ from nocollapse.theory.phase import AXES, MODELS, PhaseDiagram, phase_diagram
 DEFAULT_GRID = {"reduced": 200, "matrix": 16}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "phase",
         help="collapse / no-collapse phase diagram over two parameters (tian2021)",

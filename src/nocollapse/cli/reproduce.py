@@ -22,7 +22,7 @@ from nocollapse.experiments.result import ReproductionResult
 from nocollapse.runio import atomic_write_text, check_writable_file, ensure_dir
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "reproduce",
         help="regenerate a paper's central figure or table and check its claims",

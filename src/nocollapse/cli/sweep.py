@@ -30,7 +30,7 @@ EPILOG = """examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sweep", help="train a grid of runs (local process pool or Slurm) and classify them",
         description="Train every combination of the --grid axes (and a sweep file's axes); "

@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +16,9 @@ from nocollapse.data import DATASETS
 from nocollapse.losses import LOSSES
 from nocollapse.methods import PRESETS
 from nocollapse.predictors import PREDICTORS
+from nocollapse.rundir.lock import foreign_entries, is_locked
+from nocollapse.rundir.resume import ALREADY_FINISHED, stored_config
+from nocollapse.runio.records import ConfigDict
 from nocollapse.train import checkpoint_path, train
 from nocollapse.train.config import (
     CPU_DEFAULT,
@@ -27,8 +29,6 @@ from nocollapse.train.config import (
     read_yaml,
 )
 from nocollapse.train.loop import TrainResult
-from nocollapse.train.resume import ALREADY_FINISHED, config_for_resume
-from nocollapse.train.rundir import foreign_entries, is_locked
 
 EPILOG = """examples:
   nocollapse train                                  # SimSiam on Fashion-MNIST, a few CPU minutes
@@ -38,7 +38,7 @@ EPILOG = """examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "train", help="train BYOL, SimSiam, DirectPred, DirectCopy or IsoLoss",
         description="Train a non-contrastive method. With no argument: the default method on "
@@ -75,12 +75,28 @@ def _registries() -> str:
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < --config < flags < key=value overrides.
+    """Defaults < --config < flags < key=value overrides, built once.
 
-    With ``--resume RUN_DIR``: the configuration stored in the run's checkpoint, and
-    only the changes a resume allows (:mod:`nocollapse.train.resume`).
+    With ``--resume RUN_DIR`` the base is the configuration stored in the run's checkpoint
+    instead of the defaults; ``train`` then compares the two and refuses what a resume may
+    not change (:mod:`nocollapse.rundir.resume`).
     """
-    flags: dict[str, Any] = {}
+    overrides = parse_overrides(args.overrides)
+    requested = merge(read_yaml(args.config) if args.config else {},
+                      merge(_flags(args), overrides))
+    if args.resume:
+        base = stored_config(args.resume, requested.get("out"))
+        return load_config(base=merge(base, {**requested, "out": str(Path(args.resume))}))
+    # The file sits between the defaults and the command line: flags and overrides win.
+    config = load_config(base=requested if args.config else merge(CPU_DEFAULT, requested))
+    if args.out is None and "out" not in overrides:
+        config.out = str(_free_run_dir(Path(config.out), config.to_dict()))
+    return config
+
+
+def _flags(args: argparse.Namespace) -> ConfigDict:
+    """The command's own flags as config keys."""
+    flags: ConfigDict = {}
     if args.method:
         flags["method"] = args.method
     if args.data:
@@ -93,19 +109,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         flags["out"] = args.out
     if getattr(args, "stop_on_collapse", False):
         flags["monitor"] = {"stop_on_collapse": True}
-    overrides = parse_overrides(args.overrides)
-    if args.resume:
-        changes = merge(read_yaml(args.config) if args.config else {}, merge(flags, overrides))
-        return config_for_resume(args.resume, changes)
-    # The file sits between the defaults and the command line: flags and overrides win.
-    base = CPU_DEFAULT if args.config is None else read_yaml(args.config)
-    config = load_config(None, [], base=merge(base, merge(flags, overrides)))
-    if not args.resume and args.out is None and "out" not in overrides:
-        config.out = str(_free_run_dir(Path(config.out), config.to_dict()))
-    return config
+    return flags
 
 
-def _free_run_dir(path: Path, config: dict[str, Any] | None = None) -> Path:
+def _free_run_dir(path: Path, config: ConfigDict | None = None) -> Path:
     """``path``, or ``path-2``, ``path-3``... when it already holds a run (finished, or
     running now) or files that are not ``config``'s run: reruns never clash."""
     candidate, n = path, 1

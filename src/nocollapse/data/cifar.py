@@ -53,7 +53,7 @@ def _numpy_global(name: str) -> Any:
 
 def _plain_dtype(*args: Any) -> np.dtype:
     """``numpy.dtype`` for the pickle, refusing object dtypes (they would unpickle objects)."""
-    dtype = np.dtype(*args)
+    dtype: np.dtype = np.dtype(*args)
     if dtype.hasobject:
         raise pickle.UnpicklingError(f"object dtype {dtype} is not allowed")
     return dtype
@@ -100,7 +100,8 @@ class _CifarUnpickler(pickle.Unpickler):
         if any(n < 0 for n in dims) or np.prod(dims, dtype=object) > self.limit:
             raise pickle.UnpicklingError(f"it asks for an array of shape {tuple(dims)[:8]}, "
                                          f"larger than the file ({self.limit} bytes)")
-        return _numpy_global("_reconstruct")(np.ndarray, shape, dtype)
+        array: np.ndarray = _numpy_global("_reconstruct")(np.ndarray, shape, dtype)
+        return array
 
 
 def _unpickle(path: Path) -> dict[bytes, Any]:

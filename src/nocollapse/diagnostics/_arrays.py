@@ -68,13 +68,15 @@ def as_spectrum(values: ArrayInput, name: str = "values") -> np.ndarray:
             f"{name} has a negative entry {array.min():.3g}; expected eigenvalues of a "
             "positive semi-definite matrix or singular values (>= 0)"
         )
-    return np.clip(array, 0.0, None)
+    result: np.ndarray = np.clip(array, 0.0, None)
+    return result
 
 
 def l2_normalize(z: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``z`` (shape ``(B, d)``) divided by their Euclidean norm (zero rows stay zero)."""
     norms = np.linalg.norm(z, axis=1, keepdims=True)
-    return z / np.maximum(norms, eps)
+    result: np.ndarray = z / np.maximum(norms, eps)
+    return result
 
 
 def second_moment_eigenvalues(x: np.ndarray) -> np.ndarray:

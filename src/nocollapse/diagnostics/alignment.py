@@ -26,7 +26,8 @@ def _pair(F: ArrayInput, Wp: ArrayInput) -> tuple[np.ndarray, np.ndarray]:
 def symmetric_part(Wp: ArrayInput) -> np.ndarray:
     """``(Wp + Wp^T) / 2``, shape ``(d, d)``."""
     w = as_square(Wp, "Wp")
-    return (w + w.T) / 2
+    result: np.ndarray = (w + w.T) / 2
+    return result
 
 
 def predictor_spectrum(Wp: ArrayInput) -> np.ndarray:
@@ -54,7 +55,8 @@ def alignment_matrix(F: ArrayInput, Wp: ArrayInput) -> np.ndarray:
     f, w = _pair(F, Wp)
     _, u = np.linalg.eigh((f + f.T) / 2)
     _, v = np.linalg.eigh(symmetric_part(w))
-    return np.abs(u[:, ::-1].T @ v[:, ::-1])
+    result: np.ndarray = np.abs(u[:, ::-1].T @ v[:, ::-1])
+    return result
 
 
 def eigen_alignment(F: ArrayInput, Wp: ArrayInput) -> float:

@@ -43,7 +43,8 @@ def correlation(z: ArrayInput, centered: bool = False) -> np.ndarray:
     array = as_embeddings(z)
     if centered:
         array = array - array.mean(axis=0, keepdims=True)
-    return array.T @ array / array.shape[0]
+    result: np.ndarray = array.T @ array / array.shape[0]
+    return result
 
 
 def correlation_eigenvalues(z: ArrayInput, centered: bool = False) -> np.ndarray:
@@ -99,7 +100,8 @@ def embeddings_from_linear(
             raise ConfigError(f"X has shape {cov.shape}; expected ({W.shape[1]}, {W.shape[1]})")
         values, vectors = np.linalg.eigh((cov + cov.T) / 2)
         x = x @ (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-    return x @ W.T
+    result: np.ndarray = x @ W.T
+    return result
 
 
 def linear_correlation(W: ArrayInput, X: ArrayInput | None = None) -> np.ndarray:
@@ -109,8 +111,10 @@ def linear_correlation(W: ArrayInput, X: ArrayInput | None = None) -> np.ndarray
     if W.ndim != 2:
         raise ConfigError(f"W has shape {W.shape}; expected a matrix (n2, n1)")
     if X is None:
-        return W @ W.T
+        result: np.ndarray = W @ W.T
+        return result
     cov = as_array(X)
     if cov.shape != (W.shape[1], W.shape[1]):
         raise ConfigError(f"X has shape {cov.shape}; expected ({W.shape[1]}, {W.shape[1]})")
-    return W @ cov @ W.T
+    result = W @ cov @ W.T
+    return result

@@ -66,7 +66,8 @@ def singular_values_via_gram(matrix: np.ndarray) -> np.ndarray:
     """
     gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
     values = np.linalg.eigvalsh((gram + gram.T) / 2)[::-1]
-    return np.sqrt(np.clip(values, 0.0, None))
+    result: np.ndarray = np.sqrt(np.clip(values, 0.0, None))
+    return result
 
 
 def alpha_req_fit_range(n_eigenvalues: int, n_samples: int) -> tuple[int, int]:

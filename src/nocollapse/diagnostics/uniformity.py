@@ -28,7 +28,8 @@ def _subsample(z: np.ndarray, max_samples: int | None) -> np.ndarray:
     if max_samples is None or z.shape[0] <= max_samples:
         return z
     index = np.linspace(0, z.shape[0] - 1, max_samples).round().astype(int)
-    return z[index]
+    result: np.ndarray = z[index]
+    return result
 
 
 def wang_isola_uniformity(z: ArrayInput, t: float = 2.0, max_samples: int | None = None) -> float:

@@ -9,7 +9,7 @@ standardised features. Every figure is an accuracy in [0, 1].
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -17,6 +17,7 @@ from nocollapse.errors import ConfigError, check_positive
 from nocollapse.evaluate.knn import knn_accuracies
 from nocollapse.evaluate.linear_probe import linear_probe
 from nocollapse.evaluate.progress import QUIET, EvalProgress
+from nocollapse.runio.records import ProtocolRecord
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,9 @@ class Protocol:
         check_positive("knn temperature", self.knn_t)
         check_positive("probe epochs", self.probe_epochs)
 
-    def key(self) -> dict[str, object]:
-        values = asdict(self)
-        values["knn_k"] = list(self.knn_k)
-        return values
+    def key(self) -> ProtocolRecord:
+        return {"knn_k": list(self.knn_k), "knn_t": self.knn_t,
+                "probe_epochs": self.probe_epochs, "linear": self.linear}
 
 
 def knn_key(k: int) -> str:

@@ -22,6 +22,7 @@ from nocollapse.errors import ConfigError
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.report import build_report, load_run
+from nocollapse.report.runs import record_epoch
 from nocollapse.report.theory_run import POWER_LAW_FLOOR, critical_decay_rows, predictor_spectra
 
 # size -> data set, images, batch, seconds (None: max_steps), max steps
@@ -98,7 +99,7 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
     run_dir = train_linear_byol(out / "byol-linear", size, seed)
     report = build_report([run_dir], out / "report")
     loaded = load_run(run_dir)
-    epochs = [int(r.get("epoch", i)) for i, r in enumerate(loaded.spectra)]
+    epochs = [record_epoch(r, i) for i, r in enumerate(loaded.spectra)]
     spectra = predictor_spectra(loaded, epochs)
     if not spectra:
         raise ConfigError("the run wrote no Wp_in_F_basis to spectra.jsonl; is monitor.spectra "

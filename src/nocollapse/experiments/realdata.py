@@ -104,8 +104,9 @@ def train_cell(out: Path, method: str, size: str, seed: int, learner: dict[str, 
     config = _train_config(out, method, size, seed, learner, extra or {}, random_baseline,
                            steps)
     result = train(config, quiet=True)
-    baselines = (result.evaluation or {}).get("baselines", {})
-    headline = (result.evaluation or {}).get("headline")
+    evaluation = result.evaluation
+    baselines = evaluation["baselines"] if evaluation else {}
+    headline = evaluation["headline"] if evaluation else None
     raw = baselines.get("raw_pixels", {}).get(headline) if headline else None
     # the table needs metrics only; checkpoints (MBs per cell) would bloat docs/reproductions
     shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -38,7 +38,8 @@ class ProjectorMLP(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        result: torch.Tensor = self.net(x)
+        return result
 
 
 class MLPPredictor(nn.Module):
@@ -53,4 +54,5 @@ class MLPPredictor(nn.Module):
                                  nn.Linear(hidden_dim, dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        result: torch.Tensor = self.net(z)
+        return result

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import torch
 from rich.console import Console
@@ -55,6 +55,7 @@ from nocollapse.runio import (
     WARNINGS_FILE,
     MetricsWriter,
 )
+from nocollapse.runio.records import WarningLine
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -123,7 +124,7 @@ class CollapseMonitor:
         self,
         config: MonitorConfig | None = None,
         run_dir: str | Path | None = None,
-        context: Mapping[str, Any] | None = None,
+        context: Mapping[str, object] | None = None,
         console: Console | None = None,
         log_every: int | None = None,
     ) -> None:
@@ -139,7 +140,7 @@ class CollapseMonitor:
             dict(context or {}),
             rank_drop=self.config.rank_drop,
         )
-        self.warnings: list[dict[str, Any]] = []
+        self.warnings: list[WarningLine] = []
         self.last_step: int | None = None
         self._batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._tensorboard: SummaryWriter | None = None
@@ -148,7 +149,7 @@ class CollapseMonitor:
 
     # -- callbacks -------------------------------------------------------------------------
     def on_log(self, step: int, output: Views, learner: SpectralSource,
-               record: dict[str, Any], due: bool | None = None) -> None:
+               record: dict[str, object], due: bool | None = None) -> None:
         """Add the diagnostics to ``record`` when ``every`` steps have passed since the last
         (``due``: the caller's decision instead of :meth:`is_due`)."""
         if not self.config.enabled:
@@ -256,7 +257,8 @@ class CollapseMonitor:
         self.warning.streak = int(state.get("streak", 0))
         self.warning.fired = bool(state.get("fired", False))
         self.warning.peak_rank = float(state.get("peak_rank", 0.0))
-        self.warnings = [dict(w) for w in state.get("warnings", [])]
+        # the warnings it wrote (warnings.jsonl's lines)
+        self.warnings = [cast(WarningLine, dict(w)) for w in state.get("warnings", [])]
         batch = state.get("batch")
         self._batch = None if not batch else (batch[0], batch[1])
         self._estimates.clear()
@@ -276,7 +278,7 @@ class CollapseMonitor:
         self.close()
 
     # -- helpers ---------------------------------------------------------------------------
-    def _raise_alarm(self, alarm: dict[str, Any]) -> None:
+    def _raise_alarm(self, alarm: WarningLine) -> None:
         self.warnings.append(alarm)
         causes = "\n".join(f"  - {cause}" for cause in alarm["likely_causes"])
         stop = (
@@ -298,7 +300,7 @@ class CollapseMonitor:
                 "keep training). Likely causes: " + " | ".join(alarm["likely_causes"])
             )
 
-    def _write_tensorboard(self, step: int, record: Mapping[str, Any]) -> None:
+    def _write_tensorboard(self, step: int, record: Mapping[str, object]) -> None:
         writer = self._tensorboard_writer()
         if writer is None:
             return
@@ -323,5 +325,5 @@ def open_tensorboard(log_dir: Path) -> SummaryWriter | None:
     return SummaryWriter(log_dir=str(log_dir), flush_secs=10)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from nocollapse import diagnostics
+from nocollapse.runio.records import SpectraLine
 
 
 class Views(Protocol):
@@ -104,7 +105,8 @@ def covariance_eigenvalues(z: torch.Tensor) -> np.ndarray:
     centred = z.double() - z.double().mean(dim=0, keepdim=True)
     gram = centred @ centred.T if centred.shape[0] < centred.shape[1] else centred.T @ centred
     values = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0) / z.shape[0]
-    return values.cpu().numpy()
+    result: np.ndarray = values.cpu().numpy()
+    return result
 
 
 def _finite_or_none(value: torch.Tensor | None) -> np.ndarray | None:
@@ -125,7 +127,7 @@ def _as_numpy(value: torch.Tensor | np.ndarray) -> np.ndarray:
 def spectra_record(
     learner: SpectralSource, batch: tuple[torch.Tensor, torch.Tensor | None] | None,
     alignment_max_dim: int = 128, why_no_predictor: str | None = None,
-) -> dict[str, Any]:
+) -> SpectraLine:
     """Eigenvalues (descending) of ``F_hat``, ``Wp`` and the batch correlation, and more.
 
     ``learner.correlation()`` and ``learner.predictor_matrix()`` may return ``None``
@@ -134,7 +136,7 @@ def spectra_record(
     """
     F = _finite_or_none(learner.correlation())
     Wp = _finite_or_none(learner.predictor_matrix())
-    out: dict[str, Any] = {}
+    out: SpectraLine = {}
     if F is not None:
         out["F_eigenvalues"] = np.linalg.eigvalsh((F + F.T) / 2)[::-1].tolist()
     if Wp is not None:

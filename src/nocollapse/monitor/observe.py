@@ -21,7 +21,6 @@ correlation of DirectPred) and writes the files.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from types import TracebackType
@@ -48,12 +47,12 @@ from nocollapse.runio import (
     SUMMARY_FILE,
     WARNINGS_FILE,
     MetricsWriter,
-    atomic_write_bytes,
-    atomic_write_text,
     ensure_dir,
-    iter_metric_lines,
+    truncate_jsonl,
     write_config,
+    write_summary,
 )
+from nocollapse.runio.records import Summary, WarningLine
 
 MAX_CORRELATION_DIM = 4096  # F_hat is (d, d) float64 on the embeddings' device: 128 MiB here
 
@@ -199,12 +198,12 @@ class Monitor:
         self._writer = None
         self.core.close()
         self.stopped = stopped or self.stopped or "completed"
-        summary = {"step": self.last_step, "planned_steps": None, "epoch": self.epoch,
-                   "stopped": self.stopped, "note": None, "knn_accuracy": None,
-                   "random_knn_accuracy": None, "seconds": round(self.seconds, 2),
-                   "evaluation": None, "source": "nocollapse.Monitor",
-                   "warnings": len(self.core.warnings)}
-        atomic_write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+        summary: Summary = {
+            "step": self.last_step, "planned_steps": None, "epoch": self.epoch,
+            "stopped": self.stopped, "note": None, "knn_accuracy": None,
+            "random_knn_accuracy": None, "seconds": round(self.seconds, 2), "evaluation": None,
+            "source": "nocollapse.Monitor", "warnings": len(self.core.warnings)}
+        write_summary(self.run_dir, summary)
 
     def __enter__(self) -> Monitor:
         return self
@@ -218,7 +217,7 @@ class Monitor:
 
     # -- what the monitor has seen ------------------------------------------------------------
     @property
-    def warnings(self) -> list[dict[str, Any]]:
+    def warnings(self) -> list[WarningLine]:
         """The warnings so far (the records of ``warnings.jsonl``)."""
         return self.core.warnings
 
@@ -254,9 +253,9 @@ class Monitor:
         last_step, last_epoch = state["last_step"], state.get("last_epoch")
         if self._writer is not None:
             self._writer.close()
-        _keep_until(self.run_dir / METRICS_FILE, "step", last_step)
-        _keep_until(self.run_dir / WARNINGS_FILE, "step", last_step)
-        _keep_until(self.run_dir / SPECTRA_FILE, "epoch", last_epoch)
+        truncate_jsonl(self.run_dir / METRICS_FILE, "step", last_step)
+        truncate_jsonl(self.run_dir / WARNINGS_FILE, "step", last_step)
+        truncate_jsonl(self.run_dir / SPECTRA_FILE, "epoch", last_epoch)
         (self.run_dir / SUMMARY_FILE).unlink(missing_ok=True)
         self._writer = MetricsWriter(self.run_dir, METRICS_FILE)
         self.core.warning.context.update(state.get("context", {}))
@@ -288,25 +287,3 @@ class Monitor:
         self._f_sum = term if self._f_sum is None else self._f_sum.to(term.device) + term
         self._f_count += 1
 
-
-def _keep_until(path: Path, key: str, last: int | None) -> None:
-    """Keep the lines of ``path`` whose ``key`` is at most ``last`` (``None``: none of them),
-    byte for byte; unreadable lines (a kill mid-write) go too.
-
-    The rule of ``train``'s resume (``train.rundir.truncate_jsonl``, which the monitor,
-    a layer below, cannot import).
-    """
-    if not path.is_file():
-        return
-    kept, dropped = [], False
-    for line, record in iter_metric_lines(path):
-        value = None if record is None else record.get(key)
-        late = isinstance(value, int | float) and (last is None or value > last)
-        if record is None or late:
-            dropped = True
-            continue
-        if not line.endswith(b"\n"):
-            line, dropped = line + b"\n", True
-        kept.append(line)
-    if dropped:
-        atomic_write_bytes(path, b"".join(kept))

@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from nocollapse.diagnostics import critical_eta
 from nocollapse.errors import NocollapseError
 from nocollapse.runio import WARNINGS_FILE
+from nocollapse.runio.records import WarningLine
 
 __all__ = ["WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "likely_causes"]
 
@@ -31,7 +31,7 @@ class CollapseDetected(NocollapseError, RuntimeError):  # noqa: N818 (name fixed
 PLAUSIBLE_ETA_C_FLOOR = 0.025  # eta_c = tau^2 / (4 (1 + 9)): sigma^2 = 9 at tau = 1
 
 
-def likely_causes(context: Mapping[str, Any]) -> list[str]:
+def likely_causes(context: Mapping[str, object]) -> list[str]:
     """Human-readable likely causes of collapse, given what is known about the run.
 
     ``context`` keys (all optional): ``predictor`` (kind, ``"none"`` for no predictor),
@@ -56,7 +56,8 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
         )
     eta = context.get("weight_decay")
     if isinstance(eta, int | float) and eta > 0:
-        tau = float(context.get("tau", 1.0))
+        found_tau = context.get("tau", 1.0)
+        tau = float(found_tau) if isinstance(found_tau, int | float) else 1.0
         sigma2 = context.get("sigma2")
         if isinstance(sigma2, int | float):
             scale = context.get("data_scale")
@@ -90,7 +91,7 @@ def likely_causes(context: Mapping[str, Any]) -> list[str]:
     return causes
 
 
-def _evidence(context: Mapping[str, Any], key: str) -> str:
+def _evidence(context: Mapping[str, object], key: str) -> str:
     """`` (how the fact was found)`` when the context says so (e.g. the Lightning callback)."""
     evidence = context.get(key)
     return f" ({evidence})" if isinstance(evidence, str) and evidence else ""
@@ -110,7 +111,7 @@ class EarlyWarning:
     collapse_threshold: float
     min_effective_rank: float
     patience: int
-    context: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, object] = field(default_factory=dict)
     rank_drop: float = 0.0
     streak: int = 0
     fired: bool = False
@@ -130,7 +131,7 @@ class EarlyWarning:
                          f"in this run ({self.peak_rank:.3f}): dimensional collapse")
         return found
 
-    def update(self, step: int, scalars: Mapping[str, float]) -> dict[str, Any] | None:
+    def update(self, step: int, scalars: Mapping[str, float]) -> WarningLine | None:
         reasons = self.reasons(scalars)
         rank = scalars.get("effective_rank")
         if rank is not None and math.isfinite(rank):

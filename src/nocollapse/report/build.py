@@ -153,8 +153,8 @@ def _skipped_reason(run: Run, key: str) -> str | None:
     """The monitor's reason for leaving ``key`` out of spectra.jsonl (its ``skipped``)."""
     for record in reversed(run.spectra):
         skipped = record.get("skipped")
-        if isinstance(skipped, dict) and isinstance(skipped.get(key), str):
-            return f"no {key} in spectra.jsonl: {skipped[key][:200]}"
+        if isinstance(skipped, dict) and isinstance(reason := skipped.get(key), str):
+            return f"no {key} in spectra.jsonl: {reason[:200]}"
     return None
 
 

@@ -1,7 +1,7 @@
 """The 2-D embedding map: a run's final test features beside the random-init encoder's.
 
 Reads ``embedding.npz`` (written at the end of a run: a sample of test images' principal
-scores, see :mod:`nocollapse.train.embedding`; loaded without pickle), maps each set of
+scores, see :mod:`nocollapse.rundir.embedding`; loaded without pickle), maps each set of
 points to 2-D with t-SNE (scikit-learn), or UMAP when ``umap-learn`` is installed, and
 draws them coloured by class. A map is a picture, not a measure: t-SNE invents clusters
 from noise, so each panel's title carries a number read from the 2-D coordinates (the

@@ -9,6 +9,7 @@ no display needed.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,16 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nocollapse.report.runs import BASELINE_LABELS, Run, metric_key, series
+from nocollapse.report.runs import (
+    BASELINE_LABELS,
+    Run,
+    metric_key,
+    number,
+    record_epoch,
+    series,
+)
 from nocollapse.runio import atomic_write_bytes
+from nocollapse.runio.records import JSONObject
 
 FIGSIZE = (6.4, 4.0)
 DPI = 100
@@ -90,11 +99,11 @@ def plot_metric(runs: Sequence[Run], metric: str, path: Path) -> bool:
     return True
 
 
-def _matrix_rows(records: list[dict[str, Any]], key: str, x_key: str) -> tuple[list, np.ndarray]:
+def _matrix_rows(records: list[JSONObject], key: str, x_key: str
+                 ) -> tuple[list[float], np.ndarray]:
     """Stack per-record eigenvalue lists into (records, modes), padding with NaN."""
-    rows = [
-        (r.get(x_key, i), r[key]) for i, r in enumerate(records) if isinstance(r.get(key), list)
-    ]
+    rows = [(number(r.get(x_key), i), found) for i, r in enumerate(records)
+            if isinstance(found := r.get(key), list)]
     if not rows:
         return [], np.empty((0, 0))
     width = max(len(values) for _, values in rows)
@@ -104,7 +113,8 @@ def _matrix_rows(records: list[dict[str, Any]], key: str, x_key: str) -> tuple[l
     return [x for x, _ in rows], table
 
 
-def _mode_lines(ax: Axes, xs: list, table: np.ndarray, style: str = "-", label: str = "") -> None:
+def _mode_lines(ax: Axes, xs: list[float], table: np.ndarray, style: str = "-",
+                label: str = "") -> None:
     """Draw |eigenvalue| per mode on a log axis, coloured by mode index.
 
     A mode that is ever negative (possible for the predictor's spectrum) is dotted.
@@ -205,7 +215,7 @@ def plot_extras(run: Run, path: Path, exclude: Sequence[str] = (), limit: int = 
 
 def alignment_epochs(run: Run, wanted: Sequence[int] | None = None, count: int = 3) -> list[int]:
     """Epochs with a saved alignment matrix: ``wanted`` ones, else first, middle, last."""
-    available = [r.get("epoch", i) for i, r in enumerate(run.spectra) if r.get("alignment")]
+    available = [record_epoch(r, i) for i, r in enumerate(run.spectra) if r.get("alignment")]
     if wanted:
         return [e for e in wanted if e in available]
     if len(available) <= count:
@@ -217,7 +227,7 @@ def alignment_epochs(run: Run, wanted: Sequence[int] | None = None, count: int =
 def plot_alignment(run: Run, epochs: Sequence[int], path: Path) -> bool:
     """Heat maps of ``|u_i^T v_j|`` (eigenvectors of F_hat vs Wp) at the given epochs."""
     by_epoch = {
-        r.get("epoch", i): r["alignment"] for i, r in enumerate(run.spectra) if r.get("alignment")
+        record_epoch(r, i): r["alignment"] for i, r in enumerate(run.spectra) if r.get("alignment")
     }
     epochs = [e for e in epochs if e in by_epoch]
     if not epochs:
@@ -245,15 +255,17 @@ def knn_curve(run: Run) -> tuple[list[float], list[float]]:
     The seconds are the loop's ``train_seconds`` (monitoring time left out); the final
     record (full splits) is drawn as a marker by :func:`plot_learning_curves` instead.
     """
-    points = [(float(r["train_seconds"]), float(r["knn_accuracy"])) for r in run.metrics
-              if "train_seconds" in r and isinstance(r.get("knn_accuracy"), int | float)
+    points = [(number(r.get("train_seconds"), math.nan), float(knn)) for r in run.metrics
+              if "train_seconds" in r and isinstance(knn := r.get("knn_accuracy"), int | float)
               and not r.get("final")]
     return [x for x, _ in points], [y for _, y in points]
 
 
 def final_figures(run: Run) -> tuple[float | None, dict[str, float]]:
     """The run's final k-NN (full splits) and its baselines' k-NN, from ``summary.json``."""
-    evaluation = run.summary.get("evaluation") or {}
+    evaluation = run.evaluation
+    if evaluation is None:
+        return None, {}
     headline = evaluation.get("headline", "knn_k200")
     final = (evaluation.get("trained") or {}).get(headline)
     baselines = {name: float(values[headline])
@@ -279,7 +291,7 @@ def plot_learning_curves(runs: Sequence[Run], path: Path) -> bool:
             continue
         line = ax.plot(xs, ys, label=run.label)[0] if xs else None
         if final is not None:
-            seconds = float(run.summary.get("seconds") or (xs[-1] if xs else 0.0))
+            seconds = number(run.summary.get("seconds"), 0.0) or (xs[-1] if xs else 0.0)
             colour = line.get_color() if line is not None else None
             ax.plot([seconds], [final], "o", color=colour,
                     label=None if line is not None else run.label)

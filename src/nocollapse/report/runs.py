@@ -8,11 +8,10 @@ exist, or holds none of the files a run writes, is refused.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TypeGuard, cast
 
 from nocollapse.errors import ConfigError, NocollapseError
 from nocollapse.runio import (
@@ -28,7 +27,9 @@ from nocollapse.runio import (
     WARNINGS_FILE,
     iter_metric_lines,
     load_yaml,
+    read_json_record,
 )
+from nocollapse.runio.records import ConfigDict, Evaluation, JSONObject, JSONValue
 
 # How each baseline is named: short in figure legends, long in tables (`nocollapse
 # evaluate`, train's final table); the two maps side by side, in this one place.
@@ -63,11 +64,11 @@ class Run:
     path: Path
     label: str
     kind: str  # "training" or "simulation"
-    config: dict[str, Any]
-    metrics: list[dict[str, Any]]
-    spectra: list[dict[str, Any]]
-    warnings: list[dict[str, Any]]
-    summary: dict[str, Any] = field(default_factory=dict)
+    config: ConfigDict
+    metrics: list[JSONObject]
+    spectra: list[JSONObject]
+    warnings: list[JSONObject]
+    summary: JSONObject = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -76,6 +77,12 @@ class Run:
         if self.kind == "simulation":
             return "simulation"
         return str(self.summary.get("stopped", "unfinished (running or crashed)"))
+
+    @property
+    def evaluation(self) -> Evaluation | None:
+        """``summary.json``'s evaluation, in its schema's shape (checked on loading)."""
+        found = self.summary.get("evaluation")
+        return cast(Evaluation, found) if isinstance(found, dict) else None
 
 
 def load_run(path: str | Path, label: str | None = None) -> Run:
@@ -103,24 +110,22 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
         SPECTRA_SCALAR_KEYS), notes)
     warnings = _checked_scalars(_read_jsonl(path / WARNINGS_FILE, notes, required=False),
                                 WARNINGS_FILE, notes)
-    summary = _checked_summary(_read_summary(path / SUMMARY_FILE, notes), notes)
+    summary = _checked_summary(_read_summary(path, notes), notes)
     kind = "simulation" if any("simulated" in r or "theory" in r for r in metrics) else "training"
     label = label or path.resolve().name
     return Run(path, label, kind, config, metrics, spectra, warnings, summary, notes)
 
 
-def _read_summary(file: Path, notes: list[str]) -> dict[str, Any]:
-    if not file.exists():
+def _read_summary(path: Path, notes: list[str]) -> JSONObject:
+    if not (path / SUMMARY_FILE).exists():
         return {}
-    try:
-        loaded = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    summary = read_json_record(path / SUMMARY_FILE)
+    if summary is None:
         notes.append(f"{SUMMARY_FILE} could not be read")
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
+    return summary or {}
 
 
-def _read_config(path: Path, notes: list[str]) -> dict[str, Any]:
+def _read_config(path: Path, notes: list[str]) -> ConfigDict:
     file = path / CONFIG_FILE
     if not file.exists():
         notes.append(f"{CONFIG_FILE} is missing")
@@ -133,7 +138,7 @@ def _read_config(path: Path, notes: list[str]) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _read_jsonl(file: Path, notes: list[str], required: bool = True) -> list[dict[str, Any]]:
+def _read_jsonl(file: Path, notes: list[str], required: bool = True) -> list[JSONObject]:
     if not file.exists():
         if required:
             notes.append(f"{file.name} is missing")
@@ -163,8 +168,8 @@ def _plottable(value: object) -> bool:
     return _finite(value) and abs(value) <= PLOTTABLE
 
 
-def _checked_scalars(records: list[dict[str, Any]], name: str, notes: list[str],
-                     keys: frozenset[str] = SCALAR_KEYS) -> list[dict[str, Any]]:
+def _checked_scalars(records: list[JSONObject], name: str, notes: list[str],
+                     keys: frozenset[str] = SCALAR_KEYS) -> list[JSONObject]:
     """Drop the scalar fields (``keys``) that are not plottable numbers."""
     dropped = 0
     for record in records:
@@ -178,7 +183,7 @@ def _checked_scalars(records: list[dict[str, Any]], name: str, notes: list[str],
     return records
 
 
-def _checked_summary(summary: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+def _checked_summary(summary: JSONObject, notes: list[str]) -> JSONObject:
     """``summary.json`` with its numbers and its evaluation in their schema's shape."""
     _checked_scalars([summary], SUMMARY_FILE, notes)
     evaluation = summary.get("evaluation")
@@ -202,7 +207,7 @@ def _checked_summary(summary: dict[str, Any], notes: list[str]) -> dict[str, Any
     return summary
 
 
-def _checked_spectra(records: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:
+def _checked_spectra(records: list[JSONObject], notes: list[str]) -> list[JSONObject]:
     """Drop the fields of ``spectra.jsonl`` lines that do not have their schema's shape
     (a list of numbers; a square list of lists for the alignment), noting how many."""
     dropped = 0
@@ -221,7 +226,7 @@ def _checked_spectra(records: list[dict[str, Any]], notes: list[str]) -> list[di
     return records
 
 
-def is_number_list(value: object) -> bool:
+def is_number_list(value: object) -> TypeGuard[list[int | float]]:
     """A JSON list of plottable numbers (booleans excluded): a spectra vector's shape."""
     return isinstance(value, list) and all(_plottable(v) for v in value)
 
@@ -250,7 +255,7 @@ def metric_key(run: Run, metric: str) -> str | None:
     return None
 
 
-def series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float], str]:
+def series(records: list[JSONObject], key: str) -> tuple[list[float], list[float], str]:
     """Points ``(x, y)`` of a scalar ``key`` over ``records``, and the name of the x axis.
 
     The x axis is ``step`` (training), ``t`` (simulation) or ``epoch``, whichever the
@@ -276,6 +281,17 @@ def final_value(run: Run, metric: str) -> float | None:
         return None
     _, ys, _ = series(run.metrics, key)
     return ys[-1] if ys else None
+
+
+def number(value: JSONValue | None, default: float) -> float:
+    """A record's value as a float; ``default`` when it is not a finite number."""
+    return float(value) if _finite(value) else default
+
+
+def record_epoch(record: JSONObject, default: int) -> int:
+    """A record's ``epoch`` as a whole number (``default`` when it has none)."""
+    value = record.get("epoch")
+    return int(value) if _finite(value) else default
 
 
 def _finite(value: object) -> TypeGuard[int | float]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from nocollapse.diagnostics import PowerLaw, critical_eta, power_law_fit, smoothed
 from nocollapse.errors import ConfigError
-from nocollapse.report.runs import Run, is_number_list
+from nocollapse.report.runs import Run, is_number_list, number
 from nocollapse.runio import ESTIMATE_KEYS, SCALE_KEY
 
 Row = TypeVar("Row")
@@ -101,7 +101,7 @@ def critical_decay_rows(run: Run) -> list[dict[str, float]]:
         sigma2, tau = (record.get(key) for key in ESTIMATE_KEYS)
         scale = record.get(SCALE_KEY)
         if isinstance(sigma2, int | float) and isinstance(tau, int | float):
-            epoch = math.floor(float(record.get("epoch", 0)))
+            epoch = math.floor(number(record.get("epoch"), 0.0))
             grouped.setdefault(epoch, []).append(
                 (float(sigma2), float(tau),
                  float(scale) if isinstance(scale, int | float) else math.nan))

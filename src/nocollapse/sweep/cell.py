@@ -25,10 +25,10 @@ from nocollapse import diagnostics
 from nocollapse.errors import TrainingDivergedError
 from nocollapse.evaluate import encoder_in_eval_mode, extract_features
 from nocollapse.methods import SiameseLearner
+from nocollapse.rundir.checkpoint import checkpoint_path, load_checkpoint
 from nocollapse.runio import CELL_OUTCOME_FILE, atomic_write_text
 from nocollapse.sweep.outcome import read_cell
 from nocollapse.train import setup, train
-from nocollapse.train.checkpoint import checkpoint_path, load_checkpoint
 from nocollapse.train.config import TrainConfig
 
 LABEL_FREE_IMAGES = 1024  # the first images of the training split, unaugmented

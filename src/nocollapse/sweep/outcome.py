@@ -19,17 +19,18 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from nocollapse.monitor import MonitorConfig
 from nocollapse.runio import (
     ESTIMATE_KEYS,
     METRICS_FILE,
     SCALE_KEY,
-    SUMMARY_FILE,
     WARNINGS_FILE,
     iter_metrics,
+    read_summary,
 )
+from nocollapse.runio.records import JSONValue
 
 OUTCOMES = ("learned", "dimensional collapse", "complete collapse", "diverged")
 _MONITOR = MonitorConfig()
@@ -63,13 +64,15 @@ def read_cell(run_dir: Path) -> dict[str, Any]:
     tail = logs[-FINAL_LOGS:]
     level = _median([r.get("collapse_level") for r in tail])
     rank = _median([r.get("effective_rank") for r in tail])
-    peak = max((float(r["effective_rank"]) for r in logs), default=None)
+    peak = max((float(value) for r in logs if _number(value := r.get("effective_rank"))),
+               default=None)
     estimates = [r for r in records if all(_number(r.get(k)) for k in ESTIMATE_KEYS)]
     recent = estimates[-ESTIMATE_LOGS:]
-    curve = [[int(r["step"]), float(r["knn_accuracy"])] for r in records
-             if _number(r.get("knn_accuracy")) and not r.get("final")]
-    summary = _read_json(run_dir / SUMMARY_FILE)
+    curve = [[int(_step(r["step"])), float(knn)] for r in records
+             if _number(knn := r.get("knn_accuracy")) and not r.get("final")]
+    summary = read_summary(run_dir)
     stopped = str(summary.get("stopped") or "")
+    evaluation = summary.get("evaluation")
     warning = _first_warning(run_dir / WARNINGS_FILE)
     return {
         "knn": summary.get("knn_accuracy"),
@@ -85,7 +88,7 @@ def read_cell(run_dir: Path) -> dict[str, Any]:
         "scale_est": _median([r.get(SCALE_KEY) for r in recent]),
         "knn_curve": curve,
         # the final k-NN's test split size: its binomial standard error (realdata-phase)
-        "test_images": (summary.get("evaluation") or {}).get("test_images"),
+        "test_images": evaluation.get("test_images") if isinstance(evaluation, dict) else None,
         "warning_step": warning.get("step"),
         "warning_reason": (warning.get("reasons") or [None])[0],
         "warning_cause": (warning.get("likely_causes") or [None])[0],
@@ -99,17 +102,14 @@ def _first_warning(path: Path) -> dict[str, Any]:
     return next(iter(iter_metrics(path)), {})
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
+def _step(value: JSONValue) -> float:
+    """A k-NN line's step (a line without a number there is not one nocollapse wrote)."""
+    if not isinstance(value, int | float):
+        raise TypeError(f"step {value!r} is not a number")
+    return value
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value))
 

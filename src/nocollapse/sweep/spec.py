@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 
 from nocollapse.errors import ConfigError
+from nocollapse.rundir.resume import FREE_KEYS, flatten
 from nocollapse.runio import SWEEP_CELLS_DIR, SWEEP_SPEC_FILE, atomic_write_text
 from nocollapse.train.config import TrainConfig, merge, parse_overrides, read_yaml
-from nocollapse.train.resume import FREE_KEYS, flatten
 
 # What a sweep's cells change from a plain `train` run: no time budget (a cell trains its
 # plan; a budget-stopped cell would never count as done), and the final evaluation is
@@ -185,10 +185,10 @@ def cell_name(assignment: list[tuple[str, Any]], keys: list[str]) -> str:
 def _text(value: Any) -> str:
     """A value as YAML writes it on one line (floats as Python prints them)."""
     if isinstance(value, bool) or value is None:
-        return yaml.safe_dump(value).splitlines()[0]
+        return str(yaml.safe_dump(value).splitlines()[0])
     if isinstance(value, int | float | str):
         return str(value)
-    return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(yaml.safe_dump(value, default_flow_style=True).strip())
 
 
 def check_out_dir(out: Path) -> None:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from nocollapse.data import DATASETS
 from nocollapse.errors import (
     ConfigError,
     check_choice,
@@ -28,16 +26,23 @@ from nocollapse.errors import (
     check_positive,
     quoted,
 )
-from nocollapse.evaluate.baselines import BASELINES
 from nocollapse.methods import PRESETS, LearnerConfig, learner_config
 from nocollapse.monitor import MonitorConfig
 from nocollapse.runio import load_yaml
-from nocollapse.train.sections import DataConfig, DeviceConfig, EvalConfig, OptimConfig
+from nocollapse.runio.records import ConfigDict
+from nocollapse.train.sections import (
+    DataConfig,
+    DeviceConfig,
+    EvalConfig,
+    OptimConfig,
+    check_optional_positive,
+    check_path,
+)
 
-OPTIMIZERS = ("sgd", "lars")
-ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
-COMPILE_CHOICES = ("auto", "true", "false")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 MAX_SEED = 2**32 - 1  # seeds derived from it (seed * 100_003 + epoch) must fit torch's 64 bits
 
 __all__ = ["CPU_DEFAULT", "DataConfig", "DeviceConfig", "EvalConfig", "OptimConfig", "TrainConfig",
@@ -68,11 +73,11 @@ class TrainConfig:
     checkpoint_every: int = 1
     out: str = "runs/train"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ConfigDict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, values: ConfigDict) -> TrainConfig:
         """Build and validate a config; unknown keys raise :class:`ConfigError`.
 
         ``values["learner"]`` holds overrides of the preset ``values["method"]``
@@ -82,56 +87,26 @@ class TrainConfig:
         values = dict(values or {})
         overrides = values.pop("learner", None)
         config = _build(cls, values, prefix="")
-        config.learner = resolve_learner(config.method, overrides)
-        config.validate()
-        return config
+        return dataclasses.replace(config, learner=resolve_learner(config.method, overrides)
+                                   ).validate()
 
-    def validate(self) -> None:
-        """Refuse out-of-range values, naming the value, the valid range and the key."""
-        check_nonnegative("optim.lr", self.optim.lr)
-        check_nonnegative("optim.final_lr", self.optim.final_lr)
-        check_nonnegative("optim.weight_decay", self.optim.weight_decay)
-        check_nonnegative("optim.predictor_lr_scale", self.optim.predictor_lr_scale)
-        check_in_range("optim.momentum", self.optim.momentum, 0.0, 1.0)
-        check_nonnegative("optim.warmup_epochs", self.optim.warmup_epochs)
-        check_positive("optim.lars_eta", self.optim.lars_eta)
-        check_choice("optim.name", self.optim.name, OPTIMIZERS)
-        check_choice("data.name", self.data.name, tuple(DATASETS))
-        self.monitor.validate()
-        check_choice("device.accelerator", self.device.accelerator, ACCELERATORS)
-        check_choice("device.precision", self.device.precision, PRECISIONS)
-        self.device.compile = str(self.device.compile).lower()
-        check_choice("device.compile", self.device.compile, COMPILE_CHOICES)
-        if self.device.threads is not None:  # more than the cores only oversubscribes them
-            check_in_range("device.threads", self.device.threads, 1, os.cpu_count() or 1)
+    def validate(self) -> TrainConfig:
+        """Refuse out-of-range values, naming the value, the valid range and the key: each
+        section checks its own, this its top-level ones. Returns the config with every
+        section as its ``validate`` returns it (``self`` is not changed)."""
+        optim, data, monitor = self.optim.validate(), self.data.validate(), self.monitor.validate()
+        device, evaluation = self.device.validate(), self.eval.validate()
         check_nonnegative("epochs", self.epochs)
-        if self.data.batch_size == 1:
-            raise ConfigError("data.batch_size=1: the projector's BatchNorm needs at least 2 "
-                              "images per batch; valid range: data.batch_size >= 2")
         check_in_range("seed", self.seed, 0, MAX_SEED)
-        for name, path in (("out", self.out), ("data.data_dir", self.data.data_dir)):
-            if path is not None and (not str(path).strip() or "\0" in str(path)):
-                raise ConfigError(f"{name}={quoted(str(path))} is not a usable path (empty, or "
-                                  "holding a NUL byte); give a folder, e.g. --out runs/my-run")
-        for name in ("data.batch_size", "data.image_size", "log_every", "checkpoint_every",
-                     "device.devices", "device.num_nodes", "eval.knn_k", "eval.knn_t"):
-            check_positive(name, _get(self, name))
-        check_nonnegative("eval.knn_every", self.eval.knn_every)
-        check_nonnegative("eval.embedding_points", self.eval.embedding_points)
-        for name in ("eval.monitor_bank", "eval.monitor_test", "eval.probe_epochs"):
-            check_positive(name, _get(self, name))
-        if self.eval.supervised_steps is not None:
-            check_positive("eval.supervised_steps", self.eval.supervised_steps)
-        if not isinstance(self.eval.baselines, list):
-            raise ConfigError(f"eval.baselines={quoted(self.eval.baselines)} must be a list, "
-                              f"e.g. [{', '.join(BASELINES)}]")
-        for name in self.eval.baselines:
-            check_choice("eval.baselines entry", name, BASELINES)
-        for name in ("max_steps", "time_budget_s", "data.subset", "data.test_subset"):
-            if _get(self, name) is not None:
-                check_positive(name, _get(self, name))
+        check_path("out", self.out)
+        check_positive("log_every", self.log_every)
+        check_positive("checkpoint_every", self.checkpoint_every)
+        check_optional_positive("max_steps", self.max_steps)
+        check_optional_positive("time_budget_s", self.time_budget_s)
         if self.epochs == 0 and self.max_steps is None:
             raise ConfigError("epochs=0 with no max_steps trains nothing; set epochs >= 1")
+        return dataclasses.replace(self, optim=optim, data=data, monitor=monitor, device=device,
+                                   eval=evaluation)
 
 
 def run_context(config: TrainConfig) -> dict[str, float | str | bool]:
@@ -160,7 +135,7 @@ def resolve_learner(method: str, overrides: object) -> LearnerConfig:
 
 # What `nocollapse train` runs with no argument (configs/cpu_default.yaml holds the same
 # values; a test keeps them equal): a few minutes on 2 CPU cores, measured in the report.
-CPU_DEFAULT: dict[str, Any] = {
+CPU_DEFAULT: ConfigDict = {
     "method": "simsiam",
     # Features keep the 4x4 map (2048 values): global average pooling throws away the layout
     # that tells aligned Fashion-MNIST classes apart (measured in docs/quality.md).
@@ -195,16 +170,16 @@ CPU_DEFAULT: dict[str, Any] = {
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> TrainConfig:
+                base: ConfigDict | None = None) -> TrainConfig:
     """Defaults, then ``base``, then the YAML file at ``path``, then ``key=value`` overrides."""
-    values: dict[str, Any] = dict(base or {})
+    values: ConfigDict = dict(base or {})
     if path is not None:
         values = merge(values, read_yaml(path))
     values = merge(values, parse_overrides(overrides or []))
     return TrainConfig.from_dict(values)
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> ConfigDict:
     """A YAML mapping from ``path``, with a clear error when it is missing or not a mapping."""
     path = Path(path)
     if not path.is_file():
@@ -224,9 +199,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
+def parse_overrides(items: list[str]) -> ConfigDict:
     """``["optim.lr=0.1", "data.name=cifar10"]`` -> nested dict; values parsed as YAML."""
-    result: dict[str, Any] = {}
+    result: ConfigDict = {}
     for item in items:
         key, sep, text = item.partition("=")
         parts = key.strip().split(".")
@@ -249,7 +224,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return result
 
 
-def _override_value(item: str, text: str) -> Any:
+def _override_value(item: str, text: str) -> object:
     """The YAML value of an override's right-hand side (``None`` when empty)."""
     if not text.strip():
         return None
@@ -260,7 +235,7 @@ def _override_value(item: str, text: str) -> Any:
                           "strings that YAML would parse (for example key='[a')") from None
 
 
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merge(base: ConfigDict, update: ConfigDict) -> ConfigDict:
     """Recursive dict merge; ``update`` wins. Free-form sections merge key by key too."""
     out = dict(base)
     for key, value in update.items():
@@ -286,13 +261,13 @@ def valid_keys(cls: type = TrainConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type[T], values: ConfigDict, prefix: str) -> T:
     if not isinstance(values, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got "
                           f"{quoted(values)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
+    kwargs: dict[str, object] = {}
     for key, value in values.items():
         if key not in names:
             _unknown(f"{prefix}{key}")
@@ -355,9 +330,3 @@ def _coerce(key: str, value: Any, hint: object) -> object:
         return value
     raise ConfigError(f"{key}={quoted(value)} is not a valid {getattr(hint, '__name__', hint)}")
 
-
-def _get(config: TrainConfig, dotted: str) -> Any:
-    node: object = config
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node

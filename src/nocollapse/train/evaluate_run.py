@@ -4,20 +4,19 @@ full train/test splits (k-NN at k=``eval.knn_k`` and 20, linear probe), with bas
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from nocollapse.errors import ConfigError, DataError
 from nocollapse.evaluate import BASELINES, QUIET, EvalProgress
-from nocollapse.runio import EVALUATION_FILE, atomic_write_text
+from nocollapse.rundir.checkpoint import CheckpointError, load_checkpoint
+from nocollapse.rundir.embedding import write_embedding_sample
+from nocollapse.runio import EVALUATION_FILE, write_evaluation
+from nocollapse.runio.records import EvaluationFile
 from nocollapse.train import setup
-from nocollapse.train.checkpoint import CheckpointError, load_checkpoint
 from nocollapse.train.config import TrainConfig
-from nocollapse.train.embedding import write_embedding_sample
-from nocollapse.train.final_eval import backbone_name, final_evaluation
+from nocollapse.train.final_eval import final_evaluation
 
 __all__ = ["EVALUATION_FILE", "evaluate_run", "usable_device"]
 
@@ -25,7 +24,7 @@ __all__ = ["EVALUATION_FILE", "evaluate_run", "usable_device"]
 def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int = 100,
                  baselines: bool = False, learner_factory: setup.LearnerFactory | None = None,
                  device: str = "cpu", data_dir: str | Path | None = None,
-                 progress: EvalProgress = QUIET) -> dict[str, Any]:
+                 progress: EvalProgress = QUIET) -> EvaluationFile:
     """Accuracies in [0, 1] of the run's encoder, written to ``RUN_DIR/evaluation.json``.
 
     Loads ``checkpoints/last.pt``, rebuilds the learner from the saved config and
@@ -59,18 +58,18 @@ def evaluate_run(run_dir: str | Path, *, linear: bool = True, probe_epochs: int 
         raise DataError(f"{config.data.name} has no labelled test split to evaluate on; "
                         "evaluate a run trained on a data set with a test split")
     trained = evaluation["trained"]
-    result: dict[str, Any] = {"step": saved["step"], "epoch": saved["epoch"], **evaluation,
+    result: EvaluationFile = {"step": saved["step"], "epoch": saved["epoch"], **evaluation,
                               "knn_accuracy": trained[evaluation["headline"]],
                               "linear_accuracy": trained.get("linear_probe")}
-    atomic_write_text(run_dir / EVALUATION_FILE, json.dumps(result, indent=2))
+    write_evaluation(run_dir, result)
     if data.test is not None:
         write_embedding_sample(run_dir, learner, data.test, data.preset,
-                               backbone_name(learner, config), config.seed,
+                               config.learner.backbone, config.seed,
                                config.eval.embedding_points, torch_device)
     return result
 
 
-def _check_weights(run_dir: Path, model: Any, factory: setup.LearnerFactory,
+def _check_weights(run_dir: Path, model: object, factory: setup.LearnerFactory,
                    config: TrainConfig, channels: int, size: int) -> None:
     """The checkpoint's weights are finite and fit the learner its config describes,
     checked on the meta device (nothing allocated: a config naming a huge projector next

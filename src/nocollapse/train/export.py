@@ -9,20 +9,19 @@ plain backbone of the same architecture and writes it with its JSON description
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
 from nocollapse import __version__
 from nocollapse.data import PRESETS
 from nocollapse.errors import ConfigError, check_choice
+from nocollapse.methods import SiameseLearner
 from nocollapse.models import build_backbone
 from nocollapse.models.export import FORMATS, description_path, save_backbone
-from nocollapse.runio import EVALUATION_FILE, SUMMARY_FILE
+from nocollapse.rundir.checkpoint import load_checkpoint
+from nocollapse.runio import latest_evaluation
 from nocollapse.train import setup
-from nocollapse.train.checkpoint import load_checkpoint
 from nocollapse.train.config import TrainConfig
 
 
@@ -73,7 +72,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, fmt: str = "s
                    "network": "target" if target else "online", "step": saved["step"],
                    "epoch": saved["epoch"], "data": data.train.name,
                    "nocollapse": __version__},
-        "evaluation": _final_evaluation(run_dir),
+        "evaluation": latest_evaluation(run_dir),
     }
     save_backbone(backbone, description, path, fmt)
     return path
@@ -89,7 +88,7 @@ def _check_output(path: Path, fmt: str) -> None:
             raise ConfigError(f"--out {path}: {candidate} is a folder; choose a file name")
 
 
-def _source_backbone(learner: Any, config: TrainConfig, target: bool) -> nn.Module:
+def _source_backbone(learner: SiameseLearner, config: TrainConfig, target: bool) -> nn.Module:
     if not target:
         return learner.backbone
     if learner.target_net is None:
@@ -97,18 +96,7 @@ def _source_backbone(learner: Any, config: TrainConfig, target: bool) -> nn.Modu
             f"--target: this {config.method} run has no separate target network (its "
             f"learner.target is {config.learner.target!r}: the target is the online encoder "
             "with a stop-gradient); export without --target")
-    return learner.target_net[0]
+    target_net = learner.target_net
+    assert isinstance(target_net, nn.Sequential)  # (backbone, projector), built by the learner
+    return target_net[0]
 
-
-def _final_evaluation(run_dir: Path) -> dict[str, Any] | None:
-    """The run's latest standard evaluation: ``evaluation.json`` (``nocollapse evaluate``)
-    when there is one, else ``summary.json``'s; None when neither can be read."""
-    for name, key in ((EVALUATION_FILE, None), (SUMMARY_FILE, "evaluation")):
-        try:
-            found = json.loads((run_dir / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        value = found.get(key) if key and isinstance(found, dict) else found
-        if isinstance(value, dict):
-            return value
-    return None

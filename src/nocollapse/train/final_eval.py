@@ -9,7 +9,6 @@ test split, whatever ``data.subset`` / ``data.test_subset`` the run trained with
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import torch
 
@@ -28,8 +27,9 @@ from nocollapse.evaluate import (
     measure_baselines,
 )
 from nocollapse.methods import Learner
+from nocollapse.runio.records import Evaluation
 from nocollapse.train.config import TrainConfig
-from nocollapse.train.setup import RunData
+from nocollapse.train.setup import RunData, dataset_options
 
 
 def protocol_for(config: TrainConfig, linear: bool = True) -> Protocol:
@@ -45,34 +45,20 @@ def full_splits(config: TrainConfig, data: RunData) -> RunData | None:
         return None
     if config.data.subset is None and config.data.test_subset is None:
         return data
-    options = {"size": config.data.image_size} if config.data.name == "folder" else {}
+    options = dataset_options(config)
     train = load_dataset(config.data.name, config.data.data_dir, "train", **options)
     test = load_dataset(config.data.name, config.data.data_dir, "test", **options)
     return dataclasses.replace(data, train=train, test=test)
 
 
-def backbone_name(learner: Learner, config: TrainConfig) -> str:
-    """The learner's own backbone name; a custom learner without one is measured against the
-    configured ``learner.backbone`` (not silently against a fixed default)."""
-    return str(getattr(getattr(learner, "config", None), "backbone", config.learner.backbone))
-
-
-def stop_note(stopped: str, step: int, planned: int) -> str | None:
-    """What a reader must know beside the figures of a run that did not finish its plan."""
-    if stopped == "time_budget":
-        return f"stopped by time budget at step {step} of {planned}"
-    if stopped == "max_steps" and step < planned:
-        return f"stopped by max_steps at step {step} of {planned}"
-    if stopped == "collapse":
-        return f"stopped by the collapse warning (--stop-on-collapse) at step {step} of {planned}"
-    return None
-
-
 def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
                      planned_steps: int, device: torch.device | str = "cpu",
                      linear: bool = True, *, progress: EvalProgress = QUIET,
-                     later_command: str | None = None) -> dict[str, Any] | None:
+                     later_command: str | None = None) -> Evaluation | None:
     """The trained encoder and the configured baselines under :func:`protocol_for`.
+
+    The baselines' backbone is the configured ``learner.backbone``: the learner was built
+    from that config (a ``learner_factory`` gets it), whatever its class.
 
     Returns ``{"protocol", "train_images", "test_images", "trained", "baselines",
     "headline"}`` (accuracies in [0, 1]) or None without a labelled test split. The
@@ -97,10 +83,10 @@ def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
                                 protocol, seed=config.seed, progress=progress,
                                 label="trained encoder: ", overwrite=True)
     del train_x, test_x  # the baselines' features take their place
-    baselines: dict[str, dict[str, Any]] = {}
+    baselines: dict[str, dict[str, float]] = {}
     pending: dict[str, str] = {}
     if config.eval.baselines:
-        setup = BaselineSetup(backbone=backbone_name(learner, config), seed=config.seed,
+        setup = BaselineSetup(backbone=config.learner.backbone, seed=config.seed,
                               supervised_steps=config.eval.supervised_steps or planned_steps,
                               supervised_batch_size=config.data.batch_size,
                               fixed_threads=config.device.threads is not None)
@@ -115,7 +101,7 @@ def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
             else:
                 pending[name] = later_command or ""
         baselines = {name: baselines[name] for name in BASELINES if name in baselines}
-    result = {"protocol": protocol.key(), "train_images": len(splits.train),
+    result: Evaluation = {"protocol": protocol.key(), "train_images": len(splits.train),
               "test_images": len(splits.test), "trained": trained, "baselines": baselines,
               "headline": knn_key(protocol.knn_k[0])}
     if pending:

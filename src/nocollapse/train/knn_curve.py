@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 
 from nocollapse.evaluate import encoder_knn_accuracy
 from nocollapse.methods import Learner
+from nocollapse.rundir.summary import RunState
 from nocollapse.runio import MetricsWriter
+from nocollapse.runio.records import Evaluation, KnnPoint
 from nocollapse.train.config import EvalConfig
 from nocollapse.train.setup import RunData
-from nocollapse.train.summary import RunState
 
 
 class KnnCurve:
@@ -54,7 +54,7 @@ class KnnCurve:
             self.record(writer, initial=first)
 
     def record(self, writer: MetricsWriter | None, final: bool = False,
-               evaluation: dict[str, Any] | None = None,
+               evaluation: Evaluation | None = None,
                initial: float | None = None) -> float | None:
         """Append one point (measured now, ``initial``, or the final evaluation's headline)."""
         if final:  # the standard protocol's headline figure, on the full splits
@@ -66,8 +66,8 @@ class KnnCurve:
         if accuracy is None:
             return None
         state = self.state
-        record = {"step": state.step, "epoch": state.epoch, "knn_accuracy": accuracy,
-                  "train_seconds": round(state.seconds - state.monitor_seconds, 2)}
+        record: KnnPoint = {"step": state.step, "epoch": state.epoch, "knn_accuracy": accuracy,
+                            "train_seconds": round(state.seconds - state.monitor_seconds, 2)}
         if final:
             record["final"] = True
         state.knn_history.append(record)

@@ -15,7 +15,7 @@ import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import torch
 
@@ -23,44 +23,45 @@ from nocollapse.errors import TrainingDivergedError
 from nocollapse.evaluate import EvalProgress
 from nocollapse.methods import Learner, StepOutput
 from nocollapse.monitor import CollapseDetected, CollapseMonitor
-from nocollapse.runio import SUMMARY_FILE, MetricsWriter, plain_json, write_config
-from nocollapse.threads import tuner_for
-from nocollapse.train import rundir, setup
-from nocollapse.train.callbacks import (
-    Callback,
-    callback_states,
-    check_callbacks,
-    restore_callback_states,
-)
-from nocollapse.train.checkpoint import (
+from nocollapse.rundir.checkpoint import (
     CheckpointError,
     checkpoint_path,
     restore_rng_state,
     rng_state,
     save_checkpoint,
 )
-from nocollapse.train.config import TrainConfig, run_context
-from nocollapse.train.embedding import write_embedding_sample
-from nocollapse.train.final_eval import backbone_name as _backbone_name
-from nocollapse.train.final_eval import final_evaluation, stop_note
-from nocollapse.train.knn_curve import KnnCurve
-from nocollapse.train.progress import TrainProgress, run_header
-from nocollapse.train.resume import (
+from nocollapse.rundir.embedding import write_embedding_sample
+from nocollapse.rundir.lock import cut_outputs_to_checkpoint, open_run, retire_finished_outputs
+from nocollapse.rundir.resume import (
     check_counters,
     check_optimizer_layout,
     check_planned_steps,
     extend_hint,
     is_finished,
-    load_for_resume,
 )
-from nocollapse.train.summary import (
+from nocollapse.rundir.summary import (
     RunState,
     TrainResult,
     already_finished_result,
     random_knn,
+    stop_note,
     summary_from_checkpoint,
     write_summary,
 )
+from nocollapse.runio import SUMMARY_FILE, MetricsWriter, plain_json, write_config
+from nocollapse.runio.records import Checkpoint, Evaluation, TrainLogLine
+from nocollapse.threads import tuner_for
+from nocollapse.train import setup
+from nocollapse.train.callbacks import (
+    Callback,
+    callback_states,
+    check_callbacks,
+    restore_callback_states,
+)
+from nocollapse.train.config import TrainConfig, run_context
+from nocollapse.train.final_eval import final_evaluation
+from nocollapse.train.knn_curve import KnnCurve
+from nocollapse.train.progress import TrainProgress, run_header
 
 __all__ = ["TrainResult", "train"]
 
@@ -73,7 +74,7 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence[Call
     ``resume=True`` continues the run in ``config.out`` from ``checkpoints/last.pt``
     exactly where it stopped (same batches, augmentations and learning rates);
     ``config`` may differ from the checkpoint's only where
-    :func:`~nocollapse.train.resume.check_resume_changes` allows (ConfigError
+    :func:`~nocollapse.rundir.resume.check_resume_changes` allows (ConfigError
     otherwise), and a finished run is returned untouched with ``stopped ==
     "already finished"``. The run directory is locked while the run goes.
     ``callbacks``: :class:`~nocollapse.train.callbacks.Callback` objects (``on_log``,
@@ -93,7 +94,7 @@ class _Run:
         self.config, self.callbacks, self.quiet = config, callbacks, quiet
         # Everything that can refuse the configuration runs before the run directory is
         # created or touched: a bad option, data set or checkpoint leaves nothing behind.
-        self.saved = load_for_resume(config) if resume else None
+        self.saved = setup.load_for_resume(config) if resume else None
         self.data = setup.load_run_data(config)
         self.fabric = setup.make_fabric(config)
         self.rank0 = self.fabric.global_rank == 0
@@ -108,7 +109,10 @@ class _Run:
                                                self.fabric.world_size)
         self.total = setup.total_steps(config, self.per_epoch)
         if self.saved is not None:
-            check_planned_steps(self.saved["config"], config, self.per_epoch)
+            stored = TrainConfig.from_dict(self.saved["config"])
+            check_planned_steps(self.saved["config"], config.to_dict(),
+                                setup.total_steps(stored, self.per_epoch), self.total,
+                                self.per_epoch)
         self.finished = self.saved is not None and is_finished(self.saved, self.total)
         if self.finished:
             return  # nothing to do: the run directory is left untouched
@@ -118,7 +122,7 @@ class _Run:
             self._check_saved(self.saved)  # a refused resume changes nothing
         self.augment = setup.build_augment(config, self.data.preset)
         self.run_dir = setup.prepare_run_dir(config, resume)
-        self.lock = rundir.open_run(self.run_dir, fresh=not resume) if self.rank0 else None
+        self.lock = open_run(self.run_dir, fresh=not resume) if self.rank0 else None
         try:
             self._start()
         except BaseException:
@@ -215,11 +219,12 @@ class _Run:
                         self.tuner.record(time.perf_counter() - step_start)
                     bar.advance()
                     if state.step % config.log_every == 0:
-                        record = self._log(output, time.monotonic() - window_start)
+                        line = self._log_line(time.monotonic() - window_start)
                         window_start = time.monotonic()
+                        record = self._on_log(output, line)
                         if writer:
                             writer.write(record)
-                        bar.show(record)
+                        bar.show(line)
                     state.seconds = before + time.monotonic() - start
                     every = config.eval.knn_every
                     if every and state.step % every == 0 and state.step < self.total:
@@ -245,7 +250,7 @@ class _Run:
         batch = self.images[index]
         view1 = self.augment(batch, self.generator)
         view2 = self.augment(batch, self.generator)
-        output = self.model(view1, view2)
+        output: StepOutput = self.model(view1, view2)
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(output.loss)
         self.optimizer.step()
@@ -260,11 +265,12 @@ class _Run:
         self.first_bad = torch.where(bad, state.step, self.first_bad)
         return output
 
-    def _log(self, output: StepOutput, seconds: float) -> dict[str, Any]:
+    def _log_line(self, seconds: float) -> TrainLogLine:
+        """The loop's line of ``metrics.jsonl`` for the steps since the last one."""
         state = self.state
         self._check_finite()
         images = state.window_steps * self.config.data.batch_size * self.fabric.world_size
-        record: dict[str, Any] = {
+        line: TrainLogLine = {
             "step": state.step, "epoch": state.epoch + state.batch / self.per_epoch,
             "loss": float(self.loss_sum) / max(state.window_steps, 1),
             "lr": self.scheduler.lr_at(state.step - 1),
@@ -272,9 +278,14 @@ class _Run:
             "images_per_s": images / max(seconds, 1e-9), "threads": torch.get_num_threads()}
         self.loss_sum.zero_()
         state.window_steps = 0
+        return line
+
+    def _on_log(self, output: StepOutput, line: TrainLogLine) -> dict[str, object]:
+        """The line with the keys the callbacks add (the collapse monitor's)."""
+        record: dict[str, object] = {**line}
         if self.rank0:
             for callback in self.callbacks:
-                callback.on_log(state.step, output, self.learner, record)
+                callback.on_log(self.state.step, output, self.learner, record)
         return record
 
     def _check_finite(self) -> None:
@@ -301,7 +312,7 @@ class _Run:
         if state.epoch % config.checkpoint_every == 0 and state.step < self.total:
             self.save()  # the last epoch's checkpoint is written by _final
 
-    def _final(self, stopped: str) -> tuple[float | None, dict[str, Any] | None]:
+    def _final(self, stopped: str) -> tuple[float | None, Evaluation | None]:
         knn, evaluation = None, None
         if self.rank0:
             evaluation = final_evaluation(
@@ -312,30 +323,34 @@ class _Run:
                 knn = self.curve.record(writer, final=True, evaluation=evaluation)
             if self.data.test is not None:
                 write_embedding_sample(self.run_dir, self.learner, self.data.test,
-                                       self.data.preset, _backbone_name(self.learner, self.config),
+                                       self.data.preset, self.config.learner.backbone,
                                        self.config.seed, self.config.eval.embedding_points,
                                        self.device)
         # the end goes into the checkpoint too: a kill before summary.json loses nothing
-        self.save(finished=stopped != "time_budget",
-                  ending={"stopped": stopped, "evaluation": plain_json(evaluation)})
+        self.save(finished=stopped != "time_budget", end=(stopped, evaluation))
         self._write_summary(stopped, knn, evaluation=evaluation)
         return knn, evaluation
 
     def _write_summary(self, stopped: str, knn: float | None, error: str | None = None,
-                       evaluation: dict[str, Any] | None = None) -> None:
+                       evaluation: Evaluation | None = None) -> None:
         if self.rank0:
             write_summary(self.run_dir, self.state, self.total, stopped, knn, error, evaluation)
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save(self, finished: bool = False, ending: dict[str, Any] | None = None) -> None:
+    def save(self, finished: bool = False,
+             end: tuple[str, Evaluation | None] | None = None) -> None:
+        """Write the checkpoint; ``end``: how the run ended (``stopped``, ``evaluation``),
+        saved with the final one so that a kill before ``summary.json`` loses nothing."""
         self._check_finite()  # never replace the last good checkpoint with a diverged one
         if self.rank0:
-            save_checkpoint(checkpoint_path(self.run_dir), {**self._checkpoint(),
-                                                            **(ending or {}),
-                                                            "finished": finished})
+            state = self._checkpoint()
+            if end is not None:
+                state["stopped"], state["evaluation"] = end[0], plain_json(end[1])
+            state["finished"] = finished
+            save_checkpoint(checkpoint_path(self.run_dir), state)
             if self.superseded_end is not None:  # the new steps have their checkpoint now
                 write_config(self.run_dir, self.config.to_dict())
-                rundir.retire_finished_outputs(self.run_dir, self.superseded_end)
+                retire_finished_outputs(self.run_dir, self.superseded_end)
                 self.superseded_end = None
                 if self.writer is not None:
                     self.writer.reopen()  # metrics.jsonl was rewritten by a rename
@@ -344,10 +359,11 @@ class _Run:
     def _finished_result(self) -> TrainResult:
         """A finished run, untouched; only a ``summary.json`` lost to a kill after the final
         checkpoint is written again from that checkpoint (under the run's lock)."""
-        run_dir, saved = Path(self.config.out), self.saved or {}
+        run_dir, saved = Path(self.config.out), self.saved
+        assert saved is not None  # a finished run is a resumed one
         restored = False
         if self.rank0 and not (run_dir / SUMMARY_FILE).exists():
-            lock = rundir.open_run(run_dir, fresh=False)
+            lock = open_run(run_dir, fresh=False)
             try:
                 summary_from_checkpoint(run_dir, saved, self.total)
             finally:
@@ -359,7 +375,7 @@ class _Run:
                                          self.per_epoch)
         return result
 
-    def _check_saved(self, saved: dict[str, Any]) -> None:
+    def _check_saved(self, saved: Checkpoint) -> None:
         """What a resume checks before the run directory is touched: the counters against
         this run's epoch length, the weights, the schedule, the optimiser's layout."""
         try:
@@ -376,7 +392,7 @@ class _Run:
             f"({type(error).__name__}: {str(error)[:300]}); it is damaged or was not "
             "written by nocollapse. Start the run again without --resume")
 
-    def _checkpoint(self) -> dict[str, Any]:
+    def _checkpoint(self) -> Checkpoint:
         learner, state = self.learner, self.state
         matrix, F_hat = learner.predictor_matrix(), learner.correlation()
         return {"model": learner.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -390,7 +406,7 @@ class _Run:
                 "F_hat": None if F_hat is None else F_hat.detach().cpu(),
                 "callbacks": callback_states(self.callbacks)}
 
-    def _restore(self, saved: dict[str, Any]) -> None:
+    def _restore(self, saved: Checkpoint) -> None:
         try:  # the weights and the schedule were loaded by _check_saved
             self.optimizer.load_state_dict(saved["optimizer"])
             restore_rng_state(saved["rng"], self.generator)
@@ -410,5 +426,5 @@ class _Run:
             self.superseded_end = state.step
         elif self.rank0:
             write_config(self.run_dir, self.config.to_dict())
-            rundir.cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch)
+            cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 import torch
 from rich.console import Console
@@ -20,6 +20,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from nocollapse.runio.records import TrainLogLine
 
 
 def _clock(seconds: float) -> str:
@@ -84,11 +86,11 @@ class TrainProgress:
               f"{_clock(eta) if eta != float('inf') else '-'}", file=self.stream, flush=True)
         self._last_time, self._last_step = now, self.step
 
-    def show(self, record: dict[str, Any]) -> None:
-        """Update the loss and images/s fields from a logged record."""
-        self.loss = record.get("loss", float("nan"))
+    def show(self, line: TrainLogLine) -> None:
+        """Update the loss and images/s fields from a logged line."""
+        self.loss = line["loss"]
         self._progress.update(self._task, loss=f"{self.loss:.4f}",
-                              speed=f"{record.get('images_per_s', 0.0):.0f}")
+                              speed=f"{line['images_per_s']:.0f}")
 
 
 def run_header(method: str, data: str, images: int, total_steps: int, device: str,

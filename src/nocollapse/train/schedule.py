@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
 
 import torch
 
@@ -60,10 +60,13 @@ class WarmupCosine:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         return {"step": self.step_count, "total_steps": self.total_steps,
                 "warmup_steps": self.warmup_steps, "base_lr": self.base_lr,
                 "final_lr": self.final_lr, "cosine": self.cosine}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.set(int(state["step"]))
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        step = state["step"]
+        if not isinstance(step, int | float):
+            raise TypeError(f"the schedule's step {step!r} is not a number")
+        self.set(int(step))

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
@@ -20,11 +20,13 @@ from nocollapse.data import (
 )
 from nocollapse.errors import ConfigError, MissingDataError, OutputError
 from nocollapse.methods import Learner, SiameseLearner
+from nocollapse.rundir.checkpoint import checkpoint_path, load_checkpoint
+from nocollapse.rundir.lock import refuse_foreign_entries
+from nocollapse.rundir.resume import check_resume_changes, require_run_dir
 from nocollapse.runio import ensure_dir
-from nocollapse.train.checkpoint import checkpoint_path
+from nocollapse.runio.records import Checkpoint, ConfigDict
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.lars import LARS
-from nocollapse.train.rundir import refuse_foreign_entries
 from nocollapse.train.schedule import WarmupCosine
 
 if TYPE_CHECKING:  # imported when a run starts: it is slow to import
@@ -32,6 +34,7 @@ if TYPE_CHECKING:  # imported when a run starts: it is slow to import
 
 # (config, in_channels, image_size) -> the learner; tests pass small stand-ins.
 LearnerFactory = Callable[[TrainConfig, int, int], Learner]
+L = TypeVar("L", bound=Learner)
 
 
 @dataclass
@@ -45,8 +48,7 @@ class RunData:
 
 def load_run_data(config: TrainConfig) -> RunData:
     """The configured data set's train split (and test split when it has one), subset applied."""
-    entry = DATASETS.get(config.data.name)
-    options = {"size": config.data.image_size} if entry and "size" in entry.options else {}
+    options = dataset_options(config)
     train = _subset(load_dataset(config.data.name, config.data.data_dir, "train", **options),
                     config.data.subset)
     try:
@@ -60,19 +62,26 @@ def load_run_data(config: TrainConfig) -> RunData:
     return RunData(train, test, preset_for_images(train.images))
 
 
+def dataset_options(config: TrainConfig) -> dict[str, int]:
+    """The loader options of the configured data set: ``size`` (``data.image_size``) for
+    a data set whose registry entry takes one (image folders), nothing otherwise."""
+    entry = DATASETS.get(config.data.name)
+    return {"size": config.data.image_size} if entry and "size" in entry.options else {}
+
+
 def _subset(data: ImageDataset, size: int | None) -> ImageDataset:
     if size is None or size >= len(data):
         return data
     return ImageDataset(data.name, data.images[:size], data.labels[:size], data.classes)
 
 
-def default_learner(config: TrainConfig, in_channels: int, image_size: int) -> Learner:
+def default_learner(config: TrainConfig, in_channels: int, image_size: int) -> SiameseLearner:
     """``SiameseLearner`` from the config's resolved (already validated) ``learner``."""
     return SiameseLearner(config.learner, in_channels, image_size)
 
 
-def build_learner(factory: LearnerFactory, config: TrainConfig, in_channels: int,
-                  image_size: int) -> Learner:
+def build_learner(factory: Callable[[TrainConfig, int, int], L], config: TrainConfig,
+                  in_channels: int, image_size: int) -> L:
     """``factory(config, ...)``, with a learner the options cannot build as a ConfigError."""
     try:
         return factory(config, in_channels, image_size)
@@ -195,3 +204,19 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> Path:
                           f"--resume {run_dir}, or choose another directory with --out")
     refuse_foreign_entries(run_dir, config.to_dict())
     return ensure_dir(run_dir, "run directory")
+
+
+def load_for_resume(config: TrainConfig) -> Checkpoint:
+    """The checkpoint of the run in ``config.out``, once ``config`` is checked against the
+    configuration stored in it (:func:`check_against_stored`)."""
+    saved = load_checkpoint(require_run_dir(config.out))
+    check_against_stored(config, saved["config"], config.out)
+    return saved
+
+
+def check_against_stored(config: TrainConfig, stored: ConfigDict,
+                         run_dir: str | Path) -> None:
+    """Refuse what a resume of ``run_dir`` may not change in its ``stored`` configuration
+    (:func:`~nocollapse.rundir.resume.check_resume_changes`); ``stored`` is read through
+    :class:`TrainConfig` first, so a key a later version added counts as its default."""
+    check_resume_changes(TrainConfig.from_dict(stored).to_dict(), config.to_dict(), run_dir)

@@ -23,11 +23,11 @@ from nocollapse.runio import (
     SPECTRA_FILE,
     SUMMARY_FILE,
     WARNINGS_FILE,
-    atomic_write_bytes,
     file_mode,
-    iter_metric_lines,
     read_config,
+    truncate_jsonl,
 )
+from nocollapse.runio.records import ConfigDict
 
 # Files the loop appends to or ends with; a fresh run starts without them.
 RUN_OUTPUTS = (METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
@@ -128,7 +128,7 @@ def open_run(run_dir: Path, fresh: bool) -> RunLock:
     return lock
 
 
-def foreign_entries(run_dir: Path, config: dict[str, Any]) -> list[str]:
+def foreign_entries(run_dir: Path, config: ConfigDict) -> list[str]:
     """What in ``run_dir`` a fresh run of ``config`` would overwrite that is not its own.
 
     Its own: the lock, a killed write's temporaries, an empty ``checkpoints/``, and, when
@@ -152,7 +152,7 @@ def foreign_entries(run_dir: Path, config: dict[str, Any]) -> list[str]:
     return foreign
 
 
-def refuse_foreign_entries(run_dir: Path, config: dict[str, Any]) -> None:
+def refuse_foreign_entries(run_dir: Path, config: ConfigDict) -> None:
     """Refuse a fresh run into a directory holding results that are not its own, naming them
     (a finished run whose checkpoint was removed, a ``simulate`` output, anything else)."""
     if run_dir.is_dir():
@@ -170,11 +170,11 @@ def _is_temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
-def _killed_before_first_checkpoint(run_dir: Path, config: dict[str, Any]) -> bool:
+def _killed_before_first_checkpoint(run_dir: Path, config: ConfigDict) -> bool:
     if (run_dir / SUMMARY_FILE).exists() or (run_dir / CONFIG_FILE).is_symlink():
         return False
     try:
-        return _plain(read_config(run_dir)) == _plain(config)
+        return bool(_plain(read_config(run_dir)) == _plain(config))
     except ConfigError:
         return False
 
@@ -219,34 +219,6 @@ def refuse_escaping_symlinks(run_dir: Path) -> None:
                     f"{path} is a symlink to {os.readlink(path)}, outside the run directory "
                     f"{run_dir}; nocollapse writes nothing through links. Remove the link, or "
                     "choose another directory")
-
-
-def truncate_jsonl(path: Path, keep: str, last: int, drop_final_before: int | None = None
-                   ) -> None:
-    """Keep only the lines of ``path`` whose ``keep`` value is at most ``last``.
-
-    The kept lines stay byte for byte; unreadable lines (a partial last line left by
-    a kill) go, and the lines marked ``"final": true`` whose ``keep`` value is below
-    ``drop_final_before`` (a finished run's end, superseded by training it longer).
-    Lines without the key are kept. Nothing is written when nothing changes.
-    """
-    if not path.is_file():
-        return
-    kept, dropped = [], False
-    for line, record in iter_metric_lines(path):
-        value = None if record is None else record.get(keep)
-        after = isinstance(value, int | float) and value > last
-        superseded = (drop_final_before is not None and record is not None
-                      and record.get("final") is True and isinstance(value, int | float)
-                      and value < drop_final_before)
-        if record is None or after or superseded:
-            dropped = True
-            continue
-        if not line.endswith(b"\n"):  # a complete record whose newline was cut off
-            line, dropped = line + b"\n", True
-        kept.append(line)
-    if dropped:
-        atomic_write_bytes(path, b"".join(kept))
 
 
 def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int) -> None:

@@ -1,9 +1,14 @@
 """What ``--resume`` may change: the run's own configuration, plus options that keep the maths.
 
 A resumed run takes its configuration from its checkpoint (``config.yaml`` may be
-edited or deleted); an override that would change what is trained -- the method,
-the data, the seed, a learning rate, the batch size, ... -- is refused, naming the
-keys and the values the run was trained with.
+edited or deleted): :func:`stored_config` is the base the requested configuration is
+built on, once, and :func:`check_resume_changes` compares the two in one place (the
+loop calls it through ``train.setup.load_for_resume``). An override that would change
+what is trained -- the method, the data, the seed, a learning rate, the batch size,
+... -- is refused, naming the keys and the values the run was trained with.
+
+Everything here works on configurations as plain dicts (``TrainConfig.to_dict()``):
+the training config is built a layer above.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from typing import Any
 import torch
 
 from nocollapse.errors import ConfigError
-from nocollapse.train.checkpoint import checkpoint_path, load_checkpoint
-from nocollapse.train.config import TrainConfig, merge
+from nocollapse.rundir.checkpoint import load_checkpoint
+from nocollapse.runio.records import Checkpoint, ConfigDict
 
 # Options that change how long, where or how observably a run trains, not what it computes.
 # (data.data_dir: where the same data set lies now, as for evaluate --data-dir)
@@ -28,32 +33,28 @@ _MISSING = object()
 ALREADY_FINISHED = "already finished"  # TrainResult.stopped of a resume with nothing to do
 
 
-def config_for_resume(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
-    """The configuration stored in ``RUN_DIR``'s checkpoint with ``changes`` applied.
+def stored_config(run_dir: str | Path, out: object = None) -> ConfigDict:
+    """The configuration stored in ``RUN_DIR``'s checkpoint: what a resume builds on.
 
-    ``changes`` (a nested dict, as :func:`~nocollapse.train.config.parse_overrides`
-    returns) may only touch :data:`FREE_KEYS` and raise :data:`EXTENDABLE_KEYS`;
-    anything else is refused by :func:`check_resume_changes`.
+    ``out`` (a requested ``out``, if any) must be ``RUN_DIR`` itself: a resumed run stays
+    in its own directory.
     """
-    run_dir = _require_run_dir(run_dir)
-    out = changes.get("out")
+    run_dir = require_run_dir(run_dir)
     if out is not None and Path(str(out)).resolve() != run_dir.resolve():
         raise ConfigError(f"--resume {run_dir} with out={out}: a resumed run stays in its own "
                           "directory; copy the run directory first to continue it elsewhere")
-    saved = load_checkpoint(run_dir)["config"]
-    config = TrainConfig.from_dict(merge(saved, {**changes, "out": str(run_dir)}))
-    check_resume_changes(saved, config.to_dict(), run_dir)
-    return config
+    return load_checkpoint(run_dir)["config"]
 
 
-def check_resume_changes(saved: dict[str, Any], requested: dict[str, Any],
+def check_resume_changes(stored: ConfigDict, requested: ConfigDict,
                          run_dir: str | Path) -> None:
     """Refuse every difference between the two configurations a resume may not make.
 
-    ``saved`` is read through :class:`TrainConfig` first, so a key a later version added
-    (absent from an older checkpoint) counts as its default, not as a change.
+    ``stored`` is the run's configuration read back through the training config, so a
+    key a later version added (absent from an older checkpoint) holds its default and
+    counts as no change.
     """
-    old, new = flatten(TrainConfig.from_dict(saved).to_dict()), flatten(requested)
+    old, new = flatten(stored), flatten(requested)
     refused = []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key, _MISSING), new.get(key, _MISSING)
@@ -79,9 +80,9 @@ def _extends(key: str, before: object, after: object) -> bool:
             and after >= before)
 
 
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(values: ConfigDict, prefix: str = "") -> ConfigDict:
     """``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}`` (every mapping, free-form ones too)."""
-    flat: dict[str, Any] = {}
+    flat: ConfigDict = {}
     for key, value in values.items():
         if isinstance(value, dict):  # an empty mapping sets nothing
             flat.update(flatten(value, f"{prefix}{key}."))
@@ -90,30 +91,21 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def load_for_resume(config: TrainConfig) -> dict[str, Any]:
-    """The checkpoint of the run in ``config.out``, once ``config`` is checked against it."""
-    run_dir = _require_run_dir(config.out)
-    saved = load_checkpoint(checkpoint_path(run_dir))
-    check_resume_changes(saved["config"], config.to_dict(), run_dir)
-    return saved
-
-
-def check_planned_steps(saved: dict[str, Any], config: TrainConfig, per_epoch: int) -> None:
-    """Refuse a resume whose epochs/max_steps plan fewer steps than the run had planned
-    (``epochs=0 max_steps=400``, then ``--epochs 2``: a raise of epochs, but 8 steps)."""
-    from nocollapse.train.setup import total_steps  # setup builds models: imported late
-
-    before = total_steps(TrainConfig.from_dict(saved), per_epoch)
-    after = total_steps(config, per_epoch)
+def check_planned_steps(stored: ConfigDict, requested: ConfigDict, before: int,
+                        after: int, per_epoch: int) -> None:
+    """Refuse a resume whose epochs/max_steps plan fewer steps (``after``) than the run had
+    planned (``before``): ``epochs=0 max_steps=400``, then ``--epochs 2``: a raise of
+    epochs, but 8 steps."""
     if after < before:
         raise ConfigError(
-            f"epochs={config.epochs} max_steps={config.max_steps} plan {after} steps, fewer "
-            f"than the {before} the run planned (epochs={saved.get('epochs')} "
-            f"max_steps={saved.get('max_steps')}); to train longer raise both to at least "
-            f"its plan, e.g. {extend_hint(saved, before + per_epoch, per_epoch)}")
+            f"epochs={requested.get('epochs')} max_steps={requested.get('max_steps')} plan "
+            f"{after} steps, fewer than the {before} the run planned "
+            f"(epochs={stored.get('epochs')} max_steps={stored.get('max_steps')}); to train "
+            "longer raise both to at least its plan, e.g. "
+            f"{extend_hint(stored, before + per_epoch, per_epoch)}")
 
 
-def extend_hint(saved: dict[str, Any], steps: int, per_epoch: int) -> str:
+def extend_hint(saved: ConfigDict, steps: int, per_epoch: int) -> str:
     """The options that make a run with configuration ``saved`` plan ``steps`` steps."""
     epochs = -(-steps // per_epoch)
     if saved.get("max_steps") is None:
@@ -123,14 +115,15 @@ def extend_hint(saved: dict[str, Any], steps: int, per_epoch: int) -> str:
     return f"--epochs {epochs} max_steps={steps}"
 
 
-def check_counters(saved: dict[str, Any], per_epoch: int) -> None:
+def check_counters(saved: Checkpoint, per_epoch: int) -> None:
     """The checkpoint's step, epoch and batch are a position in this run's epochs
     (``step = epoch * per_epoch + batch``, ``0 <= batch < per_epoch``); ValueError if not."""
-    counters = {key: saved[key] for key in ("step", "epoch", "batch", "window_steps")}
-    for key, value in counters.items():
+    step, epoch, batch = saved["step"], saved["epoch"], saved["batch"]
+    counters = (("step", step), ("epoch", epoch), ("batch", batch),
+                ("window_steps", saved["window_steps"]))
+    for key, value in counters:  # read from a file: typed, but not yet checked
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{key}={value!r}, not a count")
-    step, epoch, batch = counters["step"], counters["epoch"], counters["batch"]
     if batch >= per_epoch or step != epoch * per_epoch + batch:
         raise ValueError(f"step {step}, epoch {epoch}, batch {batch} are no position in "
                          f"epochs of {per_epoch} steps")
@@ -146,12 +139,12 @@ def check_optimizer_layout(optimizer: torch.optim.Optimizer, saved: dict[str, An
                          f"{expected}")
 
 
-def is_finished(saved: dict[str, Any], total_steps: int) -> bool:
+def is_finished(saved: Checkpoint, total_steps: int) -> bool:
     """A run that ended (not stopped by its time budget) and that is not being extended."""
     return bool(saved.get("finished")) and saved["step"] >= total_steps
 
 
-def _require_run_dir(run_dir: str | Path) -> Path:
+def require_run_dir(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         problem = "is a file" if run_dir.exists() else "does not exist"

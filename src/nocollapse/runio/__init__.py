@@ -30,6 +30,11 @@ module is the one place a reader of a run directory learns its format
 ``warnings.jsonl`` (:data:`WARNINGS_FILE`)
     One line per collapse warning: ``step, message, reasons, collapse_level,
     effective_rank, consecutive_logs, likely_causes``.
+The records each file holds are typed in :mod:`nocollapse.runio.records`
+(:class:`Summary`, :class:`Evaluation`, :class:`EvaluationFile`, :class:`KnnPoint`,
+:class:`TrainLogLine`, :class:`SpectraLine`, :class:`Checkpoint`); ``summary.json`` and
+``evaluation.json`` are written and read only by the functions here.
+
 ``summary.json`` (:data:`SUMMARY_FILE`)
     Written when a training run ends: ``step, planned_steps, epoch, stopped, note``
     (e.g. "stopped by time budget at step N of M", else null), ``knn_accuracy,
@@ -70,11 +75,14 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import yaml
 
 from nocollapse.errors import ConfigError, OutputError
+from nocollapse.runio.records import EvaluationFile, JSONObject, Summary
+
+T = TypeVar("T")
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -200,7 +208,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_config(run_dir: str | Path, config: Mapping[str, Any]) -> Path:
+def write_config(run_dir: str | Path, config: Mapping[str, object]) -> Path:
     """Write the resolved config of a run as YAML and return its path."""
     path = Path(run_dir) / CONFIG_FILE
     atomic_write_text(path, yaml.safe_dump(_plain(config), sort_keys=False))
@@ -218,7 +226,7 @@ class _StrictLoader(yaml.SafeLoader):
 
     depth = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
+    def compose_node(self, parent: object, index: object) -> object:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.constructor.ConstructorError(
@@ -234,8 +242,8 @@ class _StrictLoader(yaml.SafeLoader):
         finally:
             self.depth -= 1
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> object:
+        seen: set[object] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, str | int | float | bool) and key in seen:
@@ -252,7 +260,7 @@ def quote_short(value: object) -> str:
     return text if len(text) <= 60 else text[:60] + "..."
 
 
-def load_yaml(text: str, what: str) -> Any:
+def load_yaml(text: str, what: str) -> object:
     """Parse YAML ``text`` with :class:`_StrictLoader`; ConfigError naming ``what``."""
     try:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no objects
@@ -275,7 +283,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """Convert tuples, numpy scalars and paths into YAML/JSON-safe values."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -293,7 +301,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> object:
     value = _plain(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
@@ -316,7 +324,7 @@ class MetricsWriter:
         ensure_dir(self.path.parent)
         self._handle = open_append(self.path, truncate=not append)
 
-    def write(self, record: Mapping[str, Any]) -> None:
+    def write(self, record: Mapping[str, object]) -> None:
         try:
             self._handle.write(json.dumps(_json_safe(dict(record))) + "\n")
             self._handle.flush()
@@ -339,13 +347,15 @@ class MetricsWriter:
         self.close()
 
 
-def plain_json(value: Any) -> Any:
+def plain_json(value: T) -> T:
     """``value`` as plain JSON types (dicts, lists, str, float, int, bool, None), as a
-    checkpoint read with ``weights_only=True`` may hold them (numpy scalars converted)."""
-    return json.loads(json.dumps(_json_safe(value)))
+    checkpoint read with ``weights_only=True`` may hold them (numpy scalars converted):
+    the same record, its numbers as JSON writes them."""
+    plain: T = json.loads(json.dumps(_json_safe(value)))
+    return plain
 
 
-def iter_metrics(path: str | Path) -> Iterator[dict[str, Any]]:
+def iter_metrics(path: str | Path) -> Iterator[JSONObject]:
     """Yield the JSON objects of a metrics file, one per line.
 
     Skips what a crash or damage leaves: a truncated last line, a line that is not
@@ -356,7 +366,7 @@ def iter_metrics(path: str | Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def iter_metric_lines(path: str | Path) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
+def iter_metric_lines(path: str | Path) -> Iterator[tuple[bytes, JSONObject | None]]:
     """Every non-blank line of a metrics file (bytes, with its newline) and its record.
 
     The record is ``None`` for a line that does not hold a JSON object.
@@ -377,6 +387,76 @@ def iter_metric_lines(path: str | Path) -> Iterator[tuple[bytes, dict[str, Any] 
             yield line, record if isinstance(record, dict) else None
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+def read_metrics(path: str | Path) -> list[JSONObject]:
     """All records of a metrics file (see :func:`iter_metrics`)."""
     return list(iter_metrics(path))
+
+
+def truncate_jsonl(path: str | Path, keep: str, last: int | None,
+                   drop_final_before: int | None = None) -> None:
+    """Keep only the lines of ``path`` whose ``keep`` value is at most ``last`` (``None``:
+    none of the lines holding a number under ``keep``): a resumed run's files, cut back
+    to what an uninterrupted run had written at its checkpoint.
+
+    The kept lines stay byte for byte; unreadable lines (a partial last line left by
+    a kill) go, and the lines marked ``"final": true`` whose ``keep`` value is below
+    ``drop_final_before`` (a finished run's end, superseded by training it longer).
+    Lines without the key are kept. Nothing is written when nothing changes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept, dropped = [], False
+    for line, record in iter_metric_lines(path):
+        value = None if record is None else record.get(keep)
+        after = isinstance(value, int | float) and (last is None or value > last)
+        superseded = (drop_final_before is not None and record is not None
+                      and record.get("final") is True and isinstance(value, int | float)
+                      and value < drop_final_before)
+        if record is None or after or superseded:
+            dropped = True
+            continue
+        if not line.endswith(b"\n"):  # a complete record whose newline was cut off
+            line, dropped = line + b"\n", True
+        kept.append(line)
+    if dropped:
+        atomic_write_bytes(path, b"".join(kept))
+
+
+def _write_record(path: Path, record: Mapping[str, object]) -> None:
+    atomic_write_text(path, json.dumps(record, indent=2))
+
+
+def write_summary(run_dir: str | Path, summary: Summary) -> None:
+    """``RUN_DIR/summary.json``: how the run ended."""
+    _write_record(Path(run_dir) / SUMMARY_FILE, summary)
+
+
+def write_evaluation(run_dir: str | Path, evaluation: EvaluationFile) -> None:
+    """``RUN_DIR/evaluation.json``: ``nocollapse evaluate``'s result."""
+    _write_record(Path(run_dir) / EVALUATION_FILE, evaluation)
+
+
+def read_json_record(path: str | Path) -> JSONObject | None:
+    """The JSON object in ``path``; None when it is absent, unreadable or not an object."""
+    try:
+        loaded = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def read_summary(run_dir: str | Path) -> JSONObject:
+    """``RUN_DIR/summary.json`` as it was read (empty when absent or unreadable): a file
+    read back is checked key by key by its reader."""
+    return read_json_record(Path(run_dir) / SUMMARY_FILE) or {}
+
+
+def latest_evaluation(run_dir: str | Path) -> JSONObject | None:
+    """The run's latest standard evaluation: ``evaluation.json`` (``nocollapse evaluate``)
+    when there is one, else ``summary.json``'s; None when neither can be read."""
+    found = read_json_record(Path(run_dir) / EVALUATION_FILE)
+    if found is not None:
+        return found
+    evaluation = read_summary(run_dir).get("evaluation")
+    return evaluation if isinstance(evaluation, dict) else None

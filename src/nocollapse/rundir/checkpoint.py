@@ -20,18 +20,17 @@ import re
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
 
 from nocollapse.errors import NocollapseError, OutputError
 from nocollapse.runio import CHECKPOINT_DIR, LAST_CHECKPOINT, atomic_write_bytes
+from nocollapse.runio.records import CHECKPOINT_KEYS, Checkpoint, RngState
 
 # Every key a training run saves; a file lacking one is not a (complete) nocollapse checkpoint.
-REQUIRED_KEYS = frozenset({
-    "model", "optimizer", "scheduler", "rng", "step", "epoch", "batch", "loss_sum",
-    "window_steps", "knn_history", "random_knn", "seconds", "config"})
+REQUIRED_KEYS = CHECKPOINT_KEYS
 _FIX = "Restore it from a backup, or start the run again without --resume"
 
 
@@ -44,7 +43,7 @@ def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+def save_checkpoint(path: str | Path, state: Checkpoint) -> Path:
     """Serialise ``state`` with ``torch.save`` and write it atomically to ``path``.
 
     ``state`` must hold tensors and plain values only (see :func:`rng_state`), so
@@ -62,7 +61,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (a run directory or a file).
 
     Raises :class:`CheckpointError` naming the file and the fix when it is missing,
@@ -96,8 +95,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"checkpoint {path} is truncated or corrupt ({type(error).__name__}: {error}). "
             f"{_FIX}") from error
-    _check_keys(path, state)
-    return state
+    return _check_keys(path, state)
 
 
 def verify_checksums(path: Path) -> None:
@@ -136,7 +134,7 @@ def _refuse_inflating_members(path: Path, archive: zipfile.ZipFile) -> None:
             f"the file's {length}; it is damaged or not a torch.save archive. {_FIX}")
 
 
-def _check_keys(path: Path, state: object) -> None:
+def _check_keys(path: Path, state: object) -> Checkpoint:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a nocollapse training checkpoint (it holds a "
                               f"{type(state).__name__}); pass the run directory that wrote it")
@@ -147,16 +145,18 @@ def _check_keys(path: Path, state: object) -> None:
     if not isinstance(state["config"], dict) or not isinstance(state["step"], int):
         raise CheckpointError(f"{path} is not a nocollapse training checkpoint (its 'config' "
                               "or 'step' has the wrong type)")
+    # the other values are checked where they are used (a resume refuses a misfit)
+    return cast(Checkpoint, state)
 
 
-def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
+def rng_state(generator: torch.Generator | None = None) -> RngState:
     """Every random state a run consumes: torch (CPU, CUDA), numpy, python, the augmentation's.
 
     As tensors and plain values only, so the checkpoint loads with ``weights_only=True``.
     """
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     version, internal, gauss_next = random.getstate()
-    state: dict[str, Any] = {
+    state: RngState = {
         "torch": torch.get_rng_state(),
         "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)),
                   "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
@@ -170,7 +170,7 @@ def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
     return state
 
 
-def restore_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
+def restore_rng_state(state: RngState, generator: torch.Generator | None = None) -> None:
     """Inverse of :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
     saved = state["numpy"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import cast
 
-from nocollapse.runio import SUMMARY_FILE, atomic_write_text
-from nocollapse.train.final_eval import stop_note
-from nocollapse.train.resume import ALREADY_FINISHED
+from nocollapse.rundir.resume import ALREADY_FINISHED
+from nocollapse.runio import read_summary
+from nocollapse.runio import write_summary as write_summary_record
+from nocollapse.runio.records import Checkpoint, Evaluation, JSONValue, KnnPoint, Summary
 
 
 @dataclass
@@ -22,12 +22,12 @@ class TrainResult:
     stopped: str  # "completed", "max_steps", "time_budget" or resume.ALREADY_FINISHED
     knn_accuracy: float | None = None
     random_knn_accuracy: float | None = None
-    knn_history: list[dict[str, Any]] = field(default_factory=list)
+    knn_history: list[KnnPoint] = field(default_factory=list)
     seconds: float = 0.0
     planned_steps: int = 0
     # The standard protocol on full splits with baselines (see train.final_eval); None
     # without a labelled test split.
-    evaluation: dict[str, Any] | None = None
+    evaluation: Evaluation | None = None
     note: str | None = None  # e.g. "stopped by time budget at step N of M"
     # a finished run's summary.json, lost to a kill after its final checkpoint, rewritten
     summary_restored: bool = False
@@ -43,63 +43,79 @@ class RunState:
     epoch: int = 0
     batch: int = 0  # next batch index within the epoch
     window_steps: int = 0
-    knn_history: list[dict[str, Any]] = field(default_factory=list)
+    knn_history: list[KnnPoint] = field(default_factory=list)
     random_knn: float | None = None
     seconds: float = 0.0
     monitor_seconds: float = 0.0  # spent in k-NN monitoring, left out of the curve's time
 
 
-def already_finished_result(run_dir: Path, saved: dict[str, Any]) -> TrainResult:
+def already_finished_result(run_dir: Path, saved: Checkpoint) -> TrainResult:
     """The result of a finished run, read back from its checkpoint ``saved`` and summary."""
     history = list(saved.get("knn_history") or [])
-    final = [r.get("knn_accuracy") for r in history if r.get("final")]
     summary = read_summary(run_dir)
-    return TrainResult(run_dir, saved["step"], saved["epoch"],
-                       ALREADY_FINISHED, final[-1] if final else None,
-                       summary.get("random_knn_accuracy", saved.get("random_knn")), history,
+    random_init = summary.get("random_knn_accuracy", saved.get("random_knn"))
+    planned = summary.get("planned_steps")
+    evaluation, note = summary.get("evaluation"), summary.get("note")
+    return TrainResult(run_dir, saved["step"], saved["epoch"], ALREADY_FINISHED,
+                       final_knn(history), _number(random_init), history,
                        saved.get("seconds", 0.0),
-                       int(summary.get("planned_steps") or saved["step"]),
-                       summary.get("evaluation"), summary.get("note"))
+                       int(_number(planned) or saved["step"]),
+                       # as the run wrote it (the report checks a summary read back)
+                       cast(Evaluation, evaluation) if isinstance(evaluation, dict) else None,
+                       note if isinstance(note, str) else None)
+
+
+def final_knn(history: list[KnnPoint]) -> float | None:
+    """The k-NN figure of the curve's final point (the standard protocol's headline)."""
+    final = [point.get("knn_accuracy") for point in history if point.get("final")]
+    return final[-1] if final else None
+
+
+def _number(value: JSONValue | None) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return None
 
 
 def write_summary(run_dir: Path, state: RunState, total: int, stopped: str,
                   knn: float | None, error: str | None = None,
-                  evaluation: dict[str, Any] | None = None) -> None:
-    """``summary.json`` (schema in :mod:`nocollapse.runio`): how the run ended."""
-    summary: dict[str, Any] = {
+                  evaluation: Evaluation | None = None) -> None:
+    """``summary.json`` (:class:`~nocollapse.runio.records.Summary`): how the run ended."""
+    summary: Summary = {
         "step": state.step, "planned_steps": total, "epoch": state.epoch,
         "stopped": stopped, "note": stop_note(stopped, state.step, total),
         "knn_accuracy": knn, "random_knn_accuracy": random_knn(state, evaluation),
         "seconds": round(state.seconds, 2), "evaluation": evaluation}
     if error:
         summary["error"] = error
-    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+    write_summary_record(run_dir, summary)
 
 
-def random_knn(state: RunState, evaluation: dict[str, Any] | None) -> float | None:
+def stop_note(stopped: str, step: int, planned: int) -> str | None:
+    """What a reader must know beside the figures of a run that did not finish its plan."""
+    if stopped == "time_budget":
+        return f"stopped by time budget at step {step} of {planned}"
+    if stopped == "max_steps" and step < planned:
+        return f"stopped by max_steps at step {step} of {planned}"
+    if stopped == "collapse":
+        return f"stopped by the collapse warning (--stop-on-collapse) at step {step} of {planned}"
+    return None
+
+
+def random_knn(state: RunState, evaluation: Evaluation | None) -> float | None:
     """The random-init k-NN: the standard protocol's baseline when measured, else the monitor's."""
-    random_init = (evaluation or {}).get("baselines", {}).get("random_init")
+    random_init = evaluation["baselines"].get("random_init") if evaluation else None
     if random_init and evaluation:
         return float(random_init[evaluation["headline"]])
     return state.random_knn
 
 
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    """The run's ``summary.json`` as a dict; empty when absent or unreadable."""
-    try:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
-
-
-def summary_from_checkpoint(run_dir: Path, saved: dict[str, Any], total: int) -> None:
+def summary_from_checkpoint(run_dir: Path, saved: Checkpoint, total: int) -> None:
     """Write ``summary.json`` of a finished run again from its final checkpoint ``saved``."""
     history = [r for r in saved.get("knn_history") or [] if isinstance(r, dict)]
-    final = [r.get("knn_accuracy") for r in history if r.get("final")]
     state = RunState(step=saved["step"], epoch=saved["epoch"], knn_history=history,
                      random_knn=saved.get("random_knn"), seconds=float(saved.get("seconds", 0)))
     evaluation = saved.get("evaluation")
     write_summary(run_dir, state, total, str(saved.get("stopped") or "completed"),
-                  final[-1] if final else None,
+                  final_knn(history),
                   evaluation=evaluation if isinstance(evaluation, dict) else None)

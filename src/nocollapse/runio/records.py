@@ -1,0 +1,178 @@
+"""The records of a run directory, key by key: what each file holds, as typed dicts.
+
+Every writer builds these and every reader gets them here (docs/run-directory.md says
+the same for users). Files read back may be damaged or written by an older version, so
+a reader gets :data:`JSONObject` (what ``json.loads`` returns) and checks what it uses;
+only the checkpoint, whose keys are checked on loading, is read back as its record.
+
+No ``from __future__ import annotations`` here: ``typing`` finds ``NotRequired`` only in
+evaluated annotations, and :data:`CHECKPOINT_KEYS` is read from them.
+"""
+
+from typing import TYPE_CHECKING, Any, NotRequired, TypeAlias, TypedDict
+
+if TYPE_CHECKING:  # runio itself needs no torch (theory writes run directories without it)
+    from torch import Tensor
+
+# A JSON value, as ``json.loads`` returns it.
+JSONValue: TypeAlias = (bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
+                        | None)
+JSONObject: TypeAlias = dict[str, JSONValue]
+# A configuration as plain values (``TrainConfig.to_dict()``, ``config.yaml``): nested
+# mappings of the config's own field types, which only the config reads back typed.
+ConfigDict: TypeAlias = dict[str, Any]
+
+
+class KnnPoint(TypedDict):
+    """A k-NN line of ``metrics.jsonl`` (and an entry of the checkpoint's ``knn_history``)."""
+
+    step: int
+    epoch: int
+    knn_accuracy: float
+    train_seconds: float
+    final: NotRequired[bool]  # the standard protocol's headline figure, on the full splits
+
+
+class TrainLogLine(TypedDict):
+    """A training line of ``metrics.jsonl``, as the loop writes it; callbacks (the collapse
+    monitor) add their keys to it before it is written."""
+
+    step: int
+    epoch: float
+    loss: float
+    lr: float
+    tau: float | None
+    images_per_s: float
+    threads: int
+
+
+class WarningLine(TypedDict):
+    """A line of ``warnings.jsonl``: one collapse warning."""
+
+    step: int
+    message: str
+    reasons: list[str]
+    collapse_level: float | None
+    effective_rank: float | None
+    consecutive_logs: int
+    likely_causes: list[str]
+
+
+class SpectraLine(TypedDict, total=False):
+    """A line of ``spectra.jsonl`` (one an epoch); a matrix the learner lacks is absent,
+    and ``skipped`` names why."""
+
+    epoch: int
+    step: int | None  # the last diagnosed step (None: none yet)
+    F_eigenvalues: list[float]
+    Wp_eigenvalues: list[float]
+    Wp_asymmetry: float
+    Wp_in_F_basis: list[float]
+    commutator: float
+    alignment: list[list[float]]
+    Z_eigenvalues: list[float]
+    summary: dict[str, float]
+    skipped: dict[str, str]
+
+
+class ProtocolRecord(TypedDict):
+    """The standard evaluation's settings (``evaluate.Protocol.key()``)."""
+
+    knn_k: list[int]
+    knn_t: float
+    probe_epochs: int
+    linear: bool
+
+
+class Evaluation(TypedDict):
+    """The standard protocol on the full splits (``summary.json``'s ``evaluation``):
+    accuracies in [0, 1] of the trained encoder and of each baseline measured."""
+
+    protocol: ProtocolRecord
+    train_images: int
+    test_images: int
+    trained: dict[str, float]
+    baselines: dict[str, dict[str, float]]  # the trained keys, and "cached": true/false
+    headline: str  # the key of ``trained`` that is the run's k-NN figure
+    pending_baselines: NotRequired[dict[str, str]]  # baseline -> the command that measures it
+
+
+class EvaluationFile(Evaluation):
+    """``evaluation.json`` (``nocollapse evaluate``): the evaluation of the last checkpoint."""
+
+    step: int
+    epoch: int
+    knn_accuracy: float
+    linear_accuracy: float | None
+
+
+class Summary(TypedDict):
+    """``summary.json``: how a run ended (training, or ``nocollapse.Monitor``)."""
+
+    step: int | None
+    planned_steps: int | None
+    epoch: int
+    stopped: str
+    note: str | None
+    knn_accuracy: float | None
+    random_knn_accuracy: float | None
+    seconds: float
+    evaluation: Evaluation | None
+    error: NotRequired[str]  # a diverged run's message
+    source: NotRequired[str]  # "nocollapse.Monitor" for a user's own loop
+    warnings: NotRequired[int]  # the Monitor's count of collapse warnings
+
+
+class NumpyRng(TypedDict):
+    kind: str
+    keys: "Tensor"
+    pos: int
+    has_gauss: int
+    cached: float
+
+
+class PythonRng(TypedDict):
+    version: int
+    state: "Tensor"
+    gauss_next: float | None
+
+
+class RngState(TypedDict):
+    """Every random state a run consumes, as tensors and plain values (``weights_only``)."""
+
+    torch: "Tensor"
+    numpy: NumpyRng
+    python: PythonRng
+    cuda: NotRequired[list["Tensor"]]
+    generator: NotRequired["Tensor"]
+
+
+class Checkpoint(TypedDict):
+    """``checkpoints/last.pt``: the training state (tensors and plain values only)."""
+
+    model: dict[str, "Tensor"]
+    optimizer: dict[str, Any]  # torch's Optimizer.state_dict(), whatever the optimiser
+    scheduler: dict[str, object]
+    rng: RngState
+    step: int
+    epoch: int
+    batch: int  # the next batch within the epoch
+    loss_sum: "Tensor"
+    window_steps: int
+    knn_history: list[KnnPoint]
+    random_knn: float | None
+    seconds: float
+    config: ConfigDict
+    # written since later versions (an older checkpoint lacks them)
+    monitor_seconds: NotRequired[float]
+    predictor_matrix: NotRequired["Tensor | None"]
+    F_hat: NotRequired["Tensor | None"]
+    callbacks: NotRequired[dict[str, object]]  # Stateful callbacks' states
+    finished: NotRequired[bool]  # the run ended (not stopped by its time budget)
+    # the end, saved with the final checkpoint: a kill before summary.json loses nothing
+    stopped: NotRequired[str]
+    evaluation: NotRequired[Evaluation | None]
+
+
+# Every key a training run saves; a file lacking one is not a (complete) checkpoint.
+CHECKPOINT_KEYS = Checkpoint.__required_keys__
