@@ -35,7 +35,7 @@ ALLOWED["report"] = {"theory", "diagnostics"}
 ALLOWED["sweep"] = {"train", "theory", "report", *ALLOWED["train"]}
 ALLOWED["experiments"] = {"sweep", *ALLOWED["sweep"]}
 ALLOWED["cli"] = {"experiments", *ALLOWED["experiments"]}
-UTILITIES = {"errors", "runio", "threads", "__init__", "__main__"}
+UTILITIES = {"errors", "runio", "threads", "plugins", "__init__", "__main__"}
 
 
 def _imported_layers(path: Path) -> set[str]:

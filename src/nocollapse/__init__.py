@@ -8,7 +8,8 @@ Layers (each imports only the ones below it; ``tests/test_layers.py`` enforces i
     train and uses only diagnostics;
     theory (pure numpy/scipy) and diagnostics (numpy-first) sit at the bottom;
     theory may use diagnostics, nothing in them imports torch at module level.
-    errors, runio and threads are shared utilities every layer may use.
+    errors, runio, threads and plugins are shared utilities every layer may use
+    (plugins: installed packages that register predictors, losses and data sets).
 """
 
 from typing import TYPE_CHECKING, Any

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import nocollapse.cli as cli_package
 from nocollapse import __version__
 from nocollapse.errors import NocollapseError
+from nocollapse.plugins import PluginError, load_plugins
 
 # Display order; modules not listed here come after, alphabetically.
 ORDER = ["train", "sweep", "evaluate", "export", "simulate", "phase", "landscape", "report",
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:  # before the parser: a plugin's predictors, losses and data sets are in its --help
+        load_plugins()
+    except PluginError as error:
+        print(f"nocollapse: error: {_one_paragraph(error)}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may sit anywhere among the options (argparse alone only takes

@@ -1,15 +1,14 @@
 """``nocollapse simulate``: a theory model's matrix simulation against its reduced ODE.
 
-Runs ``nocollapse.theory.<model>.run_comparison`` and writes ``config.yaml``,
-``metrics.jsonl`` (one line per time point: ``t``, ``simulated``, ``theory`` and the
-model's extras) and ``eigenvalues.png``, then prints the final eigenvalues per mode.
-Every argument is checked before anything is written.
+Runs the model's ``run_comparison`` (``nocollapse.theory.registry.THEORY_MODELS``) and
+writes ``config.yaml``, ``metrics.jsonl`` (one line per time point: ``t``, ``simulated``,
+``theory`` and the model's extras) and ``eigenvalues.png``, then prints the final
+eigenvalues per mode. Every argument is checked before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import time
 from pathlib import Path
@@ -31,11 +30,9 @@ from nocollapse.errors import (
 from nocollapse.report.figures import figure_png
 from nocollapse.report.theory_figures import eigenvalue_figure
 from nocollapse.runio import MetricsWriter, atomic_write_bytes, ensure_dir, write_config
+from nocollapse.theory.registry import THEORY_MODELS, theory_loss_names
 from nocollapse.theory.result import Comparison, SimulationParams
 
-MODELS = ("tian2021", "halvagal2023", "bao2023")
-# the training loss names; each model accepts those it has a theory for
-LOSSES = ("l2", "cosine", "isoloss-l2", "isoloss-cosine")
 AUGMENT = ("target", "both")
 
 
@@ -47,8 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reduced eigenmode ODE started from the same state (docs/theory.md). "
         "Options left out take the model's defaults.",
     )
-    parser.add_argument("--model", default="tian2021", help=f"one of {', '.join(MODELS)}")
-    parser.add_argument("--loss", help=f"one of {', '.join(LOSSES)} (model default if omitted)")
+    parser.add_argument("--model", default="tian2021",
+                        help=f"one of {', '.join(THEORY_MODELS)}")
+    parser.add_argument("--loss", help=f"one of {', '.join(theory_loss_names())} (loss table "
+                        "names, each model accepts those it has a theory for; model default if "
+                        "omitted)")
     parser.add_argument("--augment", help="halvagal2023: which views carry the noise, 'target' "
                         "(the authors' code, default) or 'both' (the paper's statement)")
     parser.add_argument("--eta", type=float, help="weight decay (>= 0)")
@@ -66,9 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def params_from_args(args: argparse.Namespace) -> SimulationParams:
     """Validated :class:`SimulationParams` (raises ConfigError naming the bad value)."""
-    check_choice("--model", args.model, MODELS)
+    check_choice("--model", args.model, tuple(THEORY_MODELS))
     if args.loss is not None:
-        check_choice("--loss", args.loss, LOSSES)
+        check_choice("--loss", args.loss, theory_loss_names())
     if args.augment is not None:
         check_choice("--augment", args.augment, AUGMENT)
     for name in ("eta", "sigma2", "alpha_p", "beta"):
@@ -93,12 +93,12 @@ def run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     out = args.out if args.out is not None else Path(f"runs/simulate-{params.model}")
     check_memory(params)
-    module = importlib.import_module(f"nocollapse.theory.{params.model}")
+    model = THEORY_MODELS[params.model]
     start = time.perf_counter()
     try:
         # a diverging step overflows before it breaks down: the error below says so, once
         with np.errstate(over="ignore", invalid="ignore"):
-            comp = module.run_comparison(params)  # raises ConfigError before writing anything
+            comp = model.run_comparison(params)  # raises ConfigError before writing anything
     except (np.linalg.LinAlgError, FloatingPointError, OverflowError) as error:
         raise ConfigError(f"the {params.model} simulation broke down ({type(error).__name__}: "
                           f"{error}); the step is probably too large for these parameters "

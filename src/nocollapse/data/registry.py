@@ -20,6 +20,7 @@ from nocollapse.data.digits import load_digits_dataset
 from nocollapse.data.folder import load_folder
 from nocollapse.data.stl10 import STL10_SPLITS, load_stl10
 from nocollapse.errors import ConfigError, check_choice
+from nocollapse.plugins import PluginRegistry
 
 # load(root, split, **options) -> the split's images and labels
 DatasetLoader = Callable[..., ImageDataset]
@@ -74,7 +75,7 @@ def _cifar(name: str) -> DatasetLoader:
     return lambda root, split: load_cifar(name, root, split)
 
 
-DATASETS: dict[str, DatasetEntry] = {
+DATASETS: PluginRegistry[DatasetEntry] = PluginRegistry({
     "fashion-mnist": DatasetEntry(_idx("fashion-mnist"), "28x1", "Fashion-MNIST IDX files"),
     "mnist": DatasetEntry(_idx("mnist"), "28x1", "MNIST IDX files"),
     "cifar10": DatasetEntry(_cifar("cifar10"), "32x3", "CIFAR-10 python pickles"),
@@ -86,7 +87,7 @@ DATASETS: dict[str, DatasetEntry] = {
                            "scikit-learn's 8x8 digits (embedded)"),
     "default": DatasetEntry(load_default, "28x1",
                             "Fashion-MNIST, or the embedded digits when it is absent"),
-}
+})
 
 
 def register_dataset(name: str, entry: DatasetEntry) -> DatasetEntry:

@@ -13,9 +13,11 @@ from typing import Any, NamedTuple
 
 import torch
 
+from nocollapse.diagnostics.loss_definitions import DEFINITIONS, LossDefinition
 from nocollapse.errors import ConfigError
 from nocollapse.losses.isoloss import isoloss_cosine, isoloss_l2
 from nocollapse.losses.similarity import cosine_loss, l2_loss, normalized_l2_loss
+from nocollapse.plugins import PluginRegistry
 
 
 class Direction(NamedTuple):
@@ -41,10 +43,13 @@ class LossEntry:
     ``needs_spectral``: only a closed-form (spectral) predictor makes sense with it;
     ``detaches_target``: the loss stops the target's gradient itself, so the
     no-stop-gradient ablation would change nothing;
-    ``gain``: its gradient with respect to ``p`` over the theory's, ``1/2 ||p - z||^2``
-    (``normalised=False``) or ``1 - cos(p, z)`` (``normalised=True``: a gradient that
-    carries ``1 / (|p| |z|)``); both read by ``eta / eta_c``
-    (docs/theory.md#theory-in-a-run).
+    ``gain``: its gradient with respect to ``p`` over the theory's (``scale = 1/2`` in
+    the loss table, :mod:`nocollapse.diagnostics.loss_definitions`), and ``normalised``:
+    a gradient that carries ``1 / (|p| |z|)``; both read by ``eta / eta_c``
+    (docs/theory.md#theory-in-a-run);
+    ``base``: the loss it is a surrogate of, which an ablation that removes what this one
+    needs falls back to (IsoLoss without a predictor or stop-gradient);
+    ``definition``: its row of the loss table (built-in losses; ``None`` for others).
     """
 
     fn: Callable[[Direction], torch.Tensor]
@@ -54,6 +59,17 @@ class LossEntry:
     detaches_target: bool = False
     gain: float = 1.0
     normalised: bool = False
+    base: str | None = None
+    definition: LossDefinition | None = None
+
+
+def _defined(name: str, fn: Callable[[Direction], torch.Tensor], who: str,
+             **flags: bool) -> LossEntry:
+    """The entry of the loss table's ``name``: help, gain, normalised and base from its row."""
+    row = DEFINITIONS[name]
+    help = who if row.surrogate_of else f"{who}: {row.formula}"
+    return LossEntry(fn, help, gain=row.gain, normalised=row.normalised,
+                     base=row.surrogate_of, definition=row, **flags)
 
 
 def _isoloss_cosine(d: Direction) -> torch.Tensor:
@@ -62,21 +78,18 @@ def _isoloss_cosine(d: Direction) -> torch.Tensor:
     return isoloss_cosine(d.z, d.target, d.p, d.Wp)
 
 
-# "isoloss-cosine" is the Iso form of "normalized-l2" (2 - 2 cos).
-LOSSES: dict[str, LossEntry] = {
-    "l2": LossEntry(lambda d: l2_loss(d.p, d.target), "the theory's mean ||p - z||^2",
-                    gain=2.0),
-    "normalized-l2": LossEntry(lambda d: normalized_l2_loss(d.p, d.target),
-                               "BYOL's 2 - 2 cos(p, z)", gain=2.0, normalised=True),
-    "cosine": LossEntry(lambda d: cosine_loss(d.p, d.target), "SimSiam's -cos(p, z)",
-                        normalised=True),
-    "isoloss-l2": LossEntry(lambda d: isoloss_l2(d.z, d.target, d.p),
-                            "IsoLoss surrogate of l2", needs_spectral=True,
-                            detaches_target=True, gain=2.0),
-    "isoloss-cosine": LossEntry(_isoloss_cosine, "IsoLoss surrogate of normalized-l2",
-                                needs_matrix=True, needs_spectral=True, detaches_target=True,
-                                gain=2.0, normalised=True),
-}
+LOSSES: PluginRegistry[LossEntry] = PluginRegistry({
+    "l2": _defined("l2", lambda d: l2_loss(d.p, d.target), "tian2021's L2, twice the theory's"),
+    "normalized-l2": _defined("normalized-l2", lambda d: normalized_l2_loss(d.p, d.target),
+                              "BYOL's"),
+    "cosine": _defined("cosine", lambda d: cosine_loss(d.p, d.target), "SimSiam's"),
+    "isoloss-l2": _defined("isoloss-l2", lambda d: isoloss_l2(d.z, d.target, d.p),
+                           "IsoLoss surrogate of l2", needs_spectral=True,
+                           detaches_target=True),
+    "isoloss-cosine": _defined("isoloss-cosine", _isoloss_cosine,
+                               "IsoLoss surrogate of normalized-l2", needs_matrix=True,
+                               needs_spectral=True, detaches_target=True),
+})
 
 
 def register_loss(name: str, fn: Callable[[Direction], torch.Tensor], help: str,

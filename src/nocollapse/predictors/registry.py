@@ -15,6 +15,7 @@ from torch import nn
 
 from nocollapse.errors import ConfigError, check_choice
 from nocollapse.models import MLPPredictor
+from nocollapse.plugins import PluginRegistry
 from nocollapse.predictors.options import Option, OptionSchema, OptionValue, check_options
 from nocollapse.predictors.spectral import SPECTRAL, SPECTRAL_OPTIONS, SpectralPredictor
 
@@ -58,7 +59,7 @@ def _spectral(kind: str) -> PredictorBuilder:
     return build
 
 
-PREDICTORS: dict[str, PredictorEntry] = {
+PREDICTORS: PluginRegistry[PredictorEntry] = PluginRegistry({
     "none": PredictorEntry(lambda dim, hidden_dim: nn.Identity(),
                            "identity (the no-predictor ablation)"),
     "linear": PredictorEntry(lambda dim, hidden_dim: LinearPredictor(dim),
@@ -67,7 +68,7 @@ PREDICTORS: dict[str, PredictorEntry] = {
                           "two-layer MLP with pred_hidden_dim hidden units"),
     **{kind: PredictorEntry(_spectral(kind), f"{kind} matrix from F_hat's eigendecomposition",
                             SPECTRAL_OPTIONS, spectral=True) for kind in SPECTRAL},
-}
+})
 
 
 def register_predictor(name: str, build: PredictorBuilder, help: str,

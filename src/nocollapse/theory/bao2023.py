@@ -3,9 +3,9 @@
 Model: identity backbone, projection ``Phi`` (shape ``(n2, n1)``), predictor ``Psi``
 (``(n2, n2)``), inputs ``x ~ N(0, I_n1)``, views ``x_i = x + sigma xi_i``,
 ``z1 = Phi x1``, ``p = Psi z1``, target ``z2 = Phi x2`` under stop-gradient, weight
-decay ``rho`` on both matrices, equal learning rates. Losses (half the squared distance,
-as in :mod:`nocollapse.theory.halvagal2023_sim`): ``1/2 ||p - z2||^2`` (``"l2"``) and
-``1 - cos(p, z2)`` (``"cosine"``).
+decay ``rho`` on both matrices, equal learning rates. Losses ``"l2"`` and ``"cosine"``
+with the constants of :data:`nocollapse.theory.bao2023_sim.LOSS_CONVENTIONS` (the theory's
+scale 1/2 of the loss table's distances).
 
 Reduced dynamics (docs/theory.md#bao2023). The paper's exact sixth-order coefficients
 are open (docs/theory.md#open-items); nothing here uses them. Implemented is the reduced

@@ -3,9 +3,9 @@
 docs/theory.md#bao2023. Identity backbone, projection ``Phi`` (``(n2, n1)``), predictor
 ``Psi`` (``(n2, n2)``), ``x ~ N(0, I_n1)``, views ``x_i = x + sigma xi_i``,
 ``z1 = Phi x1``, ``p = Psi z1``, target ``z2 = Phi x2`` under stop-gradient, weight
-decay ``rho`` on both matrices, equal learning rates. Losses (half the squared distance,
-as in :mod:`nocollapse.theory.halvagal2023_sim`): ``1/2 ||p - z2||^2`` (``"l2"``) and
-``1 - cos(p, z2)`` (``"cosine"``). The reduced theory is in
+decay ``rho`` on both matrices, equal learning rates. Losses: ``"l2"`` and ``"cosine"``
+of :mod:`nocollapse.theory.halvagal2023_sim`, with its constants (:data:`LOSS_CONVENTIONS`:
+half the loss table's ``l2``, its ``cosine`` plus 1). The reduced theory is in
 :mod:`nocollapse.theory.bao2023`.
 """
 
@@ -22,9 +22,12 @@ from nocollapse.errors import (
     check_positive,
     check_positive_int,
 )
+from nocollapse.theory.halvagal2023_sim import LOSS_CONVENTIONS as TOY_CONVENTIONS
 from nocollapse.theory.halvagal2023_sim import base_loss_grads
 
-LOSSES = ("l2", "cosine")
+# the toy's gradients, so the toy's constants (loss table: diagnostics.loss_definitions)
+LOSS_CONVENTIONS = {name: TOY_CONVENTIONS[name] for name in ("l2", "cosine")}
+LOSSES = tuple(LOSS_CONVENTIONS)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ predictor is the closed form ``Wp = U diag(s_m^alpha) U^T`` of ``W W^T = U diag(
 it is recomputed every step and never differentiated. The target ``z2`` is under
 stop-gradient unless ``stop_grad=False``.
 
-Loss convention: every loss here is half the squared distance docs/theory.md#halvagal2023 writes,
-``1/2 ||p - z2||^2`` (Euclidean) and ``1 - cos(p, z2) = 1/2 ||p/|p| - z2/|z2| ||^2``
-(cosine), so that one step of size ``lr`` advances the eigenmode ODEs of
-:mod:`nocollapse.theory.halvagal2023` by ODE time ``lr``. The IsoLoss surrogates are
-halved the same way, which keeps the identity ``grad_z L_iso = grad_p L`` exact.
+Loss convention (:data:`LOSS_CONVENTIONS`, in the terms of the loss table
+:mod:`nocollapse.diagnostics.loss_definitions`): every loss here has the theory's scale 1/2,
+so that one step of size ``lr`` advances the eigenmode ODEs of
+:mod:`nocollapse.theory.halvagal2023` by ODE time ``lr``: half the table's ``l2`` and
+``isoloss-l2``, the table's ``cosine`` plus 1, half its ``isoloss-cosine``. The surrogates
+are halved with their losses, which keeps the identity ``grad_z L_iso = grad_p L`` exact.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nocollapse.diagnostics.loss_definitions import LossConvention, half_of
 from nocollapse.errors import (
     ConfigError,
     TrainingDivergedError,
@@ -28,8 +30,14 @@ from nocollapse.errors import (
     check_positive_int,
 )
 
-# the training loss names (nocollapse.losses): l2 = 1/2 ||p - z2||^2, cosine = 1 - cos
-LOSSES = ("l2", "isoloss-l2", "cosine", "isoloss-cosine")
+# each loss by the table's name, and how its constants map onto the table's row
+LOSS_CONVENTIONS: dict[str, LossConvention] = {
+    "l2": half_of("l2"),
+    "isoloss-l2": half_of("isoloss-l2"),
+    "cosine": LossConvention("cosine", constant=1.0),  # 1 - cos
+    "isoloss-cosine": half_of("isoloss-cosine"),
+}
+LOSSES = tuple(LOSS_CONVENTIONS)
 AUGMENT = ("target", "both")
 _EPS = 1e-12
 
@@ -100,7 +108,7 @@ def closed_form_predictor(W: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray
 
 
 def base_loss(p: np.ndarray, z2: np.ndarray, kind: str) -> float:
-    """Mean over the batch of ``1/2 ||p - z2||^2`` (l2) or ``1 - cos(p, z2)`` (cosine).
+    """The batch mean of the loss ``LOSS_CONVENTIONS[kind]`` (module docstring).
 
     Args:
         p, z2: shape ``(B, M)``.

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from nocollapse.diagnostics.loss_definitions import LossConvention, half_of
 from nocollapse.errors import check_choice, check_positive
 from nocollapse.theory.linear_flow import FlowConfig, FlowTrajectory
 
-LOSSES = ("l2", "cosine")
+# each loss by the loss table's name (diagnostics.loss_definitions), with its constants:
+# half the table's l2 (the Lemma 1 flow's), the table's cosine as it is
+LOSS_CONVENTIONS: dict[str, LossConvention] = {
+    "l2": half_of("l2"),
+    "cosine": LossConvention("cosine"),
+}
+LOSSES = tuple(LOSS_CONVENTIONS)
 
 
 def loss_value(P: np.ndarray, Z2: np.ndarray, loss: str) -> float:
-    """Batch loss: L2 ``mean 1/2 ||p - z2||^2`` or cosine ``-mean <p/|p|, z2/|z2|>``.
+    """The batch loss ``LOSS_CONVENTIONS[loss]``: half the table's l2, or its cosine.
 
     ``P, Z2``: ``(B, n2)``.
     """

@@ -20,10 +20,13 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from nocollapse.diagnostics import critical_eta, summarize_linear
+from nocollapse.diagnostics.loss_definitions import LossConvention, half_of
 from nocollapse.errors import ConfigError, check_nonnegative, check_positive
 from nocollapse.theory.linear_flow import FlowConfig, FlowTrajectory, integrate_flow
 from nocollapse.theory.result import Comparison, SimulationParams
 
+# the Lemma 1 flow's loss, 1/2 ||Wp W x1 - Wa x2||^2: half the loss table's l2
+LOSS_CONVENTIONS: dict[str, LossConvention] = {"l2": half_of("l2")}
 DEFAULTS = {"n1": 20, "n2": 10, "sigma2": 0.5, "eta": 0.1, "alpha_p": 1.0, "steps": 1000,
             "lr": 0.1}
 # Scale of the balanced random start (see run_comparison): with seed 0 the smallest
@@ -198,7 +201,7 @@ def _resolve(params: SimulationParams) -> dict[str, float]:
     for name, default in DEFAULTS.items():
         value = getattr(params, name)
         values[name] = default if value is None else value
-    if params.loss not in (None, "l2"):
+    if params.loss is not None and params.loss not in LOSS_CONVENTIONS:
         raise ConfigError(
             f"tian2021 run_comparison supports loss 'l2' only, got {params.loss!r}; "
             "use --model bao2023 for a cosine-loss theory, or theory.linear_sgd.sgd_simulate "
