@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 
 class NocollapseError(Exception):
@@ -87,7 +88,7 @@ def check_in_range(name: str, value: float, low: float, high: float) -> float:
     return value
 
 
-def check_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+def check_choice(name: str, value: str, choices: Collection[str]) -> str:
     """Refuse a value not among ``choices``, listing them and the closest match."""
     if value in choices:
         return value

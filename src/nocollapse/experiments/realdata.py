@@ -25,7 +25,9 @@ import torch
 
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
-from nocollapse.methods import PRESETS
+from nocollapse.losses import LOSSES
+from nocollapse.methods import PRESETS, learner_config
+from nocollapse.predictors import PREDICTORS
 from nocollapse.runio import read_metrics
 
 # size -> data set, training images (None: all), monitor test images, batch, steps, backbone
@@ -38,7 +40,6 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {"data": "default", "subset": None, "test_subset": None, "batch": 128,
              "max_steps": 3744, "backbone": "small_convnet_4x4"},
 }
-METHODS = tuple(PRESETS)  # every registered method preset
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # learner, other overrides
     "normal": ({}, {}),
     "no predictor": ({"predictor": "none"}, {}),
@@ -178,12 +179,17 @@ def _step_timer(model: Any, optimizer: torch.optim.Optimizer, views: torch.Tenso
 
 
 def _learner_overrides(method: str, variant: str) -> dict[str, Any]:
+    """The variant's learner switches; where the method's loss cannot take the ablation
+    (it needs a spectral predictor, or stops the target's gradient itself, as IsoLoss),
+    the loss it is a surrogate of (its entry's ``base``) instead."""
     learner = dict(VARIANTS[variant][0])
-    if method == "isoloss" and (learner.get("predictor") == "none"
-                                or learner.get("stop_gradient") is False):
-        # IsoLoss needs the predictor matrix and owns its stop-gradient: these two ablations
-        # fall back to its base loss, normalised L2
-        learner["loss"] = "normalized-l2"
+    preset = learner_config(method)
+    loss = LOSSES[preset.loss]
+    predictor = PREDICTORS[learner.get("predictor", preset.predictor)]
+    loses_spectral = loss.needs_spectral and not predictor.spectral
+    loses_stop_gradient = loss.detaches_target and learner.get("stop_gradient") is False
+    if (loses_spectral or loses_stop_gradient) and loss.base is not None:
+        learner["loss"] = loss.base
     return learner
 
 
@@ -202,7 +208,8 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 @reproduction("realdata-ablations", "tian2021",
               "Fashion-MNIST: methods x {normal, no predictor, no stop-gradient, strong wd}")
 def ablations(out: Path, size: str, seed: int) -> ReproductionResult:
-    methods = METHODS if size != "quick" else ("simsiam", "directpred")
+    # every method preset registered by now
+    methods = tuple(PRESETS) if size != "quick" else ("simsiam", "directpred")
     variants = list(VARIANTS) if size != "quick" else ["normal", "no stop-gradient"]
     result = ReproductionResult("realdata-ablations", params=dict(BUDGETS[size]))
     cells: dict[tuple[str, str], dict[str, Any]] = {}
