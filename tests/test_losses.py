@@ -7,6 +7,7 @@ import torch
 
 from nocollapse.losses import (
     LOSSES,
+    Direction,
     cosine_loss,
     isoloss_cosine,
     isoloss_l2,
@@ -115,5 +116,21 @@ def test_symmetrised_refuses_a_wrong_argument_count() -> None:
         symmetrised(l2_loss, a, a, a)
 
 
-def test_loss_names() -> None:
-    assert tuple(LOSSES) == ("l2", "normalized-l2", "cosine", "isoloss-l2", "isoloss-cosine")
+BUILT_IN = ("l2", "normalized-l2", "cosine", "isoloss-l2", "isoloss-cosine")
+
+
+def test_the_built_in_losses_are_registered_and_each_entry_works() -> None:
+    """A property, not the exact names: a registered or plugin loss may sit beside them."""
+    assert set(BUILT_IN) <= set(LOSSES)
+    torch.manual_seed(7)
+    Wp = _symmetric_psd(4)
+    for name in BUILT_IN:
+        entry = LOSSES[name]
+        z = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+        target = torch.randn(6, 4, dtype=torch.float64)
+        value = entry.fn(Direction(z, z @ Wp.T, target, Wp if entry.needs_matrix else None))
+        assert value.ndim == 0 and torch.isfinite(value), name
+        (grad,) = torch.autograd.grad(value, z)
+        assert grad.abs().sum() > 0, name  # it trains the online branch
+        assert entry.help and entry.gain > 0
+        assert entry.base is None or entry.base in LOSSES
