@@ -10,7 +10,10 @@ import pytest
 import yaml
 
 from nocollapse.cli.main import main
+from nocollapse.diagnostics.loss_definitions import half_of
 from nocollapse.report.runs import load_run
+from nocollapse.theory.registry import THEORY_MODELS, TheoryModel
+from nocollapse.theory.result import Comparison, SimulationParams
 from nocollapse.theory.tian2021 import fixed_points
 
 
@@ -100,3 +103,16 @@ def test_halvagal2023_training_loss_names_and_augmented_views(tmp_path: Path, ar
     assert config["resolved"]["fixed_point"] == pytest.approx(fixed)
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["theory"] == pytest.approx([fixed] * len(record["theory"]), rel=1e-3)
+
+
+def test_a_model_registered_in_the_theory_registry_is_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(params: SimulationParams) -> Comparison:
+        times = np.linspace(0.0, 1.0, 3)
+        return Comparison("flat", "s_j", times, np.ones((3, 2)), np.ones((3, 2)))
+
+    monkeypatch.setitem(THEORY_MODELS, "flat", TheoryModel(run, {"l2": half_of("l2")}, "flat"))
+    out = tmp_path / "flat"
+    assert main(["simulate", "--model", "flat", "--out", str(out)]) == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    assert main(["simulate", "--model", "flat2", "--out", str(out)]) == 2

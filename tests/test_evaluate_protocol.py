@@ -135,3 +135,21 @@ def test_knn_accuracies_in_one_pass_equal_one_k_at_a_time() -> None:
     one_by_one = {k: knn_accuracy(x, y, x_test, y_test, k=k, t=0.1) for k in (200, 20, 1)}
     assert together == pytest.approx(one_by_one, abs=1e-6)
     assert 0.6 < together[20] < 1.0  # informative features, imperfect labels: not a constant
+
+
+def test_each_baseline_entry_keys_what_decides_its_figures() -> None:
+    """The registry's keys are the ones the earlier if-chain wrote: the caches stay valid."""
+    train, test = _digits()
+    setup = BaselineSetup(backbone="small_convnet", supervised_steps=7,
+                          supervised_batch_size=5, supervised_lr=0.3)
+    keys = {name: baselines_module._key(name, train, test, setup, Protocol())
+            for name in baselines_module.BASELINES}
+    common = {"train", "test", "protocol", "probe", "seed", "baseline"}
+    assert set(keys["raw_pixels"]) == common
+    assert set(keys["random_init"]) == common | {"backbone"}
+    assert keys["supervised"]["budget"] == [7, 5, 0.3, [0.5, 1.0]]
+    assert keys["supervised"]["backbone"] == keys["random_init"]["backbone"] == "small_convnet"
+    assert [baselines_module.BASELINES[n].label for n in keys] == \
+        ["raw pixels", "random init", "supervised"]
+    with pytest.raises(ConfigError, match="unknown baseline 'raw'"):
+        measure_baselines(train, test, setup, names=["raw"])

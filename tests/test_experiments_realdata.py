@@ -9,6 +9,7 @@ import pytest
 
 from nocollapse.experiments import realdata
 from nocollapse.experiments.realdata import ablations, step_cost_ratio
+from nocollapse.methods import PRESETS
 
 
 def test_realdata_ablations_quick_runs_every_cell_and_checks_the_claims(
@@ -43,3 +44,18 @@ def test_step_cost_ratio_sees_a_costlier_step() -> None:
                            rounds=3, steps=3)
     same = step_cost_ratio("quick", 0, ("byol", {}), ("byol", {}), rounds=3, steps=3)
     assert wide > 2.0 and 0.5 < same < 2.0, (wide, same)
+
+
+def test_an_ablation_the_loss_cannot_take_falls_back_to_its_base(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read from the loss entry's flags, not the method's name: a registered preset with a
+    surrogate loss falls back like IsoLoss does, and a plain loss keeps its ablations."""
+    assert realdata._learner_overrides("isoloss", "no predictor") == {
+        "predictor": "none", "loss": "normalized-l2"}
+    assert realdata._learner_overrides("isoloss", "no stop-gradient") == {
+        "stop_gradient": False, "loss": "normalized-l2"}
+    assert realdata._learner_overrides("isoloss", "normal") == {}
+    assert realdata._learner_overrides("byol", "no stop-gradient") == {"stop_gradient": False}
+    monkeypatch.setitem(PRESETS, "iso-euclid", {**PRESETS["isoloss"], "loss": "isoloss-l2"})
+    assert realdata._learner_overrides("iso-euclid", "no predictor") == {
+        "predictor": "none", "loss": "l2"}
