@@ -7,6 +7,10 @@ agree to far better than the relative 1e-10 asked here on every BLAS path.
 
 from __future__ import annotations
 
+import re
+from fractions import Fraction
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -138,3 +142,18 @@ def test_a_convention_names_a_table_row() -> None:
 
 def test_simulate_offers_the_losses_some_model_has_a_theory_for() -> None:
     assert theory_loss_names() == ("l2", "cosine", "isoloss-l2", "isoloss-cosine")
+
+
+def test_the_table_in_the_extending_guide_is_the_code_s() -> None:
+    """docs/extending.md#the-loss-table spells every row as DEFINITIONS has it."""
+    guide = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+    text = guide.read_text().split("### The loss table", 1)[1]
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    found = {}
+    for line in rows:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        name, _, distance, scale, offset, gain, base = cells
+        found[name.strip("`")] = (distance, float(Fraction(scale)), float(offset),
+                                  float(gain), base.strip("`") or None)
+    assert found == {name: (row.distance, row.scale, row.offset, row.gain, row.surrogate_of)
+                     for name, row in DEFINITIONS.items()}

@@ -20,7 +20,7 @@ The theory's reference (docs/theory.md#theory-in-a-run) is ``scale = 1/2``:
 ``1/2 ||p - z||^2`` and ``1 - cos``, whose gradient step of size ``lr`` advances the
 eigenmode ODEs by time ``lr``. A definition's :attr:`LossDefinition.gain` is its gradient
 over that reference's. A theory model names its losses by this table's names and says
-how its constants map with a :class:`LossConvention` (docs/theory.md, loss table).
+how its constants map with a :class:`LossConvention` (docs/extending.md#the-loss-table).
 This module is numpy only: theory and training (``nocollapse.losses``) both read it.
 """
 
