@@ -6,7 +6,7 @@ augmentation ``X' = sigma^2 X`` is ``eta_c = x tau^2 / (4 (1 + sigma^2))``
 
 - :func:`data_scale`: ``x``, the variance of the input of the linear map that produces
   the embeddings, along that map's rows, times the gradient scale of the training loss
-  relative to the theory's ``1/2 ||p - z||^2``;
+  relative to the theory's (:attr:`~nocollapse.diagnostics.loss_definitions.LossDefinition.gain`);
 - :func:`target_online_ratio`: ``tau`` as the theory defines it (``Wa = tau W``), the
   least-squares ratio of the target's outputs to the online outputs on the same inputs,
   kept in the theory's range ``[0, 1]``;
@@ -44,8 +44,8 @@ def data_scale(z1: ArrayInput, z2: ArrayInput, weight: ArrayInput,
     noise of the views is independent), so ``tr(W X W^T) / ||W||_F^2`` is ``X``'s
     variance along ``W``'s rows: exactly ``x`` when ``X = x I``.
 
-    ``gain``: the training loss's gradient over the theory's ``1/2 ||p - z||^2`` one
-    direction (2 for a mean ``||p - z||^2``, 2 more for a sum of two directions).
+    ``gain``: the training loss's gradient over the theory's, one direction (the loss
+    table's ``LossDefinition.gain``: 2 for ``l2``), times 2 for a sum of two directions.
     ``prediction``, ``target`` (``(B, d)``, both or neither): a normalised (cosine)
     loss, whose gradient carries ``1 / (|p| |z_t|)`` (bao2023); the result is divided
     by ``rms|p| rms|z_t|``. Returns ``nan`` when ``weight`` is zero or the cross moment

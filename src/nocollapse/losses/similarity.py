@@ -20,5 +20,5 @@ def normalized_l2_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def l2_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """The theory's unnormalised ``mean ||p - z||^2`` (tian2021's L2; summed over dims)."""
+    """tian2021's unnormalised L2 summed over dims: the loss table's ``l2`` (twice the theory's)."""
     return (p - z).pow(2).sum(dim=-1).mean()

@@ -25,7 +25,7 @@ from nocollapse.errors import ConfigError, check_nonnegative, check_positive
 from nocollapse.theory.linear_flow import FlowConfig, FlowTrajectory, integrate_flow
 from nocollapse.theory.result import Comparison, SimulationParams
 
-# the Lemma 1 flow's loss, 1/2 ||Wp W x1 - Wa x2||^2: half the loss table's l2
+# the Lemma 1 flow's loss: half the loss table's l2 of p = Wp W x1 and z = Wa x2
 LOSS_CONVENTIONS: dict[str, LossConvention] = {"l2": half_of("l2")}
 DEFAULTS = {"n1": 20, "n2": 10, "sigma2": 0.5, "eta": 0.1, "alpha_p": 1.0, "steps": 1000,
             "lr": 0.1}
