@@ -19,7 +19,7 @@ from benchutil import matmul_flops, median_seconds, print_table
 from steps import step_flops, step_seconds
 
 from nocollapse.data import make_augment
-from nocollapse.methods import METHODS
+from nocollapse.methods import method_names
 
 
 def augment_seconds(preset: str, channels: int, size: int, batch: int) -> float:
@@ -48,7 +48,7 @@ def main() -> None:
     for backbone, channels, size, preset in cases:
         small = backbone == "small_convnet"
         aug = augment_seconds(preset, channels, size, args.batch)
-        for method in METHODS if small else ("simsiam",):
+        for method in method_names() if small else ("simsiam",):
             seconds = step_seconds(method, channels, size, args.batch,
                                    args.repeats if small else 1, 2 if small else 0,
                                    backbone=backbone)

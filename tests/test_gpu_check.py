@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nocollapse.methods import METHODS
+from nocollapse.methods import method_names
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
@@ -31,7 +31,7 @@ def test_cpu_tiny_fallback_measures_every_preset_and_width(gpu_check, tmp_path: 
     results = gpu_check.main(["--device", "cpu", "--tiny", "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
     steps = results["steps"]
-    assert {r["method"] for r in steps} == set(METHODS)
+    assert {r["method"] for r in steps} == set(method_names())
     assert {r["precision"] for r in steps} == {"fp32", "bf16-mixed"}
     assert all(r["images_per_s"] > 0 and r["syncs_per_step"] is None for r in steps)
     assert [r["width"] for r in results["directpred"]] == [16, 32]

@@ -11,7 +11,7 @@ from torch.nn import functional
 
 from _numeric import eigh_error, normalised_error, rounding_error, sqrt_function_error
 from nocollapse.errors import ConfigError
-from nocollapse.methods import PRESETS, SiameseLearner, cosine_tau, learner_config
+from nocollapse.methods import PRESETS, SiameseLearner, cosine_tau, learner_config, method_names
 from nocollapse.predictors import SpectralPredictor
 
 SMALL = {"proj_hidden_dim": 32, "proj_dim": 16, "pred_hidden_dim": 8}
@@ -89,6 +89,51 @@ def test_overrides_apply_and_unknown_keys_name_the_closest() -> None:
         learner_config("simsiam", loss="isoloss-l2")  # needs a closed-form matrix
     with pytest.raises(ConfigError, match="nonsense"):
         learner_config("nonsense")
+
+
+# What each spectral preset builds: its kind's options with the defaults filled in, and
+# the shared part's settings. Pinned when the spectral kinds became registry entries of
+# their own (issue 22); a training step of every preset was then checked bit for bit.
+PRESET_PREDICTORS = {
+    "directpred": ({"eps": 0.1, "subtract": None, "solver": "eigh32"}, 0.3, 1, False, "after"),
+    "directcopy": ({"eps": 0.25, "normalize": True, "solver": "eigh32"}, 0.998, 1, True,
+                   "each-view"),
+    "isoloss": ({"eps": 0.0, "alpha": 0.5, "solver": "eigh32"}, 0.5, 1, True, "each-view"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(PRESET_PREDICTORS))
+def test_spectral_presets_build_the_predictor_they_always_built(method: str) -> None:
+    options, rho, freq, per_view, update = PRESET_PREDICTORS[method]
+    predictor = _learner(method).predictor
+    assert isinstance(predictor, SpectralPredictor)
+    assert predictor.options == options and predictor.correlation.rho == rho
+    assert (predictor.freq, predictor.per_view, predictor.update) == (freq, per_view, update)
+    assert predictor.background is None and predictor.solve_on == "auto"
+
+
+def test_a_replaced_predictor_starts_from_its_own_defaults() -> None:
+    # the isoloss preset's closed-form options (alpha, ...) do not leak into directcopy
+    config = learner_config("isoloss", predictor="directcopy", eps=0.5)
+    assert config.predictor_options == {"eps": 0.5}
+    assert learner_config("directpred", predictor="directpred").predictor_options == {
+        "rho": 0.3, "eps": 0.1, "freq": 1}  # the preset's own predictor keeps its options
+    assert learner_config("directpred", predictor="linear").predictor_options == {}
+    # an option set to None is dropped: the kind's default applies
+    dropped = learner_config("directpred", eps=None, predictor_options={"rho": None})
+    assert dropped.predictor_options == {"freq": 1}
+    assert SiameseLearner(dropped, 1, 8).predictor.options["eps"] == 0.01
+    # an option the kind does not have is refused by name, not ignored
+    with pytest.raises(ConfigError, match=r"'predictor_options\.alpha'"):
+        learner_config("directcopy", alpha=3.0)
+    with pytest.raises(ConfigError, match="'linear' takes no options; got eps"):
+        learner_config("directpred", predictor="linear", eps=0.1)
+
+
+def test_a_preset_registered_later_is_a_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(PRESETS, "simsiam-linear", {"predictor": "linear", "loss": "cosine"})
+    assert "simsiam-linear" in method_names()
+    assert learner_config("simsiam-linear").predictor == "linear"
 
 
 def test_cosine_tau_schedule_endpoints_and_monotone() -> None:

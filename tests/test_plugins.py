@@ -34,7 +34,7 @@ from torch import nn
 
 from nocollapse.data import DatasetEntry, ImageDataset, register_dataset
 from nocollapse.losses import register_loss
-from nocollapse.predictors import register_predictor
+from nocollapse.predictors import PredictorEntry, register_predictor
 
 
 class Half(nn.Module):
@@ -53,7 +53,7 @@ def images(root, split):
 
 def register():
     register_loss("plugin-l1", l1, "mean ||p - z||_1")
-    register_predictor("plugin-half", lambda dim, hidden_dim: Half(), "p = z / 2")
+    register_predictor("plugin-half", PredictorEntry(lambda dim, hidden_dim: Half(), "p = z / 2"))
     register_dataset("plugin-toy", DatasetEntry(images, "8x1", "eight constant images"))
 '''
 REGISTERED = ((LOSSES, "plugin-l1"), (PREDICTORS, "plugin-half"), (DATASETS, "plugin-toy"),

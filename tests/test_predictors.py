@@ -16,14 +16,14 @@ from _numeric import (
 from nocollapse.errors import ConfigError
 from nocollapse.predictors import (
     PREDICTORS,
-    SPECTRAL,
     CorrelationEstimate,
     SpectralPredictor,
     build_predictor,
-    spectral_matrix,
 )
 
 DIM = 6
+# every registered kind whose entry says it keeps F_hat and builds Wp from it
+SPECTRAL_KINDS = [name for name, entry in PREDICTORS.items() if entry.spectral]
 
 
 def _known_correlation(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -55,7 +55,7 @@ def _load_error(F: torch.Tensor) -> float:
 def test_every_kind_maps_batch_to_same_width(kind: str) -> None:
     pred = build_predictor(kind, DIM, hidden_dim=8)
     z = torch.randn(5, DIM)
-    if kind in SPECTRAL:
+    if PREDICTORS[kind].spectral:  # the entry's flag: it is fed F_hat
         pred.update_correlation(z)
     assert pred(z).shape == (5, DIM)
 
@@ -242,8 +242,11 @@ def test_state_dict_restores_correlation_and_matrix_exactly() -> None:
     ("directpred", {"update": "during"}, "during"),
     ("directpred", {"solver": "svd"}, "svd"),
     ("directpred", {"correlation": "centred"}, "centred"),
+    # an option another kind has is refused by name, not ignored
     ("closed-form", {"subtract": 0.1}, "subtract"),
     ("directpred", {"normalize": False}, "normalize"),
+    ("directcopy", {"alpha": 3.0}, "alpha"),
+    ("directpred", {"alpha": 0.5}, "unknown directpred option 'alpha'"),
     ("directpred", {"update": "before", "background": True}, "background"),
     ("directpred", {"solve_on": "gpu"}, "solve_on"),
 ])
@@ -316,7 +319,7 @@ def test_solving_on_the_host_gives_the_devices_matrix(background: bool) -> None:
     torch.testing.assert_close(matrices[1], matrices[0], atol=tol, rtol=0)
 
 
-@pytest.mark.parametrize("kind", SPECTRAL)
+@pytest.mark.parametrize("kind", SPECTRAL_KINDS)
 @pytest.mark.parametrize("background", [False, True])
 def test_update_after_lags_update_before_by_exactly_one_step(kind: str, background: bool) -> None:
     # facebookresearch/luckmatters sets Wp after the optimiser step: step t applies the
@@ -350,8 +353,7 @@ def test_waiting_matrix_is_installed_before_a_checkpoint() -> None:
     pred = build_predictor("directpred", DIM, update="after", background=True)
     pred.update_correlation(torch.randn(8, DIM))
     state = pred.state_dict()  # the matrix of this step, as after luckmatters' step
-    torch.testing.assert_close(state["weight"], spectral_matrix(
-        pred.correlation.F_hat, "directpred", 0.01).float())
+    torch.testing.assert_close(state["weight"], pred.matrix_of(pred.correlation.F_hat))
 
 
 def _spread_correlation(d: int) -> torch.Tensor:
@@ -386,7 +388,7 @@ def _solver_bound(F: torch.Tensor, kind: str) -> float:
 
 
 @pytest.mark.numerical
-@pytest.mark.parametrize("kind", SPECTRAL)
+@pytest.mark.parametrize("kind", ["directpred", "directcopy", "closed-form"])  # _solver_bound's
 @pytest.mark.parametrize("make", [_spread_correlation, _rank_deficient_correlation])
 def test_float32_solver_error_is_bounded(kind: str, make, monkeypatch: pytest.MonkeyPatch) -> None:
     # solver=eigh32 (the default) against float64 eigh, entrywise on Wp, within the bound
@@ -400,10 +402,10 @@ def test_float32_solver_error_is_bounded(kind: str, make, monkeypatch: pytest.Mo
         monkeypatch.setattr(torch.linalg, name,
                             lambda A, *a, solve=solve, **k: (dtypes.append(A.dtype),
                                                             solve(A, *a, **k))[1])
-    exact = spectral_matrix(F, kind, eps, solver="eigh").double()
+    exact = build_predictor(kind, 64, eps=eps, solver="eigh").matrix_of(F).double()
     assert set(dtypes) == {torch.float64}
     dtypes.clear()
-    fast = spectral_matrix(F, kind, eps, solver="eigh32").double()
+    fast = build_predictor(kind, 64, eps=eps, solver="eigh32").matrix_of(F).double()
     assert set(dtypes) == {torch.float32}  # really the float32 code path
     error = (fast - exact).abs().max().item()
     assert error <= _solver_bound(F, kind), error

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nocollapse.errors import ConfigError, check_choice, check_in_range, check_positive
 from nocollapse.losses import LOSSES
 from nocollapse.models import BACKBONES
-from nocollapse.predictors import PREDICTORS, SPECTRAL, check_options
+from nocollapse.predictors import PREDICTORS, check_predictor_options
 from nocollapse.predictors.options import OptionValue, coerce_options
-from nocollapse.predictors.spectral import check_combination
 
 TARGETS = ("ema", "stopgrad")
 REDUCTIONS = ("sum", "mean")
@@ -30,8 +30,8 @@ class LearnerConfig:
     from ``base_tau`` to ``final_tau``) or ``"stopgrad"`` (SimSiam: the online network
     under stop-gradient). ``stop_gradient=False`` is the ablation that must collapse:
     the target branch is the online network *with* gradients (the EMA copy is unused).
-    ``predictor_options``: the options of ``predictor``, checked against the schema of
-    its registry entry (spectral predictors: ``SPECTRAL_OPTIONS``, docs/learner.md).
+    ``predictor_options``: the options of ``predictor`` that differ from its defaults,
+    checked against the schema of its registry entry (docs/learner.md).
     ``symmetric=False`` trains on one direction only (view 1 predicts view 2);
     ``symmetric_reduction``: how the two directions combine, ``"sum"`` (BYOL and the
     spectral methods' code) or ``"mean"`` (facebookresearch/simsiam: x 0.5). With weight
@@ -74,13 +74,8 @@ class LearnerConfig:
             spectral = [name for name, entry in PREDICTORS.items() if entry.spectral]
             raise ConfigError(f"loss={self.loss!r} needs a closed-form predictor matrix; use "
                               f"predictor one of {', '.join(spectral)} (got {self.predictor!r})")
-        if self.predictor_options and not predictor.options:
-            raise ConfigError(f"predictor_options {sorted(self.predictor_options)}: predictor "
-                              f"{self.predictor!r} takes no options")
-        check_options(self.predictor, self.predictor_options, predictor.options,
-                      prefix="predictor_options.")
-        if self.predictor in SPECTRAL:
-            check_combination(self.predictor, self.predictor_options)
+        check_predictor_options(self.predictor, self.predictor_options,
+                                prefix="predictor_options.")
         return self
 
 
@@ -111,7 +106,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "isoloss": {"predictor": "closed-form", "target": "stopgrad", "loss": "isoloss-cosine",
                 "predictor_options": {"rho": 0.5, "eps": 0.0, "alpha": 0.5, "freq": 1}},
 }
-METHODS = tuple(PRESETS)  # the built-in presets' names (register more in PRESETS itself)
+
+
+def method_names() -> tuple[str, ...]:
+    """The method presets' names, as registered now (a preset added to ``PRESETS`` later
+    is included)."""
+    return tuple(PRESETS)
 
 
 def predictor_option_names() -> list[str]:
@@ -121,40 +121,38 @@ def predictor_option_names() -> list[str]:
 
 
 def learner_config(method: str, **overrides: Any) -> LearnerConfig:
-    """The preset ``method`` with ``overrides``; spectral options may be given flat (``eps=``).
+    """The preset ``method`` with ``overrides``; predictor options may be given flat (``eps=``).
 
-``predictor_options={...}`` changes the named options only; the preset's others stay.
-
-    An unknown key is refused with the closest valid names.
+    ``predictor_options={...}`` changes the named options only; the preset's others stay.
+    A ``predictor`` other than the preset's starts from that predictor's defaults (the
+    preset's predictor options are its predictor's); an option set to ``None`` is dropped,
+    so its default applies. An unknown key is refused with the closest valid names.
     """
-    check_choice("method", method, tuple(PRESETS))
-    values: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v)
-                              for k, v in PRESETS[method].items()}
+    check_choice("method", method, method_names())
+    preset = PRESETS[method]
     names = [f.name for f in dataclasses.fields(LearnerConfig)]
     option_names = predictor_option_names()
+    fields: dict[str, Any] = {}
+    options: dict[str, OptionValue] = {}
     for key, value in overrides.items():
         if key in option_names:
-            values.setdefault("predictor_options", {})[key] = value
-        elif key == "predictor_options" and isinstance(value, dict):
-            # key by key into the preset's options, like the flat form: overriding one
-            # option keeps the preset's others (rho, freq, ...)
-            values.setdefault("predictor_options", {}).update(value)
+            options[key] = value
+        elif key == "predictor_options":
+            if value is not None and not isinstance(value, Mapping):
+                raise ConfigError(f"predictor_options must be a mapping of option names to "
+                                  f"values, got {value!r}")
+            options.update(value or {})  # key by key: the preset's others stay
         elif key in names:
-            values[key] = dict(value) if isinstance(value, dict) else value
+            fields[key] = value
         else:
             close = difflib.get_close_matches(key, names + option_names, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown learner option {key!r}{hint} valid: "
                               f"{', '.join(names + option_names)}")
-    entry = PREDICTORS.get(str(values.get("predictor")))
-    if entry is not None and not entry.options:
-        given = [k for k in overrides if k in option_names]
-        given += [str(k) for k in overrides.get("predictor_options") or {}]
-        if given:  # the user's, not a preset's: silently ignoring them would mislead
-            raise ConfigError(f"predictor {values['predictor']!r} takes no options; got "
-                              f"{', '.join(sorted(set(given)))} (they apply to "
-                              f"{', '.join(n for n, e in PREDICTORS.items() if e.options)})")
-        values.pop("predictor_options", None)  # e.g. directpred preset with predictor=linear
-    elif entry is not None and "predictor_options" in values:
-        values["predictor_options"] = coerce_options(values["predictor_options"], entry.options)
-    return LearnerConfig(**values).validate()
+    predictor = fields.get("predictor", preset.get("predictor"))
+    kept = preset.get("predictor_options", {}) if predictor == preset.get("predictor") else {}
+    merged = {name: value for name, value in {**kept, **options}.items() if value is not None}
+    entry = PREDICTORS.get(str(predictor))
+    if entry is not None:
+        merged = coerce_options(merged, entry.options)
+    return LearnerConfig(**{**preset, **fields, "predictor_options": merged}).validate()

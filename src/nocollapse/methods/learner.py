@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from nocollapse.errors import ConfigError
-from nocollapse.losses import LOSSES, Direction, symmetrised
+from nocollapse.losses import LOSSES, Direction
 from nocollapse.methods.config import LearnerConfig
 from nocollapse.models import ProjectorMLP, build_backbone
 from nocollapse.predictors import (
@@ -91,14 +91,17 @@ class SiameseLearner(nn.Module):
                                       config.proj_layers, last_bn=config.proj_last_bn)
         self.predictor = build_predictor(config.predictor, config.proj_dim,
                                          config.pred_hidden_dim, **config.predictor_options)
-        # Non-spectral predictors: F_hat is still tracked, for the eigen-alignment diagnostics.
+        # Non-spectral predictors: F_hat is still tracked (before the predictor is applied),
+        # for the eigen-alignment diagnostics.
         self.tracker = (None if isinstance(self.predictor, CorrelationPredictor)
                         else CorrelationEstimate(config.proj_dim))
         # A CorrelationPredictor's ``update``: "before" folds the batch into F_hat before the
-        # predictor is applied (the default of one without the attribute), "after" after it.
-        self._observe_first = getattr(self.predictor, "update", "before") == "before"
-        # "each-view" (implicit-var-reg): each view folded in and predicted with its own matrix
-        self._each_view = getattr(self.predictor, "update", None) == "each-view"
+        # predictor is applied, "after" after it and the loss; "each-view" (implicit-var-reg):
+        # each view folded in and predicted with its own matrix.
+        update = (self.predictor.update if isinstance(self.predictor, CorrelationPredictor)
+                  else "before")
+        self._observe_first = update == "before"
+        self._each_view = update == "each-view"
         self.target_net: nn.Module | None = None
         if config.target == "ema":
             self.target_net = copy.deepcopy(nn.Sequential(self.backbone, self.projector))
@@ -153,7 +156,7 @@ class SiameseLearner(nn.Module):
         first, second = Direction(z1, p1, t2, Wp1), Direction(z2, p2, t1, Wp2)
         if not self.config.symmetric:
             return entry.fn(first)
-        total = symmetrised(entry.fn, (first,), (second,))
+        total = entry.fn(first) + entry.fn(second)  # a sum, as BYOL's code computes it
         return total * 0.5 if self.config.symmetric_reduction == "mean" else total
 
     def _matrix(self) -> torch.Tensor:

@@ -20,6 +20,13 @@ from nocollapse.errors import ConfigError, check_choice
 INITS = ("first-batch", "zeros")
 
 
+def check_rho(name: str, value: float) -> None:
+    """Refuse an EMA weight outside [0, 1) (the check of every ``rho`` option)."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name}={value} is outside [0, 1); rho is the weight of the old "
+                          "F_hat in its EMA (DirectPred uses 0.3)")
+
+
 def _all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -40,9 +47,7 @@ class CorrelationEstimate(nn.Module):
 
     def __init__(self, dim: int, rho: float = 0.3, init: str = "first-batch"):
         super().__init__()
-        if not 0.0 <= rho < 1.0:
-            raise ConfigError(f"rho={rho} is outside [0, 1); rho is the weight of the old "
-                              "F_hat in its EMA (DirectPred uses 0.3)")
+        check_rho("rho", rho)
         check_choice("correlation init", init, INITS)
         self.rho, self.init = rho, init
         self.register_buffer("F_hat", torch.zeros(dim, dim))

@@ -1,8 +1,9 @@
 """Option schemas: each predictor module declares the options it accepts, in one place.
 
-An :class:`Option` names the option's type, its default (``None``: the predictor picks
-one), a range check and a line of help. The registry entry of a predictor points at
-its schema, and the learner configuration, the CLI help and the error messages are
+An :class:`Option` names the option's type, its default (the one place it is written:
+:func:`with_defaults` fills it in before the predictor is built; ``None``: the predictor
+picks one), a range check and a line of help. The registry entry of a predictor points
+at its schema, and the learner configuration, the CLI help and the error messages are
 derived from it, so adding an option is one edit in the predictor's module.
 """
 
@@ -24,7 +25,8 @@ class Option:
 
     ``kind``: the Python type a value must have (``float`` accepts integers);
     ``check(name, value)``: raises :class:`ConfigError` for a value out of range;
-    ``default``: ``None`` when the predictor chooses (per kind, say);
+    ``default``: the value a predictor is built with when none is given (``None``: the
+    predictor chooses, from other options say);
     ``choices``: the values a text option may take.
     """
 
@@ -46,7 +48,7 @@ def check_options(owner: str, options: Mapping[str, OptionValue], schema: Option
             close = difflib.get_close_matches(name, list(schema), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             valid = ", ".join(schema) or "none"
-            raise ConfigError(f"unknown {owner} option {prefix}{name!r}{hint} (valid: {valid})")
+            raise ConfigError(f"unknown {owner} option {prefix + name!r}{hint} (valid: {valid})")
         option = schema[name]
         if value is None:
             continue
@@ -70,6 +72,14 @@ def coerce_options(options: Mapping[str, OptionValue], schema: OptionSchema
     return out
 
 
+def with_defaults(options: Mapping[str, OptionValue], schema: OptionSchema
+                  ) -> dict[str, OptionValue]:
+    """Every option of ``schema``: the given value, else the option's default (a value of
+    ``None`` counts as not given)."""
+    given = {name: value for name, value in options.items() if value is not None}
+    return {name: given.get(name, option.default) for name, option in schema.items()}
+
+
 def _has_kind(value: OptionValue, kind: type) -> bool:
     if kind is bool:
         return isinstance(value, bool)
@@ -78,8 +88,3 @@ def _has_kind(value: OptionValue, kind: type) -> bool:
     if kind is float:
         return isinstance(value, int | float)
     return isinstance(value, kind)
-
-
-def describe(schema: OptionSchema) -> str:
-    """``name (help)`` for every option, for help text and documentation."""
-    return "; ".join(f"{name}: {option.help}" for name, option in schema.items())

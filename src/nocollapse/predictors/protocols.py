@@ -22,13 +22,14 @@ class CorrelationPredictor(Protocol):
 
     ``update_correlation(z1, z2)`` is called on training steps only, with the detached
     outputs of the two views (``(B, d)`` each); ``correlation`` holds the estimate.
-    An optional ``update`` attribute says when: ``"before"`` (the default) before the
-    predictor is applied to the step's batch, ``"after"`` after it and the loss;
-    ``"each-view"``: the learner calls ``fold_view(z, last)`` per view instead, and
-    predicts that view with the matrix it returns.
+    ``update`` says when: ``"before"`` the predictor is applied to the step's batch,
+    ``"after"`` after it and the loss; ``"each-view"``: the learner calls
+    ``fold_view(z, last)`` per view instead, and predicts that view with the matrix it
+    returns.
     """
 
     correlation: CorrelationEstimate
+    update: str
 
     def update_correlation(self, *views: torch.Tensor) -> None: ...
 
