@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
-from typing import Any
 
+from nocollapse.runio.records import ConfigDict
 from nocollapse.sweep import (
     Axis,
     SlurmOptions,
@@ -73,13 +73,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def build_request(args: argparse.Namespace) -> SweepRequest:
     """Defaults (or --config) < sweep defaults < the file's base < flags < key=value."""
-    base: dict[str, Any] = CPU_DEFAULT if args.config is None else read_yaml(args.config)
+    base: ConfigDict = CPU_DEFAULT if args.config is None else read_yaml(args.config)
     base = merge(base, SWEEP_DEFAULTS)
     file_axes: list[Axis] = []
     if args.file:
         file_base, file_axes = read_sweep_file(args.file)
         base = merge(base, file_base)
-    flags: dict[str, Any] = {}
+    flags: ConfigDict = {}
     if args.method:
         flags["method"] = args.method
     if args.data:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import lightning.pytorch as pl
 import torch
 
 from nocollapse.monitor import Monitor, MonitorInputError
 
-ViewsFunction = Callable[[Any, Any, "pl.LightningModule"], tuple[torch.Tensor, torch.Tensor]]
+ViewsFunction = Callable[[object, object, "pl.LightningModule"], tuple[torch.Tensor, torch.Tensor]]
 PREDICTOR_ATTRIBUTES = ("prediction_head", "predictor")  # lightly's name, then the common one
 LOG_PREFIX = "nocollapse/"
 
@@ -50,7 +50,7 @@ class CollapseCallback(pl.Callback):
         self.stop_on_collapse = stop_on_collapse
         self.options = options
         self.monitor: Monitor | None = None
-        self._saved_state: dict[str, Any] | None = None
+        self._saved_state: dict[str, object] | None = None
         self._last_step = -1
         self.stopped_at: int | None = None
 
@@ -71,7 +71,7 @@ class CollapseCallback(pl.Callback):
             self._saved_state = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
+                           outputs: object, batch: object, batch_idx: int) -> None:
         step = trainer.global_step
         if step <= self._last_step:  # gradient accumulation: one observation per step
             return
@@ -98,17 +98,18 @@ class CollapseCallback(pl.Callback):
         if self.monitor is not None:
             self.monitor.close(f"interrupted ({type(exception).__name__})")
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         return {} if self.monitor is None else self.monitor.state_dict()
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, object]) -> None:
         if state_dict:  # applied when the fit starts
             self._saved_state = state_dict
-            self._last_step = int(state_dict.get("last_step") or -1)
+            last = state_dict.get("last_step")
+            self._last_step = last if isinstance(last, int) and last else -1
 
     # -- helpers ------------------------------------------------------------------------
-    def _observe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                 batch: Any, step: int) -> bool:
+    def _observe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: object,
+                 batch: object, step: int) -> bool:
         """Hand the step to the monitor and its record to the loggers; True on a new warning."""
         assert self.monitor is not None
         z1, z2 = (self.views(outputs, batch, pl_module) if self.views is not None
@@ -119,7 +120,9 @@ class CollapseCallback(pl.Callback):
             context["predictor_evidence"] = evidence
         self._infer_stop_gradient(outputs, z1, z2, context)
         before = len(self.monitor.warnings)
-        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        # the monitor checks the loss it is given and names a wrong type
+        loss = cast(torch.Tensor | float | None,
+                    outputs.get("loss") if isinstance(outputs, Mapping) else outputs)
         record = self.monitor.observe(
             step, z1, z2, predictor=predictor, loss=loss,
             target_momentum=outputs.get("target_momentum") if isinstance(outputs, Mapping)
@@ -133,7 +136,7 @@ class CollapseCallback(pl.Callback):
                 logger.log_metrics(scalars, step=step)
         return len(self.monitor.warnings) > before
 
-    def _predictor(self, pl_module: pl.LightningModule, outputs: Any
+    def _predictor(self, pl_module: pl.LightningModule, outputs: object
                    ) -> tuple[torch.nn.Module | torch.Tensor | None, str | None]:
         if isinstance(outputs, Mapping) and outputs.get("predictor") is not None:
             return outputs["predictor"], None
@@ -151,8 +154,8 @@ class CollapseCallback(pl.Callback):
                                     f"{type(pl_module).__name__} has no such attribute")
         return None, None
 
-    def _infer_stop_gradient(self, outputs: Any, z1: torch.Tensor, z2: torch.Tensor,
-                             context: dict[str, Any]) -> None:
+    def _infer_stop_gradient(self, outputs: object, z1: torch.Tensor, z2: torch.Tensor,
+                             context: dict[str, object]) -> None:
         if self.stop_gradient != "auto":
             if self.stop_gradient is not None:
                 context["stop_gradient"] = self.stop_gradient
@@ -168,7 +171,7 @@ class CollapseCallback(pl.Callback):
             "CollapseCallback(stop_gradient=True)" if carries else "")
 
 
-def _returned_views(outputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def _returned_views(outputs: object) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(outputs, Mapping) and "z1" in outputs and "z2" in outputs:
         return outputs["z1"], outputs["z2"]
     got = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__

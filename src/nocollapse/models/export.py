@@ -164,7 +164,7 @@ def load_backbone(path: str | Path) -> nn.Module:
     return backbone.eval()
 
 
-def _description_digest(body: dict[str, Any]) -> str:
+def _description_digest(body: dict[str, object]) -> str:
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -239,7 +239,7 @@ class CollapseMonitor:
             return "the run has no predictor"
         return f"the predictor ({kind}) is not one linear map, so it has no matrix Wp"
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         """What a resumed run needs to log as an uninterrupted one (plain values)."""
         batch = None if self._batch is None else [
             None if view is None else view.detach().cpu() for view in self._batch]

@@ -88,7 +88,7 @@ class Monitor:
         config = dataclasses.replace(config or MonitorConfig(), **options).validate()
         if stop_gradient is not None and not isinstance(stop_gradient, bool):
             raise ConfigError(f"stop_gradient={stop_gradient!r} must be True, False or None")
-        context: dict[str, Any] = {"stop_gradient": stop_gradient, "predictor": predictor_kind,
+        context: dict[str, object] = {"stop_gradient": stop_gradient, "predictor": predictor_kind,
                                    "weight_decay": check_optional_number(
                                        "weight_decay", weight_decay, 0.0, float("inf"))}
         context = {k: v for k, v in context.items() if v is not None}
@@ -120,7 +120,7 @@ class Monitor:
     def observe(self, step: int, z1: torch.Tensor, z2: torch.Tensor, *,
                 predictor: torch.nn.Module | torch.Tensor | None = None,
                 target_momentum: float | None = None, weight_decay: float | None = None,
-                loss: torch.Tensor | float | None = None) -> dict[str, Any] | None:
+                loss: torch.Tensor | float | None = None) -> dict[str, object] | None:
         """Look at one training step; returns the ``metrics.jsonl`` record when it logged one.
 
         ``z1, z2``: the two views' embeddings ``(B, d)`` (the projector's output, the
@@ -163,7 +163,7 @@ class Monitor:
         self.last_step = step
         if due:
             check_finite_views(step, z1, z2)
-        record: dict[str, Any] = {"step": step, "epoch": self.epoch}
+        record: dict[str, object] = {"step": step, "epoch": self.epoch}
         if due:
             record["loss"] = (float(self._loss_sum) / self._loss_count
                               if self._loss_count else None)
@@ -234,7 +234,7 @@ class Monitor:
         return self._wp
 
     # -- resume -----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, object]:
         """Everything a resumed loop needs to warn as an uninterrupted one (torch.save-able)."""
         return {"core": self.core.state_dict(), "last_step": self.last_step, "epoch": self.epoch,
                 "last_epoch": self._last_epoch,

@@ -175,7 +175,7 @@ def plot_simulation(run: Run, path: Path) -> bool:
     return True
 
 
-def scalar_keys(records: list[dict[str, Any]], exclude: Sequence[str] = ()) -> list[str]:
+def scalar_keys(records: list[JSONObject], exclude: Sequence[str] = ()) -> list[str]:
     """Keys holding a finite number in some record, minus axes and ``exclude``, in order."""
     skip = {"t", "step", "epoch", "final", *exclude}
     keys: dict[str, None] = {}

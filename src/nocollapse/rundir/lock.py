@@ -12,7 +12,6 @@ import fcntl
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from nocollapse.errors import ConfigError, OutputError
 from nocollapse.runio import (
@@ -179,7 +178,7 @@ def _killed_before_first_checkpoint(run_dir: Path, config: ConfigDict) -> bool:
         return False
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """Tuples as lists, as ``config.yaml`` reads them back."""
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}

@@ -75,12 +75,12 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 import yaml
 
 from nocollapse.errors import ConfigError, OutputError
-from nocollapse.runio.records import EvaluationFile, JSONObject, Summary
+from nocollapse.runio.records import ConfigDict, EvaluationFile, JSONObject, Summary
 
 T = TypeVar("T")
 
@@ -269,7 +269,7 @@ def load_yaml(text: str, what: str) -> object:
         raise ConfigError(f"{what} is not valid YAML: {first}") from None
 
 
-def read_config(run_dir: str | Path) -> dict[str, Any]:
+def read_config(run_dir: str | Path) -> ConfigDict:
     """Read a run's resolved config (empty dict when there is none)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from nocollapse.data import DATASETS
 from nocollapse.errors import (
@@ -57,7 +56,7 @@ class DataConfig:
     # Image folders only: images are resized to image_size x image_size (32, or 96 as STL-10).
     image_size: int = 32
     # Keyword overrides for nocollapse.data.make_augment (crop_scale, blur_p, ...).
-    augment: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, object] = field(default_factory=dict)
 
     def validate(self) -> DataConfig:
         check_choice("data.name", self.name, tuple(DATASETS))
