@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, TypeGuard, cast
 
 import numpy as np
 
@@ -23,6 +24,12 @@ from nocollapse.diagnostics import critical_eta
 from nocollapse.errors import NocollapseError
 from nocollapse.report.figures import new_figure, save_figure
 from nocollapse.runio import SWEEP_TABLE_FILE, atomic_write_text, ensure_dir
+from nocollapse.runio.records import CellRecord, JSONValue, SweepTable
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.patches import Rectangle
 
 WEIGHT_DECAY = "optim.weight_decay"
 OUTCOME_COLOURS = {"learned": "#4daf4a", "dimensional collapse": "#ff7f00",
@@ -34,7 +41,23 @@ def is_sweep_dir(path: str | Path) -> bool:
     return (Path(path) / SWEEP_TABLE_FILE).is_file()
 
 
-def load_table(sweep_dir: Path) -> dict[str, Any]:
+class BoundaryPoint(TypedDict, total=False):
+    """``eta_c`` at one value of the other axis (``eta_c`` None: no learned cell there)."""
+
+    value: JSONValue
+    eta_c: float | None
+    sigma2: float
+    tau: float
+    scale: float | None
+    cells: list[str]
+
+
+class Boundary(TypedDict):
+    other_axis: str | None
+    points: list[BoundaryPoint]
+
+
+def load_table(sweep_dir: Path) -> SweepTable:
     try:
         table = json.loads((sweep_dir / SWEEP_TABLE_FILE).read_text())
     except (OSError, ValueError) as error:
@@ -42,7 +65,7 @@ def load_table(sweep_dir: Path) -> dict[str, Any]:
                               "rerun the sweep command to rewrite it") from None
     if not isinstance(table, dict) or not isinstance(table.get("cells"), list):
         raise NocollapseError(f"{sweep_dir / SWEEP_TABLE_FILE} is not a sweep table")
-    return table
+    return cast(SweepTable, table)  # as `nocollapse sweep` wrote it
 
 
 def build_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
@@ -62,18 +85,18 @@ def build_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None)
     return [figure_path, markdown]
 
 
-def _values(table: dict[str, Any], index: int) -> list[Any]:
+def _values(table: SweepTable, index: int) -> list[JSONValue]:
     return list(table["axes"][index][1])
 
 
-def _cell_at(table: dict[str, Any], assignment: dict[str, Any]) -> dict[str, Any] | None:
+def _cell_at(table: SweepTable, assignment: Mapping[str, object]) -> CellRecord | None:
     for cell in table["cells"]:
         if all(cell.get("axes", {}).get(k) == v for k, v in assignment.items()):
             return cell
     return None
 
 
-def eta_c_boundary(table: dict[str, Any]) -> dict[str, Any] | None:
+def eta_c_boundary(table: SweepTable) -> Boundary | None:
     """``eta_c`` per value of the other axis (or one value for a one-axis sweep), or None.
 
     Each from the medians of ``sigma2_est`` and ``tau_est`` over the learned cells with
@@ -84,7 +107,7 @@ def eta_c_boundary(table: dict[str, Any]) -> dict[str, Any] | None:
         return None
     other = next((k for k in keys[:2] if k != WEIGHT_DECAY), None)
     groups = _values(table, keys.index(other)) if other else [None]
-    points: list[dict[str, Any]] = []
+    points: list[BoundaryPoint] = []
     for value in groups:
         cells = [c for c in table["cells"] if c.get("outcome") == "learned"
                  and (other is None or c.get("axes", {}).get(other) == value)
@@ -95,17 +118,19 @@ def eta_c_boundary(table: dict[str, Any]) -> dict[str, Any] | None:
         sigma2, tau, scale = median_estimates(cells)
         points.append({"value": value, "eta_c": critical_eta(sigma2, tau, scale or 1.0),
                        "sigma2": sigma2, "tau": tau, "scale": scale,
-                       "cells": [c["name"] for c in cells]})
+                       "cells": [c.get("name", "") for c in cells]})
     return {"other_axis": other, "points": points}
 
 
-def median_estimates(cells: list[dict[str, Any]]) -> tuple[float, float, float | None]:
+def median_estimates(cells: Sequence[Mapping[str, object]]
+                     ) -> tuple[float, float, float | None]:
     """Medians of the cells' ``sigma2_est``, ``tau_est`` and ``scale_est`` (None: no cell
-    logged the data's scale, and ``eta_c`` is read at ``x = 1``)."""
-    sigma2 = statistics.median(float(c["sigma2_est"]) for c in cells)
-    tau = statistics.median(float(c["tau_est"]) for c in cells)
-    scales = [float(c["scale_est"]) for c in cells
-              if _finite(c.get("scale_est")) and c["scale_est"] > 0]
+    logged the data's scale, and ``eta_c`` is read at ``x = 1``); every cell has finite
+    ``sigma2_est`` and ``tau_est``."""
+    sigma2 = statistics.median(_number(c["sigma2_est"]) for c in cells)
+    tau = statistics.median(_number(c["tau_est"]) for c in cells)
+    scales = [float(scale) for c in cells
+              if _finite(scale := c.get("scale_est")) and scale > 0]
     return sigma2, tau, statistics.median(scales) if scales else None
 
 
@@ -116,7 +141,7 @@ def _position(eta: float, decays: list[float]) -> float:
                            left=-0.5, right=len(decays) - 0.5))
 
 
-def plot_phase_diagram(table: dict[str, Any], boundary: dict[str, Any] | None,
+def plot_phase_diagram(table: SweepTable, boundary: Boundary | None,
                        path: Path) -> Path:
     keys = [axis[0] for axis in table["axes"]]
     xs, ys = _values(table, 0), _values(table, 1)
@@ -145,7 +170,7 @@ def plot_phase_diagram(table: dict[str, Any], boundary: dict[str, Any] | None,
     ax.set_title(title, fontsize=9)
     from matplotlib.patches import Patch
 
-    handles: list[Any] = [Patch(color=c, label=o) for o, c in OUTCOME_COLOURS.items()
+    handles: list[Artist] = [Patch(color=c, label=o) for o, c in OUTCOME_COLOURS.items()
                if any(cell.get("outcome") == o for cell in table["cells"])]
     if boundary is not None:
         from matplotlib.lines import Line2D
@@ -155,24 +180,25 @@ def plot_phase_diagram(table: dict[str, Any], boundary: dict[str, Any] | None,
     return save_figure(figure, path)
 
 
-def _rectangle(i: int, j: int, colour: str) -> Any:
+def _rectangle(i: int, j: int, colour: str) -> Rectangle:
     from matplotlib.patches import Rectangle
 
     return Rectangle((i - 0.5, j - 0.5), 1.0, 1.0, color=colour, alpha=0.75)
 
 
-def _draw_boundary(ax: Any, boundary: dict[str, Any], keys: list[str], xs: list[Any],
-                   ys: list[Any]) -> None:
+def _draw_boundary(ax: Axes, boundary: Boundary, keys: list[str], xs: list[JSONValue],
+                   ys: list[JSONValue]) -> None:
     """eta_c per value of the other axis, as a dashed line across the grid."""
     decay_on_x = keys[0] == WEIGHT_DECAY
-    decays = [float(v) for v in (xs if decay_on_x else ys)]
+    decays = [_number(v) for v in (xs if decay_on_x else ys)]
     others = ys if decay_on_x else xs
     line = []
     for k, value in enumerate(others):
-        point = next((p for p in boundary["points"] if p["value"] == value), None)
-        if point is None or point["eta_c"] is None or min(decays) <= 0:
+        point = next((p for p in boundary["points"] if p.get("value") == value), None)
+        eta_c = None if point is None else point.get("eta_c")
+        if eta_c is None or min(decays) <= 0:
             continue
-        line.append((_position(point["eta_c"], decays), k, point["eta_c"]))
+        line.append((_position(eta_c, decays), k, eta_c))
     if not line:
         return
     along = [a for a, _, _ in line]
@@ -187,14 +213,14 @@ def _draw_boundary(ax: Any, boundary: dict[str, Any], keys: list[str], xs: list[
                     textcoords="offset points", fontsize=7)
 
 
-def plot_curves(table: dict[str, Any], boundary: dict[str, Any] | None, path: Path) -> Path:
+def plot_curves(table: SweepTable, boundary: Boundary | None, path: Path) -> Path:
     key, values = table["axes"][0][0], _values(table, 0)
     figure, grid = new_figure(1, 2, figsize=(10.0, 4.0))
-    cells = [_cell_at(table, {key: v}) or {} for v in values]
+    cells: list[CellRecord] = [_cell_at(table, {key: v}) or {} for v in values]
     numeric = all(_finite(v) for v in values)
-    xs = [float(v) for v in values] if numeric else list(range(len(values)))
+    xs = [_number(v) for v in values] if numeric else [float(i) for i in range(len(values))]
     left, right = grid[0, 0], grid[0, 1]
-    knn = [c.get("knn") if _finite(c.get("knn")) else np.nan for c in cells]
+    knn = [_number(c.get("knn"), np.nan) for c in cells]
     left.plot(xs, knn, "k-", alpha=0.4)
     for x, y, c in zip(xs, knn, cells, strict=True):
         left.scatter([x], [y], color=OUTCOME_COLOURS.get(c.get("outcome", "failed"), "#999"),
@@ -205,7 +231,7 @@ def plot_curves(table: dict[str, Any], boundary: dict[str, Any] | None, path: Pa
         left.axhline(random_init, color="grey", linestyle=":", label="random-init encoder")
     left.set_ylabel("final k-NN accuracy")
     for metric in ("rankme", "effective_rank", "lidar"):
-        right.plot(xs, [c.get(metric) if _finite(c.get(metric)) else np.nan for c in cells],
+        right.plot(xs, [_number(_field(c, metric), np.nan) for c in cells],
                    marker="o", label=metric)
     right.set_ylabel("label-free metric")
     for ax in (left, right):
@@ -214,16 +240,17 @@ def plot_curves(table: dict[str, Any], boundary: dict[str, Any] | None, path: Pa
             ax.set_xscale("log")
         if not numeric:
             ax.set_xticks(xs, [str(v) for v in values])
-        point = (boundary or {}).get("points", [{}])[0]
-        if key == WEIGHT_DECAY and point.get("eta_c"):
-            ax.axvline(point["eta_c"], color="black", linestyle="--", label="theory eta_c")
+        points = boundary["points"] if boundary is not None else []
+        eta_c = points[0].get("eta_c") if points else None
+        if key == WEIGHT_DECAY and eta_c:
+            ax.axvline(eta_c, color="black", linestyle="--", label="theory eta_c")
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
         ax.legend(unique.values(), unique.keys(), fontsize=7)
     return save_figure(figure, path)
 
 
-def render_markdown(table: dict[str, Any], boundary: dict[str, Any] | None,
+def render_markdown(table: SweepTable, boundary: Boundary | None,
                     figure_name: str) -> str:
     keys = [axis[0] for axis in table["axes"]]
     lines = ["# Sweep report", "", f"![{figure_name}]({figure_name})", "",
@@ -254,21 +281,31 @@ def render_markdown(table: dict[str, Any], boundary: dict[str, Any] | None,
         for point in boundary["points"]:
             where = (f"{boundary['other_axis']}={point['value']}" if boundary["other_axis"]
                      else "all cells")
-            if point["eta_c"] is None:
+            eta_c = point.get("eta_c")
+            if eta_c is None:
                 lines.append(f"- {where}: no learned cell with estimates")
             else:
                 scale = point.get("scale")
-                lines.append(f"- {where}: eta_c = {point['eta_c']:.4g} (sigma2 "
+                lines.append(f"- {where}: eta_c = {eta_c:.4g} (sigma2 "
                              f"{point['sigma2']:.3g}, tau {point['tau']:.3g}, x "
                              f"{_fmt(scale, '.3g') if scale else '1 (not logged)'}; cells: "
-                             f"{', '.join(point['cells'])})")
+                             f"{', '.join(point.get('cells', []))})")
     return "\n".join(lines) + "\n"
 
 
 def _fmt(value: object, spec: str = ".3f") -> str:
-    return format(float(value), spec) if _finite(value) else "-"  # type: ignore[arg-type]
+    return format(float(value), spec) if _finite(value) else "-"
 
 
-def _finite(value: object) -> bool:
+def _number(value: object, default: float = math.nan) -> float:
+    """``value`` as a float when it is a finite number, else ``default``."""
+    return float(value) if _finite(value) else default
+
+
+def _field(record: Mapping[str, object], key: str) -> object:
+    return record.get(key)
+
+
+def _finite(value: object) -> TypeGuard[int | float]:
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value))

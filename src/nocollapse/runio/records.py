@@ -123,6 +123,56 @@ class Summary(TypedDict):
     warnings: NotRequired[int]  # the Monitor's count of collapse warnings
 
 
+class CellRecord(TypedDict, total=False):
+    """A sweep cell's outcome (``cells/<name>/outcome.json``) and, with ``axes`` and
+    ``random_init_knn``, its row of ``sweep.json`` (``ran``: in memory only); a failed
+    cell has ``name``, ``outcome`` and ``error``."""
+
+    name: str
+    outcome: str
+    error: str
+    knn: float | None
+    stopped: str
+    steps: int | None
+    train_seconds: float | None
+    collapse_level: float | None
+    effective_rank: float | None
+    peak_effective_rank: float | None
+    sigma2_est: float | None
+    tau_est: float | None
+    scale_est: float | None
+    knn_curve: list[list[float]]
+    test_images: int | None
+    warning_step: int | None
+    warning_reason: str | None
+    warning_cause: str | None
+    rankme: float | None
+    alpha_req: float | None
+    lidar: float | None
+    label_free_seconds: float
+    resumed: bool
+    seconds: float
+    ran: bool
+    axes: dict[str, object]  # key -> this cell's value
+    random_init_knn: float | None
+
+
+class SpearmanRecord(TypedDict):
+    rho: float | None
+    p_value: float | None
+    cells: int
+
+
+class SweepTable(TypedDict):
+    """``sweep.json``: the axes (each ``[key, values]``), the cells in grid order, the
+    outcome thresholds and each label-free metric's Spearman correlation with the k-NN."""
+
+    axes: list[tuple[str, list[JSONValue]]]  # two-item lists in the file
+    cells: list[CellRecord]
+    outcome_thresholds: dict[str, float]
+    spearman_with_knn: dict[str, SpearmanRecord]
+
+
 class NumpyRng(TypedDict):
     kind: str
     keys: "Tensor"

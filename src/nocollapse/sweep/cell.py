@@ -16,7 +16,7 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -26,7 +26,8 @@ from nocollapse.errors import TrainingDivergedError
 from nocollapse.evaluate import encoder_in_eval_mode, extract_features
 from nocollapse.methods import SiameseLearner
 from nocollapse.rundir.checkpoint import checkpoint_path, load_checkpoint
-from nocollapse.runio import CELL_OUTCOME_FILE, atomic_write_text
+from nocollapse.runio import CELL_OUTCOME_FILE, atomic_write_text, read_json_record
+from nocollapse.runio.records import CellRecord, ConfigDict
 from nocollapse.sweep.outcome import read_cell
 from nocollapse.train import setup, train
 from nocollapse.train.config import TrainConfig
@@ -35,7 +36,7 @@ LABEL_FREE_IMAGES = 1024  # the first images of the training split, unaugmented
 LIDAR_SAMPLES, LIDAR_VIEWS = 256, 4
 
 
-def run_cell(config_values: dict[str, Any], name: str) -> dict[str, Any]:
+def run_cell(config_values: ConfigDict, name: str) -> CellRecord:
     """Train the cell (or resume it) and return its outcome record (also in outcome.json)."""
     config = TrainConfig.from_dict(config_values)
     # numpy/scipy's BLAS would otherwise start a thread per core in every worker. The
@@ -46,7 +47,7 @@ def run_cell(config_values: dict[str, Any], name: str) -> dict[str, Any]:
         return _run_cell(config, name)
 
 
-def _run_cell(config: TrainConfig, name: str) -> dict[str, Any]:
+def _run_cell(config: TrainConfig, name: str) -> CellRecord:
     run_dir = Path(config.out)
     done = read_outcome(run_dir)
     if done is not None:
@@ -59,27 +60,29 @@ def _run_cell(config: TrainConfig, name: str) -> dict[str, Any]:
         train(config, resume=resumed, quiet=True)
     except TrainingDivergedError:
         diverged = True
-    record: dict[str, Any] = {"name": name, **read_cell(run_dir)}
-    metrics: dict[str, Any] = {"rankme": None, "alpha_req": None, "lidar": None}
+    record: CellRecord = {"name": name, **read_cell(run_dir)}
+    metrics: CellRecord = {"rankme": None, "alpha_req": None, "lidar": None}
     if not diverged and checkpoint_path(run_dir).exists():
         metrics = label_free_metrics(config, run_dir)
     record.update(metrics)
     record["resumed"] = resumed
     record["seconds"] = round(time.monotonic() - start, 2)
-    atomic_write_text(run_dir / CELL_OUTCOME_FILE, json.dumps(record, indent=2))
+    write_outcome(run_dir, record)
     return {**record, "ran": True}
 
 
-def read_outcome(run_dir: Path) -> dict[str, Any] | None:
+def write_outcome(run_dir: Path, record: CellRecord) -> None:
+    """``RUN_DIR/outcome.json``: the cell is done."""
+    atomic_write_text(run_dir / CELL_OUTCOME_FILE, json.dumps(record, indent=2))
+
+
+def read_outcome(run_dir: Path) -> CellRecord | None:
     """A done cell's outcome record, or None (not done, or the file is unreadable)."""
-    try:
-        loaded = json.loads((run_dir / CELL_OUTCOME_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
+    loaded = read_json_record(run_dir / CELL_OUTCOME_FILE)
+    return None if loaded is None else cast(CellRecord, loaded)  # as this module wrote it
 
 
-def label_free_metrics(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+def label_free_metrics(config: TrainConfig, run_dir: Path) -> CellRecord:
     """RankMe, alpha-ReQ and LiDAR of the run's last checkpoint, and the seconds they took."""
     start = time.monotonic()
     saved = load_checkpoint(run_dir, map_location="cpu")

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from nocollapse.errors import ConfigError
+from nocollapse.runio.records import CellRecord, ConfigDict
 from nocollapse.sweep.cell import run_cell
 
-Job = tuple[dict[str, Any], str]  # (the cell's config values, its name)
-OnDone = Callable[[dict[str, Any]], None]
+Job = tuple[ConfigDict, str]  # (the cell's config values, its name)
+OnDone = Callable[[CellRecord], None]
 SLURM_DIR = "slurm"  # SWEEP_DIR/slurm/: submitit's job scripts, pickles and logs
 CLUSTERS = ("slurm", "local", "debug")
 INSTALL_SUBMITIT = ("--launcher slurm needs the submitit package, which is not installed; "
@@ -47,7 +48,7 @@ def require_submitit() -> Any:
     return submitit
 
 
-def _failed(name: str, error: BaseException) -> dict[str, Any]:
+def _failed(name: str, error: BaseException) -> CellRecord:
     message = " ".join(str(error).split()) or type(error).__name__
     return {"name": name, "outcome": "failed", "error": f"{type(error).__name__}: {message}",
             "ran": True}
@@ -59,7 +60,7 @@ def launch_local(jobs: list[Job], workers: int, on_done: OnDone) -> None:
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future[dict[str, Any]], str] = {
+        futures: dict[Future[CellRecord], str] = {
             pool.submit(run_cell, values, name): name for values, name in jobs}
         try:
             for future in as_completed(futures):

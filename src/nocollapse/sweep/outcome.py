@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 from nocollapse.monitor import MonitorConfig
 from nocollapse.runio import (
@@ -30,7 +30,7 @@ from nocollapse.runio import (
     iter_metrics,
     read_summary,
 )
-from nocollapse.runio.records import JSONValue
+from nocollapse.runio.records import CellRecord, JSONObject, JSONValue
 
 OUTCOMES = ("learned", "dimensional collapse", "complete collapse", "diverged")
 _MONITOR = MonitorConfig()
@@ -56,7 +56,7 @@ def classify(diverged: bool, collapse_level: float | None, effective_rank: float
     return "learned"
 
 
-def read_cell(run_dir: Path) -> dict[str, Any]:
+def read_cell(run_dir: Path) -> CellRecord:
     """The figures of a cell's run directory: final k-NN, collapse, estimates, first warning."""
     records = list(iter_metrics(run_dir / METRICS_FILE)) if (run_dir / METRICS_FILE).is_file() \
         else []
@@ -74,11 +74,12 @@ def read_cell(run_dir: Path) -> dict[str, Any]:
     stopped = str(summary.get("stopped") or "")
     evaluation = summary.get("evaluation")
     warning = _first_warning(run_dir / WARNINGS_FILE)
+    reasons, causes = warning.get("reasons"), warning.get("likely_causes")
     return {
-        "knn": summary.get("knn_accuracy"),
+        "knn": _float_or_none(summary.get("knn_accuracy")),
         "stopped": stopped,
-        "steps": summary.get("step"),
-        "train_seconds": summary.get("seconds"),
+        "steps": _int_or_none(summary.get("step")),
+        "train_seconds": _float_or_none(summary.get("seconds")),
         "collapse_level": level,
         "effective_rank": rank,
         "peak_effective_rank": peak,
@@ -88,15 +89,16 @@ def read_cell(run_dir: Path) -> dict[str, Any]:
         "scale_est": _median([r.get(SCALE_KEY) for r in recent]),
         "knn_curve": curve,
         # the final k-NN's test split size: its binomial standard error (realdata-phase)
-        "test_images": evaluation.get("test_images") if isinstance(evaluation, dict) else None,
-        "warning_step": warning.get("step"),
-        "warning_reason": (warning.get("reasons") or [None])[0],
-        "warning_cause": (warning.get("likely_causes") or [None])[0],
+        "test_images": (_int_or_none(evaluation.get("test_images"))
+                        if isinstance(evaluation, dict) else None),
+        "warning_step": _int_or_none(warning.get("step")),
+        "warning_reason": _first_text(reasons),
+        "warning_cause": _first_text(causes),
         "outcome": classify(stopped.startswith("diverged"), level, rank, peak),
     }
 
 
-def _first_warning(path: Path) -> dict[str, Any]:
+def _first_warning(path: Path) -> JSONObject:
     if not path.is_file():
         return {}
     return next(iter(iter_metrics(path)), {})
@@ -114,6 +116,20 @@ def _number(value: object) -> TypeGuard[int | float]:
             and math.isfinite(value))
 
 
-def _median(values: list[Any]) -> float | None:
+def _float_or_none(value: JSONValue | None) -> float | None:
+    return float(value) if _number(value) else None
+
+
+def _int_or_none(value: JSONValue | None) -> int | None:
+    return int(value) if _number(value) else None
+
+
+def _first_text(values: JSONValue | None) -> str | None:
+    """The first of a warning's reasons (or causes), as written."""
+    first = values[0] if isinstance(values, list) and values else None
+    return None if first is None else str(first)
+
+
+def _median(values: list[JSONValue]) -> float | None:
     numbers = [float(v) for v in values if _number(v)]
     return statistics.median(numbers) if numbers else None

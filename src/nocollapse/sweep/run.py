@@ -14,10 +14,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from nocollapse.errors import ConfigError
 from nocollapse.runio import SWEEP_SPEC_FILE, ensure_dir
+from nocollapse.runio.records import CellRecord, SweepTable
 from nocollapse.sweep.baseline import baseline_key, random_init_knn
 from nocollapse.sweep.cell import read_outcome
 from nocollapse.sweep.launch import SlurmOptions, check_slurm, launch_local, launch_slurm
@@ -82,7 +83,7 @@ def prepare(request: SweepRequest) -> list[Cell]:
     return cells
 
 
-def run_sweep(request: SweepRequest) -> dict[str, Any]:
+def run_sweep(request: SweepRequest) -> SweepTable:
     """Run (or continue) the sweep; returns the table written to ``sweep.json``."""
     cells = prepare(request)
     out, stream = request.out, request.stream or sys.stdout
@@ -90,7 +91,7 @@ def run_sweep(request: SweepRequest) -> dict[str, Any]:
     if stored_spec(out) is None:
         write_spec(out, request.spec)
     baselines = random_init_knn(cells, out)
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, CellRecord] = {}
     todo = []
     for cell in cells:
         done = read_outcome(Path(cell.config.out))
@@ -104,7 +105,7 @@ def run_sweep(request: SweepRequest) -> dict[str, Any]:
     if records:
         progress.say(f"{len(records)} of {len(cells)} cells already done: skipped")
 
-    def on_done(record: dict[str, Any]) -> None:
+    def on_done(record: CellRecord) -> None:
         records[str(record["name"])] = record
         progress.cell_done(record)
 
@@ -115,8 +116,8 @@ def run_sweep(request: SweepRequest) -> dict[str, Any]:
         launch_local(jobs, request.workers, on_done)
     ordered = []
     for cell in cells:
-        record = {k: v for k, v in records.get(cell.name, {"name": cell.name}).items()
-                  if k != "ran"}
+        record: CellRecord = {**records.get(cell.name, {"name": cell.name})}
+        record.pop("ran", None)
         record["axes"] = dict(cell.assignment)
         record["random_init_knn"] = baselines.get(baseline_key(cell))
         ordered.append(record)
@@ -136,7 +137,7 @@ class Progress:
     def say(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
 
-    def cell_done(self, record: dict[str, Any]) -> None:
+    def cell_done(self, record: CellRecord) -> None:
         self.done += 1
         self.ran += 1
         knn = record.get("knn")

@@ -28,12 +28,13 @@ import yaml
 from nocollapse.errors import ConfigError
 from nocollapse.rundir.resume import FREE_KEYS, flatten
 from nocollapse.runio import SWEEP_CELLS_DIR, SWEEP_SPEC_FILE, atomic_write_text
+from nocollapse.runio.records import ConfigDict
 from nocollapse.train.config import TrainConfig, merge, parse_overrides, read_yaml
 
 # What a sweep's cells change from a plain `train` run: no time budget (a cell trains its
 # plan; a budget-stopped cell would never count as done), and the final evaluation is
 # k-NN only, the random-init baseline measured once per sweep (sweep.baseline).
-SWEEP_DEFAULTS: dict[str, Any] = {
+SWEEP_DEFAULTS: ConfigDict = {
     "time_budget_s": None,
     "eval": {"linear_probe": False, "baselines": []},
 }
@@ -48,7 +49,7 @@ class Axis:
     """One swept key and its values, in order."""
 
     key: str
-    values: tuple[Any, ...]
+    values: tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Cell:
     """One point of the grid: its readable name, axis values and resolved configuration."""
 
     name: str
-    assignment: tuple[tuple[str, Any], ...]
+    assignment: tuple[tuple[str, object], ...]
     config: TrainConfig
 
 
@@ -64,14 +65,14 @@ class Cell:
 class SweepSpec:
     """The base values every cell starts from, and the axes (the grid is their product)."""
 
-    base: dict[str, Any]
+    base: ConfigDict
     axes: list[Axis]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ConfigDict:
         return {"base": self.base, "axes": [[a.key, list(a.values)] for a in self.axes]}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SweepSpec:
+    def from_dict(cls, values: ConfigDict) -> SweepSpec:
         return cls(dict(values.get("base") or {}),
                    [Axis(str(k), tuple(v)) for k, v in values.get("axes") or []])
 
@@ -81,7 +82,7 @@ class SweepSpec:
             raise ConfigError("a sweep needs at least one axis: --grid KEY=V1,V2 or a sweep "
                               "file's axes")
         cells: list[Cell] = []
-        combos: list[list[tuple[str, Any]]] = [[]]
+        combos: list[list[tuple[str, object]]] = [[]]
         for axis in self.axes:
             combos = [[*combo, (axis.key, value)] for combo in combos for value in axis.values]
         names: set[str] = set()
@@ -118,7 +119,7 @@ def parse_axis(item: str) -> Axis:
     return Axis(key, values)
 
 
-def _number_or_value(value: Any) -> Any:
+def _number_or_value(value: object) -> object:
     """YAML 1.1 reads ``5e-4`` as a string; an axis value that reads as a number is one."""
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         return float(value)
@@ -141,7 +142,7 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-def read_sweep_file(path: str | Path) -> tuple[dict[str, Any], list[Axis]]:
+def read_sweep_file(path: str | Path) -> tuple[ConfigDict, list[Axis]]:
     """``(base, axes)`` from a sweep file (safe YAML; see the module's docstring)."""
     loaded = read_yaml(path)
     unknown = set(loaded) - {"base", "axes"}
@@ -173,7 +174,7 @@ def combine_axes(*groups: list[Axis]) -> list[Axis]:
     return axes
 
 
-def cell_name(assignment: list[tuple[str, Any]], keys: list[str]) -> str:
+def cell_name(assignment: list[tuple[str, object]], keys: list[str]) -> str:
     """``weight_decay=0.0005__base_tau=0.99``: leaf key names where they are unique."""
     leaves = [k.rsplit(".", 1)[-1] for k in keys]
     shown = {k: (leaf if leaves.count(leaf) == 1 else k) for k, leaf in zip(keys, leaves,
@@ -182,7 +183,7 @@ def cell_name(assignment: list[tuple[str, Any]], keys: list[str]) -> str:
     return _NAME_UNSAFE.sub("_", "__".join(parts))
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """A value as YAML writes it on one line (floats as Python prints them)."""
     if isinstance(value, bool) or value is None:
         return str(yaml.safe_dump(value).splitlines()[0])

@@ -6,10 +6,12 @@ import csv
 import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypeGuard
 
 from nocollapse.runio import SWEEP_CSV_FILE, SWEEP_TABLE_FILE, atomic_write_text
+from nocollapse.runio.records import CellRecord, JSONValue, SpearmanRecord, SweepTable
 from nocollapse.sweep import outcome
 
 LABEL_FREE = ("rankme", "alpha_req", "lidar", "effective_rank")
@@ -19,19 +21,20 @@ CSV_COLUMNS = ("name", "outcome", "knn", "random_init_knn", "collapse_level", "e
                "seconds", "error")
 
 
-def spearman(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+def spearman(records: Sequence[Mapping[str, object]], metric: str) -> SpearmanRecord:
     """Spearman's rho (scipy) of ``metric`` with the final k-NN over the cells having both."""
     from scipy.stats import spearmanr
 
-    pairs = [(float(r[metric]), float(r["knn"])) for r in records
-             if _finite(r.get(metric)) and _finite(r.get("knn"))]
+    pairs = [(float(value), float(knn)) for r in records
+             if _finite(value := _field(r, metric)) and _finite(knn := _field(r, "knn"))]
     if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
         return {"rho": None, "p_value": None, "cells": len(pairs)}
     result = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
     return {"rho": float(result.statistic), "p_value": float(result.pvalue), "cells": len(pairs)}
 
 
-def build_table(axes: list[list[Any]], records: list[dict[str, Any]]) -> dict[str, Any]:
+def build_table(axes: list[tuple[str, list[JSONValue]]], records: list[CellRecord]
+                ) -> SweepTable:
     """The content of ``sweep.json``: axes, cells in grid order, thresholds, correlations."""
     return {
         "axes": axes,
@@ -44,7 +47,7 @@ def build_table(axes: list[list[Any]], records: list[dict[str, Any]]) -> dict[st
     }
 
 
-def write_table(out: Path, table: dict[str, Any]) -> None:
+def write_table(out: Path, table: SweepTable) -> None:
     """``sweep.json`` and ``sweep.csv`` (one row per cell, axes first), each atomically."""
     atomic_write_text(out / SWEEP_TABLE_FILE, json.dumps(table, indent=2))
     keys = [axis[0] for axis in table["axes"]]
@@ -54,11 +57,16 @@ def write_table(out: Path, table: dict[str, Any]) -> None:
     for record in table["cells"]:
         values = record.get("axes") or {}
         writer.writerow([_cell(values.get(k)) for k in keys]
-                        + [_cell(record.get(c)) for c in CSV_COLUMNS])
+                        + [_cell(_field(record, c)) for c in CSV_COLUMNS])
     atomic_write_text(out / SWEEP_CSV_FILE, buffer.getvalue())
 
 
-def _cell(value: Any) -> str:
+def _field(record: Mapping[str, object], key: str) -> object:
+    """A cell record's field named at run time (a metric, a CSV column)."""
+    return record.get(key)
+
+
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -66,6 +74,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _finite(value: object) -> bool:
+def _finite(value: object) -> TypeGuard[int | float]:
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value))
