@@ -29,6 +29,7 @@ from nocollapse.diagnostics import critical_eta
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.report.sweep import build_sweep_report, median_estimates
+from nocollapse.runio.records import CellRecord, SpearmanRecord
 from nocollapse.sweep import SweepRequest, SweepSpec, parse_axis, run_sweep
 from nocollapse.sweep.spec import cores
 from nocollapse.sweep.table import spearman
@@ -89,7 +90,7 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
     result = ReproductionResult("realdata-phase", params={
         "data": grid["data"], "steps": grid["steps"], "weight_decay": list(grid["weight_decay"]),
         "base_tau": list(grid["ema"]), "workers": min(2, cores())})
-    every: list[dict[str, Any]] = []
+    every: list[CellRecord] = []
     for label, (method, learner) in METHODS.items():
         request = SweepRequest(SweepSpec(_base(method, learner, size, seed), axes),
                                out / label, workers=min(2, cores()))
@@ -114,12 +115,12 @@ def phase(out: Path, size: str, seed: int) -> ReproductionResult:
     return result
 
 
-def _rho_text(value: dict[str, Any]) -> str:
+def _rho_text(value: SpearmanRecord) -> str:
     rho = value["rho"]
     return f"{rho:.2f} over {value['cells']} cells" if rho is not None else "not measurable"
 
 
-def _grid_table(label: str, cells: list[dict[str, Any]], grid: dict[str, Any]) -> Table:
+def _grid_table(label: str, cells: list[CellRecord], grid: dict[str, Any]) -> Table:
     rows = []
     for cell in cells:
         axes = cell.get("axes", {})
@@ -136,7 +137,7 @@ def _grid_table(label: str, cells: list[dict[str, Any]], grid: dict[str, Any]) -
                   "collapse level", "first warning (step)"], rows)
 
 
-def _claims(result: ReproductionResult, label: str, cells: list[dict[str, Any]],
+def _claims(result: ReproductionResult, label: str, cells: list[CellRecord],
             grid: dict[str, Any]) -> None:
     learned = [c for c in cells if c.get("outcome") == "learned"]
     collapsed = [c for c in cells if c.get("outcome") in ("dimensional collapse",
@@ -151,7 +152,7 @@ def _claims(result: ReproductionResult, label: str, cells: list[dict[str, Any]],
     _warning_claim_by_knn(result, label, cells, grid["steps"])
 
 
-def _boundary_claim(result: ReproductionResult, label: str, cells: list[dict[str, Any]],
+def _boundary_claim(result: ReproductionResult, label: str, cells: list[CellRecord],
                     grid: dict[str, Any]) -> None:
     decays = sorted(grid["weight_decay"])
     factors, boundaries, thresholds = [], [], []
@@ -192,10 +193,10 @@ def _boundary_claim(result: ReproductionResult, label: str, cells: list[dict[str
                  f"{holds}/{len(steps)} steps along base_tau", holds == len(steps))
 
 
-def _warning_claim(result: ReproductionResult, label: str, learned: list[dict[str, Any]],
-                   collapsed: list[dict[str, Any]], steps: int) -> None:
-    caught = [c for c in collapsed if c.get("warning_step") is not None
-              and c["warning_step"] < steps]
+def _warning_claim(result: ReproductionResult, label: str, learned: list[CellRecord],
+                   collapsed: list[CellRecord], steps: int) -> None:
+    caught = [c for c in collapsed if (step := c.get("warning_step")) is not None
+              and step < steps]
     false = [c for c in learned if c.get("warning_step") is not None]
     leads = [lead for c in caught if (lead := _lead(c)) is not None]
     lead_text = (f"; lead over k-NN < random init: median {statistics.median(leads):g} steps "
@@ -207,7 +208,7 @@ def _warning_claim(result: ReproductionResult, label: str, learned: list[dict[st
                  len(caught) == len(collapsed) and len(false) <= 1)
 
 
-def knn_truth(cell: dict[str, Any]) -> str | None:
+def knn_truth(cell: CellRecord) -> str | None:
     """What the labels say about a cell: ``"better"`` / ``"worse"`` than the random-init
     encoder's k-NN by more than two binomial standard errors of an accuracy on the test
     split (``2 sqrt(p (1 - p) / n)``, p the random-init accuracy), ``"same"`` within them;
@@ -225,12 +226,13 @@ def knn_truth(cell: dict[str, Any]) -> str | None:
 
 
 def _warning_claim_by_knn(result: ReproductionResult, label: str,
-                          cells: list[dict[str, Any]], steps: int) -> None:
+                          cells: list[CellRecord], steps: int) -> None:
     truths = {c.get("name"): knn_truth(c) for c in cells}
     worse = [c for c in cells if truths[c.get("name")] == "worse"]
     better = [c for c in cells if truths[c.get("name")] == "better"]
     same = [c for c in cells if truths[c.get("name")] == "same"]
-    caught = [c for c in worse if c.get("warning_step") is not None and c["warning_step"] < steps]
+    caught = [c for c in worse
+              if (step := c.get("warning_step")) is not None and step < steps]
     false = [c for c in better if c.get("warning_step") is not None]
     warned_same = sum(1 for c in same if c.get("warning_step") is not None)
     result.check(f"(c) {label}: the warning against the labels (final k-NN vs the random-init "
@@ -241,14 +243,15 @@ def _warning_claim_by_knn(result: ReproductionResult, label: str,
                  bool(worse) and len(caught) == len(worse) and len(false) <= 1)
 
 
-def _lead(cell: dict[str, Any]) -> float | None:
+def _lead(cell: CellRecord) -> float | None:
     """Steps from the first warning to the monitored k-NN's first fall below step 0's."""
     curve = cell.get("knn_curve") or []
     if not curve or curve[0][0] != 0:
         return None
     baseline = curve[0][1]
     fall = next((step for step, accuracy in curve[1:] if accuracy < baseline), None)
-    return None if fall is None else float(fall - cell["warning_step"])
+    warned = cell.get("warning_step")  # a caught cell's: never None here
+    return None if fall is None or warned is None else float(fall - warned)
 
 
 def _fmt(value: object, spec: str = ".3f") -> str:
