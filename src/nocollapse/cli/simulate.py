@@ -36,7 +36,7 @@ from nocollapse.theory.result import Comparison, SimulationParams
 AUGMENT = ("target", "both")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="simulate a theory model and compare with its eigenmode ODE",

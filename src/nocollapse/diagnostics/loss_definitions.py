@@ -76,15 +76,18 @@ class LossDefinition:
         """
         batch = p.shape[0]
         if self.distance == "euclidean":
-            return self.scale * 2.0 * (p - z) / batch
+            result: np.ndarray = self.scale * 2.0 * (p - z) / batch
+            return result
         p_hat, z_hat = _unit(p), _unit(z)
         cos = np.sum(p_hat * z_hat, axis=1, keepdims=True)
         norm = np.linalg.norm(p, axis=1, keepdims=True)
-        return self.scale * -2.0 * (z_hat - cos * p_hat) / norm / batch
+        result = self.scale * -2.0 * (z_hat - cos * p_hat) / norm / batch
+        return result
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
-    return a / np.linalg.norm(a, axis=1, keepdims=True)
+    result: np.ndarray = a / np.linalg.norm(a, axis=1, keepdims=True)
+    return result
 
 
 def _surrogate(name: str, formula: str, of: LossDefinition) -> LossDefinition:

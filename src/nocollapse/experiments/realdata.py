@@ -154,7 +154,8 @@ def step_cost_ratio(size: str, seed: int, slow: tuple[str, dict[str, Any]],
         for _ in range(rounds):
             slow_s, fast_s = timers[0](), timers[1]()
             ratios.append(slow_s / max(fast_s, 1e-9))
-        return statistics.median(ratios)
+        result: float = statistics.median(ratios)
+        return result
     finally:
         torch.set_num_threads(previous)
 
@@ -252,7 +253,9 @@ def ablations(out: Path, size: str, seed: int) -> ReproductionResult:
     return result
 
 
-def _ablation_claims(result: ReproductionResult, cells: dict, methods: tuple, variants: list,
+def _ablation_claims(result: ReproductionResult, cells: dict[tuple[str, str], dict[str, Any]],
+                     methods: tuple[str, ...],
+                     variants: list[str],
                      baselines: dict[str, float | None], linear: list[dict[str, Any]]) -> None:
     if "no stop-gradient" in variants:
         collapsed = [m for m in methods

@@ -40,7 +40,8 @@ def _trajectory(gamma: float, size: str, seed: int) -> dict[str, np.ndarray]:
     return {"t": times, "live": live, "learned": np.array(landscape.learned_rank()), **values}
 
 
-def _separation_time(run: dict, healthy: dict, key: str, fraction: float = 0.5) -> float:
+def _separation_time(run: dict[str, np.ndarray], healthy: dict[str, np.ndarray], key: str,
+                     fraction: float = 0.5) -> float:
     """First time the run's indicator is ``fraction`` of its final gap away from healthy."""
     gap = np.abs(run[key] - healthy[key])
     if gap[-1] <= 0:

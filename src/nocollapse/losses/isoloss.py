@@ -38,4 +38,5 @@ def isoloss_cosine(z: torch.Tensor, z_target: torch.Tensor, p: torch.Tensor,
     linear = (z * zt).sum(-1) / (p_norm * t_norm)
     coeff = (p * zt).sum(-1) / (p_norm.pow(3) * t_norm)
     quadratic = (z * (z @ Wp.detach().T)).sum(-1)
-    return -2.0 * (linear - 0.5 * coeff * quadratic).mean()
+    result: torch.Tensor = -2.0 * (linear - 0.5 * coeff * quadratic).mean()
+    return result

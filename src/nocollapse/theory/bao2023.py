@@ -91,7 +91,8 @@ def reduced_rhs(loss: str, rho: float, sigma2: float) -> Callable[[float, np.nda
             return p**2 * (1.0 - a * p) - rho * p
         p3, p4 = np.sum(p**3, axis=0), np.sum(p**4, axis=0)
         n_a_n_b = a * np.sqrt(p4 * np.sum(p**2, axis=0))
-        return (p**2 - (p3 / p4) * p**3) / n_a_n_b - rho * p
+        result: np.ndarray = (p**2 - (p3 / p4) * p**3) / n_a_n_b - rho * p
+        return result
 
     return rhs
 
@@ -150,7 +151,8 @@ def integrate_shape(q0: np.ndarray, times: np.ndarray, scale: np.ndarray,
 
     def rhs(t: float, q: np.ndarray) -> np.ndarray:
         q4 = np.sum(q**4)
-        return (q**2 - np.sum(q**3) / q4 * q**3) / (a * np.sqrt(q4 * np.sum(q**2)))
+        result: np.ndarray = (q**2 - np.sum(q**3) / q4 * q**3) / (a * np.sqrt(q4 * np.sum(q**2)))
+        return result
 
     # solve_ivp wants strictly increasing t_eval; the cap (or a flat norm) repeats values.
     tau_u, back = np.unique(tau, return_inverse=True)
@@ -160,7 +162,8 @@ def integrate_shape(q0: np.ndarray, times: np.ndarray, scale: np.ndarray,
                     atol=1e-12)
     if not sol.success:
         raise RuntimeError(f"reduced shape ODE failed: {sol.message}")
-    return sol.y.T[back]
+    result: np.ndarray = sol.y.T[back]
+    return result
 
 
 def integrate_reduced(p0: np.ndarray, times: np.ndarray, loss: str, rho: float,
@@ -180,13 +183,15 @@ def integrate_reduced(p0: np.ndarray, times: np.ndarray, loss: str, rho: float,
     if loss == "cosine":
         check_nonnegative("rho", rho)
         scale = np.linalg.norm(p0) * np.exp(-rho * (times - times[0]))
-        return scale[:, None] * integrate_shape(p0, times, scale, sigma2)
+        result: np.ndarray = scale[:, None] * integrate_shape(p0, times, scale, sigma2)
+        return result
     f = reduced_rhs(loss, rho, sigma2)
     sol = solve_ivp(lambda t, u: f(t, np.exp(u)) / np.exp(u), (times[0], times[-1]),
                     np.log(p0), t_eval=times, method="LSODA", rtol=1e-8, atol=1e-10)
     if not sol.success:
         raise RuntimeError(f"reduced ODE failed: {sol.message}")
-    return np.exp(sol.y.T)
+    result = np.exp(sol.y.T)
+    return result
 
 
 def noise_floor(lr: float, rho: float, sigma2: float, n1: int, n2: int,
@@ -229,7 +234,9 @@ def predicted_scale(times: np.ndarray, u0: float, floor: float, rho: float) -> n
     at every recorded time of the default run. Returns shape ``(T,)``.
     """
     times = np.asarray(times, dtype=float)
-    return np.sqrt(floor**2 + (u0**2 - floor**2) * np.exp(-4.0 * rho * (times - times[0])))
+    result: np.ndarray = np.sqrt(floor**2 + (u0**2 - floor**2)
+                                 * np.exp(-4.0 * rho * (times - times[0])))
+    return result
 
 
 def config_from_params(params: SimulationParams, samples: int = 256) -> SimSiamConfig:

@@ -110,7 +110,7 @@ def simulate_simsiam(cfg: SimSiamConfig) -> SimSiamTrajectory:
     Phi, Psi, rng = initial_state(cfg)
     sigma = np.sqrt(cfg.sigma2)
     decay = 1.0 - cfg.lr * cfg.rho
-    rec: dict[str, list] = {k: [] for k in ("step", "eig", "p", "phi", "psi")}
+    rec: dict[str, list[object]] = {k: [] for k in ("step", "eig", "p", "phi", "psi")}
     for step in range(cfg.steps + 1):
         if step % cfg.record_every == 0 or step == cfg.steps:
             rec["step"].append(step)

@@ -78,7 +78,8 @@ def mode_rhs(loss: str, sigma2: float, alpha: float = 1.0, augment: str = "targe
         lbar = sum_l2s / np.sum(lam * s, axis=0)
         n_p_n_z = np.sqrt(a * a_target * sum_l2s * np.sum(s, axis=0))
         gain = lam if loss == "cosine" else 1.0
-        return 2.0 * s * gain / n_p_n_z * (1.0 - lam / lbar)
+        result: np.ndarray = 2.0 * s * gain / n_p_n_z * (1.0 - lam / lbar)
+        return result
 
     return rhs
 
@@ -99,7 +100,8 @@ def integrate_modes(s0: np.ndarray, times: np.ndarray, loss: str, sigma2: float,
                     method="LSODA", rtol=rtol, atol=1e-12 * max(1.0, float(np.max(s0))))
     if not sol.success:
         raise RuntimeError(f"eigenmode ODE failed: {sol.message}")
-    return sol.y.T
+    result: np.ndarray = sol.y.T
+    return result
 
 
 def convergence_times(times: np.ndarray, traj: np.ndarray, target: np.ndarray | float | None
@@ -157,7 +159,8 @@ def moving_target(traj: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     """
     s = np.clip(np.asarray(traj, dtype=float), 0.0, None)
     lam = s**alpha
-    return np.sum(lam**2 * s, axis=1) / np.maximum(np.sum(lam * s, axis=1), 1e-300)
+    result: np.ndarray = np.sum(lam**2 * s, axis=1) / np.maximum(np.sum(lam * s, axis=1), 1e-300)
+    return result
 
 
 def mode_gains(times: np.ndarray, traj: np.ndarray, target: np.ndarray | float,

@@ -67,7 +67,8 @@ def expected_mode_rhs(loss: str, sigma2: float, modes: int, alpha: float = 1.0,
             dot = np.sum(p * z2, axis=1, keepdims=True)
             grad_p = -(z2 / (p_norm * z_norm) - dot * p / (p_norm**3 * z_norm))
         factor = 1.0 if iso else lam
-        return -2.0 * root * factor * np.mean(grad_p * a, axis=0)
+        result: np.ndarray = -2.0 * root * factor * np.mean(grad_p * a, axis=0)
+        return result
 
     return rhs
 

@@ -187,7 +187,8 @@ def encoder_grad(W: np.ndarray, Wp: np.ndarray, X1: np.ndarray, X2: np.ndarray, 
     grad = g_z1.T @ X1
     if not stop_grad:
         grad += g_z2.T @ X2
-    return grad / X1.shape[0]
+    result: np.ndarray = grad / X1.shape[0]
+    return result
 
 
 @dataclass

@@ -82,7 +82,8 @@ class QuarticLandscape:
     def mode_loss(self, w: np.ndarray) -> np.ndarray:
         """``L_i(w) = alpha_i w^2 + beta_i w^4`` for every mode: ``w`` ``(m,)`` -> ``(n, m)``."""
         w = np.asarray(w, dtype=float)[None, :]
-        return self.alpha[:, None] * w**2 + self.beta[:, None] * w**4
+        result: np.ndarray = self.alpha[:, None] * w**2 + self.beta[:, None] * w**4
+        return result
 
     def learned(self) -> np.ndarray:
         """Boolean ``(n,)``: the modes with ``alpha_i < 0``."""
@@ -226,7 +227,8 @@ def mode_w2_trajectory(
     with np.errstate(over="ignore"):
         grow = np.exp(4 * safe * t)
         logistic = u0 / (grow + 2 * beta * u0 * np.expm1(4 * safe * t) / safe)
-    return np.where(np.abs(alpha) > 1e-12, logistic, u0 / (1 + 8 * beta * u0 * t))
+    result: np.ndarray = np.where(np.abs(alpha) > 1e-12, logistic, u0 / (1 + 8 * beta * u0 * t))
+    return result
 
 
 def spectral_loss(W: np.ndarray, A: np.ndarray, Sigma: np.ndarray, gamma: float) -> float:
@@ -240,7 +242,8 @@ def spectral_loss_gradient(
 ) -> np.ndarray:
     """Gradient of :func:`spectral_loss`: ``-4 W A + 4 (W S W^T) W S + 2 gamma W``."""
     S = A + Sigma
-    return -4 * W @ A + 4 * (W @ S @ W.T) @ W @ S + 2 * gamma * W
+    result: np.ndarray = -4 * W @ A + 4 * (W @ S @ W.T) @ W @ S + 2 * gamma * W
+    return result
 
 
 @dataclass
@@ -319,7 +322,8 @@ def learned_w2_grid(
     g = np.asarray(gammas, dtype=float)[:, None, None]
     s = np.asarray(augmentations, dtype=float)[None, :, None]
     a = np.clip(d - s, 0.0, None) if augmentation_model == "marginal" else d + 0 * s
-    return np.maximum(2 * a - g, 0.0) / (2 * (a + s) ** 2)
+    result: np.ndarray = np.maximum(2 * a - g, 0.0) / (2 * (a + s) ** 2)
+    return result
 
 
 def rank_grid(
@@ -331,4 +335,5 @@ def rank_grid(
     """Predicted learned rank, shape ``(len(gammas), len(augmentations))``: the number of
     modes with ``alpha_i = gamma - 2 a_i(sigma) < 0``."""
     w2 = learned_w2_grid(data_variances, gammas, augmentations, augmentation_model)
-    return np.count_nonzero(w2 > 0, axis=-1)
+    result: np.ndarray = np.count_nonzero(w2 > 0, axis=-1)
+    return result

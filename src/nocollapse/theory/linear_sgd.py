@@ -36,7 +36,8 @@ def loss_value(P: np.ndarray, Z2: np.ndarray, loss: str) -> float:
 
 
 def _unit(A: np.ndarray) -> np.ndarray:
-    return A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+    result: np.ndarray = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+    return result
 
 
 def output_grads(P: np.ndarray, Z2: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:

@@ -12,11 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from nocollapse.errors import ConfigError, check_choice, check_positive
 from nocollapse.theory.tian2021 import critical_eta, fixed_points, mode_rhs
+
+State = tuple[np.ndarray, ...]  # an integrator's state
+# a grid's parameters: arrays over the grid, numbers, or None (unset)
+Values = dict[str, Any]
 
 AXES = ("eta", "sigma2", "p0", "alpha_p", "beta")
 MODELS = ("reduced", "matrix")
@@ -71,7 +76,8 @@ class PhaseDiagram:
             for dx in range(2 * cells + 1):
                 window = pad[dy : dy + ny, dx : dx + nx]
                 lo, hi = np.minimum(lo, window), np.maximum(hi, window)
-        return lo == hi
+        result: np.ndarray = lo == hi
+        return result
 
     def agreement(self, cells: int = 2) -> tuple[int, int]:
         """``(agreeing, total)`` cells away from the analytic boundary; ``(0, 0)`` if none."""
@@ -89,7 +95,7 @@ def _grids(x_name: str, y_name: str, x: np.ndarray, y: np.ndarray,
     return values
 
 
-def _rk4(f: Callable, state: tuple[np.ndarray, ...], dt: float, steps: int) -> tuple:
+def _rk4(f: Callable[[State], State], state: State, dt: float, steps: int) -> State:
     for _ in range(steps):
         k1 = f(state)
         k2 = f(tuple(s + 0.5 * dt * k for s, k in zip(state, k1, strict=True)))
@@ -100,18 +106,20 @@ def _rk4(f: Callable, state: tuple[np.ndarray, ...], dt: float, steps: int) -> t
     return state
 
 
-def predicted_collapse(values: dict) -> np.ndarray | None:
+def predicted_collapse(values: Values) -> np.ndarray | None:
     """Analytic collapse on the parabola with SimSiam, or ``None`` when it does not apply."""
     if values.get("beta") is not None or values.get("s0") is not None:
         return None
     sigma2, eta, p0 = values["sigma2"], values["eta"], values["p0"]
     p_minus, _ = fixed_points(sigma2, eta)
     beyond = np.asarray(eta > critical_eta(sigma2))
-    return beyond | np.nan_to_num(p0 < p_minus, nan=True).astype(bool) | np.isnan(p_minus)
+    result: np.ndarray | None = (beyond | np.nan_to_num(p0 < p_minus, nan=True).astype(bool)
+                                 | np.isnan(p_minus))
+    return result
 
 
 def analytic_boundary(x_name: str, y_name: str, x: np.ndarray, y: np.ndarray,
-                      fixed: dict) -> np.ndarray | None:
+                      fixed: Values) -> np.ndarray | None:
     """Points of the boundary ``eta = eta_c(sigma2)`` or ``p0 = p*_-(eta)`` in ``(x, y)``."""
     pair = {x_name, y_name}
     if fixed.get("beta") is not None or fixed.get("s0") is not None:
@@ -151,7 +159,7 @@ def check_size(grid: int, model: str, t_end: float, dt: float, n1: int, n2: int)
                           f"this machine has {have / 2**30:.1f} GiB. Use a smaller grid")
 
 
-def _reduced(values: dict, t_end: float, dt: float) -> np.ndarray:
+def _reduced(values: Values, t_end: float, dt: float) -> np.ndarray:
     sigma2, eta, alpha_p, beta = (values[k] for k in ("sigma2", "eta", "alpha_p", "beta"))
     shape = np.broadcast(*(np.asarray(values[k]) for k in ("sigma2", "eta", "p0", "alpha_p"))).shape
     p = np.broadcast_to(np.asarray(values["p0"], float), shape).copy()
@@ -159,14 +167,16 @@ def _reduced(values: dict, t_end: float, dt: float) -> np.ndarray:
          else np.broadcast_to(np.asarray(values["s0"], float), shape).copy())
     tau = np.ones(shape)
 
-    def f(state: tuple) -> tuple:
+    def f(state: State) -> State:
         return mode_rhs(*state, sigma2=sigma2, eta=eta, alpha_p=alpha_p, beta=beta)
 
     p, _, _ = _rk4(f, (p, s, tau), dt, round(t_end / dt))
-    return p
+    result: np.ndarray = p
+    return result
 
 
-def _matrix(values: dict, t_end: float, dt: float, n1: int, n2: int, seed: int) -> np.ndarray:
+def _matrix(values: Values, t_end: float, dt: float, n1: int, n2: int, seed: int
+            ) -> np.ndarray:
     """Symmetrised SimSiam/EMA matrix flow for every cell; largest final ``Wp`` eigenvalue."""
     sigma2, eta, alpha_p = (np.asarray(values[k], float)[..., None, None]
                             for k in ("sigma2", "eta", "alpha_p"))
@@ -182,7 +192,7 @@ def _matrix(values: dict, t_end: float, dt: float, n1: int, n2: int, seed: int) 
     W = np.sqrt(s0) * np.broadcast_to(Q, (*shape, n2, n1))
     a = 1.0 + sigma2
 
-    def f(state: tuple) -> tuple:
+    def f(state: State) -> State:
         Wp_, W_, Wa_ = state
         target = W_ if beta is None else Wa_
         resid = -a * Wp_ @ W_ + target  # X = I, X' = sigma2 I

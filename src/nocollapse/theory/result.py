@@ -54,11 +54,13 @@ class Comparison:
     def final_relative_error(self) -> np.ndarray:
         """Per-mode ``|sim - theory| / max(|theory|, threshold)`` at the last time."""
         sim, th = self.simulated[-1], self.theory[-1]
-        return np.abs(sim - th) / np.maximum(np.abs(th), self.collapse_threshold)
+        result: np.ndarray = np.abs(sim - th) / np.maximum(np.abs(th), self.collapse_threshold)
+        return result
 
     def collapsed_modes(self) -> np.ndarray:
         """Boolean mask of modes whose simulated final eigenvalue is below threshold."""
-        return np.abs(self.simulated[-1]) < self.collapse_threshold
+        result: np.ndarray = np.abs(self.simulated[-1]) < self.collapse_threshold
+        return result
 
 
 @dataclass

@@ -119,7 +119,8 @@ def invariant_residual(traj: FlowTrajectory, alpha_p: float, eta: float) -> np.n
     C = gram[0] - pp[0]
     decay = np.exp(-2.0 * eta * traj.times)[:, None, None]
     resid = np.linalg.norm(gram - pp - decay * C, axis=(1, 2))
-    return resid / np.maximum(np.linalg.norm(gram, axis=(1, 2)), 1e-300)
+    result: np.ndarray = resid / np.maximum(np.linalg.norm(gram, axis=(1, 2)), 1e-300)
+    return result
 
 
 def commutator_frobenius(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
@@ -129,7 +130,8 @@ def commutator_frobenius(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
     ``||[F, Wp]||_F / (||F||_F ||Wp||_F)`` that training logs as ``commutator``
     (docs/theory.md#vocabulary).
     """
-    return np.linalg.norm(F @ Wp - Wp @ F, axis=(-2, -1))
+    result: np.ndarray = np.linalg.norm(F @ Wp - Wp @ F, axis=(-2, -1))
+    return result
 
 
 def alignment_K(
@@ -141,7 +143,8 @@ def alignment_K(
     """
     a = 1.0 + sigma2
     n = F.shape[-1]
-    return a * (0.5 * alpha_p * F + Wp @ Wp - (tau / a) * Wp) + 1.5 * eta * np.eye(n)
+    result: np.ndarray = a * (0.5 * alpha_p * F + Wp @ Wp - (tau / a) * Wp) + 1.5 * eta * np.eye(n)
+    return result
 
 
 def integrate_modes(
