@@ -18,20 +18,25 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.losses import LOSSES
-from nocollapse.methods import PRESETS, learner_config
+from nocollapse.methods import PRESETS, Learner, learner_config
 from nocollapse.predictors import PREDICTORS
 from nocollapse.runio import read_metrics
+from nocollapse.runio.records import ConfigDict
+
+if TYPE_CHECKING:
+    from nocollapse.train.config import TrainConfig
 
 # size -> data set, training images (None: all), monitor test images, batch, steps, backbone
-BUDGETS: dict[str, dict[str, Any]] = {
+BUDGETS: dict[str, ConfigDict] = {
     "quick": {"data": "digits", "subset": 512, "test_subset": 256, "batch": 64,
               "max_steps": 40, "backbone": "small_convnet"},
     # the CPU default's backbone and batch (docs/quality.md), 1.3 epochs of Fashion-MNIST
@@ -40,7 +45,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {"data": "default", "subset": None, "test_subset": None, "batch": 128,
              "max_steps": 3744, "backbone": "small_convnet_4x4"},
 }
-VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # learner, other overrides
+VARIANTS: dict[str, tuple[ConfigDict, ConfigDict]] = {  # learner, other overrides
     "normal": ({}, {}),
     "no predictor": ({"predictor": "none"}, {}),
     "no stop-gradient": ({"stop_gradient": False}, {}),
@@ -56,13 +61,13 @@ COLLAPSE_LEVEL, RANK_RATIO = 0.5, 0.5
 # SGD as the CPU recipe was tuned with summed directions (lr 0.06, weight decay 5e-4); the
 # recipe itself now averages them at twice the lr and half the decay (the same steps for
 # SimSiam), but these cells train several presets at one optimiser, as measured before.
-OPTIM: dict[str, Any] = {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5e-4,
+OPTIM: ConfigDict = {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5e-4,
                          "warmup_epochs": 0.0}
 
 
-def _train_config(out: Path, method: str, size: str, seed: int, learner: dict[str, Any],
-                  extra: dict[str, Any], random_baseline: bool = False,
-                  steps: int | None = None) -> Any:
+def _train_config(out: Path, method: str, size: str, seed: int, learner: ConfigDict,
+                  extra: ConfigDict, random_baseline: bool = False,
+                  steps: int | None = None) -> TrainConfig:
     from nocollapse.train.config import CPU_DEFAULT, load_config, merge
 
     budget = BUDGETS[size]
@@ -93,8 +98,8 @@ def _train_config(out: Path, method: str, size: str, seed: int, learner: dict[st
     return load_config(None, [], base=merge(values, extra))
 
 
-def train_cell(out: Path, method: str, size: str, seed: int, learner: dict[str, Any],
-               extra: dict[str, Any] | None = None, random_baseline: bool = False,
+def train_cell(out: Path, method: str, size: str, seed: int, learner: ConfigDict,
+               extra: ConfigDict | None = None, random_baseline: bool = False,
                steps: int | None = None) -> dict[str, Any]:
     """Train one cell and return its final k-NN accuracy, diagnostics, steps and images/s.
 
@@ -121,8 +126,8 @@ def train_cell(out: Path, method: str, size: str, seed: int, learner: dict[str, 
             "collapse_level": last.get("collapse_level")}
 
 
-def step_cost_ratio(size: str, seed: int, slow: tuple[str, dict[str, Any]],
-                    fast: tuple[str, dict[str, Any]], rounds: int = 7,
+def step_cost_ratio(size: str, seed: int, slow: tuple[str, ConfigDict],
+                    fast: tuple[str, ConfigDict], rounds: int = 7,
                     steps: int = 6) -> float:
     """Seconds of a training step of ``slow`` (method, learner overrides) over ``fast``.
 
@@ -160,8 +165,8 @@ def step_cost_ratio(size: str, seed: int, slow: tuple[str, dict[str, Any]],
         torch.set_num_threads(previous)
 
 
-def _step_timer(model: Any, optimizer: torch.optim.Optimizer, views: torch.Tensor,
-                steps: int) -> Any:
+def _step_timer(model: Learner, optimizer: torch.optim.Optimizer, views: torch.Tensor,
+                steps: int) -> Callable[[], float]:
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         model(views[0], views[1]).loss.backward()
@@ -179,7 +184,7 @@ def _step_timer(model: Any, optimizer: torch.optim.Optimizer, views: torch.Tenso
     return seconds
 
 
-def _learner_overrides(method: str, variant: str) -> dict[str, Any]:
+def _learner_overrides(method: str, variant: str) -> ConfigDict:
     """The variant's learner switches; where the method's loss cannot take the ablation
     (it needs a spectral predictor, or stops the target's gradient itself, as IsoLoss),
     the loss it is a surrogate of (its entry's ``base``) instead."""

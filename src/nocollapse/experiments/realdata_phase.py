@@ -29,7 +29,7 @@ from nocollapse.diagnostics import critical_eta
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.report.sweep import build_sweep_report, median_estimates
-from nocollapse.runio.records import CellRecord, SpearmanRecord
+from nocollapse.runio.records import CellRecord, ConfigDict, SpearmanRecord
 from nocollapse.sweep import SweepRequest, SweepSpec, parse_axis, run_sweep
 from nocollapse.sweep.spec import cores
 from nocollapse.sweep.table import spearman
@@ -39,9 +39,9 @@ WEIGHT_DECAY, EMA = "optim.weight_decay", "learner.base_tau"
 # SGD as the CPU recipe was tuned with summed directions (lr 0.06, weight decay 5e-4); the
 # recipe itself now averages them at twice the lr and half the decay (the same steps for
 # SimSiam), but these cells train several presets at one optimiser, as measured before.
-OPTIM: dict[str, Any] = {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5e-4,
+OPTIM: ConfigDict = {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5e-4,
                          "warmup_epochs": 0.0}
-METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+METHODS: dict[str, tuple[str, ConfigDict]] = {
     "directpred": ("directpred", {}),
     "byol-linear": ("byol", {"predictor": "linear"}),
 }
@@ -60,7 +60,7 @@ GRIDS["full"] = {**GRIDS["default"], "steps": 1000}
 SPEARMAN_TARGET = 0.8
 
 
-def _base(method: str, learner: dict[str, Any], size: str, seed: int) -> dict[str, Any]:
+def _base(method: str, learner: ConfigDict, size: str, seed: int) -> ConfigDict:
     grid = GRIDS[size]
     fashion = grid["data"] == "default"
     # Fashion-MNIST: the CPU recipe's jitter without solarize (as realdata's cells)
