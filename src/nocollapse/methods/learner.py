@@ -109,7 +109,8 @@ class SiameseLearner(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features (no projector), for k-NN and linear probes."""
-        return self.backbone(x)
+        result: torch.Tensor = self.backbone(x)
+        return result
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> StepOutput:
         z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))

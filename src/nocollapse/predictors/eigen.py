@@ -32,7 +32,8 @@ def eigh(F: torch.Tensor, solver: str) -> tuple[torch.Tensor, torch.Tensor]:
         except torch.linalg.LinAlgError:  # no float32 convergence: the exact path
             pass
     try:
-        return torch.linalg.eigh(F.double())
+        result: tuple[torch.Tensor, torch.Tensor] = torch.linalg.eigh(F.double())
+        return result
     except torch.linalg.LinAlgError as error:
         nan = _nan_if_diverged(F, error)
         return nan[0], nan
@@ -42,7 +43,8 @@ def largest_eigenvalue(F: torch.Tensor, solver: str) -> torch.Tensor:
     """The largest eigenvalue of the symmetric ``F`` (float64 scalar)."""
     dtype = torch.float64 if solver == "eigh" else torch.float32
     try:
-        return torch.linalg.eigvalsh(F.to(dtype))[-1].double()
+        result: torch.Tensor = torch.linalg.eigvalsh(F.to(dtype))[-1].double()
+        return result
     except torch.linalg.LinAlgError as error:
         return _nan_if_diverged(F, error)[0, 0]
 
