@@ -57,7 +57,7 @@ class BaselineEntry:
     label: str
     features: Callable[[ImageDataset, ImageDataset, BaselineSetup, torch.device | str,
                         EvalProgress], FeaturePair]
-    key: Callable[[BaselineSetup], dict[str, Any]]
+    key: Callable[[BaselineSetup], dict[str, object]]
 
 
 def _raw_pixels(train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
@@ -81,11 +81,11 @@ def _supervised(train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
                               supervised=True)
 
 
-def _backbone_key(setup: BaselineSetup) -> dict[str, Any]:
+def _backbone_key(setup: BaselineSetup) -> dict[str, object]:
     return {"backbone": setup.backbone}
 
 
-def _supervised_key(setup: BaselineSetup) -> dict[str, Any]:
+def _supervised_key(setup: BaselineSetup) -> dict[str, object]:
     return {"backbone": setup.backbone,
             "budget": [setup.supervised_steps, setup.supervised_batch_size,
                        setup.supervised_lr, list(SUPERVISED_CROP_SCALE)]}
@@ -136,7 +136,7 @@ def cached_baseline(name: str, train: ImageDataset, test: ImageDataset, setup: B
 def _key(name: str, train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
          protocol: Protocol) -> dict[str, Any]:
     """Everything that decides a baseline's figures."""
-    key: dict[str, Any] = {
+    key: dict[str, object] = {
         "train": [train.name, tensor_fingerprint(train.images), tensor_fingerprint(train.labels)],
         "test": [test.name, tensor_fingerprint(test.images), tensor_fingerprint(test.labels)],
         "protocol": protocol.key(), "probe": PROBE_NUMERICS, "seed": setup.seed,

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,13 @@ def tensor_fingerprint(tensor: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def _path_for(kind: str, key: dict[str, Any]) -> Path:
+def _path_for(kind: str, key: Mapping[str, object]) -> Path:
     text = json.dumps(key, sort_keys=True, default=str)
     name = hashlib.sha256(text.encode()).hexdigest()[:32]
     return cache_dir() / kind / f"{name}.json"
 
 
-def read_cached(kind: str, key: dict[str, Any]) -> dict[str, Any] | None:
+def read_cached(kind: str, key: Mapping[str, object]) -> dict[str, Any] | None:
     """The stored result for ``key``, or None when absent, damaged or stored for another key."""
     path = _path_for(kind, key)
     if path.is_symlink() or not path.is_file():
@@ -60,7 +60,7 @@ def read_cached(kind: str, key: dict[str, Any]) -> dict[str, Any] | None:
     return result if isinstance(result, dict) else None
 
 
-def write_cached(kind: str, key: dict[str, Any], result: dict[str, Any]) -> None:
+def write_cached(kind: str, key: Mapping[str, object], result: Mapping[str, object]) -> None:
     """Store ``result`` for ``key`` atomically; a cache that cannot be written is skipped."""
     payload = {"key": json.loads(json.dumps(key, sort_keys=True, default=str)), "result": result}
     # a read-only home must not fail an evaluation that has already succeeded
@@ -68,7 +68,7 @@ def write_cached(kind: str, key: dict[str, Any], result: dict[str, Any]) -> None
         atomic_write_text(_path_for(kind, key), json.dumps(payload, indent=2, sort_keys=True))
 
 
-def cached(kind: str, key: dict[str, Any],
+def cached(kind: str, key: Mapping[str, object],
            compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """``(result, from_cache)``: the stored result for ``key``, else ``compute()`` stored."""
     found = read_cached(kind, key)
