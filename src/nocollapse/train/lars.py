@@ -8,7 +8,8 @@ used here), and lightly/solo-learn ship it inside much larger frameworks.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import overload
 
 import torch
 from torch.optim.optimizer import ParamsT
@@ -36,8 +37,14 @@ class LARS(torch.optim.Optimizer):
                     "lars_exclude": False, "exclude_1d": exclude_1d}
         super().__init__(params, defaults)
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # torch overloads step on closure
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():
