@@ -12,7 +12,6 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rich import box
@@ -147,11 +146,11 @@ def check_memory(params: SimulationParams) -> None:
                           "smaller dimensions")
 
 
-def metric_records(comp: Comparison) -> list[dict[str, Any]]:
+def metric_records(comp: Comparison) -> list[dict[str, object]]:
     """One JSON-ready dict per time point: ``t``, ``simulated``, ``theory``, extras."""
     records = []
     for i, t in enumerate(comp.times):
-        record: dict[str, Any] = {
+        record: dict[str, object] = {
             "t": float(t), "simulated": comp.simulated[i].tolist(),
             "theory": comp.theory[i].tolist(),
         }

@@ -24,6 +24,7 @@ from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.report import build_report, load_run
 from nocollapse.report.runs import record_epoch
 from nocollapse.report.theory_run import POWER_LAW_FLOOR, critical_decay_rows, predictor_spectra
+from nocollapse.runio.records import JSONObject
 
 # size -> data set, images, batch, seconds (None: max_steps), max steps
 BUDGETS: dict[str, dict[str, Any]] = {
@@ -149,7 +150,7 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
     return result
 
 
-def _commutator(spectra: list[dict[str, Any]], epoch: int) -> float | None:
+def _commutator(spectra: list[JSONObject], epoch: int) -> float | None:
     """The relative commutator logged in ``spectra.jsonl`` for ``epoch`` (None if absent)."""
     for index, record in enumerate(spectra):
         value = record.get("commutator")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -181,7 +181,7 @@ class SiameseLearner(nn.Module):
         return tau
 
     def parameter_groups(self, weight_decay: float, predictor_lr_scale: float = 1.0
-                         ) -> list[dict[str, Any]]:
+                         ) -> list[dict[str, object]]:
         """Optimiser groups: weights with decay, BN/bias without, the predictor with its lr.
 
         ``weight_decay`` is the theory's ``eta``; ``predictor_lr_scale`` its ``alpha_p``.

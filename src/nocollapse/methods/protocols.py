@@ -32,7 +32,7 @@ class Learner(Protocol):
         ...
 
     def parameter_groups(self, weight_decay: float, predictor_lr_scale: float = 1.0
-                         ) -> list[dict[str, Any]]:
+                         ) -> list[dict[str, object]]:
         """Optimiser parameter groups (optional key ``lr_scale``)."""
         ...
 
