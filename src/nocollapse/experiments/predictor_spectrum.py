@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,10 +23,10 @@ from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.report import build_report, load_run
 from nocollapse.report.runs import record_epoch
 from nocollapse.report.theory_run import POWER_LAW_FLOOR, critical_decay_rows, predictor_spectra
-from nocollapse.runio.records import JSONObject
+from nocollapse.runio.records import ConfigDict, JSONObject
 
 # size -> data set, images, batch, seconds (None: max_steps), max steps
-BUDGETS: dict[str, dict[str, Any]] = {
+BUDGETS: dict[str, ConfigDict] = {
     "quick": {"data": "digits", "subset": 512, "batch": 64, "seconds": None, "max_steps": 48},
     "default": {"data": "default", "subset": 6000, "batch": 128, "seconds": 90.0,
                 "max_steps": None},

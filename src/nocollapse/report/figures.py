@@ -12,7 +12,7 @@ import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -29,6 +29,9 @@ from nocollapse.report.runs import (
 )
 from nocollapse.runio import atomic_write_bytes
 from nocollapse.runio.records import JSONObject
+
+if TYPE_CHECKING:  # for the annotation only
+    from nocollapse.report.theory_run import PredictorSpectrum
 
 FIGSIZE = (6.4, 4.0)
 DPI = 100
@@ -311,7 +314,8 @@ def plot_learning_curves(runs: Sequence[Run], path: Path) -> bool:
     return True
 
 
-def plot_predictor_spectrum(run: Run, spectra: Sequence[Any], path: Path) -> bool:
+def plot_predictor_spectrum(run: Run, spectra: Sequence[PredictorSpectrum], path: Path
+                            ) -> bool:
     """``p_j`` against ``s_j`` (log-log) per epoch, the fitted power law and DirectPred's line.
 
     ``spectra``: :class:`nocollapse.report.theory_run.PredictorSpectrum` items. The
