@@ -12,6 +12,7 @@ from nocollapse.experiments.predictor_spectrum import (
     ALIGNMENT_MAX,
     aligned,
     in_band,
+    linear_byol_values,
     run,
     shuffled_fits,
 )
@@ -41,6 +42,20 @@ def test_a_square_root_predictor_passes_and_other_laws_fail() -> None:
     # a rotated square-root predictor: the right law on the diagonal is not alignment
     rotated = (_rotation(d, 1) * np.sqrt(s)) @ _rotation(d, 1).T
     assert commutator_norm(F, rotated) > ALIGNMENT_MAX
+
+
+def test_overrides_merge_into_the_recipe_section_by_section(tmp_path: Path) -> None:
+    # the regime search (docs/reproductions.md) drives the reproduction's own run this way
+    recipe = linear_byol_values(tmp_path, "default", 0)
+    paper = linear_byol_values(tmp_path, "default", 0, {
+        "optim": {"lr": 0.03, "weight_decay": 4e-4}, "time_budget_s": 150.0,
+        "learner": {"base_tau": 0.99}})
+    assert paper["optim"] == {**recipe["optim"], "lr": 0.03, "weight_decay": 4e-4}
+    assert paper["optim"]["momentum"] == 0.9 and paper["time_budget_s"] == 150.0
+    assert paper["learner"] == {"predictor": "linear", "base_tau": 0.99}
+    assert recipe["optim"]["lr"] == 0.06 and recipe["time_budget_s"] == 90.0  # not mutated
+    assert {k: v for k, v in paper.items() if k not in ("optim", "learner", "time_budget_s")} \
+        == {k: v for k, v in recipe.items() if k not in ("optim", "learner", "time_budget_s")}
 
 
 @pytest.fixture(scope="module")

@@ -45,13 +45,15 @@ ALIGNMENT_MAX = 0.05
 SHUFFLES = 50
 
 
-def train_linear_byol(out: Path, size: str, seed: int) -> Path:
-    """Train BYOL with an SGD-trained linear predictor; returns the run directory."""
-    from nocollapse.train import train
-    from nocollapse.train.config import load_config
+def linear_byol_values(out: Path, size: str, seed: int,
+                       overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config values of the reproduction's run: BYOL, SGD-trained linear predictor.
 
+    ``overrides``: top-level keys replaced, or, for a section given as a dict (``optim``,
+    ``learner``, ``data``, ...), merged into the recipe's section key by key (the regime
+    search in docs/reproductions.md uses it)."""
     budget = BUDGETS[size]
-    values = {
+    values: dict[str, Any] = {
         "method": "byol", "learner": {"predictor": "linear"}, "seed": seed, "out": str(out),
         "data": {"name": budget["data"], "batch_size": budget["batch"],
                  "subset": budget["subset"], "test_subset": 500},
@@ -62,7 +64,23 @@ def train_linear_byol(out: Path, size: str, seed: int) -> Path:
         "device": {"accelerator": "cpu", "threads": 1 if size == "quick" else None},
         "monitor": {"every": 1, "spectra": True, "tensorboard": False, "patience": 10_000},
     }
-    train(load_config(None, [], base=values), quiet=True)
+    for key, value in (overrides or {}).items():
+        section = values.get(key)
+        values[key] = ({**section, **value} if isinstance(section, dict)
+                       and isinstance(value, dict) else value)
+    return values
+
+
+def train_linear_byol(out: Path, size: str, seed: int,
+                      overrides: dict[str, Any] | None = None) -> Path:
+    """Train BYOL with an SGD-trained linear predictor; returns the run directory.
+
+    ``overrides``: as :func:`linear_byol_values`."""
+    from nocollapse.train import train
+    from nocollapse.train.config import load_config
+
+    train(load_config(None, [], base=linear_byol_values(out, size, seed, overrides)),
+          quiet=True)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # MBs a run; nothing reads them
     return out
 
