@@ -46,14 +46,14 @@ SHUFFLES = 50
 
 
 def linear_byol_values(out: Path, size: str, seed: int,
-                       overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                       overrides: ConfigDict | None = None) -> ConfigDict:
     """The config values of the reproduction's run: BYOL, SGD-trained linear predictor.
 
     ``overrides``: top-level keys replaced, or, for a section given as a dict (``optim``,
     ``learner``, ``data``, ...), merged into the recipe's section key by key (the regime
     search in docs/reproductions.md uses it)."""
     budget = BUDGETS[size]
-    values: dict[str, Any] = {
+    values: ConfigDict = {
         "method": "byol", "learner": {"predictor": "linear"}, "seed": seed, "out": str(out),
         "data": {"name": budget["data"], "batch_size": budget["batch"],
                  "subset": budget["subset"], "test_subset": 500},
@@ -72,7 +72,7 @@ def linear_byol_values(out: Path, size: str, seed: int,
 
 
 def train_linear_byol(out: Path, size: str, seed: int,
-                      overrides: dict[str, Any] | None = None) -> Path:
+                      overrides: ConfigDict | None = None) -> Path:
     """Train BYOL with an SGD-trained linear predictor; returns the run directory.
 
     ``overrides``: as :func:`linear_byol_values`."""
