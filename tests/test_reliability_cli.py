@@ -90,7 +90,7 @@ def test_resume_accepts_a_moved_data_dir(capped: Path, tmp_path: Path,
 def test_stop_on_collapse_writes_a_checkpoint_at_the_stop_and_a_summary(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
-    code, err = run_cli(["train", *TINY, "learner.stop_gradient=false", "optim.lr=0.3",
+    code, err = run_cli(["train", *TINY, "learner.stop_gradient=false", "optim.lr=0.6",
                          "--epochs", "7", "--stop-on-collapse", "--out", str(out)], capsys)
     assert code == 2 and "collapse suspected at step" in err, err
     warned = [r["step"] for r in read_metrics(out / "warnings.jsonl")]

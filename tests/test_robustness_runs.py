@@ -225,7 +225,7 @@ main(["train", *TINY, *{args!r}, "--out", {out!r}])
 # No stop-gradient at lr 0.3: the effective rank falls from ~13 (step 2) to below a
 # quarter of that and the monitor's rank_drop test warns (step 26 here), long after the
 # first checkpoint (step 4), so a resume that forgot the run's highest rank would not.
-COLLAPSING = ["learner.stop_gradient=false", "optim.lr=0.3", "--epochs", "7"]
+COLLAPSING = ["learner.stop_gradient=false", "optim.lr=0.6", "--epochs", "7"]
 RUNS = {"healthy": ["--epochs", "3"], "collapsing": COLLAPSING,
         "stop_on_collapse": [*COLLAPSING, "monitor.stop_on_collapse=true"]}
 
