@@ -148,6 +148,31 @@ def test_a_fall_to_a_few_directions_warns_relative_to_the_runs_highest_rank(
     assert "dimensional collapse" in warnings[0]["message"]
 
 
+def test_suspect_logs_in_the_grace_period_do_not_count_but_set_the_peak_rank(
+        tmp_path: Path) -> None:
+    # steps 0-1 healthy (the run's highest rank), 2-4 collapsed (a transient inside the
+    # grace period of 5 steps), 5-6 healthy, then 7-9 a few directions: the transient never
+    # warns, the later fall does, measured against the rank of the grace period's logs.
+    generator = torch.Generator().manual_seed(6)
+    monitor = _monitor(tmp_path, grace_steps=5)
+    plan = ["healthy"] * 2 + ["collapsed"] * 3 + ["healthy"] * 2 + ["few"] * 3
+    for step, kind in enumerate(plan):
+        output = (_healthy(generator) if kind == "healthy" else _collapsed()
+                  if kind == "collapsed" else _rank_k(generator, 3))
+        monitor.on_log(step, output, Learner(), {})
+    warnings = _warnings(tmp_path)
+    assert [w["step"] for w in warnings] == [9], warnings
+    assert "dimensional collapse" in warnings[0]["message"]
+    without = tmp_path / "no-grace"
+    monitor = _monitor(without)
+    for step, kind in enumerate(plan[:5]):
+        monitor.on_log(step, _healthy(generator) if kind == "healthy" else _collapsed(),
+                       Learner(), {})
+    assert [w["step"] for w in _warnings(without)] == [4]
+    with pytest.raises(ConfigError, match="grace_steps"):
+        MonitorConfig(grace_steps=-1).validate()
+
+
 def test_rank_drop_zero_and_a_moderate_fall_do_not_warn(tmp_path: Path) -> None:
     generator = torch.Generator().manual_seed(5)
     for rank_drop, k in ((0.0, 3), (0.25, D // 2)):  # off; a fall to about half

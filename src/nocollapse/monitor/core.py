@@ -78,7 +78,8 @@ class MonitorConfig:
     ``collapse_threshold`` in [0, 1] and ``min_effective_rank`` >= 0 define a suspect
     log, and so does an effective rank below ``rank_drop`` (in [0, 1), 0: off) times its
     highest value so far in the run (dimensional collapse); ``patience``: consecutive
-    suspect logs before the warning (K);
+    suspect logs before the warning (K); ``grace_steps``: logs before this step never
+    count towards ``patience`` (they still set the highest effective rank);
     ``stop_on_collapse``: raise :class:`CollapseDetected` after the warning;
     ``spectra``: write ``spectra.jsonl`` per epoch; ``alignment_max_dim``: save the
     ``(d, d)`` alignment matrix only up to this ``d`` (it is ``d^2`` numbers per epoch);
@@ -95,6 +96,7 @@ class MonitorConfig:
     # log is near the untrained encoder's rank), no-predictor SimSiam fell to 0.15.
     rank_drop: float = 0.25
     patience: int = 3
+    grace_steps: int = 0
     stop_on_collapse: bool = False
     spectra: bool = True
     alignment_max_dim: int = 128
@@ -106,6 +108,7 @@ class MonitorConfig:
         check_nonnegative("monitor.min_effective_rank", self.min_effective_rank)
         check_in_range("monitor.rank_drop", self.rank_drop, 0.0, 0.999999)
         check_positive("monitor.patience", self.patience)
+        check_nonnegative("monitor.grace_steps", self.grace_steps)
         check_nonnegative("monitor.alignment_max_dim", self.alignment_max_dim)
         return self
 
@@ -139,6 +142,7 @@ class CollapseMonitor:
             self.config.patience,
             dict(context or {}),
             rank_drop=self.config.rank_drop,
+            grace_steps=self.config.grace_steps,
         )
         self.warnings: list[WarningLine] = []
         self.last_step: int | None = None

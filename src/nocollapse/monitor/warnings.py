@@ -105,7 +105,10 @@ class EarlyWarning:
     collapse level exceeds ``collapse_threshold``, the effective rank falls below
     ``min_effective_rank``, or it falls below ``rank_drop`` times the highest effective
     rank of the run so far (dimensional collapse: a few directions left, not one;
-    0 turns this test off); a healthy log re-arms it.
+    0 turns this test off); a healthy log re-arms it. Logs before step ``grace_steps``
+    raise the run's highest rank but never count towards the patience (a freshly
+    initialised predictor's transient: BYOL with a linear predictor at EMA rate 0.9 passes
+    collapse level 0.8 for steps 20-50, then recovers; docs/sweep.md#grace).
     """
 
     collapse_threshold: float
@@ -116,6 +119,7 @@ class EarlyWarning:
     streak: int = 0
     fired: bool = False
     peak_rank: float = 0.0
+    grace_steps: int = 0
 
     def reasons(self, scalars: Mapping[str, float]) -> list[str]:
         """Which thresholds ``scalars`` cross, in words (empty when healthy)."""
@@ -136,7 +140,7 @@ class EarlyWarning:
         rank = scalars.get("effective_rank")
         if rank is not None and math.isfinite(rank):
             self.peak_rank = max(self.peak_rank, rank)
-        if not reasons:
+        if not reasons or step < self.grace_steps:
             self.streak, self.fired = 0, False
             return None
         self.streak += 1
