@@ -126,8 +126,10 @@ def test_a_replaced_predictor_starts_from_its_own_defaults() -> None:
     # an option the kind does not have is refused by name, not ignored
     with pytest.raises(ConfigError, match=r"'predictor_options\.alpha'"):
         learner_config("directcopy", alpha=3.0)
-    with pytest.raises(ConfigError, match="'linear' takes no options; got eps"):
+    with pytest.raises(ConfigError, match=r"unknown linear option 'predictor_options\.eps'"):
         learner_config("directpred", predictor="linear", eps=0.1)
+    with pytest.raises(ConfigError, match="'mlp' takes no options; got eps"):
+        learner_config("directpred", predictor="mlp", eps=0.1)
 
 
 def test_a_preset_registered_later_is_a_method(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,7 +46,10 @@ BAD_TRAIN_OPTIONS = [
     (["device.threads=100000"], "1 <= device.threads"),
     # options of a predictor that takes none were ignored in silence
     (["learner.predictor_options.rho=2"], "'mlp' takes no options; got rho"),
-    (["learner.predictor=linear", "learner.eps=0.1"], "'linear' takes no options; got eps"),
+    (["learner.predictor=linear", "learner.eps=0.1"],
+     "unknown linear option 'predictor_options.eps' (valid: symmetrize)"),
+    (["learner.predictor=linear", "learner.predictor_options.symmetrize=2"],
+     "predictor_options.symmetrize=2 is not a valid bool"),
 ]
 
 

@@ -54,7 +54,10 @@ def linear_byol_values(out: Path, size: str, seed: int,
     search in docs/reproductions.md uses it)."""
     budget = BUDGETS[size]
     values: ConfigDict = {
-        "method": "byol", "learner": {"predictor": "linear"}, "seed": seed, "out": str(out),
+        # Wp symmetrised as the paper's code does it (luckmatters predictor_reg: symmetric)
+        "method": "byol", "learner": {"predictor": "linear",
+                                      "predictor_options": {"symmetrize": True}},
+        "seed": seed, "out": str(out),
         "data": {"name": budget["data"], "batch_size": budget["batch"],
                  "subset": budget["subset"], "test_subset": 500},
         "optim": {"name": "sgd", "lr": 0.06, "momentum": 0.9, "weight_decay": 5e-4},

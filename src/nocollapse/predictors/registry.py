@@ -19,30 +19,48 @@ from nocollapse.models import MLPPredictor
 from nocollapse.plugins import PluginRegistry
 from nocollapse.predictors import closed_form, directcopy, directpred
 from nocollapse.predictors.entry import PredictorEntry
-from nocollapse.predictors.options import OptionValue, check_options, with_defaults
+from nocollapse.predictors.options import Option, OptionValue, check_options, with_defaults
 from nocollapse.predictors.spectral import spectral_entry
 
 
 class LinearPredictor(nn.Module):
-    """A bias-free ``d x d`` linear predictor trained by SGD (tian2021's ``Wp``)."""
+    """A bias-free ``d x d`` linear predictor trained by SGD (tian2021's ``Wp``).
 
-    def __init__(self, dim: int):
+    ``symmetrize``: ``Wp = (A + A^T) / 2`` of a parameter ``A`` that starts symmetric (the
+    symmetrised Kaiming draw). Its gradient is the symmetric part of ``Wp``'s, so under SGD
+    with momentum and weight decay ``A`` stays symmetric and takes the same steps as
+    facebookresearch/luckmatters' ``predictor_reg: symmetric`` (an SGD step on ``Wp``, then
+    ``Wp <- (Wp + Wp^T) / 2``), the setting of tian2021's predictor-spectrum claim. (Under
+    an adaptive optimiser the two differ: its step is not linear in the gradient.)
+    """
+
+    def __init__(self, dim: int, symmetric: bool = False):
         super().__init__()
+        self.symmetric = symmetric
         self.weight = nn.Parameter(torch.empty(dim, dim))
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+        if symmetric:
+            with torch.no_grad():
+                self.weight.copy_((self.weight + self.weight.T) / 2)
 
     def matrix(self) -> torch.Tensor:
-        return self.weight
+        return (self.weight + self.weight.T) / 2 if self.symmetric else self.weight
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z @ self.weight.T
+        return z @ self.matrix().T
+
+
+LINEAR_OPTIONS = {
+    "symmetrize": Option(bool, "Wp kept symmetric, as luckmatters' predictor_reg=symmetric "
+                        "(the same SGD steps as symmetrising after each step)", False),
+}
 
 
 PREDICTORS: PluginRegistry[PredictorEntry] = PluginRegistry({
     "none": PredictorEntry(lambda dim, hidden_dim: nn.Identity(),
                            "identity (the no-predictor ablation)"),
-    "linear": PredictorEntry(lambda dim, hidden_dim: LinearPredictor(dim),
-                             "a d x d matrix trained by SGD"),
+    "linear": PredictorEntry(lambda dim, hidden_dim, symmetrize: LinearPredictor(dim, symmetrize),
+                             "a d x d matrix trained by SGD", LINEAR_OPTIONS),
     "mlp": PredictorEntry(lambda dim, hidden_dim: MLPPredictor(dim, hidden_dim),
                           "two-layer MLP with pred_hidden_dim hidden units"),
     # the spectral kinds: each its module (matrix function and options) and its original
