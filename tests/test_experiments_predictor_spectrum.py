@@ -52,7 +52,8 @@ def test_overrides_merge_into_the_recipe_section_by_section(tmp_path: Path) -> N
         "learner": {"base_tau": 0.99}})
     assert paper["optim"] == {**recipe["optim"], "lr": 0.03, "weight_decay": 4e-4}
     assert paper["optim"]["momentum"] == 0.9 and paper["time_budget_s"] == 150.0
-    assert paper["learner"] == {"predictor": "linear", "base_tau": 0.99}
+    assert paper["learner"] == {"predictor": "linear", "base_tau": 0.99,
+                                "predictor_options": {"symmetrize": True}}
     assert recipe["optim"]["lr"] == 0.06 and recipe["time_budget_s"] == 90.0  # not mutated
     assert {k: v for k, v in paper.items() if k not in ("optim", "learner", "time_budget_s")} \
         == {k: v for k, v in recipe.items() if k not in ("optim", "learner", "time_budget_s")}
