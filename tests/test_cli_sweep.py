@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from _cli import TINY, assert_refused, overrides, run_cli, tree
 from nocollapse.runio import CELL_OUTCOME_FILE, SWEEP_CSV_FILE, SWEEP_TABLE_FILE
@@ -94,6 +95,27 @@ def test_a_rerun_skips_finished_cells_byte_for_byte(
     code, _ = run_cli(_sweep(out), capsys)
     assert code == 0
     assert tree(out) == before  # cells, spec, baseline and the rewritten table: unchanged
+
+
+def test_a_rerun_reads_a_finished_cell_only_when_its_record_is_from_an_older_version(
+        finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nocollapse.sweep import cell as cell_module
+    from nocollapse.sweep.outcome import RUN_DIR_FIGURES, read_cell
+
+    run_dir = tmp_path / "cell"
+    shutil.copytree(finished / "cells" / "weight_decay=0.5", run_dir)
+    assert set(read_cell(run_dir)) == RUN_DIR_FIGURES  # the list names what read_cell fills
+    record = json.loads((run_dir / CELL_OUTCOME_FILE).read_text())
+    assert record.keys() >= RUN_DIR_FIGURES
+    config = {**yaml.safe_load((run_dir / "config.yaml").read_text()), "out": str(run_dir)}
+    reads: list[Path] = []
+    monkeypatch.setattr(cell_module, "read_cell", lambda path: reads.append(path) or {})
+    current = cell_module.run_cell(config, "c")
+    assert reads == [] and current["ran"] is False and current["knn"] == record["knn"]
+    del record["scale_est"]  # as a record written before the data's scale was logged
+    (run_dir / CELL_OUTCOME_FILE).write_text(json.dumps(record))
+    cell_module.run_cell(config, "c")
+    assert reads == [run_dir]
 
 
 def test_a_changed_grid_is_refused_naming_the_difference(

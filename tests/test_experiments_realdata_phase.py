@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nocollapse.experiments.realdata_phase import _warning_claim_by_knn, knn_truth, phase
+from nocollapse.experiments.realdata_phase import (
+    _direction_claim,
+    _lead,
+    _warning_claim_by_knn,
+    knn_truth,
+    phase,
+)
 from nocollapse.experiments.registry import check_size
 from nocollapse.experiments.result import ReproductionResult
 from nocollapse.sweep import OUTCOMES
@@ -57,3 +63,30 @@ def test_the_label_checked_warning_claim_counts_each_truth() -> None:
     result = ReproductionResult("t")
     _warning_claim_by_knn(result, "m", missed, 300)
     assert not result.claims[0].passed
+
+
+def test_the_direction_claim_needs_a_move_the_theory_s_way_and_calls_a_flat_one_unresolved(
+        ) -> None:
+    decays = [1e-3, 1e-2, 1e-1]
+
+    def claim(boundaries: list[float | None], thresholds: list[float | None]) -> tuple[bool, str]:
+        result = ReproductionResult("t")
+        _direction_claim(result, "m", decays, boundaries, thresholds)
+        return result.claims[0].passed, result.claims[0].measured
+
+    passed, measured = claim([0.03, 0.03, 0.03], [0.02, 0.01, 0.005])
+    assert not passed and "not resolved" in measured and "4x" in measured and "under" in measured
+    passed, measured = claim([0.03, 0.03, 0.003], [0.02, 0.01, 0.001])
+    assert passed and measured.startswith("1 of 2 steps down, 0 up")
+    assert not claim([0.003, 0.03, 0.03], [0.02, 0.01, 0.001])[0]  # against the theory
+    assert not claim([0.003, 0.03, 0.003], [0.02, 0.01, 0.001])[0]  # both ways
+    assert claim([None, 0.03, 0.03], [0.02, 0.01, 0.001])[0]  # learned everywhere, then a boundary
+
+
+def test_the_lead_counts_a_fall_beyond_two_standard_errors_of_the_monitor_s_k_nn() -> None:
+    # 2 sqrt(0.64 0.36 / 500) = 0.0429 below step 0's 0.64: 0.61 is noise, 0.59 a fall
+    curve = [[0, 0.64], [50, 0.61], [100, 0.59], [150, 0.50]]
+    assert _lead({"knn_curve": curve, "warning_step": 70}) == 30.0
+    assert _lead({"knn_curve": curve, "warning_step": 70}, monitor_test=10**6) == -20.0
+    assert _lead({"knn_curve": curve[:2], "warning_step": 70}) is None  # never fell
+    assert _lead({"knn_curve": curve[1:], "warning_step": 70}) is None  # no step-0 point

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -101,7 +100,7 @@ BASELINES: dict[str, BaselineEntry] = {
 def measure_baselines(train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
                       protocol: Protocol | None = None, names: Sequence[str] | None = None, *,
                       device: torch.device | str = "cpu",
-                      progress: EvalProgress = QUIET) -> dict[str, dict[str, Any]]:
+                      progress: EvalProgress = QUIET) -> dict[str, dict[str, float]]:
     """``{name: {"knn_k200": .., ..., "cached": bool}}`` for each baseline in ``names`` (all).
 
     ``progress`` shows each phase of a baseline that is not in the cache.
@@ -110,9 +109,9 @@ def measure_baselines(train: ImageDataset, test: ImageDataset, setup: BaselineSe
     names = tuple(BASELINES) if names is None else names
     for name in names:
         check_choice("baseline", name, tuple(BASELINES))
-    results = {}
+    results: dict[str, dict[str, float]] = {}
     for name in names:
-        def compute(name: str = name) -> dict[str, Any]:
+        def compute(name: str = name) -> dict[str, float]:
             train_x, test_x = BASELINES[name].features(train, test, setup, device, progress)
             return evaluate_features(train_x, train.labels, test_x, test.labels, protocol,
                                      seed=setup.seed, progress=progress,
@@ -125,7 +124,7 @@ def measure_baselines(train: ImageDataset, test: ImageDataset, setup: BaselineSe
 
 
 def cached_baseline(name: str, train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
-                    protocol: Protocol | None = None) -> dict[str, Any] | None:
+                    protocol: Protocol | None = None) -> dict[str, float] | None:
     """The baseline's figures (with ``"cached": True``) when the cache holds them, else None:
     nothing is computed."""
     check_choice("baseline", name, tuple(BASELINES))
@@ -134,7 +133,7 @@ def cached_baseline(name: str, train: ImageDataset, test: ImageDataset, setup: B
 
 
 def _key(name: str, train: ImageDataset, test: ImageDataset, setup: BaselineSetup,
-         protocol: Protocol) -> dict[str, Any]:
+         protocol: Protocol) -> dict[str, object]:
     """Everything that decides a baseline's figures."""
     key: dict[str, object] = {
         "train": [train.name, tensor_fingerprint(train.images), tensor_fingerprint(train.labels)],

@@ -14,7 +14,6 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -44,8 +43,9 @@ def _path_for(kind: str, key: Mapping[str, object]) -> Path:
     return cache_dir() / kind / f"{name}.json"
 
 
-def read_cached(kind: str, key: Mapping[str, object]) -> dict[str, Any] | None:
-    """The stored result for ``key``, or None when absent, damaged or stored for another key."""
+def read_cached(kind: str, key: Mapping[str, object]) -> dict[str, float] | None:
+    """The stored figures for ``key``, or None when absent, damaged (a value that is not a
+    number included) or stored for another key."""
     path = _path_for(kind, key)
     if path.is_symlink() or not path.is_file():
         return None
@@ -57,7 +57,10 @@ def read_cached(kind: str, key: Mapping[str, object]) -> dict[str, Any] | None:
     if not isinstance(stored, dict) or stored.get("key") != same_key:
         return None
     result = stored.get("result")
-    return result if isinstance(result, dict) else None
+    if not isinstance(result, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in result.values()):
+        return None
+    return {str(name): float(value) for name, value in result.items()}
 
 
 def write_cached(kind: str, key: Mapping[str, object], result: Mapping[str, object]) -> None:
@@ -69,7 +72,7 @@ def write_cached(kind: str, key: Mapping[str, object], result: Mapping[str, obje
 
 
 def cached(kind: str, key: Mapping[str, object],
-           compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+           compute: Callable[[], dict[str, float]]) -> tuple[dict[str, float], bool]:
     """``(result, from_cache)``: the stored result for ``key``, else ``compute()`` stored."""
     found = read_cached(kind, key)
     if found is not None:

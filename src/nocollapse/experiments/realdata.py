@@ -20,7 +20,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
@@ -30,7 +30,7 @@ from nocollapse.losses import LOSSES
 from nocollapse.methods import PRESETS, Learner, learner_config
 from nocollapse.predictors import PREDICTORS
 from nocollapse.runio import read_metrics
-from nocollapse.runio.records import ConfigDict
+from nocollapse.runio.records import ConfigDict, finite_or_none
 
 if TYPE_CHECKING:
     from nocollapse.train.config import TrainConfig
@@ -98,9 +98,22 @@ def _train_config(out: Path, method: str, size: str, seed: int, learner: ConfigD
     return load_config(None, [], base=merge(values, extra))
 
 
+class AblationCell(TypedDict):
+    """One trained cell of a table: final k-NN beside its baselines, last diagnostics, cost."""
+
+    knn: float | None
+    random_knn: float | None
+    raw_knn: float | None
+    steps: int
+    seconds: float
+    images_per_s: float
+    effective_rank: float | None
+    collapse_level: float | None
+
+
 def train_cell(out: Path, method: str, size: str, seed: int, learner: ConfigDict,
                extra: ConfigDict | None = None, random_baseline: bool = False,
-               steps: int | None = None) -> dict[str, Any]:
+               steps: int | None = None) -> AblationCell:
     """Train one cell and return its final k-NN accuracy, diagnostics, steps and images/s.
 
     ``steps``: train this many steps instead of the budget's ``max_steps``.
@@ -122,8 +135,8 @@ def train_cell(out: Path, method: str, size: str, seed: int, learner: ConfigDict
             "raw_knn": raw,
             "steps": result.step, "seconds": result.seconds,
             "images_per_s": result.step * config.data.batch_size * 2 / max(result.seconds, 1e-9),
-            "effective_rank": last.get("effective_rank"),
-            "collapse_level": last.get("collapse_level")}
+            "effective_rank": finite_or_none(last.get("effective_rank")),
+            "collapse_level": finite_or_none(last.get("collapse_level"))}
 
 
 def step_cost_ratio(size: str, seed: int, slow: tuple[str, ConfigDict],
@@ -199,7 +212,7 @@ def _learner_overrides(method: str, variant: str) -> ConfigDict:
     return learner
 
 
-def _collapsed(cell: dict[str, Any], normal: dict[str, Any] | None = None) -> bool:
+def _collapsed(cell: AblationCell, normal: AblationCell | None = None) -> bool:
     level, rank = cell["collapse_level"], cell["effective_rank"]
     if level is not None and level >= COLLAPSE_LEVEL:
         return True
@@ -218,7 +231,7 @@ def ablations(out: Path, size: str, seed: int) -> ReproductionResult:
     methods = tuple(PRESETS) if size != "quick" else ("simsiam", "directpred")
     variants = list(VARIANTS) if size != "quick" else ["normal", "no stop-gradient"]
     result = ReproductionResult("realdata-ablations", params=dict(BUDGETS[size]))
-    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    cells: dict[tuple[str, str], AblationCell] = {}
     for method in methods:
         for variant in variants:
             cells[method, variant] = train_cell(
@@ -258,10 +271,10 @@ def ablations(out: Path, size: str, seed: int) -> ReproductionResult:
     return result
 
 
-def _ablation_claims(result: ReproductionResult, cells: dict[tuple[str, str], dict[str, Any]],
+def _ablation_claims(result: ReproductionResult, cells: dict[tuple[str, str], AblationCell],
                      methods: tuple[str, ...],
                      variants: list[str],
-                     baselines: dict[str, float | None], linear: list[dict[str, Any]]) -> None:
+                     baselines: dict[str, float | None], linear: list[AblationCell]) -> None:
     if "no stop-gradient" in variants:
         collapsed = [m for m in methods
                      if _collapsed(cells[m, "no stop-gradient"], cells[m, "normal"])]

@@ -23,13 +23,19 @@ import math
 import shutil
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from nocollapse.diagnostics import critical_eta
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.report.sweep import build_sweep_report, median_estimates
-from nocollapse.runio.records import CellRecord, ConfigDict, SpearmanRecord
+from nocollapse.runio.records import (
+    CellRecord,
+    ConfigDict,
+    SpearmanRecord,
+    finite_or_none,
+    is_finite_number,
+)
 from nocollapse.sweep import SweepRequest, SweepSpec, parse_axis, run_sweep
 from nocollapse.sweep.spec import cores
 from nocollapse.sweep.table import spearman
@@ -45,12 +51,30 @@ METHODS: dict[str, tuple[str, ConfigDict]] = {
     "directpred": ("directpred", {}),
     "byol-linear": ("byol", {"predictor": "linear"}),
 }
+
+
+class Grid(TypedDict):
+    """One size of the reproduction: data, budget, backbone, monitor cadence and the axes."""
+
+    data: str
+    steps: int
+    batch: int
+    subset: int | None
+    backbone: str
+    knn_k: int
+    log_every: int
+    knn_every: int
+    grace: int
+    weight_decay: tuple[float, ...]
+    ema: tuple[float, ...]
+
+
 # size -> data, steps, grid. Weight decays log-spaced from the recipe's healthy 1e-4 to 1
 # (lr 0.06 x wd 1 shrinks every weight by 6% a step: certain collapse). The default grid's
 # backbone pools to 2x2 (512 features): the full-split k-NN of the recipe's 4x4 map (2048
 # features, 60000 x 10000 similarities) took 30 s of a cell's 89 s on one thread, 9 s at
 # 512, which brings the cell to 58 s and both 25-cell grids within 30 minutes.
-GRIDS: dict[str, dict[str, Any]] = {
+GRIDS: dict[str, Grid] = {
     "quick": {"data": "digits", "steps": 8, "batch": 64, "subset": 256, "backbone":
               "small_convnet", "knn_k": 10, "log_every": 2, "knn_every": 4, "grace": 0,
               "weight_decay": (1e-4, 0.1, 3.0), "ema": (0.9, 0.99, 0.999)},
@@ -62,6 +86,7 @@ GRIDS: dict[str, dict[str, Any]] = {
 }
 GRIDS["full"] = {**GRIDS["default"], "steps": 1000}
 SPEARMAN_TARGET = 0.8
+MONITOR_TEST = 500  # test images of the monitored k-NN curve (its noise: claim (c)'s lead)
 
 
 def _base(method: str, learner: ConfigDict, size: str, seed: int) -> ConfigDict:
@@ -78,7 +103,7 @@ def _base(method: str, learner: ConfigDict, size: str, seed: int) -> ConfigDict:
         "epochs": 1000, "max_steps": grid["steps"], "time_budget_s": None,
         "log_every": grid["log_every"], "checkpoint_every": 1,
         "eval": {"knn_every": grid["knn_every"], "knn_k": grid["knn_k"], "knn_t": 0.1,
-                 "monitor_bank": 2000, "monitor_test": 500, "linear_probe": False,
+                 "monitor_bank": 2000, "monitor_test": MONITOR_TEST, "linear_probe": False,
                  "baselines": [], "random_baseline": False},
         "device": {"accelerator": "cpu", "threads": 1},
         # the warning ignores the first monitored k-NN interval: a fresh linear predictor's
@@ -127,7 +152,7 @@ def _rho_text(value: SpearmanRecord) -> str:
     return f"{rho:.2f} over {value['cells']} cells" if rho is not None else "not measurable"
 
 
-def _grid_table(label: str, cells: list[CellRecord], grid: dict[str, Any]) -> Table:
+def _grid_table(label: str, cells: list[CellRecord], grid: Grid) -> Table:
     rows = []
     for cell in cells:
         axes = cell.get("axes", {})
@@ -145,7 +170,7 @@ def _grid_table(label: str, cells: list[CellRecord], grid: dict[str, Any]) -> Ta
 
 
 def _claims(result: ReproductionResult, label: str, cells: list[CellRecord],
-            grid: dict[str, Any]) -> None:
+            grid: Grid) -> None:
     learned = [c for c in cells if c.get("outcome") == "learned"]
     collapsed = [c for c in cells if c.get("outcome") in ("dimensional collapse",
                                                           "complete collapse")]
@@ -160,13 +185,14 @@ def _claims(result: ReproductionResult, label: str, cells: list[CellRecord],
 
 
 def _boundary_claim(result: ReproductionResult, label: str, cells: list[CellRecord],
-                    grid: dict[str, Any]) -> None:
+                    grid: Grid) -> None:
     decays = sorted(grid["weight_decay"])
     factors, boundaries, thresholds = [], [], []
     for ema in grid["ema"]:
         row = {c["axes"][WEIGHT_DECAY]: c for c in cells if c["axes"][EMA] == ema}
         healthy = [c for c in row.values() if c.get("outcome") == "learned"
-                   and _finite(c.get("sigma2_est")) and _finite(c.get("tau_est"))]
+                   and is_finite_number(c.get("sigma2_est"))
+                   and is_finite_number(c.get("tau_est"))]
         if healthy:
             sigma2, tau, scale = median_estimates(healthy)
             eta_c: float | None = critical_eta(sigma2, tau, scale or 1.0)
@@ -190,14 +216,32 @@ def _boundary_claim(result: ReproductionResult, label: str, cells: list[CellReco
     result.check(f"(b) {label}: empirical boundary over the estimated eta_c (median factor)",
                  "a measured factor (theory: 1)",
                  f"{_fmt(factor, '.3g')} ({shown})", factor is not None)
-    # theory: eta_c = x tau^2/(4(1+sigma^2)); a slower EMA (larger base_tau) lowers tau and
-    # so eta_c: the boundary should not move to larger weight decay as base_tau grows
+    _direction_claim(result, label, decays, boundaries, thresholds)
+
+
+def _direction_claim(result: ReproductionResult, label: str, decays: list[float],
+                     boundaries: list[float | None], thresholds: list[float | None]) -> None:
+    """Theory: eta_c = x tau^2/(4(1+sigma^2)); a slower EMA (larger base_tau) lowers tau and
+    so eta_c, so the boundary should move to smaller weight decay as base_tau grows. It
+    holds when the boundary moves that way at least once and never the other way; a flat
+    boundary is "not resolved" when the theory's own shift is under one grid step."""
     known = [b if b is not None else math.inf for b in boundaries]
     steps = list(itertools.pairwise(known))
-    holds = sum(1 for a, b in steps if b <= a)
+    down = sum(1 for a, b in steps if b < a)
+    up = sum(1 for a, b in steps if b > a)
+    grid_step = max((b / a for a, b in itertools.pairwise(decays) if a > 0), default=math.inf)
+    estimated = [t for t in thresholds if t]
+    shift = max(estimated) / min(estimated) if len(estimated) >= 2 else None
+    if down == 0 and up == 0:
+        resolution = ("under" if shift is not None and shift < grid_step else "over")
+        measured = (f"flat at every EMA rate: not resolved (the theory's eta_c moves "
+                    f"{_fmt(shift, '.2g')}x across the axis, {resolution} the grid's "
+                    f"{grid_step:.3g}x weight-decay step)")
+    else:
+        measured = f"{down} of {len(steps)} steps down, {up} up (theory: down)"
     result.check(f"(b) {label}: the boundary moves the theory's way as the EMA slows",
-                 "non-increasing weight decay boundary along base_tau",
-                 f"{holds}/{len(steps)} steps along base_tau", holds == len(steps))
+                 "moves to smaller weight decay at least once along base_tau, never larger",
+                 measured, down >= 1 and up == 0)
 
 
 def _caught(cells: list[CellRecord], steps: int) -> list[CellRecord]:
@@ -214,8 +258,10 @@ def _warning_claim(result: ReproductionResult, label: str, learned: list[CellRec
     caught = _caught(collapsed, steps)
     false = _warned(learned)
     leads = [lead for c in caught if (lead := _lead(c)) is not None]
-    lead_text = (f"; lead over k-NN < random init: median {statistics.median(leads):g} steps "
-                 f"({len(leads)} cells)" if leads else "; k-NN never fell below random init")
+    lead_text = (f"; lead over the monitored k-NN falling 2 standard errors below random "
+                 f"init: median {statistics.median(leads):g} steps ({len(leads)} cells, "
+                 f"{len(caught) - len(leads)} never fell)" if leads
+                 else "; the monitored k-NN never fell 2 standard errors below random init")
     recall = f"{len(caught)}/{len(collapsed)}"
     result.check(f"(c) {label}: the warning fires in every collapsed cell, <= 1 learned cell",
                  "recall 100%, <= 1 false positive",
@@ -232,7 +278,8 @@ def knn_truth(cell: CellRecord) -> str | None:
     The outcome classes use the monitor's own thresholds, so a warning that agrees with
     them agrees with itself; this truth is independent of the monitor.
     """
-    knn, base, n = (_number(cell.get(key)) for key in ("knn", "random_init_knn", "test_images"))
+    knn, base, n = (finite_or_none(cell.get(key))
+                    for key in ("knn", "random_init_knn", "test_images"))
     if knn is None or base is None or n is None or n <= 0:
         return None
     margin = 2.0 * math.sqrt(base * (1.0 - base) / n)
@@ -255,25 +302,20 @@ def _warning_claim_by_knn(result: ReproductionResult, label: str,
                  bool(worse) and len(caught) == len(worse) and false <= 1)
 
 
-def _lead(cell: CellRecord) -> float | None:
-    """Steps from the first warning to the monitored k-NN's first fall below step 0's."""
+def _lead(cell: CellRecord, monitor_test: int = MONITOR_TEST) -> float | None:
+    """Steps from the first warning to the monitored k-NN's first fall below step 0's (the
+    random-init encoder's) by more than two binomial standard errors on the monitor's
+    ``monitor_test`` images: a smaller dip is the monitor's own noise (learned cells dip
+    too). None when it never falls so far."""
     curve = cell.get("knn_curve") or []
     if not curve or curve[0][0] != 0:
         return None
     baseline = curve[0][1]
-    fall = next((step for step, accuracy in curve[1:] if accuracy < baseline), None)
+    floor = baseline - 2 * math.sqrt(baseline * (1 - baseline) / monitor_test)
+    fall = next((step for step, accuracy in curve[1:] if accuracy < floor), None)
     warned = cell.get("warning_step")  # a caught cell's: never None here
     return None if fall is None or warned is None else float(fall - warned)
 
 
 def _fmt(value: object, spec: str = ".3f") -> str:
-    return format(float(value), spec) if _finite(value) else "-"  # type: ignore[arg-type]
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and _finite(value) else None
-
-
-def _finite(value: object) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    return format(float(value), spec) if is_finite_number(value) else "-"

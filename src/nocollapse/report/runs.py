@@ -8,7 +8,6 @@ exist, or holds none of the files a run writes, is refused.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard, cast
@@ -29,7 +28,13 @@ from nocollapse.runio import (
     load_yaml,
     read_json_record,
 )
-from nocollapse.runio.records import ConfigDict, Evaluation, JSONObject, JSONValue
+from nocollapse.runio.records import (
+    ConfigDict,
+    Evaluation,
+    JSONObject,
+    JSONValue,
+    is_finite_number,
+)
 
 # How each baseline is named: short in figure legends, long in tables (`nocollapse
 # evaluate`, train's final table); the two maps side by side, in this one place.
@@ -165,7 +170,7 @@ PLOTTABLE = 1e300  # beyond this a figure's axis range overflows
 
 
 def _plottable(value: object) -> bool:
-    return _finite(value) and abs(value) <= PLOTTABLE
+    return is_finite_number(value) and abs(value) <= PLOTTABLE
 
 
 def _checked_scalars(records: list[JSONObject], name: str, notes: list[str],
@@ -250,7 +255,7 @@ def label_runs(paths: list[Path]) -> list[str]:
 def metric_key(run: Run, metric: str) -> str | None:
     """The key under which ``metric`` (a name of ``METRIC_KEYS``) is logged in ``run``."""
     for key in METRIC_KEYS.get(metric, (metric,)):
-        if any(_finite(r.get(key)) for r in run.metrics):
+        if any(is_finite_number(r.get(key)) for r in run.metrics):
             return key
     return None
 
@@ -266,10 +271,10 @@ def series(records: list[JSONObject], key: str) -> tuple[list[float], list[float
     ys: list[float] = []
     for index, record in enumerate(records):
         value = record.get(key)
-        if not _finite(value):
+        if not is_finite_number(value):
             continue
         x = record.get(x_key, index) if x_key else index
-        xs.append(float(x) if _finite(x) else float(index))
+        xs.append(float(x) if is_finite_number(x) else float(index))
         ys.append(float(value))
     return xs, ys, x_key or "record"
 
@@ -285,14 +290,10 @@ def final_value(run: Run, metric: str) -> float | None:
 
 def number(value: JSONValue | None, default: float) -> float:
     """A record's value as a float; ``default`` when it is not a finite number."""
-    return float(value) if _finite(value) else default
+    return float(value) if is_finite_number(value) else default
 
 
 def record_epoch(record: JSONObject, default: int) -> int:
     """A record's ``epoch`` as a whole number (``default`` when it has none)."""
     value = record.get("epoch")
-    return int(value) if _finite(value) else default
-
-
-def _finite(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return int(value) if is_finite_number(value) else default

@@ -16,7 +16,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, TypeGuard, cast
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from nocollapse.diagnostics import critical_eta
 from nocollapse.errors import NocollapseError
 from nocollapse.report.figures import new_figure, save_figure
 from nocollapse.runio import SWEEP_TABLE_FILE, atomic_write_text, ensure_dir
-from nocollapse.runio.records import CellRecord, JSONValue, SweepTable
+from nocollapse.runio.records import CellRecord, JSONValue, SweepTable, is_finite_number
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -111,7 +111,7 @@ def eta_c_boundary(table: SweepTable) -> Boundary | None:
     for value in groups:
         cells = [c for c in table["cells"] if c.get("outcome") == "learned"
                  and (other is None or c.get("axes", {}).get(other) == value)
-                 and _finite(c.get("sigma2_est")) and _finite(c.get("tau_est"))]
+                 and is_finite_number(c.get("sigma2_est")) and is_finite_number(c.get("tau_est"))]
         if not cells:
             points.append({"value": value, "eta_c": None, "cells": []})
             continue
@@ -130,7 +130,7 @@ def median_estimates(cells: Sequence[Mapping[str, object]]
     sigma2 = statistics.median(_number(c["sigma2_est"]) for c in cells)
     tau = statistics.median(_number(c["tau_est"]) for c in cells)
     scales = [float(scale) for c in cells
-              if _finite(scale := c.get("scale_est")) and scale > 0]
+              if is_finite_number(scale := c.get("scale_est")) and scale > 0]
     return sigma2, tau, statistics.median(scales) if scales else None
 
 
@@ -154,12 +154,12 @@ def plot_phase_diagram(table: SweepTable, boundary: Boundary | None,
             outcome = (cell or {}).get("outcome", "failed")
             ax.add_patch(_rectangle(i, j, OUTCOME_COLOURS.get(outcome, "#999999")))
             knn = (cell or {}).get("knn")
-            ax.text(i, j, f"{knn:.3f}" if _finite(knn) else "-", ha="center", va="center",
+            ax.text(i, j, f"{knn:.3f}" if is_finite_number(knn) else "-", ha="center", va="center",
                     fontsize=9)
     if boundary is not None and WEIGHT_DECAY in keys[:2]:
         _draw_boundary(ax, boundary, keys, xs, ys)
-    ax.set_xticks(range(len(xs)), [f"{v:g}" if _finite(v) else str(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [f"{v:g}" if _finite(v) else str(v) for v in ys])
+    ax.set_xticks(range(len(xs)), [f"{v:g}" if is_finite_number(v) else str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" if is_finite_number(v) else str(v) for v in ys])
     ax.set_xlim(-0.5, len(xs) - 0.5)
     ax.set_ylim(-0.5, len(ys) - 0.5)
     ax.set_xlabel(keys[0])
@@ -217,7 +217,7 @@ def plot_curves(table: SweepTable, boundary: Boundary | None, path: Path) -> Pat
     key, values = table["axes"][0][0], _values(table, 0)
     figure, grid = new_figure(1, 2, figsize=(10.0, 4.0))
     cells: list[CellRecord] = [_cell_at(table, {key: v}) or {} for v in values]
-    numeric = all(_finite(v) for v in values)
+    numeric = all(is_finite_number(v) for v in values)
     xs = [_number(v) for v in values] if numeric else [float(i) for i in range(len(values))]
     left, right = grid[0, 0], grid[0, 1]
     knn = [_number(c.get("knn"), np.nan) for c in cells]
@@ -226,7 +226,7 @@ def plot_curves(table: SweepTable, boundary: Boundary | None, path: Path) -> Pat
         left.scatter([x], [y], color=OUTCOME_COLOURS.get(c.get("outcome", "failed"), "#999"),
                      zorder=3, label=c.get("outcome"))
     random_init = next((c.get("random_init_knn") for c in cells
-                        if _finite(c.get("random_init_knn"))), None)
+                        if is_finite_number(c.get("random_init_knn"))), None)
     if random_init is not None:
         left.axhline(random_init, color="grey", linestyle=":", label="random-init encoder")
     left.set_ylabel("final k-NN accuracy")
@@ -267,7 +267,7 @@ def render_markdown(table: SweepTable, boundary: Boundary | None,
                 warning]
         lines.append("| " + " | ".join(row) + " |")
     random_init = next((c.get("random_init_knn") for c in table["cells"]
-                        if _finite(c.get("random_init_knn"))), None)
+                        if is_finite_number(c.get("random_init_knn"))), None)
     lines += ["", f"Random-init encoder k-NN (same protocol): {_fmt(random_init)}.", "",
               "Spearman correlation with the final k-NN across the cells:", ""]
     for metric, value in table.get("spearman_with_knn", {}).items():
@@ -294,18 +294,13 @@ def render_markdown(table: SweepTable, boundary: Boundary | None,
 
 
 def _fmt(value: object, spec: str = ".3f") -> str:
-    return format(float(value), spec) if _finite(value) else "-"
+    return format(float(value), spec) if is_finite_number(value) else "-"
 
 
 def _number(value: object, default: float = math.nan) -> float:
     """``value`` as a float when it is a finite number, else ``default``."""
-    return float(value) if _finite(value) else default
+    return float(value) if is_finite_number(value) else default
 
 
 def _field(record: Mapping[str, object], key: str) -> object:
     return record.get(key)
-
-
-def _finite(value: object) -> TypeGuard[int | float]:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))

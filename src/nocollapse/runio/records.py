@@ -9,7 +9,8 @@ No ``from __future__ import annotations`` here: ``typing`` finds ``NotRequired``
 evaluated annotations, and :data:`CHECKPOINT_KEYS` is read from them.
 """
 
-from typing import TYPE_CHECKING, Any, NotRequired, TypeAlias, TypedDict
+import math
+from typing import TYPE_CHECKING, Any, NotRequired, TypeAlias, TypedDict, TypeGuard
 
 if TYPE_CHECKING:  # runio itself needs no torch (theory writes run directories without it)
     from torch import Tensor
@@ -21,6 +22,16 @@ JSONObject: TypeAlias = dict[str, JSONValue]
 # A configuration as plain values (``TrainConfig.to_dict()``, ``config.yaml``): nested
 # mappings of the config's own field types, which only the config reads back typed.
 ConfigDict: TypeAlias = dict[str, Any]
+
+
+def is_finite_number(value: object) -> TypeGuard[int | float]:
+    """True for a finite int or float that is not a bool: a record's value a reader may use."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_or_none(value: object) -> float | None:
+    """A record's value as a float when it is a finite number, else None."""
+    return float(value) if is_finite_number(value) else None
 
 
 class KnnPoint(TypedDict):

@@ -28,7 +28,7 @@ from nocollapse.methods import SiameseLearner
 from nocollapse.rundir.checkpoint import checkpoint_path, load_checkpoint
 from nocollapse.runio import CELL_OUTCOME_FILE, atomic_write_text, read_json_record
 from nocollapse.runio.records import CellRecord, ConfigDict
-from nocollapse.sweep.outcome import read_cell
+from nocollapse.sweep.outcome import RUN_DIR_FIGURES, read_cell
 from nocollapse.train import setup, train
 from nocollapse.train.config import TrainConfig
 
@@ -52,7 +52,10 @@ def _run_cell(config: TrainConfig, name: str) -> CellRecord:
     done = read_outcome(run_dir)
     if done is not None:
         # a record from an older nocollapse lacks newer keys: read them from the run directory
-        return {**read_cell(run_dir), **done, "ran": False}
+        # (a current one has them all, and a rerun sweep reads nothing else of its cells)
+        if not done.keys() >= RUN_DIR_FIGURES:
+            done = {**read_cell(run_dir), **done}
+        return {**done, "ran": False}
     start = time.monotonic()
     resumed = checkpoint_path(run_dir).exists()
     diverged = False

@@ -16,10 +16,8 @@ decides it.
 
 from __future__ import annotations
 
-import math
 import statistics
 from pathlib import Path
-from typing import TypeGuard
 
 from nocollapse.monitor import MonitorConfig
 from nocollapse.runio import (
@@ -30,7 +28,13 @@ from nocollapse.runio import (
     iter_metrics,
     read_summary,
 )
-from nocollapse.runio.records import CellRecord, JSONObject, JSONValue
+from nocollapse.runio.records import (
+    CellRecord,
+    JSONObject,
+    JSONValue,
+    finite_or_none,
+    is_finite_number,
+)
 
 OUTCOMES = ("learned", "dimensional collapse", "complete collapse", "diverged")
 _MONITOR = MonitorConfig()
@@ -39,6 +43,11 @@ COMPLETE_RANK = _MONITOR.min_effective_rank  # 1.5
 RANK_DROP = _MONITOR.rank_drop  # 0.25
 FINAL_LOGS = 3  # monitor logs whose median is the cell's final collapse level / rank
 ESTIMATE_LOGS = 10  # logs whose median sigma2 / tau the phase diagram uses (the monitor's)
+# the keys :func:`read_cell` fills: an outcome record holding them all needs no rereading
+RUN_DIR_FIGURES = frozenset({
+    "knn", "stopped", "steps", "train_seconds", "collapse_level", "effective_rank",
+    "peak_effective_rank", "sigma2_est", "tau_est", "scale_est", "knn_curve", "test_images",
+    "warning_step", "warning_reason", "warning_cause", "outcome"})
 
 
 def classify(diverged: bool, collapse_level: float | None, effective_rank: float | None,
@@ -60,26 +69,26 @@ def read_cell(run_dir: Path) -> CellRecord:
     """The figures of a cell's run directory: final k-NN, collapse, estimates, first warning."""
     records = list(iter_metrics(run_dir / METRICS_FILE)) if (run_dir / METRICS_FILE).is_file() \
         else []
-    logs = [r for r in records if _number(r.get("effective_rank"))]
+    logs = [r for r in records if is_finite_number(r.get("effective_rank"))]
     tail = logs[-FINAL_LOGS:]
     level = _median([r.get("collapse_level") for r in tail])
     rank = _median([r.get("effective_rank") for r in tail])
-    peak = max((float(value) for r in logs if _number(value := r.get("effective_rank"))),
+    peak = max((float(value) for r in logs if is_finite_number(value := r.get("effective_rank"))),
                default=None)
-    estimates = [r for r in records if all(_number(r.get(k)) for k in ESTIMATE_KEYS)]
+    estimates = [r for r in records if all(is_finite_number(r.get(k)) for k in ESTIMATE_KEYS)]
     recent = estimates[-ESTIMATE_LOGS:]
     curve = [[int(_step(r["step"])), float(knn)] for r in records
-             if _number(knn := r.get("knn_accuracy")) and not r.get("final")]
+             if is_finite_number(knn := r.get("knn_accuracy")) and not r.get("final")]
     summary = read_summary(run_dir)
     stopped = str(summary.get("stopped") or "")
     evaluation = summary.get("evaluation")
     warning = _first_warning(run_dir / WARNINGS_FILE)
     reasons, causes = warning.get("reasons"), warning.get("likely_causes")
     return {
-        "knn": _float_or_none(summary.get("knn_accuracy")),
+        "knn": finite_or_none(summary.get("knn_accuracy")),
         "stopped": stopped,
         "steps": _int_or_none(summary.get("step")),
-        "train_seconds": _float_or_none(summary.get("seconds")),
+        "train_seconds": finite_or_none(summary.get("seconds")),
         "collapse_level": level,
         "effective_rank": rank,
         "peak_effective_rank": peak,
@@ -111,17 +120,8 @@ def _step(value: JSONValue) -> float:
     return value
 
 
-def _number(value: object) -> TypeGuard[int | float]:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _float_or_none(value: JSONValue | None) -> float | None:
-    return float(value) if _number(value) else None
-
-
 def _int_or_none(value: JSONValue | None) -> int | None:
-    return int(value) if _number(value) else None
+    return int(value) if is_finite_number(value) else None
 
 
 def _first_text(values: JSONValue | None) -> str | None:
@@ -131,5 +131,5 @@ def _first_text(values: JSONValue | None) -> str | None:
 
 
 def _median(values: list[JSONValue]) -> float | None:
-    numbers = [float(v) for v in values if _number(v)]
+    numbers = [float(v) for v in values if is_finite_number(v)]
     return statistics.median(numbers) if numbers else None
