@@ -258,6 +258,9 @@ def test_isoloss_refuses_an_ablation_that_would_change_nothing() -> None:
         learner_config("isoloss", stop_gradient=False)
     assert learner_config("isoloss", stop_gradient=False, loss="normalized-l2").loss == (
         "normalized-l2")
+    # the advice is each surrogate's own base loss, from the loss table
+    with pytest.raises(ConfigError, match=r"use loss=l2 \(the surrogate's base loss\)"):
+        learner_config("isoloss", stop_gradient=False, loss="isoloss-l2")
 
 
 class _NoWidthNet(torch.nn.Module):

@@ -178,7 +178,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr("nocollapse.runio.os.fsync", full)
+    monkeypatch.setattr("nocollapse.runio.files.os.fsync", full)
     code, err = run_cli(["train", "--resume", str(run), "--epochs", "2", "--quiet"], capsys)
     assert code == 2 and "Traceback" not in err
     assert "No space left on device" in err and "previous checkpoint" in err

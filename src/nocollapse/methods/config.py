@@ -67,9 +67,11 @@ class LearnerConfig:
         check_in_range("final_tau", self.final_tau, 0.0, 1.0)
         loss, predictor = LOSSES[self.loss], PREDICTORS[self.predictor]
         if loss.detaches_target and not self.stop_gradient:
+            base = (f"use loss={loss.base} (the surrogate's base loss)" if loss.base
+                    else "use a loss that does not detach its target")
             raise ConfigError(f"loss={self.loss!r} detaches its target inside the surrogate, so "
                               "stop_gradient=false would change nothing; for the no-stop-gradient "
-                              "ablation use loss=normalized-l2 (IsoLoss's base loss)")
+                              f"ablation {base}")
         if loss.needs_spectral and not predictor.spectral:
             spectral = [name for name, entry in PREDICTORS.items() if entry.spectral]
             raise ConfigError(f"loss={self.loss!r} needs a closed-form predictor matrix; use "

@@ -71,15 +71,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TypeVar
 
 import yaml
 
 from nocollapse.errors import ConfigError, OutputError
+from nocollapse.runio.files import (  # re-exported: callers write through runio
+    atomic_write_bytes as atomic_write_bytes,
+)
+from nocollapse.runio.files import atomic_write_text as atomic_write_text
+from nocollapse.runio.files import check_writable_file as check_writable_file
+from nocollapse.runio.files import ensure_dir as ensure_dir
+from nocollapse.runio.files import file_mode as file_mode
+from nocollapse.runio.files import open_append as open_append
 from nocollapse.runio.records import ConfigDict, EvaluationFile, JSONObject, Summary
 
 T = TypeVar("T")
@@ -115,97 +121,6 @@ SCALE_KEY = "scale_est"
 # spectra.jsonl fields that hold a list of numbers, and the one that holds a (d, d) matrix
 SPECTRA_VECTOR_KEYS = ("F_eigenvalues", "Wp_eigenvalues", "Z_eigenvalues", "Wp_in_F_basis")
 SPECTRA_MATRIX_KEY = "alignment"
-
-
-def file_mode() -> int:
-    """The mode of every file the project writes: ``0o666`` less the process umask."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def ensure_dir(path: str | Path, what: str = "output folder") -> Path:
-    """Create the folder ``path`` (and its parents); :class:`OutputError` when it cannot be."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{what} {path} is a file, not a folder; choose another path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create the {what} {path}: {error.strerror or error}; "
-                          "choose a path you can write to") from error
-    return path
-
-
-def check_writable_file(path: str | Path, what: str) -> Path:
-    """Refuse, before any work, a file path that cannot be written: a folder, a NUL byte,
-    a parent that is a file or (the nearest existing one) not writable."""
-    text = str(path)
-    if not text.strip() or "\0" in text:
-        raise OutputError(f"{what} {text!r:.60} is not a usable file name")
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{what} {path} is a folder; give a file name, e.g. {path / 'x.md'}")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        problem = "is a file" if parent.exists() and not parent.is_dir() else "is not writable"
-        raise OutputError(f"{what} {path} cannot be written: {parent} {problem}; choose "
-                          "another path")
-    return path
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
-
-    A reader (or a crash) never sees a half-written file, and a symlink at ``path``
-    is replaced, not followed. Raises :class:`OutputError` when the folder cannot be
-    created or the file cannot be written; ``path`` is then left as it was.
-    """
-    path = Path(path)
-    ensure_dir(path.parent)
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        _remove(tmp)
-        raise OutputError(f"cannot write {path}: {error.strerror or error}; "
-                          f"{path} was left as it was") from error
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _remove(tmp: str | None) -> None:
-    if tmp is not None:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def open_append(path: str | Path, truncate: bool = False) -> TextIO:
-    """A UTF-8 text handle appending to ``path``; never through a symlink (``O_NOFOLLOW``)."""
-    path = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-    if truncate:
-        flags |= os.O_TRUNC
-    try:
-        fd = os.open(path, flags, file_mode())
-    except OSError as error:
-        why = ("it is a symlink; nocollapse writes no file through a link"
-               if path.is_symlink() else error.strerror or str(error))
-        raise OutputError(f"cannot write {path}: {why}") from error
-    return os.fdopen(fd, "a", encoding="utf-8")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_config(run_dir: str | Path, config: Mapping[str, object]) -> Path:
