@@ -33,8 +33,10 @@ ALLOWED: dict[str, set[str]] = {
 ALLOWED["report"] = {"theory", "diagnostics"}
 # sweep runs grids of train runs and reads them back; it draws nothing itself.
 ALLOWED["sweep"] = {"train", "theory", "report", *ALLOWED["train"]}
+# posthoc: a finished run directory evaluated again or exported; rebuilds it through train
+ALLOWED["posthoc"] = {"train", *ALLOWED["train"]}
 ALLOWED["experiments"] = {"sweep", *ALLOWED["sweep"]}
-ALLOWED["cli"] = {"experiments", *ALLOWED["experiments"]}
+ALLOWED["cli"] = {"experiments", "posthoc", *ALLOWED["experiments"]}
 UTILITIES = {"errors", "runio", "threads", "plugins", "__init__", "__main__"}
 
 

@@ -9,9 +9,9 @@ from rich.table import Table
 
 from nocollapse.errors import check_positive
 from nocollapse.evaluate import BASELINES, EvalProgress
+from nocollapse.posthoc.evaluate_run import EVALUATION_FILE, evaluate_run
 from nocollapse.report.runs import BASELINE_LONG_LABELS
 from nocollapse.runio.records import Evaluation
-from nocollapse.train.evaluate_run import EVALUATION_FILE, evaluate_run
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nocollapse.models.export import FORMATS, description_path
-from nocollapse.train.export import export_run
+from nocollapse.posthoc.export import export_run
 
 EPILOG = """examples:
   nocollapse export runs/default                  # runs/default/export/backbone.safetensors

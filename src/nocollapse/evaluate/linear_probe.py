@@ -49,7 +49,12 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
     y = train_labels.cpu()
     num_classes = int(max(int(y.max()), int(test_labels.max()))) + 1
     generator = torch.Generator().manual_seed(seed)
-    weight = (torch.randn(x.shape[1], num_classes, generator=generator) * 0.01).requires_grad_()
+    # (classes, D), F.linear's layout: its gradient is grad^T x, one pass over x along its
+    # rows; with a (D, classes) weight, x @ W's backward computes x^T grad, which read x
+    # across its rows and took 3.5x longer a fit (60000 x 2048: 0.52 s against 0.15 s an
+    # evaluation on 2 threads). The initial values are the same numbers as before.
+    weight = (torch.randn(x.shape[1], num_classes, generator=generator) * 0.01).T.contiguous()
+    weight.requires_grad_()
     bias = torch.zeros(num_classes, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], lr=lr, max_iter=int(epochs),
                                   line_search_fn="strong_wolfe")
@@ -57,7 +62,7 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
     with progress.phase(name, int(epochs), "iterations") as phase:
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = (F.cross_entropy(x @ weight + bias, y)
+            loss = (F.cross_entropy(F.linear(x, weight, bias), y)
                     + 0.5 * weight_decay * weight.pow(2).sum())
             loss.backward()
             phase.advance()  # evaluations, a few more than iterations with the line search
@@ -65,5 +70,5 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
 
         optimizer.step(closure)
     with torch.no_grad():
-        predicted = (x_test @ weight + bias).argmax(1)
+        predicted = F.linear(x_test, weight, bias).argmax(1)
     return float((predicted == test_labels.cpu()).double().mean())
