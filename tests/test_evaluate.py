@@ -9,6 +9,7 @@ from _numeric import forward_error_bound
 from nocollapse.data.presets import normalize, preset_for_images
 from nocollapse.errors import ConfigError
 from nocollapse.evaluate import extract_features, knn_accuracy, knn_predict, linear_probe
+from nocollapse.evaluate.knn import knn_accuracies
 
 
 def _clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int):
@@ -97,3 +98,14 @@ def test_linear_probe_in_place_gives_the_same_accuracy_and_leaves_input_alone_ot
     # the same elementwise operations in place: the same accuracy, and the features changed
     assert linear_probe(x, y, x_test, y_test, epochs=20, overwrite=True) == kept
     assert not torch.equal(x, before)
+
+
+@pytest.mark.parametrize("row, value", [(0, float("nan")), (4096, float("inf")),
+                                        (9000, float("-inf"))])
+def test_knn_refuses_a_non_finite_feature_in_any_block_of_rows(row: int, value: float) -> None:
+    # the finiteness check runs 4096 rows at a time: a bad value in any block is found
+    bank = torch.randn(9001, 4)
+    bank[row, 2] = value
+    labels = torch.zeros(9001, dtype=torch.long)
+    with pytest.raises(ConfigError, match="train features hold NaN or infinite"):
+        knn_accuracies(bank, labels, torch.randn(3, 4), torch.zeros(3, dtype=torch.long), [5])

@@ -123,7 +123,7 @@ def _check_shapes(train_features: torch.Tensor, train_labels: torch.Tensor,
         raise ConfigError(f"train features have D={train_features.shape[1]} but test features "
                           f"D={test_features.shape[1]}; encode both with the same model")
     for name, features in (("train", train_features), ("test", test_features)):
-        if not bool(torch.isfinite(features).all()):
+        if not _all_finite(features):
             raise ConfigError(f"the {name} features hold NaN or infinite values: the encoder "
                               "that produced them is not finite (diverged or damaged weights)")
     if train_labels.shape != train_features.shape[:1] or train_features.shape[0] == 0:
@@ -132,3 +132,10 @@ def _check_shapes(train_features: torch.Tensor, train_labels: torch.Tensor,
     if int(train_labels.min()) < 0:
         raise ConfigError("train_labels contain negative (unlabeled) entries; k-NN needs a "
                           "labeled training split (drop the -1 labels first)")
+
+
+def _all_finite(features: torch.Tensor, rows: int = 4096) -> bool:
+    """``isfinite(features).all()`` a block of rows at a time: on the whole (60000, 2048)
+    bank at once its temporaries took 0.84 GB, the evaluation's peak memory."""
+    return all(bool(torch.isfinite(features[start:start + rows]).all())
+               for start in range(0, features.shape[0], rows))
