@@ -282,7 +282,7 @@ def knn_truth(cell: CellRecord) -> str | None:
                     for key in ("knn", "random_init_knn", "test_images"))
     if knn is None or base is None or n is None or n <= 0:
         return None
-    margin = 2.0 * math.sqrt(base * (1.0 - base) / n)
+    margin = _two_standard_errors(base, n)
     gap = knn - base
     return "better" if gap > margin else "worse" if gap < -margin else "same"
 
@@ -311,10 +311,16 @@ def _lead(cell: CellRecord, monitor_test: int = MONITOR_TEST) -> float | None:
     if not curve or curve[0][0] != 0:
         return None
     baseline = curve[0][1]
-    floor = baseline - 2 * math.sqrt(baseline * (1 - baseline) / monitor_test)
+    floor = baseline - _two_standard_errors(baseline, monitor_test)
     fall = next((step for step, accuracy in curve[1:] if accuracy < floor), None)
     warned = cell.get("warning_step")  # a caught cell's: never None here
     return None if fall is None or warned is None else float(fall - warned)
+
+
+def _two_standard_errors(accuracy: float, images: float) -> float:
+    """Two binomial standard errors of an accuracy measured on ``images`` test images: the
+    noise both label checks of claim (c) allow."""
+    return 2.0 * math.sqrt(accuracy * (1.0 - accuracy) / images)
 
 
 def _fmt(value: object, spec: str = ".3f") -> str:
