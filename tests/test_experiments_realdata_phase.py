@@ -81,6 +81,8 @@ def test_the_direction_claim_needs_a_move_the_theory_s_way_and_calls_a_flat_one_
     assert not claim([0.003, 0.03, 0.03], [0.02, 0.01, 0.001])[0]  # against the theory
     assert not claim([0.003, 0.03, 0.003], [0.02, 0.01, 0.001])[0]  # both ways
     assert claim([None, 0.03, 0.03], [0.02, 0.01, 0.001])[0]  # learned everywhere, then a boundary
+    passed, measured = claim([0.03, 0.03, 0.03], [0.02, None, None])  # one estimate only
+    assert not passed and "fewer than two EMA rates" in measured
 
 
 def test_the_lead_counts_a_fall_beyond_two_standard_errors_of_the_monitor_s_k_nn() -> None:

@@ -232,13 +232,16 @@ def _direction_claim(result: ReproductionResult, label: str, decays: list[float]
     grid_step = max((b / a for a, b in itertools.pairwise(decays) if a > 0), default=math.inf)
     estimated = [t for t in thresholds if t]
     shift = max(estimated) / min(estimated) if len(estimated) >= 2 else None
-    if down == 0 and up == 0:
-        resolution = ("under" if shift is not None and shift < grid_step else "over")
-        measured = (f"flat at every EMA rate: not resolved (the theory's eta_c moves "
-                    f"{_fmt(shift, '.2g')}x across the axis, {resolution} the grid's "
-                    f"{grid_step:.3g}x weight-decay step)")
-    else:
+    if down or up:
         measured = f"{down} of {len(steps)} steps down, {up} up (theory: down)"
+    elif shift is None:
+        measured = ("flat at every EMA rate: not resolved (the theory's eta_c was estimated "
+                    "at fewer than two EMA rates)")
+    else:
+        resolution = "under" if shift < grid_step else "over"
+        measured = (f"flat at every EMA rate: not resolved (the theory's eta_c moves "
+                    f"{shift:.2g}x across the axis, {resolution} the grid's "
+                    f"{grid_step:.3g}x weight-decay step)")
     result.check(f"(b) {label}: the boundary moves the theory's way as the EMA slows",
                  "moves to smaller weight decay at least once along base_tau, never larger",
                  measured, down >= 1 and up == 0)
