@@ -14,9 +14,11 @@ import pytest
 
 from nocollapse.diagnostics import (
     critical_eta,
+    data_modes,
     data_scale,
-    smoothed,
+    mode_critical_etas,
     target_online_ratio,
+    theory_time,
 )
 from nocollapse.errors import ConfigError
 from nocollapse.theory.linear_flow import FlowConfig, integrate_flow
@@ -87,17 +89,14 @@ def test_data_scale_recovers_the_input_variance_of_a_linear_map() -> None:
     _, z1, z2 = _linear_views(W, 1.0, n, seed=3, X_shape=X)
     expected = np.trace(W @ X @ W.T) / np.sum(W**2)
     assert data_scale(z1, z2, W) == pytest.approx(expected, rel=8 / math.sqrt(n))
-    # the loss's gain multiplies; a normalised loss divides by rms|p| rms|z_t|
+    # the loss's gain multiplies; a rescaled map (W, b) -> c (W, b) reads the same
     assert data_scale(z1, z2, W, gain=4.0) == pytest.approx(4 * data_scale(z1, z2, W))
-    p, t = 2.0 * z1, 3.0 * z2
-    rms = math.sqrt(np.mean(np.sum(p**2, 1)) * np.mean(np.sum(t**2, 1)))
-    assert data_scale(z1, z2, W, prediction=p, target=t) == pytest.approx(
-        data_scale(z1, z2, W) / rms, rel=1e-12)
+    for c in (0.1, 10.0):
+        assert data_scale(c * z1, c * z2, c * W) == pytest.approx(data_scale(z1, z2, W),
+                                                                  rel=1e-12)
     assert math.isnan(data_scale(np.zeros((4, 8)), np.zeros((4, 8)), W))
     with pytest.raises(ConfigError, match="shape"):
         data_scale(z1, z2, W.T)
-    with pytest.raises(ConfigError, match="both"):
-        data_scale(z1, z2, W, prediction=p)
 
 
 def test_target_online_ratio_is_exact_for_a_proportional_target() -> None:
@@ -108,15 +107,22 @@ def test_target_online_ratio_is_exact_for_a_proportional_target() -> None:
         # float64 round-off of a ratio of two sums of 512 products: ~1e-13 relative
         assert target_online_ratio(h @ W.T, h @ (tau * W).T) == pytest.approx(tau, abs=1e-13)
     assert target_online_ratio(h @ W.T, h @ W.T) == 1.0  # SimSiam: the target is the online
-    assert target_online_ratio(h @ W.T, h @ (1.5 * W).T) == 1.0  # shrinking online: range
-    assert target_online_ratio(h @ W.T, -(h @ W.T)) == 0.0
+    # not clipped: a target larger than the online network reads its ratio
+    assert target_online_ratio(h @ W.T, h @ (1.5 * W).T) == pytest.approx(1.5, abs=1e-13)
+    # a magnitude ratio: a target of the same size in another direction reads 1, where the
+    # least-squares projection <t, z> / ||z||^2 reads the cosine between the two
+    Q = np.linalg.qr(rng.standard_normal((8, 8)))[0]
+    rotated = h @ (2.0 * Q @ W).T
+    assert target_online_ratio(h @ W.T, rotated) == pytest.approx(
+        2.0 * np.linalg.norm(Q @ W @ h.T) / np.linalg.norm(W @ h.T), rel=1e-12)
+    assert target_online_ratio(h @ W.T, -(h @ W.T)) == 1.0
     assert math.isnan(target_online_ratio(np.zeros((3, 2)), np.ones((3, 2))))
 
 
 def test_target_online_ratio_lands_on_the_ema_of_a_synthetic_linear_run() -> None:
     # a linear encoder growing by the factor e^g a step plus a random walk, and its EMA
     # target at a fixed momentum m; the theory's tau (Wa = tau W, isotropic X) is the
-    # Frobenius projection <Wa, W> / ||W||^2, computed from the weights themselves
+    # magnitude ratio ||Wa||_F / ||W||_F, computed from the weights themselves
     rng = np.random.default_rng(5)
     m, g = 0.99, 2e-3
     W = rng.standard_normal((8, 12))
@@ -124,51 +130,82 @@ def test_target_online_ratio_lands_on_the_ema_of_a_synthetic_linear_run() -> Non
     for _ in range(3000):
         W = math.exp(g) * W + 1e-3 * rng.standard_normal(W.shape)
         Wa = m * Wa + (1 - m) * W
-    truth = float(np.sum(Wa * W) / np.sum(W * W))
+    truth = float(np.linalg.norm(Wa) / np.linalg.norm(W))
     # the deterministic part alone: Wa = tau W with tau e^g = m tau + (1 - m) e^g
     assert truth == pytest.approx((1 - m) * math.exp(g) / (math.exp(g) - m), rel=1e-3)
     n = 4096
     h = rng.standard_normal((n, 12))
     estimate = target_online_ratio(h @ W.T, h @ Wa.T)
-    # sampling error of sum h^T A h / sum h^T B h around its mean, A = sym(Wa^T W),
-    # B = W^T W: std = sqrt(2 tr(((A - truth B))^2) / n) / tr(B) for Gaussian h
-    A = (Wa.T @ W + W.T @ Wa) / 2
-    B = W.T @ W
-    std = math.sqrt(2 * np.trace((A - truth * B) @ (A - truth * B)) / n) / np.trace(B)
+    # sampling error of r^2 = sum h^T A h / sum h^T B h around truth^2, A = Wa^T Wa,
+    # B = W^T W: std = sqrt(2 tr((A - truth^2 B)^2) / n) / tr(B) for Gaussian h; r's is half
+    A, B = Wa.T @ Wa, W.T @ W
+    D = A - truth**2 * B
+    std = math.sqrt(2 * np.trace(D @ D) / n) / np.trace(B) / (2 * truth)
     assert abs(estimate - truth) < 6 * std + 1e-12
-    assert 0.0 <= estimate <= 1.0
 
 
-def test_smoothed_is_the_median_of_the_last_window() -> None:
-    assert smoothed([5.0, 1.0, 2.0, 3.0], window=3) == 2.0
-    assert smoothed([0.0625, 1.0, 0.9, 0.95, float("nan")], window=10) == pytest.approx(0.925)
-    assert math.isnan(smoothed([]))
-    with pytest.raises(ConfigError):
-        smoothed([1.0], window=0)
+def test_theory_time_counts_momentum() -> None:
+    assert theory_time(0.06, 300, 0.9) == pytest.approx(180.0, rel=1e-15)
+    assert theory_time(0.1, 50) == pytest.approx(5.0, rel=1e-15)
+    with pytest.raises(ConfigError, match="momentum"):
+        theory_time(0.1, 5, 1.0)
 
 
-def test_learner_output_layer_is_the_map_that_produces_the_embeddings() -> None:
-    import torch
+def _sampled_views(X: np.ndarray, Xp: np.ndarray, mean: np.ndarray, n: int, q: int,
+                   seed: int) -> np.ndarray:
+    """(n, q, d) views x + noise as the theory engine draws them (theory.linear_sgd), with
+    the mean view's second moment X (mean + N(0, X - mean mean^T)) and noise N(0, X')."""
+    rng = np.random.default_rng(seed)
+    d = X.shape[0]
+    centred = np.linalg.cholesky(X - np.outer(mean, mean)).T
+    aug = np.linalg.cholesky(Xp).T
+    base = mean + rng.standard_normal((n, 1, d)) @ centred
+    return base + rng.standard_normal((n, q, d)) @ aug
 
-    from nocollapse.methods import SiameseLearner, learner_config
 
-    torch.manual_seed(0)
-    for method in ("simsiam", "byol"):  # last BatchNorm folded in / a plain last Linear
-        learner = SiameseLearner(learner_config(method, proj_hidden_dim=64, proj_dim=16,
-                                                pred_hidden_dim=16), 1, 16)
-        learner.train()
-        for _ in range(3):  # move the BatchNorms' running statistics off their start
-            learner(torch.randn(32, 1, 16, 16), torch.randn(32, 1, 16, 16))
-        learner.eval()  # running statistics: the folded map is then exact
-        x = torch.randn(16, 1, 16, 16)
-        with torch.no_grad():
-            layers = list(learner.projector.net)
-            last = max(i for i, m in enumerate(layers) if isinstance(m, torch.nn.Linear))
-            h = torch.nn.Sequential(*layers[:last])(learner.backbone(x))
-            z = learner.projector(learner.backbone(x))
-        W, b = learner.output_layer()
-        expected = h @ W.T + (0 if b is None else b)
-        # float32 products of length 64: round-off ~ 64 * 6e-8 relative to |z|
-        torch.testing.assert_close(expected, z, rtol=1e-4, atol=1e-4 * float(z.abs().max()))
-    gain, normalised = learner.loss_gain()
-    assert (gain, normalised) == (4.0, True)  # BYOL: 2 - 2 cos, both directions summed
+@pytest.mark.numerical
+def test_data_modes_recover_the_spectrum_on_one_uncentred_footing() -> None:
+    rng = np.random.default_rng(6)
+    d = 5
+    U = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    x = np.array([3.0, 1.5, 0.8, 0.4, 0.2])
+    sigma2 = np.array([0.2, 0.5, 1.0, 0.5, 2.0])
+    X, Xp = U @ np.diag(x) @ U.T, U @ np.diag(sigma2 * x) @ U.T
+    mean = 1.2 * U[:, 1]  # a mean along mode 2: part of the uncentred X, 1.44 of its 1.5
+    n = 40000
+    modes = data_modes(_sampled_views(X, Xp, mean, n, 4, seed=7))
+    # relative sampling error of a second moment of n Gaussian draws ~ sqrt(2 / n) = 0.7%;
+    # sigma_j^2 is a ratio of two such moments, and the modes' basis is estimated too
+    assert modes.x == pytest.approx(x, rel=0.04)
+    assert modes.sigma2 == pytest.approx(sigma2, rel=0.06)
+    # a centred estimate would miss the mean: mode 2 would read 1.5 - 1.44 = 0.06
+    assert abs(abs(modes.basis[:, 1] @ U[:, 1]) - 1.0) < 1e-2
+    with pytest.raises(ConfigError, match="views"):
+        data_modes(np.zeros((10, 1, 3)))
+
+
+@pytest.mark.numerical
+def test_per_mode_thresholds_from_sampled_data_decide_the_linear_flow() -> None:
+    """tian2021's linear model (Lemma 1 flow, symmetrised predictor, SimSiam: tau = 1) on
+    X with modes 2, 1, 0.5, 0.25 and X' = 0.5 X: eta_c,j = x_j / 6. With the thresholds
+    measured from sampled views (not given), a weight decay 10% under eta_c,j keeps modes
+    1..j and 10% over it loses mode j (after 2 eta t >= 25, far past the transient). The
+    map's weights never enter the estimate: a rescaled W0 (x0.5, x2) changes nothing."""
+    rng = np.random.default_rng(8)
+    U = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    x = np.array([2.0, 1.0, 0.5, 0.25])
+    X = U @ np.diag(x) @ U.T
+    modes = data_modes(_sampled_views(X, 0.5 * X, np.zeros(4), 40000, 4, seed=9))
+    eta_c = mode_critical_etas(modes)
+    assert eta_c == pytest.approx(x / 6, rel=0.05)  # sampling error as above
+    assert mode_critical_etas(modes, tau=0.5, gain=2.0) == pytest.approx(eta_c / 2, rel=1e-12)
+    for j in (0, 2):
+        for fraction, learned in ((0.9, j + 1), (1.1, j)):
+            cfg = FlowConfig(X=X, Xp=0.5 * X, eta=fraction * float(eta_c[j]), symmetric=True)
+            for scale in (0.5, 2.0):
+                W0 = scale * np.linalg.qr(rng.standard_normal((4, 4)))[0]
+                W = integrate_flow(0.9 * np.eye(4), W0, cfg, dt=0.05, steps=6000,
+                                   record_every=6000).W[-1]
+                kept = np.linalg.norm(W @ U, axis=0)  # W along each data mode
+                assert np.all(kept[:learned] > 0.3) and np.all(kept[learned:] < 0.05), (
+                    j, fraction, scale, kept)

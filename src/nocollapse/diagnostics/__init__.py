@@ -35,9 +35,13 @@ from nocollapse.diagnostics.linear_theory import (
 )
 from nocollapse.diagnostics.run_estimates import (
     ESTIMATE_WINDOW,
+    DataModes,
+    data_modes,
     data_scale,
+    mode_critical_etas,
     smoothed,
     target_online_ratio,
+    theory_time,
 )
 from nocollapse.diagnostics.spectrum import (
     dims_above,
@@ -49,6 +53,7 @@ from nocollapse.diagnostics.uniformity import wang_isola_uniformity, wasserstein
 
 __all__ = [
     "ESTIMATE_WINDOW",
+    "DataModes",
     "PowerLaw",
     "alignment_matrix",
     "alpha_req",
@@ -59,6 +64,7 @@ __all__ = [
     "correlation",
     "correlation_eigenvalues",
     "critical_eta",
+    "data_modes",
     "data_scale",
     "dims_above",
     "effective_rank",
@@ -67,6 +73,7 @@ __all__ = [
     "embeddings_from_linear",
     "lidar",
     "linear_correlation",
+    "mode_critical_etas",
     "participation_ratio",
     "power_law_fit",
     "predictor_in_basis",
@@ -79,6 +86,7 @@ __all__ = [
     "symmetric_part",
     "target_online_ratio",
     "target_ratio",
+    "theory_time",
     "view_alignment",
     "wang_isola_uniformity",
     "wasserstein_uniformity",

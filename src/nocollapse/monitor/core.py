@@ -178,20 +178,15 @@ class CollapseMonitor:
         z1, z2 = output.z1, output.z2
         if z2 is None or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
             return {}
-        t1, t2 = getattr(output, "t1", None), getattr(output, "t2", None)
+        t1, _t2 = getattr(output, "t1", None), getattr(output, "t2", None)
         sigma2 = diagnostics.augmentation_ratio(z1, z2)
         tau = (diagnostics.target_online_ratio(z1, t1) if t1 is not None
                else 1.0 if momentum == 0 else math.nan)
         scale = math.nan
         layer, gain = getattr(learner, "output_layer", None), getattr(learner, "loss_gain", None)
         if callable(layer) and callable(gain):
-            (weight, bias), (factor, normalised) = layer(), gain()
-            target = z2 if t2 is None else t2  # view 1's prediction is compared with view 2's
-            p1 = getattr(output, "p1", None)
-            normalised = normalised and p1 is not None
-            scale = diagnostics.data_scale(z1, z2, weight, bias, gain=factor,
-                                           prediction=p1 if normalised else None,
-                                           target=target if normalised else None)
+            (weight, bias), (factor, _) = layer(), gain()
+            scale = diagnostics.data_scale(z1, z2, weight, bias, gain=factor)
         if not (math.isfinite(sigma2) and math.isfinite(tau)):
             return {}
         self._estimates.append((sigma2, tau, scale))
