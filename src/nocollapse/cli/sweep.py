@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import signal
+import sys
 from pathlib import Path
 
 from nocollapse.runio.records import ConfigDict
 from nocollapse.sweep import (
+    OUTCOMES,
     Axis,
     SlurmOptions,
     SweepRequest,
@@ -18,6 +21,7 @@ from nocollapse.sweep import (
     run_sweep,
 )
 from nocollapse.sweep.spec import SWEEP_DEFAULTS
+from nocollapse.sweep.workers import SweepInterrupted
 from nocollapse.train.config import CPU_DEFAULT, merge, parse_overrides, read_yaml
 
 EPILOG = """examples:
@@ -102,13 +106,27 @@ def build_request(args: argparse.Namespace) -> SweepRequest:
 
 def run(args: argparse.Namespace) -> int:
     request = build_request(args)
-    table = run_sweep(request)
+    try:
+        table = run_sweep(request)
+    except KeyboardInterrupt as stop:
+        how = "stopped by SIGTERM" if isinstance(stop, SweepInterrupted) else "interrupted"
+        print(f"nocollapse sweep: {how}; its workers were stopped. Finished cells are kept and "
+              "killed ones resume from their last checkpoint: run the same command again to "
+              "continue", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(stop, SweepInterrupted) else 130
+    counts: dict[str, int] = {}
+    for cell in table["cells"]:
+        counts[str(cell.get("outcome"))] = counts.get(str(cell.get("outcome")), 0) + 1
     if not args.quiet:
-        counts: dict[str, int] = {}
-        for cell in table["cells"]:
-            counts[str(cell.get("outcome"))] = counts.get(str(cell.get("outcome")), 0) + 1
         shown = ", ".join(f"{n} {name}" for name, n in counts.items())
         print(f"nocollapse sweep: {len(table['cells'])} cells in {request.out} ({shown}); "
               f"table in {request.out / 'sweep.json'} and sweep.csv; draw it with: "
               f"nocollapse report {request.out}")
+    failed = [cell for cell in table["cells"] if cell.get("outcome") not in OUTCOMES]
+    if failed:
+        first = failed[0]
+        print(f"nocollapse sweep: {len(failed)} of {len(table['cells'])} cells failed (first: "
+              f"{first.get('name')}: {first.get('error')}); fix the cause and run the same "
+              "command again: failed cells are tried again, done ones kept", file=sys.stderr)
+        return 1
     return 0

@@ -8,6 +8,7 @@ divergence gives a ``failed`` record (no ``outcome.json``: a rerun tries it agai
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -18,6 +19,7 @@ from typing import Any
 from nocollapse.errors import ConfigError
 from nocollapse.runio.records import CellRecord, ConfigDict
 from nocollapse.sweep.cell import run_cell
+from nocollapse.sweep.workers import init_worker, kill_workers, signals_held
 
 Job = tuple[ConfigDict, str]  # (the cell's config values, its name)
 OnDone = Callable[[CellRecord], None]
@@ -55,23 +57,30 @@ def _failed(name: str, error: BaseException) -> CellRecord:
 
 
 def launch_local(jobs: list[Job], workers: int, on_done: OnDone) -> None:
-    """Run ``jobs`` in a pool of ``workers`` processes (spawned: no forked torch state)."""
+    """Run ``jobs`` in a pool of ``workers`` processes (spawned: no forked torch state).
+
+    The workers die with this process, however it ends, and Ctrl-C or SIGTERM stops
+    them at once: no queued cell starts (:mod:`nocollapse.sweep.workers`).
+    """
     if not jobs:
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future[CellRecord], str] = {
-            pool.submit(run_cell, values, name): name for values, name in jobs}
-        try:
-            for future in as_completed(futures):
-                try:
-                    record = future.result()
-                except Exception as error:
-                    record = _failed(futures[future], error)
-                on_done(record)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=init_worker, initargs=(os.getpid(),))
+    try:
+        with signals_held():
+            futures: dict[Future[CellRecord], str] = {
+                pool.submit(run_cell, values, name): name for values, name in jobs}
+        for future in as_completed(futures):
+            try:
+                record = future.result()
+            except Exception as error:
+                record = _failed(futures[future], error)
+            on_done(record)
+    except BaseException:
+        kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def launch_slurm(jobs: list[Job], out: Path, options: SlurmOptions, on_done: OnDone) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TextIO
 
 from nocollapse.errors import ConfigError
-from nocollapse.runio import SWEEP_SPEC_FILE, ensure_dir
+from nocollapse.rundir.lock import RunLock
+from nocollapse.runio import LOCK_FILE, SWEEP_SPEC_FILE, ensure_dir
 from nocollapse.runio.records import CellRecord, SweepTable
 from nocollapse.sweep.baseline import baseline_key, random_init_knn
 from nocollapse.sweep.cell import read_outcome
@@ -32,6 +33,7 @@ from nocollapse.sweep.spec import (
     write_spec,
 )
 from nocollapse.sweep.table import build_table, write_table
+from nocollapse.sweep.workers import sigterm_interrupts
 
 LAUNCHERS = ("local", "slurm")
 # Fields of a record that measure time or how the cell got done, not what it computed.
@@ -70,24 +72,45 @@ def prepare(request: SweepRequest) -> list[Cell]:
             raise ConfigError(f"--workers {request.workers} x device.threads={most} = "
                               f"{most * request.workers} threads, more than the {cores()} "
                               "cores here; lower --workers or device.threads")
+    check_stored(out, request.spec)
+    return cells
+
+
+def check_stored(out: Path, spec: SweepSpec) -> None:
+    """Refuse a folder holding another sweep (naming the differences) or other files."""
     stored = stored_spec(out)
     if stored is not None:
-        changed = differences(stored, request.spec)
+        changed = differences(stored, spec)
         if changed:
             raise ConfigError(f"{out} holds a different sweep: {'; '.join(changed)}. Rerun "
                               f"with the grid stored in {out / SWEEP_SPEC_FILE}, or choose "
                               "another --out")
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(entry.name != LOCK_FILE for entry in out.iterdir()):
         raise ConfigError(f"{out} is a folder holding other files and no {SWEEP_SPEC_FILE}; "
                           "choose a new or empty folder for the sweep")
-    return cells
 
 
 def run_sweep(request: SweepRequest) -> SweepTable:
-    """Run (or continue) the sweep; returns the table written to ``sweep.json``."""
+    """Run (or continue) the sweep; returns the table written to ``sweep.json``.
+
+    The sweep holds ``SWEEP_DIR/.lock`` while it runs: a second sweep into the same
+    folder is refused (ConfigError naming the holder's pid) before it writes anything.
+    SIGTERM is handled as Ctrl-C (:class:`~nocollapse.sweep.workers.SweepInterrupted`).
+    """
     cells = prepare(request)
-    out, stream = request.out, request.stream or sys.stdout
+    out = request.out
     ensure_dir(out, "sweep directory")
+    lock = RunLock(out)
+    try:
+        with sigterm_interrupts():
+            check_stored(out, request.spec)  # another sweep may have started it meanwhile
+            return _run_locked(request, cells)
+    finally:
+        lock.release()
+
+
+def _run_locked(request: SweepRequest, cells: list[Cell]) -> SweepTable:
+    out, stream = request.out, request.stream or sys.stdout
     if stored_spec(out) is None:
         write_spec(out, request.spec)
     baselines = random_init_knn(cells, out)
