@@ -11,6 +11,7 @@ EPILOG = """examples:
   nocollapse export runs/default                  # runs/default/export/backbone.safetensors
   nocollapse export runs/byol --target --out byol-target.safetensors
   nocollapse export runs/default --format torchscript
+  nocollapse export runs/default --force          # replace the export written before
 
 in Python (plain PyTorch, nothing unpickled):
   import nocollapse
@@ -38,10 +39,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="export the target network's backbone (runs with an EMA target)")
     parser.add_argument("--data-dir", help="folder holding the run's data set, when it has "
                         "moved since training (read for the image size and channels)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing export of that name (never a run's own "
+                        "files: inside a run directory, export writes only to its export/)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    path = export_run(args.run_dir, args.out, args.format, args.target, args.data_dir)
+    path = export_run(args.run_dir, args.out, args.format, args.target, args.data_dir,
+                      args.force)
     print(f"nocollapse export: wrote {path} and {description_path(path)}")
     return 0

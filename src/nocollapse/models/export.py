@@ -28,7 +28,7 @@ from torch import nn
 
 from nocollapse.errors import NocollapseError
 from nocollapse.models.registry import BACKBONES, build_backbone
-from nocollapse.runio import atomic_write_bytes, atomic_write_text
+from nocollapse.runio import atomic_write_files
 
 FORMAT = "nocollapse-backbone/1"
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt"}
@@ -55,7 +55,8 @@ def save_backbone(backbone: nn.Module, description: dict[str, Any], path: str | 
 
     ``description`` needs ``architecture`` ({"name", "args": {"in_channels",
     "image_size"}}) and ``input`` ({"channels", "size"}); the rest is carried as given.
-    Each file is written through a temporary file and a rename.
+    Both files are written to temporary files first, then renamed: a failure leaves both
+    as they were (:func:`~nocollapse.runio.atomic_write_files`).
     """
     path = Path(path)
     body = {"format": FORMAT, **description}
@@ -80,9 +81,9 @@ def save_backbone(backbone: nn.Module, description: dict[str, Any], path: str | 
         raise BackboneFileError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     body["weights"] = {"file": path.name, "format": fmt,
                        "sha256": hashlib.sha256(data).hexdigest()}
-    atomic_write_bytes(path, data)
     json_path = description_path(path)
-    atomic_write_text(json_path, json.dumps(body, indent=2) + "\n")
+    # the two files vouch for each other: both are replaced, or neither
+    atomic_write_files([(path, data), (json_path, (json.dumps(body, indent=2) + "\n").encode())])
     return json_path
 
 

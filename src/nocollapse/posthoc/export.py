@@ -9,8 +9,10 @@ plain backbone of the same architecture and writes it with its JSON description
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from nocollapse import __version__
@@ -20,33 +22,51 @@ from nocollapse.methods import SiameseLearner
 from nocollapse.models import build_backbone
 from nocollapse.models.export import FORMATS, description_path, save_backbone
 from nocollapse.rundir.checkpoint import load_checkpoint
-from nocollapse.runio import latest_evaluation
+from nocollapse.runio import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LOCK_FILE,
+    METRICS_FILE,
+    SWEEP_CELLS_DIR,
+    SWEEP_SPEC_FILE,
+    SWEEP_TABLE_FILE,
+    latest_evaluation,
+)
 from nocollapse.train import setup
 from nocollapse.train.config import TrainConfig
+
+EXPORT_DIR = "export"  # the one folder of a run directory export writes into
+# (marker, outputs): a folder holding the marker and one of the outputs is a run or sweep
+MANAGED_MARKERS = ((CONFIG_FILE, (CHECKPOINT_DIR, METRICS_FILE, LOCK_FILE)),
+                   (SWEEP_SPEC_FILE, (SWEEP_CELLS_DIR, SWEEP_TABLE_FILE, LOCK_FILE)))
 
 
 def default_export_path(run_dir: str | Path, fmt: str = "safetensors",
                         target: bool = False) -> Path:
     """``RUN_DIR/export/backbone.safetensors`` (``backbone-target``, ``.pt`` as chosen)."""
     name = "backbone-target" if target else "backbone"
-    return Path(run_dir) / "export" / f"{name}{FORMATS[fmt]}"
+    return Path(run_dir) / EXPORT_DIR / f"{name}{FORMATS[fmt]}"
 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None, fmt: str = "safetensors",
-               target: bool = False, data_dir: str | Path | None = None) -> Path:
+               target: bool = False, data_dir: str | Path | None = None,
+               force: bool = False) -> Path:
     """Write the run's backbone to ``out`` (default :func:`default_export_path`) and its
     description beside it; returns the weights file's path.
 
     ``target``: the target network's backbone (BYOL-style EMA runs), not the online one.
     ``data_dir`` replaces the run's ``data.data_dir`` (read for the image geometry).
+    ``force``: replace an existing export at ``out`` (without it, an existing weights file
+    or description is refused).
     Raises a :class:`~nocollapse.errors.NocollapseError` naming the problem, before any file
-    is written, for a bad format or output name, a missing or damaged checkpoint, or a run
-    without a target network.
+    is written, for a bad format or output name, an output inside a run or sweep directory
+    other than its ``export/`` folder, an existing file without ``force``, a missing or
+    damaged checkpoint, weights that are not finite, or a run without a target network.
     """
     check_choice("--format", fmt, tuple(FORMATS))
     run_dir = Path(run_dir)
     path = Path(out) if out is not None else default_export_path(run_dir, fmt, target)
-    _check_output(path, fmt)
+    _check_output(path, fmt, run_dir, force)
     saved = load_checkpoint(run_dir, map_location="cpu")
     config = TrainConfig.from_dict(saved["config"])
     if data_dir is not None:
@@ -59,6 +79,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, fmt: str = "s
     backbone, feat_dim = build_backbone(config.learner.backbone, c, h)
     backbone.load_state_dict(source.state_dict())
     backbone.eval()
+    _refuse_non_finite(backbone, run_dir, saved["step"])
     preset = PRESETS[data.preset]
     description = {
         "architecture": {"name": config.learner.backbone,
@@ -78,7 +99,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, fmt: str = "s
     return path
 
 
-def _check_output(path: Path, fmt: str) -> None:
+def _check_output(path: Path, fmt: str, run_dir: Path, force: bool) -> None:
     suffix = FORMATS[fmt]
     if path.suffix != suffix:
         raise ConfigError(f"--out {path} must end in {suffix} for --format {fmt} (its "
@@ -86,6 +107,36 @@ def _check_output(path: Path, fmt: str) -> None:
     for candidate in (path, description_path(path)):
         if candidate.is_dir():
             raise ConfigError(f"--out {path}: {candidate} is a folder; choose a file name")
+    resolved = path.resolve()  # a link on the way cannot lead into a run's own files
+    managed = _managed_folder(resolved, run_dir.resolve())
+    if managed is not None and resolved.relative_to(managed).parts[0] != EXPORT_DIR:
+        raise ConfigError(f"--out {path} is inside {managed}, a nocollapse run or sweep "
+                          f"directory, whose files export never writes; write it to "
+                          f"{managed / EXPORT_DIR}/ or outside the directory")
+    if not force:
+        for candidate in (path, description_path(path)):
+            if os.path.lexists(candidate):
+                raise ConfigError(f"--out {path}: {candidate} already exists; pass --force "
+                                  "to replace it, or choose another file name")
+
+
+def _managed_folder(path: Path, run_dir: Path) -> Path | None:
+    """The nearest folder above ``path`` that is ``run_dir`` or looks like a run or sweep
+    directory (its marker file and one of its outputs), or None."""
+    for folder in path.parents:
+        if folder == run_dir or any(
+                (folder / marker).exists() and any((folder / o).exists() for o in outputs)
+                for marker, outputs in MANAGED_MARKERS):
+            return folder
+    return None
+
+
+def _refuse_non_finite(backbone: nn.Module, run_dir: Path, step: int) -> None:
+    for name, tensor in backbone.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ConfigError(f"{run_dir}'s checkpoint (step {step}) holds weights that are "
+                              f"not finite ({name}: NaN or inf; the run diverged); nothing "
+                              "was exported")
 
 
 def _source_backbone(learner: SiameseLearner, config: TrainConfig, target: bool) -> nn.Module:

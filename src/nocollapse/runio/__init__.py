@@ -81,6 +81,7 @@ from nocollapse.errors import ConfigError, OutputError
 from nocollapse.runio.files import (  # re-exported: callers write through runio
     atomic_write_bytes as atomic_write_bytes,
 )
+from nocollapse.runio.files import atomic_write_files as atomic_write_files
 from nocollapse.runio.files import atomic_write_text as atomic_write_text
 from nocollapse.runio.files import check_writable_file as check_writable_file
 from nocollapse.runio.files import ensure_dir as ensure_dir

@@ -5,6 +5,7 @@ leaves the previous file in place. :mod:`nocollapse.runio` re-exports each of th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -77,6 +78,55 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def atomic_write_files(files: list[tuple[Path, bytes]]) -> None:
+    """Write several files that belong together: all of them, or none.
+
+    Each is written to a temporary file beside it first; then every file already at a
+    target is hard-linked to a backup (a file that cannot be linked, an immutable one,
+    cannot be replaced either: nothing is renamed), the temporaries are renamed over the
+    targets and the backups removed. A rename that fails puts back every target already
+    renamed. Raises :class:`OutputError`; the files are then left as they were.
+    """
+    temps: list[str] = []
+    backups: dict[Path, str] = {}
+    done: list[Path] = []
+    try:
+        try:
+            for path, data in files:
+                ensure_dir(path.parent)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                           suffix=".tmp")
+                temps.append(tmp)
+                os.fchmod(fd, file_mode())
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            for path, _ in files:
+                if os.path.lexists(path):
+                    backup = f"{path.parent}/.{path.name}.{os.getpid()}.bak"
+                    Path(backup).unlink(missing_ok=True)
+                    os.link(path, backup, follow_symlinks=False)
+                    backups[path] = backup
+            for (path, _), tmp in zip(files, temps, strict=True):
+                os.replace(tmp, path)
+                done.append(path)
+        except OSError as error:
+            for path in reversed(done):
+                with contextlib.suppress(OSError):
+                    if path in backups:
+                        os.replace(backups.pop(path), path)
+                    else:
+                        path.unlink()
+            names = " and ".join(str(path) for path, _ in files)
+            raise OutputError(f"cannot write {error.filename or names}: "
+                              f"{error.strerror or error}; {names} were left as they "
+                              "were") from error
+    finally:
+        for leftover in [*temps, *backups.values()]:
+            _remove(leftover)
 
 
 def _remove(tmp: str | None) -> None:
