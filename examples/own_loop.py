@@ -123,12 +123,13 @@ def loader(seed: int = 0) -> torch.utils.data.DataLoader:
 def lightning_run(run_dir: Path, module: SimSiam, epochs: int,
                   logger: pl.loggers.Logger | bool = False, **options: object
                   ) -> tuple[pl.Trainer, CollapseCallback]:
-    """Train ``module`` with the collapse callback writing ``run_dir`` (every 2 steps)."""
+    """Train ``module`` with the collapse callback writing ``run_dir`` (every 2 steps: the
+    Trainer's ``log_every_n_steps``, which the callback's ``every`` defaults to)."""
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    callback = CollapseCallback(run_dir, every=2, patience=3, tensorboard=False,
-                                **options)  # type: ignore[arg-type]
+    callback = CollapseCallback(run_dir, patience=3, **options)  # type: ignore[arg-type]
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger,
-                         enable_checkpointing=False, enable_progress_bar=False,
+                         log_every_n_steps=2, enable_checkpointing=False,
+                         enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[callback])
     torch.manual_seed(0)
     trainer.fit(module, loader())

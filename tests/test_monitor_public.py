@@ -219,3 +219,36 @@ def test_resumed_monitor_writes_what_an_uninterrupted_one_writes(tmp_path: Path)
     split.current.close()
     for name in ("warnings.jsonl", "spectra.jsonl", "metrics.jsonl"):
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "split" / name).read_bytes()
+
+
+@pytest.mark.parametrize(("detach", "targets", "expected"), [
+    (True, False, True),    # views detached as lightly returns them
+    (False, False, False),  # views that carry gradient, no targets given
+    (False, True, True),    # the loss's detached targets given
+])
+def test_the_stop_gradient_is_inferred_as_the_lightning_callback_infers_it(
+        tmp_path: Path, detach: bool, targets: bool, expected: bool) -> None:
+    monitor = Monitor(tmp_path / "run", every=1, console=_quiet())
+    z1, z2 = Tiny().encoder(torch.randn(B, D_IN)), Tiny().encoder(torch.randn(B, D_IN))
+    views = (z1.detach(), z2.detach()) if detach else (z1, z2)
+    monitor.observe(0, *views, targets=(z2.detach(), z1.detach()) if targets else None)
+    context = monitor.core.warning.context
+    assert context["stop_gradient"] is expected
+    assert ("carry gradient" in str(context["stop_gradient_evidence"])) is not expected
+    declared = Monitor(tmp_path / "declared", stop_gradient=True, console=_quiet())
+    declared.observe(0, z1, z2)
+    assert declared.core.warning.context["stop_gradient"] is True  # a declared fact stays
+
+
+def test_close_says_when_end_epoch_was_never_called(tmp_path: Path) -> None:
+    out = io.StringIO()
+    monitor = Monitor(tmp_path / "run", every=5, console=Console(file=out, width=300))
+    _loop(Tiny(), 10, monitor, every_epoch=1000)
+    monitor.close()
+    note = json.loads((tmp_path / "run" / "summary.json").read_text())["note"]
+    assert "end_epoch() was never called" in note and "end_epoch() was never called" in \
+        out.getvalue()
+    ended = Monitor(tmp_path / "ended", every=5, console=_quiet())
+    _loop(Tiny(), 10, ended, every_epoch=5)
+    ended.close()
+    assert json.loads((tmp_path / "ended" / "summary.json").read_text())["note"] is None

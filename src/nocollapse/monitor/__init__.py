@@ -14,7 +14,7 @@ from nocollapse.monitor.measures import (
     fast_scalars,
     spectra_record,
 )
-from nocollapse.monitor.observe import Monitor
+from nocollapse.monitor.observe import Monitor, infer_stop_gradient, monitor_config
 from nocollapse.monitor.warnings import (
     WARNINGS_FILE,
     CollapseDetected,
@@ -24,4 +24,5 @@ from nocollapse.monitor.warnings import (
 
 __all__ = ["SPECTRA_FILE", "SPECTRUM_SCALARS", "WARNINGS_FILE", "CollapseDetected",
            "CollapseMonitor", "EarlyWarning", "Monitor", "MonitorConfig", "MonitorInputError",
-           "SpectralSource", "Views", "fast_scalars", "likely_causes", "spectra_record"]
+           "SpectralSource", "Views", "fast_scalars", "infer_stop_gradient", "likely_causes",
+           "monitor_config", "spectra_record"]

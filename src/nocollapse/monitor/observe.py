@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from rich.console import Console
@@ -57,6 +58,41 @@ from nocollapse.runio.records import Summary, WarningLine
 MAX_CORRELATION_DIM = 4096  # F_hat is (d, d) float64 on the embeddings' device: 128 MiB here
 
 
+def monitor_config(config: MonitorConfig | None = None,
+                   options: Mapping[str, Any] | None = None) -> MonitorConfig:
+    """``config`` with ``options`` (any :class:`MonitorConfig` field) applied, validated.
+
+    An unknown option or a value out of range raises
+    :class:`~nocollapse.errors.ConfigError` naming it.
+    """
+    options = dict(options or {})
+    fields = {f.name for f in dataclasses.fields(MonitorConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ConfigError(f"unknown monitor option {', '.join(unknown)}; valid: "
+                          f"{', '.join(sorted(fields))}")
+    return dataclasses.replace(config or MonitorConfig(), **options).validate()
+
+
+def infer_stop_gradient(targets: Sequence[object], where: str) -> tuple[bool | None, str]:
+    """Whether the target branch is detached, read from the tensors the loss compares
+    the predictions to: ``(stop_gradient, evidence)``; ``(None, "")`` without a tensor.
+
+    No target carries gradient: a stop-gradient; one does: none (the evidence says how
+    to correct a loss that detaches its targets itself).
+    """
+    tensors = [t for t in targets if isinstance(t, torch.Tensor)]
+    if not tensors:
+        return None, ""
+    if any(t.requires_grad for t in tensors):
+        return False, (f"{where} carry gradient; if your loss detaches them itself, pass "
+                       "stop_gradient=True")
+    return True, ""
+
+
+StopGradient = bool | Literal["auto"] | None
+
+
 @dataclasses.dataclass(frozen=True)
 class _Views:
     z1: torch.Tensor
@@ -70,25 +106,29 @@ class Monitor:
     files, unless ``resume=True``). Facts for the likely causes a warning names, when you
     know them: ``predictor_kind`` (``"none"``: no predictor; otherwise inferred from
     ``observe(predictor=...)``), ``stop_gradient`` (whether the target branch is
-    detached), ``weight_decay`` (also taken from ``observe``). ``config`` and
+    detached; ``"auto"``, the default: inferred at each ``observe`` from whether its
+    ``targets``, or else ``z1`` and ``z2``, carry gradient, as the Lightning callback
+    does; ``None``: unknown), ``weight_decay`` (also taken from ``observe``). ``name``:
+    the run's name in report legends (default: the folder's). ``config`` and
     ``options`` (any :class:`MonitorConfig` field: ``every``, ``patience``,
     ``stop_on_collapse``, ``rank_drop``, ...) set the thresholds; a bad one raises
     :class:`~nocollapse.errors.ConfigError` before the folder is created.
     """
 
     def __init__(self, run_dir: str | Path, *, config: MonitorConfig | None = None,
-                 predictor_kind: str | None = None, stop_gradient: bool | None = None,
+                 predictor_kind: str | None = None, stop_gradient: StopGradient = "auto",
                  weight_decay: float | None = None, resume: bool = False,
-                 console: Console | None = None, **options: Any) -> None:
-        fields = {f.name for f in dataclasses.fields(MonitorConfig)}
-        unknown = sorted(set(options) - fields)
-        if unknown:
-            raise ConfigError(f"unknown monitor option {', '.join(unknown)}; valid: "
-                              f"{', '.join(sorted(fields))}")
-        config = dataclasses.replace(config or MonitorConfig(), **options).validate()
-        if stop_gradient is not None and not isinstance(stop_gradient, bool):
-            raise ConfigError(f"stop_gradient={stop_gradient!r} must be True, False or None")
-        context: dict[str, object] = {"stop_gradient": stop_gradient, "predictor": predictor_kind,
+                 name: str | None = None, console: Console | None = None,
+                 **options: Any) -> None:
+        config = monitor_config(config, options)
+        if stop_gradient not in (True, False, None, "auto"):
+            raise ConfigError(f"stop_gradient={stop_gradient!r} must be True, False, 'auto' "
+                              "or None")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError(f"name={name!r} must be a non-empty string or None")
+        self._infer_stop_gradient = stop_gradient == "auto"
+        declared = None if stop_gradient == "auto" else stop_gradient
+        context: dict[str, object] = {"stop_gradient": declared, "predictor": predictor_kind,
                                    "weight_decay": check_optional_number(
                                        "weight_decay", weight_decay, 0.0, float("inf"))}
         context = {k: v for k, v in context.items() if v is not None}
@@ -101,8 +141,12 @@ class Monitor:
         self._declared_predictor = predictor_kind is not None
         self.core = CollapseMonitor(config, self.run_dir, context, console)
         if not present:
-            write_config(self.run_dir, {"command": "monitor", "monitor": dataclasses.asdict(config),
-                                        "context": context})
+            written: dict[str, object] = {"command": "monitor",
+                                          "monitor": dataclasses.asdict(config),
+                                          "context": context}
+            if name is not None:
+                written["name"] = name
+            write_config(self.run_dir, written)
         self._writer: MetricsWriter | None = MetricsWriter(self.run_dir, METRICS_FILE)
         self._started = time.monotonic()
         self._seconds = 0.0  # from earlier sessions (resume)
@@ -120,14 +164,17 @@ class Monitor:
     def observe(self, step: int, z1: torch.Tensor, z2: torch.Tensor, *,
                 predictor: torch.nn.Module | torch.Tensor | None = None,
                 target_momentum: float | None = None, weight_decay: float | None = None,
-                loss: torch.Tensor | float | None = None) -> dict[str, object] | None:
+                loss: torch.Tensor | float | None = None,
+                targets: Sequence[torch.Tensor] | None = None) -> dict[str, object] | None:
         """Look at one training step; returns the ``metrics.jsonl`` record when it logged one.
 
         ``z1, z2``: the two views' embeddings ``(B, d)`` (the projector's output, the
         predictor's input); ``predictor``: the predictor module or its ``(d, d)`` matrix
         (a linear one gives the spectra of ``Wp``); ``target_momentum``: the EMA rate of
         a momentum target (BYOL's ``tau``); ``weight_decay``; ``loss``: this step's loss
-        (averaged over the steps between logs). Nothing is copied and no graph is touched:
+        (averaged over the steps between logs); ``targets``: the tensors the loss compares
+        the predictions to, for the stop-gradient's inference (``stop_gradient="auto"``;
+        without them ``z1`` and ``z2`` are read). Nothing is copied and no graph is touched:
         the monitor reads detached views. Every ``every`` steps (and the first) it checks
         the embeddings are finite, computes the diagnostics and appends one line; a
         warning prints a panel, appends to ``warnings.jsonl`` and, with
@@ -137,6 +184,8 @@ class Monitor:
             raise MonitorInputError(f"the monitor of {self.run_dir} is closed; create a new "
                                     "Monitor(..., resume=True) to continue")
         step = check_step(step, self.last_step)
+        if self._infer_stop_gradient:
+            self._read_stop_gradient(z1, z2, targets)
         z1, z2 = check_views(z1, z2)
         tau = check_optional_number("target_momentum", target_momentum, 0.0, 1.0)
         decay = check_optional_number("weight_decay", weight_decay, 0.0, float("inf"))
@@ -190,17 +239,32 @@ class Monitor:
         self.epoch = self._last_epoch = epoch
         self._f_sum, self._f_count = None, 0
 
-    def close(self, stopped: str | None = None) -> None:
-        """Write ``summary.json`` (``stopped``: how the loop ended) and close the files."""
+    @property
+    def last_epoch(self) -> int | None:
+        """The last epoch :meth:`end_epoch` ended (``None``: none yet)."""
+        return self._last_epoch
+
+    def close(self, stopped: str | None = None, note: str | None = None) -> None:
+        """Write ``summary.json`` (``stopped``: how the loop ended; ``note``: a remark)
+        and close the files.
+
+        A loop that observed steps but never called :meth:`end_epoch` has no spectra:
+        ``close`` says so on the console and in the summary's ``note``.
+        """
         if self._writer is None:
             return
         self._writer.close()
         self._writer = None
         self.core.close()
         self.stopped = stopped or self.stopped or "completed"
+        if self._last_epoch is None and self.last_step is not None:
+            missing = ("end_epoch() was never called: no spectra.jsonl, and the summary's "
+                       "epoch is 0; call monitor.end_epoch(epoch) after each epoch")
+            self.core.console.print(f"nocollapse.Monitor({self.run_dir}): {missing}")
+            note = missing if note is None else f"{note}; {missing}"
         summary: Summary = {
             "step": self.last_step, "planned_steps": None, "epoch": self.epoch,
-            "stopped": self.stopped, "note": None, "knn_accuracy": None,
+            "stopped": self.stopped, "note": note, "knn_accuracy": None,
             "random_knn_accuracy": None, "seconds": round(self.seconds, 2), "evaluation": None,
             "source": "nocollapse.Monitor", "warnings": len(self.core.warnings)}
         write_summary(self.run_dir, summary)
@@ -241,7 +305,9 @@ class Monitor:
                 "loss_sum": float(self._loss_sum), "loss_count": self._loss_count,
                 "f_sum": None if self._f_sum is None else self._f_sum.cpu(),
                 "f_count": self._f_count, "seconds": self.seconds,
-                "context": dict(self.core.warning.context)}
+                "context": dict(self.core.warning.context),
+                # a declared stop-gradient stays declared in the resumed loop
+                "infer_stop_gradient": self._infer_stop_gradient}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict` (with ``Monitor(..., resume=True)``).
@@ -259,6 +325,8 @@ class Monitor:
         (self.run_dir / SUMMARY_FILE).unlink(missing_ok=True)
         self._writer = MetricsWriter(self.run_dir, METRICS_FILE)
         self.core.warning.context.update(state.get("context", {}))
+        self._infer_stop_gradient = bool(state.get("infer_stop_gradient",
+                                                   self._infer_stop_gradient))
         self.core.load_state_dict(state["core"])
         self.last_step, self.epoch, self._last_epoch = last_step, int(state["epoch"]), last_epoch
         self._loss_sum, self._loss_count = float(state["loss_sum"]), int(state["loss_count"])
@@ -266,6 +334,21 @@ class Monitor:
         self._seconds, self._started = float(state.get("seconds", 0.0)), time.monotonic()
 
     # -- helpers ------------------------------------------------------------------------------
+    def _read_stop_gradient(self, z1: object, z2: object,
+                            targets: Sequence[object] | None) -> None:
+        if targets is not None and not isinstance(targets, Sequence | torch.Tensor):
+            raise MonitorInputError(f"targets is a {type(targets).__name__}; pass a tuple "
+                                    "of tensors (the loss's targets) or None")
+        found = ((targets,) if isinstance(targets, torch.Tensor) else targets
+                 if targets is not None else (z1, z2))
+        where = "the targets given to observe" if targets is not None else \
+            "the embeddings given to observe"
+        stop_gradient, evidence = infer_stop_gradient(found, where)
+        if stop_gradient is not None:
+            context = self.core.warning.context
+            context["stop_gradient"] = stop_gradient
+            context["stop_gradient_evidence"] = evidence
+
     def _check_loss(self, loss: object) -> torch.Tensor | float | None:
         if loss is None:
             return None
