@@ -113,6 +113,42 @@ def test_checkpoint_and_resume_equals_uninterrupted_run(tmp_path: Path,
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+class _CountLogs(BaseCallback):
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_log(self, step: int, output: StepOutput, learner: Learner,
+               record: dict[str, Any]) -> None:
+        self.steps.append(step)
+
+
+def test_a_kill_during_the_final_evaluation_keeps_the_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final checkpoint is written before the final evaluation: a run killed while it
+    evaluates resumes without training a step, and ends as an uninterrupted run."""
+    import nocollapse.train.loop as loop
+
+    whole = train(_config(tmp_path / "whole", "epochs=2"), quiet=True)
+    split = _config(tmp_path / "split", "epochs=2")
+    evaluate = loop.final_evaluation
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "final_evaluation", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(split, quiet=True)
+    saved = load_checkpoint(split.out)
+    assert saved["step"] == 8 and saved["evaluating"] and not saved["finished"]
+    monkeypatch.setattr(loop, "final_evaluation", evaluate)
+    logs = _CountLogs()
+    resumed = train(split, resume=True, quiet=True, callbacks=[logs])
+    assert logs.steps == []  # it only evaluated
+    assert resumed.step == 8 and resumed.knn_accuracy == whole.knn_accuracy
+    assert _steps(read_metrics(whole.run_dir)) == _steps(read_metrics(resumed.run_dir))
+    assert load_checkpoint(split.out)["finished"]
+
+
 class _PoisonAt(BaseCallback):
     """Callback that turns the weights to NaN at a log step, as a too-large lr would."""
 

@@ -220,16 +220,19 @@ def refuse_escaping_symlinks(run_dir: Path) -> None:
                     "choose another directory")
 
 
-def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int) -> None:
+def cut_outputs_to_checkpoint(run_dir: Path, step: int, epoch: int,
+                              final_too: bool = False) -> None:
     """Forget what was logged after the checkpoint: the resumed run logs it again.
 
     Afterwards ``metrics.jsonl``, ``spectra.jsonl`` and ``warnings.jsonl`` hold what
     an uninterrupted run had written when it saved that checkpoint, byte for byte
     (a final k-NN line before the checkpoint's step goes too: the run was trained
-    longer after it). ``summary.json`` goes: the run is running again.
+    longer after it; ``final_too``: the one at its step as well, for the checkpoint
+    written before the final evaluation). ``summary.json`` goes: the run is running again.
     """
     (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
-    truncate_jsonl(run_dir / METRICS_FILE, "step", step, drop_final_before=step)
+    truncate_jsonl(run_dir / METRICS_FILE, "step", step,
+                   drop_final_before=step + 1 if final_too else step)
     truncate_jsonl(run_dir / SPECTRA_FILE, "epoch", epoch)
     truncate_jsonl(run_dir / WARNINGS_FILE, "step", step)
 

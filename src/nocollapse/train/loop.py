@@ -313,6 +313,9 @@ class _Run:
             self.save()  # the last epoch's checkpoint is written by _final
 
     def _final(self, stopped: str) -> tuple[float | None, Evaluation | None]:
+        # the trained state first: a kill during a long evaluation keeps the training, and
+        # the resumed run only evaluates
+        self.save(evaluating=True)
         knn, evaluation = None, None
         if self.rank0:
             evaluation = final_evaluation(
@@ -338,15 +341,17 @@ class _Run:
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, finished: bool = False,
-             end: tuple[str, Evaluation | None] | None = None) -> None:
+             end: tuple[str, Evaluation | None] | None = None, evaluating: bool = False) -> None:
         """Write the checkpoint; ``end``: how the run ended (``stopped``, ``evaluation``),
-        saved with the final one so that a kill before ``summary.json`` loses nothing."""
+        saved with the final one so that a kill before ``summary.json`` loses nothing;
+        ``evaluating``: the one written before the final evaluation."""
         self._check_finite()  # never replace the last good checkpoint with a diverged one
         if self.rank0:
             state = self._checkpoint()
             if end is not None:
                 state["stopped"], state["evaluation"] = end[0], plain_json(end[1])
             state["finished"] = finished
+            state["evaluating"] = evaluating
             save_checkpoint(checkpoint_path(self.run_dir), state)
             if self.superseded_end is not None:  # the new steps have their checkpoint now
                 write_config(self.run_dir, self.config.to_dict())
@@ -426,5 +431,7 @@ class _Run:
             self.superseded_end = state.step
         elif self.rank0:
             write_config(self.run_dir, self.config.to_dict())
-            cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch)
+            # killed during the final evaluation: its final k-NN line, if written, goes too
+            cut_outputs_to_checkpoint(self.run_dir, state.step, state.epoch,
+                                      final_too=bool(saved.get("evaluating")))
 
