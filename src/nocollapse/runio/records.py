@@ -230,6 +230,7 @@ class Checkpoint(TypedDict):
     F_hat: NotRequired["Tensor | None"]
     callbacks: NotRequired[dict[str, object]]  # Stateful callbacks' states
     finished: NotRequired[bool]  # the run ended (not stopped by its time budget)
+    evaluating: NotRequired[bool]  # written before the final evaluation, which it lacks
     # the end, saved with the final checkpoint: a kill before summary.json loses nothing
     stopped: NotRequired[str]
     evaluation: NotRequired[Evaluation | None]
