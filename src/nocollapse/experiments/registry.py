@@ -29,6 +29,7 @@ MODULES = (
     "nocollapse.experiments.wang2022",
     "nocollapse.experiments.realdata",
     "nocollapse.experiments.realdata_phase",
+    "nocollapse.experiments.realdata_linear_phase",
     "nocollapse.experiments.predictor_spectrum",
 )
 
