@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import signal
 import sys
 import threading
@@ -30,6 +32,7 @@ from nocollapse.train.config import (
 )
 from nocollapse.train.loop import TrainResult
 
+OVERRIDES_VARIABLE = "NOCOLLAPSE_OVERRIDES"
 EPILOG = """examples:
   nocollapse train                                  # SimSiam on Fashion-MNIST, a few CPU minutes
   nocollapse train --method byol --epochs 10 optim.lr=0.1
@@ -81,7 +84,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     instead of the defaults; ``train`` then compares the two and refuses what a resume may
     not change (:mod:`nocollapse.rundir.resume`).
     """
-    overrides = parse_overrides(args.overrides)
+    overrides = merge(parse_overrides(args.overrides),
+                      parse_overrides(environment_overrides()))
     requested = merge(read_yaml(args.config) if args.config else {},
                       merge(_flags(args), overrides))
     if args.resume:
@@ -92,6 +96,16 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     if args.out is None and "out" not in overrides:
         config.out = str(_free_run_dir(Path(config.out), config.to_dict()))
     return config
+
+
+def environment_overrides() -> list[str]:
+    """``key=value`` overrides from ``NOCOLLAPSE_OVERRIDES`` (space-separated), applied over
+    the command line's (the same key: the variable's wins): a whole session's runs made
+    tiny (the docs' tests) without editing the commands. Said on stderr when set."""
+    found = shlex.split(os.environ.get(OVERRIDES_VARIABLE, ""))
+    if found:
+        print(f"nocollapse: {OVERRIDES_VARIABLE} adds {' '.join(found)}", file=sys.stderr)
+    return found
 
 
 def _flags(args: argparse.Namespace) -> ConfigDict:
