@@ -13,7 +13,7 @@ import torch
 
 import nocollapse
 from _cli import TINY, assert_refused, run_cli
-from nocollapse.data import load_dataset, normalize, preset_for_images
+from nocollapse.data import PRESETS, load_dataset, normalize, preset_for_images
 from nocollapse.models.export import BackboneFileError, description_path
 from nocollapse.rundir.checkpoint import load_checkpoint
 from nocollapse.train import setup
@@ -80,6 +80,31 @@ def test_exported_backbone_gives_the_runs_features(runs: dict[str, Path],
     summary = json.loads((run_dir / "summary.json").read_text())
     assert description["evaluation"] == summary["evaluation"]
     assert description["source"]["network"] == "online"
+
+
+def test_the_loaded_backbone_carries_its_input_contract(runs: dict[str, Path],
+                                                       capsys: pytest.CaptureFixture) -> None:
+    from nocollapse.models import BackboneInputError
+
+    run_dir, out = runs["simsiam"], runs["simsiam"].parent / "contract.safetensors"
+    assert run_cli(["export", str(run_dir), "--out", str(out)], capsys)[0] == 0
+    backbone = nocollapse.load_backbone(out)
+    preset = PRESETS["8x1"]
+    assert (backbone.input_size, backbone.in_channels) == (8, 1)
+    assert backbone.mean == tuple(preset["mean"]) and backbone.std == tuple(preset["std"])
+    # the digits' 0..16 values and how they became uint8 (data/digits.py), in the JSON too
+    assert "rint(x * 255 / 16)" in backbone.pixels
+    assert json.loads(description_path(out).read_text())["input"]["source_pixels"] == \
+        backbone.pixels
+    with pytest.raises(BackboneInputError, match=r"\(batch, 1, 8, 8\).*\(4, 1, 28, 28\)"):
+        backbone(torch.zeros(4, 1, 28, 28))  # a Fashion-MNIST-sized image: refused by name
+    with pytest.raises(BackboneInputError, match="uint8"):
+        backbone(torch.zeros(4, 1, 8, 8, dtype=torch.uint8))
+    # raw=True: uint8 images in, the same features as the normalised float input
+    images = load_dataset("digits", None, "test").images[:64]
+    raw = nocollapse.load_backbone(out, raw=True)
+    with torch.no_grad():
+        _assert_same_features(raw(images), backbone(normalize(images, "8x1")))
 
 
 def test_target_and_torchscript_exports_give_their_networks_features(

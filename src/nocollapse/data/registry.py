@@ -28,13 +28,16 @@ DatasetLoader = Callable[..., ImageDataset]
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A data set: its loader, splits, accepted options, augmentation preset and help."""
+    """A data set: its loader, splits, accepted options, augmentation preset and help;
+    ``pixels``: how its files' values become the uint8 images it loads (an export's JSON
+    and the loaded backbone's ``pixels`` quote it)."""
 
     load: DatasetLoader
     preset: str
     help: str
     splits: tuple[str, ...] = ("train", "test")
     options: tuple[str, ...] = ()
+    pixels: str = "the files' uint8 values as stored"
 
 logger = logging.getLogger("nocollapse.data")
 
@@ -76,15 +79,25 @@ def _cifar(name: str) -> DatasetLoader:
 
 
 DATASETS: PluginRegistry[DatasetEntry] = PluginRegistry({
-    "fashion-mnist": DatasetEntry(_idx("fashion-mnist"), "28x1", "Fashion-MNIST IDX files"),
-    "mnist": DatasetEntry(_idx("mnist"), "28x1", "MNIST IDX files"),
-    "cifar10": DatasetEntry(_cifar("cifar10"), "32x3", "CIFAR-10 python pickles"),
-    "cifar100": DatasetEntry(_cifar("cifar100"), "32x3", "CIFAR-100 python pickles"),
-    "stl10": DatasetEntry(load_stl10, "96x3", "STL-10 binary files", STL10_SPLITS),
+    "fashion-mnist": DatasetEntry(_idx("fashion-mnist"), "28x1", "Fashion-MNIST IDX files",
+                                  pixels="the IDX files' uint8 grey values as stored"),
+    "mnist": DatasetEntry(_idx("mnist"), "28x1", "MNIST IDX files",
+                          pixels="the IDX files' uint8 grey values as stored"),
+    "cifar10": DatasetEntry(_cifar("cifar10"), "32x3", "CIFAR-10 python pickles",
+                            pixels="the pickles' uint8 RGB values as stored"),
+    "cifar100": DatasetEntry(_cifar("cifar100"), "32x3", "CIFAR-100 python pickles",
+                             pixels="the pickles' uint8 RGB values as stored"),
+    "stl10": DatasetEntry(load_stl10, "96x3", "STL-10 binary files", STL10_SPLITS,
+                          pixels="the binary files' uint8 RGB values as stored"),
     "folder": DatasetEntry(load_folder, "32x3", "an image folder, one sub-folder a class",
-                           options=("size", "channels")),
+                           options=("size", "channels"),
+                           pixels="each file decoded by Pillow, converted to L (1 channel) "
+                           "or RGB (3), resized to size x size with bilinear resampling, "
+                           "uint8"),
     "digits": DatasetEntry(lambda root, split: load_digits_dataset(split), "8x1",
-                           "scikit-learn's 8x8 digits (embedded)"),
+                           "scikit-learn's 8x8 digits (embedded)",
+                           pixels="scikit-learn's digit values 0..16 scaled to 0..255: "
+                           "uint8(rint(x * 255 / 16))"),
     "default": DatasetEntry(load_default, "28x1",
                             "Fashion-MNIST, or the embedded digits when it is absent"),
 })

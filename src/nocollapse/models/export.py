@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from nocollapse.errors import NocollapseError
+from nocollapse.models.backbone_input import RawImages, describe_input
 from nocollapse.models.registry import BACKBONES, build_backbone
 from nocollapse.runio import atomic_write_files
 
@@ -123,11 +124,15 @@ def read_description(path: str | Path) -> dict[str, Any]:
     return dict(body)
 
 
-def load_backbone(path: str | Path) -> nn.Module:
+def load_backbone(path: str | Path, raw: bool = False) -> nn.Module:
     """The exported backbone as a plain ``nn.Module`` in evaluation mode.
 
     Input: float32 images ``(B, channels, size, size)``, pixel values / 255 normalised
     with the description's ``normalization`` mean and std; output: ``(B, features)``.
+    The module carries its input contract (``input_size``, ``in_channels``, ``mean``,
+    ``std``, ``pixels``, ``out_dim``, ``description``) and refuses another input shape
+    with :class:`~nocollapse.models.backbone_input.BackboneInputError`; ``raw=True``
+    wraps it in :class:`~nocollapse.models.backbone_input.RawImages` (uint8 images in).
     Reads a ``.safetensors`` file and the JSON beside it, after checking that each
     matches the other; nothing is unpickled. Raises :class:`BackboneFileError`.
     """
@@ -162,7 +167,8 @@ def load_backbone(path: str | Path) -> nn.Module:
         first = str(error).splitlines()[0]
         raise BackboneFileError(f"{path} does not hold {architecture['name']}'s weights "
                                 f"({first})") from error
-    return backbone.eval()
+    described_backbone = describe_input(backbone.eval(), body)
+    return RawImages(described_backbone).eval() if raw else described_backbone
 
 
 def _description_digest(body: dict[str, object]) -> str:

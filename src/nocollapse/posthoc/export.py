@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nocollapse import __version__
-from nocollapse.data import PRESETS
+from nocollapse.data import DATASETS, PRESETS
 from nocollapse.errors import ConfigError, check_choice
 from nocollapse.methods import SiameseLearner
 from nocollapse.models import build_backbone
@@ -85,7 +85,8 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, fmt: str = "s
         "architecture": {"name": config.learner.backbone,
                          "args": {"in_channels": c, "image_size": h}},
         "input": {"channels": c, "size": h, "dtype": "float32", "layout": "NCHW",
-                  "pixels": "uint8 values / 255, then (x - mean) / std per channel"},
+                  "pixels": "uint8 values / 255, then (x - mean) / std per channel",
+                  "source_pixels": source_pixels(data.train.name, config.data.name)},
         "normalization": {"preset": data.preset, "mean": list(preset["mean"]),
                           "std": list(preset["std"])},
         "output": {"features": feat_dim},
@@ -97,6 +98,13 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, fmt: str = "s
     }
     save_backbone(backbone, description, path, fmt)
     return path
+
+
+def source_pixels(loaded: str, configured: str) -> str:
+    """How the run's data set (by the loaded name: ``default`` loads Fashion-MNIST or
+    the digits) turned its files into uint8 images."""
+    entry = DATASETS.get(loaded) or DATASETS.get(configured)
+    return f"{loaded}: {entry.pixels}" if entry is not None else f"{loaded}: not described"
 
 
 def _check_output(path: Path, fmt: str, run_dir: Path, force: bool) -> None:
