@@ -26,6 +26,7 @@ from nocollapse.monitor import (
     likely_causes,
     spectra_record,
 )
+from nocollapse.monitor.warnings import UNEXPLAINED, run_figures
 from nocollapse.report import build_report, load_run
 from nocollapse.train.config import TrainConfig, run_context
 
@@ -65,6 +66,8 @@ def _rank_one(generator: torch.Generator) -> StepOutput:
 
 
 def _monitor(tmp_path: Path, **options: object) -> CollapseMonitor:
+    # the stand-in views are one tensor twice: no augmentation signal, its test off unless asked
+    options = {"sigma2_floor": 0.0, **options}
     config = MonitorConfig(every=1, patience=3, tensorboard=False, **options)  # type: ignore[arg-type]
     console = Console(file=io.StringIO(), width=200)
     return CollapseMonitor(config, tmp_path, {"predictor": "none"}, console)
@@ -291,15 +294,48 @@ def test_tensorboard_absent_is_silent_and_present_receives_scalars(
     assert scalars[-1][0] == "closed"
 
 
-def test_likely_causes_cite_the_critical_weight_decay() -> None:
+def test_eta_over_eta_c_is_a_figure_never_a_cause() -> None:
     eta_c = critical_eta(sigma2=0.5, tau=1.0)
     assert eta_c == pytest.approx(1.0 / 6.0)
-    above = likely_causes({"weight_decay": 0.2, "sigma2": 0.5})
-    below = likely_causes({"weight_decay": 0.1, "sigma2": 0.5})
-    assert "above" in above[0] and "0.1667" in above[0]
-    assert "below" in below[0]
+    for eta in (0.2, 0.1):  # above and below eta_c: neither names the weight decay
+        causes = likely_causes({"weight_decay": eta, "sigma2": 0.5, "lr": 1e-3})
+        assert not any("weight decay too high" in c for c in causes), causes
+    figures = run_figures({"weight_decay": 0.2, "sigma2": 0.5})
+    assert len(figures) == 1 and "eta/eta_c = 1.2 " in figures[0] and "not a collapse" in figures[0]
     assert any("stop-gradient" in c for c in likely_causes({"stop_gradient": False}))
-    assert likely_causes({}), "generic causes when nothing is known"
+    assert likely_causes({}) == [UNEXPLAINED], "nothing known: no cause is named"
+
+
+def test_weight_decay_is_named_from_the_decay_per_step() -> None:
+    # lr x weight decay: 0.06 x 0.5 = 0.03 of every weight a step is named; the recipe's
+    # 0.12 x 2.5e-4 = 3e-5 is not, whatever eta/eta_c reads
+    strong = likely_causes({"weight_decay": 0.5, "lr": 0.06, "sigma2": 0.3, "tau": 0.0})
+    assert len(strong) == 1 and "weight decay too high" in strong[0] and "0.03" in strong[0]
+    weak = likely_causes({"weight_decay": 2.5e-4, "lr": 0.12, "sigma2": 1e3})
+    assert weak == [UNEXPLAINED]
+
+
+@pytest.mark.parametrize(("context", "named"), [
+    ({"sigma2": 0.0005}, "too little augmentation"),
+    ({"lr": 1.2, "reference_lr": 0.12}, "learning rate too high"),
+    ({"lr": 1.2, "first_rank": 3.0, "reference_rank": 40.0, "first_step": 10},
+     "learning rate too high"),
+    ({"batch_rows": 32, "embedding_dim": 2048, "reference_rank": 20.0}, "batch too small"),
+])
+def test_each_cause_is_named_from_its_evidence_alone(context: dict, named: str) -> None:
+    causes = likely_causes(context)
+    assert len(causes) == 1 and causes[0].startswith(named), causes
+
+
+@pytest.mark.parametrize("context", [
+    {"sigma2": 0.3},  # augmentation carries signal
+    {"lr": 0.2, "reference_lr": 0.12},  # under LR_FACTOR x the recipe's
+    {"lr": 1.2, "first_rank": 30.0, "reference_rank": 40.0},  # the first log was healthy
+    {"batch_rows": 256, "embedding_dim": 2048, "reference_rank": 40.0},  # far from its bound
+    {"batch_rows": 32, "embedding_dim": 16, "reference_rank": 15.0},  # more rows than dims
+])
+def test_no_cause_without_its_evidence(context: dict) -> None:
+    assert likely_causes(context) == [UNEXPLAINED]
 
 
 @pytest.mark.parametrize(
@@ -424,13 +460,11 @@ def test_train_attaches_the_monitor_from_its_config(tmp_path: Path) -> None:
     assert config.to_dict()["monitor"]["every"] == 2
 
 
-def test_likely_causes_leave_out_an_implausibly_small_weight_decay() -> None:
-    from nocollapse.monitor import likely_causes
-
-    causes = likely_causes({"stop_gradient": False, "weight_decay": 5e-4})
+def test_likely_causes_leave_out_a_small_weight_decay() -> None:
+    causes = likely_causes({"stop_gradient": False, "weight_decay": 5e-4, "lr": 0.06})
     assert len(causes) == 1 and "no stop-gradient" in causes[0]
     assert any("weight decay" in c for c in likely_causes({"stop_gradient": False,
-                                                           "weight_decay": 0.05}))
+                                                           "weight_decay": 0.05, "lr": 0.06}))
 
 
 def test_monitor_estimates_sigma2_and_tau_and_the_warning_quotes_eta_over_eta_c(
@@ -454,10 +488,11 @@ def test_monitor_estimates_sigma2_and_tau_and_the_warning_quotes_eta_over_eta_c(
     assert all("scale_est" not in r for r in records)  # the stand-in has no output layer
     for step in range(6, 10):
         monitor.on_log(step, _collapsed(), Learner(), {"tau": 0.0})
-    cause = " ".join(monitor.warnings[0]["likely_causes"])
-    assert "above" in cause and "estimated from this run" in cause
-    quoted = float(cause.split("eta/eta_c = ")[1].split(")")[0])
+    figure = " ".join(monitor.warnings[0]["figures"])
+    assert "estimated from this run" in figure
+    quoted = float(figure.split("eta/eta_c = ")[1].split(" ")[0])
     assert quoted == pytest.approx(0.5 / critical_eta(sigma2), rel=1e-2)
+    assert not any("weight decay too" in c for c in monitor.warnings[0]["likely_causes"])
 
 
 class LinearLearner(Learner):
@@ -498,8 +533,9 @@ def test_monitor_reads_tau_and_the_data_scale_off_a_linear_ema_run(tmp_path: Pat
     context = monitor.warning.context
     assert context["data_scale"] == pytest.approx(4.0, rel=0.1)
     assert context["tau"] == pytest.approx(0.9)
-    cause = likely_causes(context)[0]
-    assert "below" in cause and "x=" in cause  # 0.5 < 0.648; x = 1 would have said above
+    figure = run_figures(context)[0]  # 0.5 / 0.648; x = 1 would have read 0.5 / 0.162
+    assert float(figure.split("eta/eta_c = ")[1].split(" ")[0]) == pytest.approx(
+        0.5 / critical_eta(0.25, 0.9, 4.0), rel=0.15)
 
 
 def test_monitor_keeps_a_sigma2_the_caller_gave(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ from rich.panel import Panel
 from nocollapse import diagnostics
 from nocollapse.errors import check_in_range, check_nonnegative, check_positive
 from nocollapse.monitor.measures import SpectralSource, Views, fast_scalars, spectra_record
-from nocollapse.monitor.warnings import CollapseDetected, EarlyWarning
+from nocollapse.monitor.warnings import SIGMA2_FLOOR, CollapseDetected, EarlyWarning
 from nocollapse.runio import (
     ESTIMATE_KEYS,
     SCALE_KEY,
@@ -97,6 +97,9 @@ class MonitorConfig:
     rank_drop: float = 0.25
     patience: int = 3
     grace_steps: int = 0
+    # the augmentation signal sigma2_est below this is a suspect log (0: off): the two views
+    # are nearly the same image (docs/diagnose.md#detection)
+    sigma2_floor: float = SIGMA2_FLOOR
     stop_on_collapse: bool = False
     spectra: bool = True
     alignment_max_dim: int = 128
@@ -109,6 +112,7 @@ class MonitorConfig:
         check_in_range("monitor.rank_drop", self.rank_drop, 0.0, 0.999999)
         check_positive("monitor.patience", self.patience)
         check_nonnegative("monitor.grace_steps", self.grace_steps)
+        check_in_range("monitor.sigma2_floor", self.sigma2_floor, 0.0, 1.0)
         check_nonnegative("monitor.alignment_max_dim", self.alignment_max_dim)
         return self
 
@@ -143,13 +147,17 @@ class CollapseMonitor:
             dict(context or {}),
             rank_drop=self.config.rank_drop,
             grace_steps=self.config.grace_steps,
+            sigma2_floor=self.config.sigma2_floor,
         )
+        # the random-init encoder's figures on the run's batch shape (set_reference)
+        self.reference: dict[str, float] = {}
         self.warnings: list[WarningLine] = []
         self.last_step: int | None = None
         self._batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._tensorboard: SummaryWriter | None = None
         self._tensorboard_tried = False
         self._estimates: deque[tuple[float, float, float]] = deque(maxlen=ESTIMATE_WINDOW)
+        self.last_reference_step: int | None = None
 
     # -- callbacks -------------------------------------------------------------------------
     def on_log(self, step: int, output: Views, learner: SpectralSource,
@@ -163,13 +171,39 @@ class CollapseMonitor:
         if not (self.is_due(step) if due is None else due):
             return
         self.last_step = step
-        scalars = fast_scalars(z1, z2)
+        scalars: dict[str, float] = fast_scalars(z1, z2)
         record.update(scalars)
         record.update(self._theory_estimates(output, learner, record.get("tau")))
+        if z2 is not None and "sigma2_est" not in record:  # no EMA rate logged (base_tau 1)
+            record["sigma2_est"] = diagnostics.augmentation_ratio(z1, z2)
+        if self.reference and self.last_reference_step is None:
+            record.update({f"init_{key}": value for key, value in self.reference.items()})
+            self.last_reference_step = step
+        sigma2 = record.get("sigma2_est")
+        if isinstance(sigma2, float):
+            scalars["sigma2_est"] = sigma2
+        rows = z1.shape[0] * (1 if z2 is None else 2)
+        self.warning.context.update(batch_rows=rows, embedding_dim=z1.shape[1])
         self._write_tensorboard(step, record)
         alarm = self.warning.update(step, scalars)
         if alarm is not None:
             self._raise_alarm(alarm)
+
+    @torch.no_grad()
+    def set_reference(self, z1: torch.Tensor, z2: torch.Tensor | None = None) -> dict[str, float]:
+        """The random-init encoder's figures on the run's batch shape (the views of one batch
+        through the untrained learner, at step 0): the early warning's rank reference, which
+        a run that collapses before its first log cannot give itself; logged as ``init_*``
+        in the first diagnostics record."""
+        scalars = fast_scalars(z1, z2)
+        self.reference = {key: scalars[key] for key in ("effective_rank", "rankme")
+                          if math.isfinite(scalars[key])}
+        rank = self.reference.get("effective_rank")
+        if rank is not None:
+            self.warning.reference_rank = rank
+            self.warning.context["reference_rank"] = rank
+        self.last_reference_step = None
+        return dict(self.reference)
 
     def _theory_estimates(self, output: Views, learner: SpectralSource,
                           momentum: object) -> dict[str, float]:
@@ -245,6 +279,9 @@ class CollapseMonitor:
         return {"last_step": self.last_step, "streak": self.warning.streak,
                 "fired": self.warning.fired, "peak_rank": float(self.warning.peak_rank),
                 "estimates": [[float(v) for v in e] for e in self._estimates],
+                "reference": dict(self.reference),
+                "reference_logged": self.last_reference_step,
+                "first_rank": [self.warning.context.get(k) for k in ("first_rank", "first_step")],
                 "warnings": [dict(w) for w in self.warnings],
                 # the last batch seen: the next spectra line's Z_eigenvalues and summary
                 # when an epoch ends before another log step
@@ -256,6 +293,16 @@ class CollapseMonitor:
         self.warning.streak = int(state.get("streak", 0))
         self.warning.fired = bool(state.get("fired", False))
         self.warning.peak_rank = float(state.get("peak_rank", 0.0))
+        reference = state.get("reference") or {}
+        self.reference = {str(k): float(v) for k, v in reference.items()}
+        if "effective_rank" in self.reference:
+            self.warning.reference_rank = self.reference["effective_rank"]
+            self.warning.context["reference_rank"] = self.reference["effective_rank"]
+        self.last_reference_step = state.get("reference_logged")
+        first = state.get("first_rank") or [None, None]
+        for key, value in zip(("first_rank", "first_step"), first, strict=False):
+            if value is not None:
+                self.warning.context[key] = value
         # the warnings it wrote (warnings.jsonl's lines)
         self.warnings = [cast(WarningLine, dict(w)) for w in state.get("warnings", [])]
         batch = state.get("batch")
@@ -280,12 +327,13 @@ class CollapseMonitor:
     def _raise_alarm(self, alarm: WarningLine) -> None:
         self.warnings.append(alarm)
         causes = "\n".join(f"  - {cause}" for cause in alarm["likely_causes"])
+        figures = "".join(f"\n  ({figure})" for figure in alarm.get("figures", []))
         stop = (
             "\nStopping: monitor.stop_on_collapse is set." if self.config.stop_on_collapse else ""
         )
         self.console.print(
             Panel(
-                f"{alarm['message']}.\nLikely causes:\n{causes}{stop}",
+                f"{alarm['message']}.\nLikely causes:\n{causes}{figures}{stop}",
                 title="nocollapse: collapse warning",
                 border_style="red",
             )

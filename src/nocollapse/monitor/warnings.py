@@ -1,19 +1,21 @@
 """Early warning of collapse: thresholds with patience, likely causes, ``warnings.jsonl``.
 
-The likely causes come from the linear theory (docs/theory.md#tian2021):
-without a predictor (``Wp = I``, stop-gradient kept) ``dW/dt = -(X' + eta I) W`` so
-``W -> 0``; without stop-gradient ``W -> 0`` when ``lambda_min(H) > 0`` (Theorem 2);
-with weight decay ``eta`` every eigenmode collapses when
-``eta > eta_c = x tau^2 / (4 (1 + sigma^2))``, ``x`` the data scale (the third-order mode
-dynamics; one definition, :func:`nocollapse.diagnostics.critical_eta`). The monitor
-estimates ``x``, ``sigma^2`` and ``tau`` from the run (docs/theory.md#theory-in-a-run)
-and says so.
+A cause is named only where the run's own facts or numbers support it
+(:data:`CAUSES`, docs/diagnose.md#causes): no predictor and no stop-gradient from the
+learner's configuration (tian2021: ``W -> 0`` in both), a weight decay that shrinks the
+weights by more than :data:`DECAY_PER_STEP` a step, a learning rate far above the one the
+recipe was tuned at or a collapse within the first log interval, an augmentation signal
+``sigma2_est`` near zero (the two views nearly the same image), and a batch whose rows
+bound the per-batch rank. The theory's ``eta / eta_c`` (docs/theory.md#tian2021-threshold)
+is quoted as a figure beside them, never as a cause: docs/theory.md says it is not a
+collapse criterion on a real network. Nothing here raises on a bad context or bad
+scalars: a warning that cannot be explained says so.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from nocollapse.diagnostics import critical_eta
@@ -21,74 +23,162 @@ from nocollapse.errors import NocollapseError
 from nocollapse.runio import WARNINGS_FILE
 from nocollapse.runio.records import WarningLine
 
-__all__ = ["WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "likely_causes"]
+__all__ = ["CAUSES", "WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "likely_causes",
+           "run_figures"]
 
 
 class CollapseDetected(NocollapseError, RuntimeError):  # noqa: N818 (name fixed by the API)
     """Raised by :class:`~nocollapse.monitor.CollapseMonitor` with ``stop_on_collapse``."""
 
 
-PLAUSIBLE_ETA_C_FLOOR = 0.025  # eta_c = tau^2 / (4 (1 + 9)): sigma^2 = 9 at tau = 1
+# lr x weight decay: the fraction every weight loses to the decay alone each step. At 1e-3
+# the weights shrink e-fold in 1000 steps whatever the gradient does; the CPU recipe's
+# 0.12 x 2.5e-4 = 3e-5 is 30x below, realdata-phase's collapsed weight decays (0.1 and 1 at
+# lr 0.06) 6x and 60x above (docs/diagnose.md#causes).
+DECAY_PER_STEP = 1e-3
+# a learning rate this many times the one the recipe was tuned at (context ``reference_lr``)
+LR_FACTOR = 4.0
+# sigma2_est below this: the views' difference carries < 1% of the embeddings' variance
+SIGMA2_FLOOR = 0.01
+# the random-init encoder's per-batch effective rank above this fraction of its bound (the
+# batch's rows - 1): the figure measures the batch, not the encoder
+ROW_BOUND_FRACTION = 0.5
+# the first log's effective rank below this fraction of the random-init encoder's: the
+# rank fell within the first log interval
+EARLY_FRACTION = 0.25
+UNEXPLAINED = ("no cause named: the run's figures support none of the known causes (no "
+               "predictor, no stop-gradient, weight decay or learning rate too high, too "
+               "little augmentation, batch too small); `nocollapse diagnose RUN_DIR` "
+               "measures each by branching the run (docs/diagnose.md)")
+
+
+def number(context: Mapping[str, object], key: str) -> float | None:
+    """``context[key]`` as a finite float, or None (absent, not a number, NaN, inf, bool)."""
+    value = context.get(key) if isinstance(context, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _no_predictor(context: Mapping[str, object]) -> str | None:
+    if str(context.get("predictor", "")).lower() not in {"none", "identity"}:
+        return None
+    return ("no predictor: with Wp = I and a stop-gradient the linear theory gives "
+            "dW/dt = -(X' + eta I) W, so W -> 0 (tian2021; docs/theory.md#tian2021)"
+            + _evidence(context, "predictor_evidence"))
+
+
+def _no_stop_gradient(context: Mapping[str, object]) -> str | None:
+    if context.get("stop_gradient") is not False:
+        return None
+    return ("no stop-gradient: the gradient through both branches drives W -> 0 "
+            "(tian2021 Theorem 2); restore the stop-gradient on the target branch"
+            + _evidence(context, "stop_gradient_evidence"))
+
+
+def _weight_decay(context: Mapping[str, object]) -> str | None:
+    eta, lr = number(context, "weight_decay"), number(context, "lr")
+    if eta is None or lr is None or eta <= 0 or lr * eta < DECAY_PER_STEP:
+        return None
+    return (f"weight decay too high: lr x weight decay = {lr:g} x {eta:g} = {lr * eta:.3g} "
+            f"of every weight a step (>= {DECAY_PER_STEP:g}: the weights shrink e-fold in "
+            f"{1 / (lr * eta):.0f} steps from the decay alone); lower optim.weight_decay")
+
+
+def _learning_rate(context: Mapping[str, object]) -> str | None:
+    lr, reference = number(context, "lr"), number(context, "reference_lr")
+    if lr is None or lr <= 0:
+        return None
+    if reference is not None and reference > 0 and lr >= LR_FACTOR * reference:
+        return (f"learning rate too high: lr {lr:g} is {lr / reference:.3g}x the "
+                f"{reference:g} the recipe was tuned at; lower optim.lr")
+    first, ref_rank = number(context, "first_rank"), number(context, "reference_rank")
+    step = number(context, "first_step")
+    if first is None or ref_rank is None or ref_rank <= 0 or first >= EARLY_FRACTION * ref_rank:
+        return None
+    when = f"step {step:g}" if step is not None else "the first log"
+    return (f"learning rate too high: the effective rank was already {first:.3g} at {when}, "
+            f"{first / ref_rank:.2g} of the random-init encoder's {ref_rank:.3g} on the same "
+            f"batch shape: the collapse came within the first steps, as too large a step "
+            f"does (lr {lr:g}); lower optim.lr")
+
+
+def _augmentation(context: Mapping[str, object]) -> str | None:
+    sigma2 = number(context, "sigma2")
+    if sigma2 is None or sigma2 < 0 or sigma2 >= SIGMA2_FLOOR:
+        return None
+    return (f"too little augmentation (sigma^2 ~ 0): the views' difference is {sigma2:.3g} of "
+            "the embeddings' variance (sigma2_est), so the two views are nearly the same "
+            "image and the loss is met without learning; strengthen data.augment")
+
+
+def _batch(context: Mapping[str, object]) -> str | None:
+    rows, dim = number(context, "batch_rows"), number(context, "embedding_dim")
+    ref_rank = number(context, "reference_rank")
+    if rows is None or dim is None or rows < 2 or rows - 1 >= dim:
+        return None
+    bound = rows - 1
+    if ref_rank is None or ref_rank < ROW_BOUND_FRACTION * bound:
+        return None
+    return (f"batch too small for the rank measured: the per-batch effective rank comes from "
+            f"{rows:.0f} rows (at most {bound:.0f}) of {dim:.0f}-dimensional embeddings, and "
+            f"the random-init encoder already reaches {ref_rank:.3g} of it; raise "
+            "data.batch_size")
+
+
+# name -> rule: a sentence when the context supports the cause, else None. A new cause is
+# one more entry (docs/diagnose.md#causes).
+CAUSES: dict[str, Callable[[Mapping[str, object]], str | None]] = {
+    "no predictor": _no_predictor,
+    "no stop-gradient": _no_stop_gradient,
+    "weight decay too high": _weight_decay,
+    "learning rate too high": _learning_rate,
+    "too little augmentation": _augmentation,
+    "batch too small": _batch,
+}
 
 
 def likely_causes(context: Mapping[str, object]) -> list[str]:
-    """Human-readable likely causes of collapse, given what is known about the run.
+    """The causes the run's facts and numbers support, in words; never raises.
 
-    ``context`` keys (all optional): ``predictor`` (kind, ``"none"`` for no predictor),
-    ``stop_gradient`` (bool), ``weight_decay`` (the theory's ``eta``), ``tau`` (target
-    ratio, default 1), ``sigma2`` (augmentation variance ``sigma^2``, if known),
-    ``data_scale`` (the theory's ``x``; 1, and said so, when absent), ``estimated``
-    (True: they were estimated from the run), ``predictor_evidence`` /
-    ``stop_gradient_evidence`` (how an inferred fact was found, quoted after its cause).
+    ``context`` keys (all optional; a missing, NaN or non-numeric one supports nothing):
+    ``predictor`` (kind, ``"none"`` for no predictor), ``stop_gradient`` (bool),
+    ``weight_decay``, ``lr``, ``reference_lr`` (the lr the recipe was tuned at),
+    ``sigma2`` (the augmentation signal, ``sigma2_est``), ``first_rank`` / ``first_step``
+    (the effective rank at the first log), ``reference_rank`` (the random-init encoder's on
+    the same batch shape), ``batch_rows`` (2B) and ``embedding_dim``, ``predictor_evidence``
+    / ``stop_gradient_evidence`` (how an inferred fact was found, quoted after its cause).
     """
-    causes = []
-    if str(context.get("predictor", "")).lower() in {"none", "identity"}:
-        causes.append(
-            "no predictor: with Wp = I and a stop-gradient the linear theory gives "
-            "dW/dt = -(X' + eta I) W, so W -> 0 (tian2021; docs/theory.md#tian2021)"
-            + _evidence(context, "predictor_evidence")
-        )
-    if context.get("stop_gradient") is False:
-        causes.append(
-            "no stop-gradient: the gradient through both branches drives W -> 0 "
-            "(tian2021 Theorem 2); restore the stop-gradient on the target branch"
-            + _evidence(context, "stop_gradient_evidence")
-        )
-    eta = context.get("weight_decay")
-    if isinstance(eta, int | float) and eta > 0:
-        found_tau = context.get("tau", 1.0)
-        tau = float(found_tau) if isinstance(found_tau, int | float) else 1.0
-        sigma2 = context.get("sigma2")
-        if isinstance(sigma2, int | float):
-            scale = context.get("data_scale")
-            known = isinstance(scale, int | float) and math.isfinite(scale) and scale > 0
-            x = float(scale) if isinstance(scale, int | float) and known else 1.0
-            eta_c = critical_eta(float(sigma2), tau, x)
-            verdict = "above" if eta > eta_c else "below"
-            source = "estimated from this run" if context.get("estimated") else "given"
-            scale_note = f"x={x:.3g}" if known else "x=1: data scale not measured"
-            causes.append(
-                f"weight decay eta={eta:g} is {verdict} the theory's critical value "
-                f"eta_c = x tau^2/(4(1+sigma^2)) = {eta_c:.4g} ({scale_note}, tau={tau:.3g}, "
-                f"sigma^2={float(sigma2):.3g}, {source}; eta/eta_c = {eta / eta_c:.3g}); "
-                "above it every mode collapses (tian2021; docs/theory.md#tian2021-threshold)"
-            )
-        elif eta >= PLAUSIBLE_ETA_C_FLOOR * tau**2 or not causes:
-            # below this eta would need sigma^2 > 9 (augmentation noise 3x the signal) to
-            # exceed eta_c: naming it beside a real cause would only mislead
-            causes.append(
-                f"weight decay eta={eta:g} may be too strong for the augmentation: in the "
-                "linear theory collapse is unavoidable when eta > eta_c = "
-                f"x tau^2/(4(1+sigma^2)) (<= {critical_eta(0.0, tau):.3g} x at tau={tau:g}, x "
-                "the data scale; stronger augmentation, i.e. larger sigma^2, lowers it)"
-            )
-    if not causes:
-        causes.append(
-            "common causes: no predictor, no stop-gradient, or weight decay too strong for "
-            "the augmentation (theory: eta > eta_c = x tau^2/(4(1+sigma^2)) collapses every "
-            "mode); also a learning rate too high for the predictor"
-        )
-    return causes
+    causes: list[str] = []
+    for rule in CAUSES.values():
+        try:
+            found = rule(context)
+        except Exception:
+            found = None
+        if found:
+            causes.append(found)
+    return causes or [UNEXPLAINED]
+
+
+def run_figures(context: Mapping[str, object]) -> list[str]:
+    """Figures quoted beside the causes (not causes): the theory's ``eta / eta_c``."""
+    try:
+        eta, sigma2 = number(context, "weight_decay"), number(context, "sigma2")
+        tau, scale = number(context, "tau"), number(context, "data_scale")
+        if eta is None or eta <= 0 or sigma2 is None or sigma2 < 0:
+            return []
+        tau = 1.0 if tau is None else tau
+        x = scale if scale is not None and scale > 0 else 1.0
+        eta_c = critical_eta(sigma2, tau, x)
+        if not (math.isfinite(eta_c) and eta_c > 0):
+            return [f"eta/eta_c not measurable (eta_c = {eta_c:.3g} from tau={tau:.3g})"]
+        source = "estimated from this run" if context.get("estimated") else "given"
+        return [f"eta/eta_c = {eta / eta_c:.3g} (eta={eta:g}, eta_c = x tau^2/(4(1+sigma^2)) = "
+                f"{eta_c:.4g}, x={x:.3g}, tau={tau:.3g}, sigma^2={sigma2:.3g}, {source}): a "
+                "figure, not a collapse criterion on a real network "
+                "(docs/theory.md#tian2021-threshold)"]
+    except Exception:
+        return []
 
 
 def _evidence(context: Mapping[str, object], key: str) -> str:
@@ -103,12 +193,14 @@ class EarlyWarning:
 
     ``update`` returns a warning record the ``patience``-th consecutive time the
     collapse level exceeds ``collapse_threshold``, the effective rank falls below
-    ``min_effective_rank``, or it falls below ``rank_drop`` times the highest effective
-    rank of the run so far (dimensional collapse: a few directions left, not one;
-    0 turns this test off); a healthy log re-arms it. Logs before step ``grace_steps``
-    raise the run's highest rank but never count towards the patience (a freshly
-    initialised predictor's transient: BYOL with a linear predictor at EMA rate 0.9 passes
-    collapse level 0.8 for steps 20-50, then recovers; docs/sweep.md#grace).
+    ``min_effective_rank``, below ``rank_drop`` times the highest effective rank of the
+    run so far or the random-init encoder's on the same batch shape (``reference_rank``,
+    when the monitor measured it at step 0: a run that collapsed before its first log
+    has no healthy peak of its own; 0 turns this test off), or the augmentation signal
+    ``sigma2_est`` is below ``sigma2_floor`` (0: off); a healthy log re-arms it. Logs
+    before step ``grace_steps`` raise the run's highest rank but never count towards the
+    patience (a freshly initialised predictor's transient: docs/sweep.md#grace).
+    Non-finite or non-numeric scalars count as absent: ``update`` never raises.
     """
 
     collapse_threshold: float
@@ -120,26 +212,41 @@ class EarlyWarning:
     fired: bool = False
     peak_rank: float = 0.0
     grace_steps: int = 0
+    reference_rank: float | None = None
+    sigma2_floor: float = 0.0
 
-    def reasons(self, scalars: Mapping[str, float]) -> list[str]:
+    def reasons(self, scalars: Mapping[str, object]) -> list[str]:
         """Which thresholds ``scalars`` cross, in words (empty when healthy)."""
         found = []
-        level = scalars.get("collapse_level")
+        level = number(scalars, "collapse_level")
         if level is not None and level > self.collapse_threshold:
             found.append(f"collapse level {level:.3f} > {self.collapse_threshold:g}")
-        rank = scalars.get("effective_rank")
+        rank = number(scalars, "effective_rank")
+        reference = self.reference_rank if self.reference_rank is not None else 0.0
         if rank is not None and rank < self.min_effective_rank:
             found.append(f"effective rank {rank:.3f} < {self.min_effective_rank:g}")
-        elif rank is not None and rank < self.rank_drop * self.peak_rank:
+        elif rank is not None and rank < self.rank_drop * self.peak_rank \
+                and self.peak_rank >= reference:
             found.append(f"effective rank {rank:.3f} < {self.rank_drop:g} x its highest "
                          f"in this run ({self.peak_rank:.3f}): dimensional collapse")
+        elif rank is not None and rank < self.rank_drop * reference:
+            found.append(f"effective rank {rank:.3f} < {self.rank_drop:g} x the random-init "
+                         f"encoder's on the same batch shape ({reference:.3f}): "
+                         "dimensional collapse")
+        sigma2 = number(scalars, "sigma2_est")
+        if sigma2 is not None and 0 <= sigma2 < self.sigma2_floor:
+            found.append(f"augmentation signal sigma2_est {sigma2:.4f} < {self.sigma2_floor:g}"
+                         ": the views are nearly the same image")
         return found
 
-    def update(self, step: int, scalars: Mapping[str, float]) -> WarningLine | None:
+    def update(self, step: int, scalars: Mapping[str, object]) -> WarningLine | None:
+        """Count this log; the warning record when it fires (never raises)."""
         reasons = self.reasons(scalars)
-        rank = scalars.get("effective_rank")
-        if rank is not None and math.isfinite(rank):
+        rank = number(scalars, "effective_rank")
+        if rank is not None:
             self.peak_rank = max(self.peak_rank, rank)
+            self.context.setdefault("first_rank", rank)
+            self.context.setdefault("first_step", step)
         if not reasons or step < self.grace_steps:
             self.streak, self.fired = 0, False
             return None
@@ -147,14 +254,19 @@ class EarlyWarning:
         if self.fired or self.streak < self.patience:
             return None
         self.fired = True
+        context = dict(self.context)
+        sigma2 = number(scalars, "sigma2_est")
+        if sigma2 is not None and "sigma2" not in context:
+            context["sigma2"] = sigma2
         return {
             "step": step,
             "message": f"collapse suspected at step {step}: "
             + "; ".join(reasons)
             + f" for {self.streak} consecutive logs",
             "reasons": reasons,
-            "collapse_level": scalars.get("collapse_level"),
-            "effective_rank": scalars.get("effective_rank"),
+            "collapse_level": number(scalars, "collapse_level"),
+            "effective_rank": rank,
             "consecutive_logs": self.streak,
-            "likely_causes": likely_causes(self.context),
+            "likely_causes": likely_causes(context),
+            "figures": run_figures(context),
         }

@@ -67,6 +67,8 @@ class WarningLine(TypedDict):
     effective_rank: float | None
     consecutive_logs: int
     likely_causes: list[str]
+    # figures quoted beside the causes, not causes (the theory's eta/eta_c): absent in older runs
+    figures: NotRequired[list[str]]
 
 
 class SpectraLine(TypedDict, total=False):

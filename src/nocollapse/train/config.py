@@ -112,10 +112,11 @@ class TrainConfig:
 def run_context(config: TrainConfig) -> dict[str, float | str | bool]:
     """Facts for :func:`~nocollapse.monitor.likely_causes` from a ``TrainConfig``.
 
-    ``weight_decay`` from ``config.optim``; ``predictor`` and ``stop_gradient`` from the
-    resolved ``config.learner``.
+    ``weight_decay`` and ``lr`` from ``config.optim``; ``predictor`` and ``stop_gradient``
+    from the resolved ``config.learner``.
     """
-    return {"weight_decay": config.optim.weight_decay, "predictor": config.learner.predictor,
+    return {"weight_decay": config.optim.weight_decay, "lr": config.optim.lr,
+            "predictor": config.learner.predictor,
             "stop_gradient": config.learner.stop_gradient}
 
 

@@ -62,6 +62,7 @@ from nocollapse.train.config import TrainConfig, run_context
 from nocollapse.train.final_eval import final_evaluation
 from nocollapse.train.knn_curve import KnnCurve
 from nocollapse.train.progress import TrainProgress, run_header
+from nocollapse.train.reference import measure_reference
 
 __all__ = ["TrainResult", "train"]
 
@@ -179,6 +180,7 @@ class _Run:
         writer = self.writer = MetricsWriter(self.run_dir) if self.rank0 else None
         if state.step == 0:
             self.curve.initial(writer)
+            self._reference()
         try:
             stopped = self._train_steps(writer)
         except TrainingDivergedError as error:
@@ -236,6 +238,15 @@ class _Run:
         if config.max_steps is not None and state.step == config.max_steps and state.batch:
             return "max_steps"
         return "completed"
+
+    def _reference(self) -> None:
+        """The random-init encoder's rank on the first batch's shape, for the monitor."""
+        monitors = [c for c in self.callbacks if isinstance(c, CollapseMonitor)]
+        if not monitors or not self.rank0 or not self.config.monitor.enabled:
+            return
+        index = self._epoch_order(0)[:self.config.data.batch_size]
+        measure_reference(monitors[0], self.learner, self.images[index], self.augment,
+                          self.config.seed)
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         # A permutation that depends only on (seed, epoch): a resumed run replays it.
