@@ -559,3 +559,35 @@ def test_spectra_record_gives_the_predictor_gain_along_f_hat_eigenvectors() -> N
     np.testing.assert_allclose(record["F_eigenvalues"], s.numpy(), rtol=1e-10)
     np.testing.assert_allclose(record["Wp_in_F_basis"], s.sqrt().numpy(), rtol=1e-8)
     assert "Wp_in_F_basis" not in spectra_record(Learner(U @ torch.diag(s) @ U.T, None), None)
+
+
+def test_a_run_collapsed_before_its_first_log_warns_against_the_random_init_reference(
+        tmp_path: Path) -> None:
+    # rank 3 from the first log: the run's own highest is 3, so only the reference can tell
+    generator = torch.Generator().manual_seed(4)
+    monitor = _monitor(tmp_path, collapse_threshold=1.0, min_effective_rank=0.0)
+    without = _monitor(tmp_path / "without", collapse_threshold=1.0, min_effective_rank=0.0)
+    reference = monitor.set_reference(_healthy(generator).z1, _healthy(generator).z2)
+    assert reference["effective_rank"] > 12  # gaussian (2B, D) views: near D = 16
+    for step in range(1, 5):
+        batch = _rank_k(generator, 3)
+        record: dict = {}
+        monitor.on_log(step, batch, Learner(), record)
+        without.on_log(step, batch, Learner(), {})
+        if step == 1:
+            assert record["init_effective_rank"] == reference["effective_rank"]
+    assert not without.warnings
+    assert [w["step"] for w in monitor.warnings] == [3]
+    assert "random-init" in monitor.warnings[0]["reasons"][0]
+
+
+def test_views_without_augmentation_signal_warn_naming_it(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(5)
+    monitor = _monitor(tmp_path, sigma2_floor=0.01)
+    monitor.warning.context.clear()
+    for step in range(1, 4):
+        z = torch.randn(B, D, generator=generator)
+        monitor.on_log(step, _output(z, z + 1e-3 * torch.randn(B, D, generator=generator)),
+                       Learner(), {})
+    assert [w["step"] for w in monitor.warnings] == [3]
+    assert monitor.warnings[0]["likely_causes"][0].startswith("too little augmentation")
