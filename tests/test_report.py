@@ -112,6 +112,24 @@ def test_finished_run_status_comes_from_summary_json(tmp_path: Path) -> None:
     assert "| train-run | training | completed |" in build_report([run]).markdown.read_text()
 
 
+def test_callback_runs_are_labelled_by_their_names_and_reach_the_summarys_step(
+        tmp_path: Path) -> None:
+    from nocollapse.report.runs import label_runs
+
+    # three Lightning fits, each <experiment>/lightning_logs/version_0/nocollapse
+    runs = [_training_run(tmp_path / name / "lightning_logs" / "version_0", "nocollapse")
+            for name in ("healthy", "no-pred", "no-stop")]
+    summary = {"stopped": "completed", "step": 96, "source": "nocollapse.Monitor"}
+    (runs[0] / "summary.json").write_text(json.dumps(summary))
+    text = build_report(runs, tmp_path / "out").markdown.read_text()
+    assert "| healthy | training | completed | step 96 |" in text  # not the last line's 40
+    assert "| no-pred | training | unfinished" in text and "| version_0" not in text
+    # only the versions differ: they name the runs; a name in config.yaml wins
+    two = [tmp_path / "exp" / "lightning_logs" / f"version_{k}" / "nocollapse" for k in (0, 1)]
+    assert label_runs(two) == ["version_0", "version_1"]
+    assert label_runs(two, ["simsiam", None]) == ["simsiam", "version_1"]
+
+
 def test_simulation_run_report_draws_modes(tmp_path: Path) -> None:
     run = _simulation_run(tmp_path)
     assert load_run(run).kind == "simulation"

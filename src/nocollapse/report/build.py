@@ -53,7 +53,11 @@ def build_report(
     if not run_dirs:
         raise NocollapseError("no run directory given; pass at least one RUN_DIR")
     paths = [Path(p) for p in run_dirs]
-    runs = [load_run(p, label) for p, label in zip(paths, label_runs(paths), strict=True)]
+    runs = [load_run(p) for p in paths]
+    names = [run.config.get("name") for run in runs]
+    for run, label in zip(runs, label_runs(paths, [n if isinstance(n, str) else None
+                                                   for n in names]), strict=True):
+        run.label = label
     out = Path(out_dir) if out_dir is not None else default_out_dir(run_dirs)
     if out_dir is None and out.is_symlink():
         raise OutputError(f"{out} is a symlink (to {out.resolve()}); nocollapse writes nothing "

@@ -17,7 +17,11 @@ def _fmt(value: float | None) -> str:
 
 
 def _last_position(run: Run) -> str:
-    """Last step (training) or time (simulation) reached, or '-'."""
+    """Last step (training: the summary's, which counts the steps after the last logged
+    line) or time (simulation) reached, or '-'."""
+    ended = run.summary.get("step")
+    if run.kind == "training" and isinstance(ended, int) and not isinstance(ended, bool):
+        return f"step {ended}"
     for key in ("t", "step", "epoch"):
         values = [r[key] for r in run.metrics if isinstance(r.get(key), int | float)]
         if values:

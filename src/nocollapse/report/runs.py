@@ -8,6 +8,7 @@ exist, or holds none of the files a run writes, is refused.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard, cast
@@ -236,20 +237,46 @@ def is_number_list(value: object) -> TypeGuard[list[int | float]]:
     return isinstance(value, list) and all(_plottable(v) for v in value)
 
 
-def label_runs(paths: list[Path]) -> list[str]:
-    """Short unique labels for runs: the directory name, its parent's when names clash."""
-    names = [p.resolve().name for p in paths]
-    labels = []
-    for path, name in zip(paths, names, strict=True):
-        if names.count(name) > 1:
-            name = f"{path.resolve().parent.name}-{name}"
-        labels.append(name)
+# folder names that say nothing about a run: Lightning's logger and version folders, the
+# callback's own folder, the usual parent of run directories
+GENERIC_FOLDERS = re.compile(r"(version_\d+|lightning_logs|nocollapse(_\d+)?|runs|checkpoints)")
+
+
+def label_runs(paths: list[Path], names: list[str | None] | None = None) -> list[str]:
+    """Short unique labels for runs: the run's ``name`` (config.yaml) when it has one, else
+    the fewest trailing folder names that tell the runs apart, skipping folder names
+    that say nothing (``version_0``, ``lightning_logs``, ``nocollapse``: a Lightning
+    callback's run ``exp-a/lightning_logs/version_0/nocollapse`` is ``exp-a``), with them
+    when only they differ."""
+    parts = [[part for part in reversed(p.resolve().parts[1:])] for p in paths]
+    meaningful = [[part for part in found if not GENERIC_FOLDERS.fullmatch(part)]
+                  for found in parts]
+    common = 0  # trailing folder names every run shares (each run's own "nocollapse")
+    while all(len(found) > common + 1 for found in parts) and \
+            len({found[common] for found in parts}) == 1 and len(parts) > 1:
+        common += 1
+    labels = _shortest_unique(meaningful) or \
+        _shortest_unique([found[common:] for found in parts]) or \
+        [p.resolve().name for p in paths]
+    labels = [name or label for name, label in zip(names or [None] * len(paths), labels,
+                                                   strict=True)]
     seen: dict[str, int] = {}
     unique = []
     for name in labels:
         seen[name] = seen.get(name, 0) + 1
         unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
     return unique
+
+
+def _shortest_unique(reversed_parts: list[list[str]]) -> list[str] | None:
+    """The last ``k`` parts joined by ``-`` (labels name figure files), for the smallest
+    ``k`` that makes every label distinct and none empty; None when no ``k`` does."""
+    longest = max((len(found) for found in reversed_parts), default=0)
+    for k in range(1, longest + 1):
+        labels = ["-".join(reversed(found[:k])) for found in reversed_parts]
+        if all(labels) and len(set(labels)) == len(labels):
+            return labels
+    return None
 
 
 def metric_key(run: Run, metric: str) -> str | None:
