@@ -23,7 +23,17 @@ import numpy as np
 from nocollapse.diagnostics import critical_eta
 from nocollapse.errors import NocollapseError
 from nocollapse.report.figures import new_figure, save_figure
-from nocollapse.runio import SWEEP_TABLE_FILE, atomic_write_text, ensure_dir
+from nocollapse.runio import (
+    CELL_OUTCOME_FILE,
+    CONFIG_FILE,
+    SWEEP_CELLS_DIR,
+    SWEEP_SPEC_FILE,
+    SWEEP_TABLE_FILE,
+    atomic_write_text,
+    ensure_dir,
+    load_yaml,
+    read_json_record,
+)
 from nocollapse.runio.records import CellRecord, JSONValue, SweepTable, is_finite_number
 
 if TYPE_CHECKING:
@@ -33,12 +43,15 @@ if TYPE_CHECKING:
 
 WEIGHT_DECAY = "optim.weight_decay"
 OUTCOME_COLOURS = {"learned": "#4daf4a", "dimensional collapse": "#ff7f00",
-                   "complete collapse": "#e41a1c", "diverged": "#984ea3", "failed": "#999999"}
+                   "complete collapse": "#e41a1c", "diverged": "#984ea3", "failed": "#999999",
+                   "not finished": "#f2f2f2"}
+NOT_FINISHED = "not finished"  # a cell of an unfinished sweep's grid without its outcome
 REPORT_FILE = "sweep_report.md"
 
 
 def is_sweep_dir(path: str | Path) -> bool:
-    return (Path(path) / SWEEP_TABLE_FILE).is_file()
+    """A sweep's folder: its table (``sweep.json``, when it finished) or its spec."""
+    return (Path(path) / SWEEP_TABLE_FILE).is_file() or (Path(path) / SWEEP_SPEC_FILE).is_file()
 
 
 class BoundaryPoint(TypedDict, total=False):
@@ -52,12 +65,16 @@ class BoundaryPoint(TypedDict, total=False):
     cells: list[str]
 
 
-class Boundary(TypedDict):
+class Boundary(TypedDict, total=False):
     other_axis: str | None
     points: list[BoundaryPoint]
+    # over every learned cell: drawn on the rows that have no learned cell of their own
+    pooled_eta_c: float | None
 
 
 def load_table(sweep_dir: Path) -> SweepTable:
+    if not (sweep_dir / SWEEP_TABLE_FILE).is_file():
+        return unfinished_table(sweep_dir)
     try:
         table = json.loads((sweep_dir / SWEEP_TABLE_FILE).read_text())
     except (OSError, ValueError) as error:
@@ -66,6 +83,54 @@ def load_table(sweep_dir: Path) -> SweepTable:
     if not isinstance(table, dict) or not isinstance(table.get("cells"), list):
         raise NocollapseError(f"{sweep_dir / SWEEP_TABLE_FILE} is not a sweep table")
     return cast(SweepTable, table)  # as `nocollapse sweep` wrote it
+
+
+def unfinished_table(sweep_dir: Path) -> SweepTable:
+    """The table of a sweep still running (or stopped): ``sweep.yaml``'s axes and the cells
+    done so far (each ``cells/NAME/outcome.json``, its axis values read from the cell's
+    ``config.yaml``); no Spearman correlations until the sweep writes ``sweep.json``."""
+    try:
+        spec = load_yaml((sweep_dir / SWEEP_SPEC_FILE).read_text(encoding="utf-8"),
+                         str(sweep_dir / SWEEP_SPEC_FILE))
+    except (OSError, UnicodeDecodeError) as error:
+        raise NocollapseError(f"{sweep_dir / SWEEP_SPEC_FILE} cannot be read ({error})") \
+            from None
+    axes_found = spec.get("axes") if isinstance(spec, dict) else None
+    if not isinstance(axes_found, list) or not all(
+            isinstance(a, list) and len(a) == 2 and isinstance(a[1], list) for a in axes_found):
+        raise NocollapseError(f"{sweep_dir / SWEEP_SPEC_FILE} is not a sweep spec (no axes)")
+    axes = [(str(key), list(values)) for key, values in axes_found]
+    cells: list[CellRecord] = []
+    folder = sweep_dir / SWEEP_CELLS_DIR
+    for cell_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
+        record = read_json_record(cell_dir / CELL_OUTCOME_FILE)
+        config = _cell_config(cell_dir)
+        if record is None or config is None:
+            continue  # not finished
+        assignment: dict[str, object] = {key: _dotted(config, key) for key, _ in axes}
+        cells.append({**cast(CellRecord, record), "axes": assignment})
+    if not cells:
+        planned = math.prod(len(values) for _, values in axes)
+        raise NocollapseError(f"sweep {sweep_dir} has no finished cell yet (0 of {planned}; "
+                              "each writes cells/NAME/outcome.json when done); run report "
+                              "again later")
+    return {"axes": axes, "cells": cells, "outcome_thresholds": {}, "spearman_with_knn": {}}
+
+
+def _cell_config(cell_dir: Path) -> dict[str, object] | None:
+    try:
+        loaded = load_yaml((cell_dir / CONFIG_FILE).read_text(encoding="utf-8"),
+                           str(cell_dir / CONFIG_FILE))
+    except (OSError, UnicodeDecodeError, NocollapseError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _dotted(config: Mapping[str, object], key: str) -> JSONValue:
+    found: object = config
+    for part in key.split("."):
+        found = found.get(part) if isinstance(found, Mapping) else None
+    return cast(JSONValue, found)
 
 
 def build_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
@@ -119,7 +184,13 @@ def eta_c_boundary(table: SweepTable) -> Boundary | None:
         points.append({"value": value, "eta_c": critical_eta(sigma2, tau, scale or 1.0),
                        "sigma2": sigma2, "tau": tau, "scale": scale,
                        "cells": [c.get("name", "") for c in cells]})
-    return {"other_axis": other, "points": points}
+    learned = [c for c in table["cells"] if c.get("outcome") == "learned"
+               and is_finite_number(c.get("sigma2_est")) and is_finite_number(c.get("tau_est"))]
+    pooled = None
+    if learned:
+        sigma2, tau, scale = median_estimates(learned)
+        pooled = critical_eta(sigma2, tau, scale or 1.0)
+    return {"other_axis": other, "points": points, "pooled_eta_c": pooled}
 
 
 def median_estimates(cells: Sequence[Mapping[str, object]]
@@ -151,7 +222,8 @@ def plot_phase_diagram(table: SweepTable, boundary: Boundary | None,
     for i, x in enumerate(xs):
         for j, y in enumerate(ys):
             cell = _cell_at(table, {keys[0]: x, keys[1]: y, **fixed})
-            outcome = (cell or {}).get("outcome", "failed")
+            outcome = (cell or {}).get("outcome", "failed") if cell is not None \
+                else NOT_FINISHED
             ax.add_patch(_rectangle(i, j, OUTCOME_COLOURS.get(outcome, "#999999")))
             knn = (cell or {}).get("knn")
             ax.text(i, j, f"{knn:.3f}" if is_finite_number(knn) else "-", ha="center", va="center",
@@ -170,8 +242,10 @@ def plot_phase_diagram(table: SweepTable, boundary: Boundary | None,
     ax.set_title(title, fontsize=9)
     from matplotlib.patches import Patch
 
+    planned = len(xs) * len(ys)
     handles: list[Artist] = [Patch(color=c, label=o) for o, c in OUTCOME_COLOURS.items()
-               if any(cell.get("outcome") == o for cell in table["cells"])]
+               if any(cell.get("outcome") == o for cell in table["cells"])
+               or (o == NOT_FINISHED and len(table["cells"]) < planned)]
     if boundary is not None:
         from matplotlib.lines import Line2D
 
@@ -188,29 +262,41 @@ def _rectangle(i: int, j: int, colour: str) -> Rectangle:
 
 def _draw_boundary(ax: Axes, boundary: Boundary, keys: list[str], xs: list[JSONValue],
                    ys: list[JSONValue]) -> None:
-    """eta_c per value of the other axis, as a dashed line across the grid."""
+    """eta_c per value of the other axis, as a dashed line across the grid, with a tick on
+    every row (a row without a learned cell of its own: the sweep's pooled eta_c, dotted)
+    and its value written at the row's edge, clear of the cells' numbers."""
     decay_on_x = keys[0] == WEIGHT_DECAY
     decays = [_number(v) for v in (xs if decay_on_x else ys)]
     others = ys if decay_on_x else xs
-    line = []
+    if min(decays) <= 0:
+        return
+    pooled = boundary.get("pooled_eta_c")
+    line, guessed = [], []
     for k, value in enumerate(others):
         point = next((p for p in boundary["points"] if p.get("value") == value), None)
         eta_c = None if point is None else point.get("eta_c")
-        if eta_c is None or min(decays) <= 0:
+        if eta_c is not None:
+            line.append((_position(eta_c, decays), k, eta_c))
+        elif pooled is not None:
+            guessed.append((_position(pooled, decays), k, pooled))
+    marker = "|" if decay_on_x else "_"
+    for points, style in ((line, "k--"), (guessed, "k:")):
+        if not points:
             continue
-        line.append((_position(eta_c, decays), k, eta_c))
-    if not line:
-        return
-    along = [a for a, _, _ in line]
-    across = [b for _, b, _ in line]
-    xy = (along, across) if decay_on_x else (across, along)
-    ax.plot(*xy, "k--", marker="|" if decay_on_x else "_", markersize=14)
-    for a, b, eta in line:
+        along, across = [a for a, _, _ in points], [b for _, b, _ in points]
+        xy = (along, across) if decay_on_x else (across, along)
+        ax.plot(*xy, style, marker=marker, markersize=14)
+    for a, b, eta in [*line, *guessed]:
         # a boundary outside the grid sits on its edge, its value written beside it
         edge = "< " if a <= -0.5 else "> " if a >= len(decays) - 0.5 else ""
-        x, y = (a, b) if decay_on_x else (b, a)
-        ax.annotate(f"{edge}eta_c {eta:.2g}", (x, y), xytext=(4, 6),
-                    textcoords="offset points", fontsize=7)
+        label = f"{edge}eta_c {eta:.2g}" + (" (pooled)" if (a, b, eta) in guessed else "")
+        if decay_on_x:  # in the top band of the row: the cell's number is at its centre
+            ax.annotate(label, (a, b + 0.46), xytext=(3, 0), textcoords="offset points",
+                        fontsize=7, va="top", ha="left")
+        else:  # at the column's left edge, above the number when the line crosses it
+            y = a if abs(a - round(a)) > 0.2 else round(a) + 0.12
+            ax.annotate(label, (b - 0.48, y), xytext=(0, 2), textcoords="offset points",
+                        fontsize=7, va="bottom", ha="left")
 
 
 def plot_curves(table: SweepTable, boundary: Boundary | None, path: Path) -> Path:
@@ -253,7 +339,13 @@ def plot_curves(table: SweepTable, boundary: Boundary | None, path: Path) -> Pat
 def render_markdown(table: SweepTable, boundary: Boundary | None,
                     figure_name: str) -> str:
     keys = [axis[0] for axis in table["axes"]]
-    lines = ["# Sweep report", "", f"![{figure_name}]({figure_name})", "",
+    planned = math.prod(len(values) for _, values in table["axes"])
+    lines = ["# Sweep report", ""]
+    if len(table["cells"]) < planned:
+        lines += [f"Unfinished sweep: {len(table['cells'])} of {planned} cells done (drawn as "
+                  "'not finished' otherwise); the Spearman correlations come with sweep.json "
+                  "when it ends.", ""]
+    lines += [f"![{figure_name}]({figure_name})", "",
              "| " + " | ".join([*keys, "outcome", "k-NN", "RankMe", "alpha-ReQ", "LiDAR",
                                 "eff. rank", "collapse level", "first warning"]) + " |",
              "|" + "---|" * (len(keys) + 8)]
@@ -282,8 +374,11 @@ def render_markdown(table: SweepTable, boundary: Boundary | None,
             where = (f"{boundary['other_axis']}={point['value']}" if boundary["other_axis"]
                      else "all cells")
             eta_c = point.get("eta_c")
+            pooled = boundary.get("pooled_eta_c")
             if eta_c is None:
-                lines.append(f"- {where}: no learned cell with estimates")
+                lines.append(f"- {where}: no learned cell with estimates" + (
+                    f"; drawn at the pooled eta_c = {pooled:.4g} of all learned cells "
+                    "(dotted)" if pooled is not None else ""))
             else:
                 scale = point.get("scale")
                 lines.append(f"- {where}: eta_c = {eta_c:.4g} (sigma2 "
