@@ -13,6 +13,7 @@ examples/own_loop.py's ``SimSiam`` returns the views instead (the other way in).
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import warnings
@@ -165,6 +166,45 @@ def test_report_draws_every_run(runs: dict[str, Path], tmp_path: Path,
     for name in runs:
         assert (out / f"{name}-Z_eigenvalues.png").stat().st_size > 0
     assert (out / "effective_rank.png").exists()
+
+
+class LightlyBYOL(LightlySimSiam):
+    """lightly's BYOL example: a momentum copy of backbone and projection head, its
+    ``forward_momentum`` detached, ``criterion(p0, z1)``; ``training_step`` returns the loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone_momentum = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.projection_head_momentum = copy.deepcopy(self.projection_head).requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.prediction_head(self.projection_head(self.backbone(x).flatten(start_dim=1)))
+
+    def forward_momentum(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.backbone_momentum(x).flatten(start_dim=1)
+        return self.projection_head_momentum(y).detach()
+
+    def training_step(self, batch: object, batch_idx: int) -> torch.Tensor:
+        with torch.no_grad():  # update_momentum(..., m=0.99)
+            for online, target in ((self.backbone, self.backbone_momentum),
+                                   (self.projection_head, self.projection_head_momentum)):
+                for p, q in zip(online.parameters(), target.parameters(), strict=True):
+                    q.mul_(0.99).add_(p.detach(), alpha=0.01)
+        (x0, x1) = batch[0]  # type: ignore[index]
+        p0, z0 = self.forward(x0), self.forward_momentum(x0)
+        p1, z1 = self.forward(x1), self.forward_momentum(x1)
+        return 0.5 * (self.criterion(p0, z1) + self.criterion(p1, z0))
+
+
+def test_a_lightly_byol_module_is_read_without_edits(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    callback = CollapseCallback(tmp_path / "byol")
+    _lightly_fit(None, LightlyBYOL(), [callback], max_steps=8)
+    assert [r["step"] for r in read_metrics(tmp_path / "byol")] == [1, 2, 4, 6, 8]
+    assert callback.monitor is not None and callback.disabled is None
+    context = callback.monitor.core.warning.context
+    # the momentum branch's detached targets, read from the criterion's inputs
+    assert context["stop_gradient"] is True and context.get("predictor") != "none"
 
 
 def test_diagnostics_share_the_modules_rows_and_steps_in_the_csv(runs: dict[str, Path]
