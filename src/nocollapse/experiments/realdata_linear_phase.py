@@ -141,8 +141,13 @@ def _label(momentum: float | None) -> str:
               "Fashion-MNIST pixels with real augmentations, against eta_c,j measured "
               "from the data")
 def linear_phase(out: Path, size: str, seed: int) -> ReproductionResult:
-    budget = SIZES[size]
-    views = cached_views(size, seed)
+    return phase_on_views(out, cached_views(size, seed), SIZES[size], seed, size)
+
+
+def phase_on_views(out: Path, views: np.ndarray, budget: dict[str, int], seed: int,
+                   size: str = "custom") -> ReproductionResult:
+    """The reproduction on any cached ``(N, q, n)`` views (``budget``: as :data:`SIZES`'
+    entries; its ``outputs`` and ``steps`` are used), e.g. a frozen backbone's features."""
     modes = data_modes(views)
     eta_c = mode_critical_etas(modes)
     outputs, steps = budget["outputs"], budget["steps"]
