@@ -80,3 +80,22 @@ def test_quick_run_reports_the_measured_exponent_and_alignment(quick) -> None:
     shuffled = shuffled_fits(last.s, last.p, 50, seed=1)
     assert sum(in_band(f) for f in shuffled) <= 5
     assert (out / "report" / "byol-linear-predictor_spectrum.png").exists()
+
+
+def test_quick_run_fits_the_predictor_in_w_w_transposes_basis(quick) -> None:
+    out, result = quick
+    table = next(t for t in result.tables if "W_L W_L^T" in t.title)
+    horizon, balance = float(table.rows[0][0]), float(table.rows[0][1])
+    # 2 eta t from the run's own config and logged learning rates (t = sum lr / (1 - m))
+    from nocollapse.runio import read_metrics
+    from nocollapse.train.config import load_config
+
+    config = load_config(out / "byol-linear" / "config.yaml", [])
+    logged = [r for r in read_metrics(out / "byol-linear" / "metrics.jsonl") if "lr" in r]
+    steps = [0] + [int(r["step"]) for r in logged]
+    elapsed = sum(float(r["lr"]) * (b - a) for r, a, b in zip(logged, steps, steps[1:],
+                                                              strict=False))
+    expected = 2 * config.optim.weight_decay * elapsed / (1 - config.optim.momentum)
+    assert horizon == pytest.approx(expected, rel=5e-3)  # printed to 3 significant digits
+    assert 0.0 <= balance <= 2.0
+    assert not (out / "byol-linear" / "checkpoints").exists()  # removed after the fit

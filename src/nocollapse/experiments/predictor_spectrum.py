@@ -7,6 +7,11 @@ tian2021's claim, as stated: ``p_j`` proportional to ``s_j^(1/2)`` with the eige
 aligned. Checked as ``k`` in ``0.5 +- 0.1`` fitted on most modes, the commutator below a
 stated threshold, and against a shuffled pairing of the same numbers; when the run does
 not show it, the reproduction reports "not reproduced" with the measured ``k``.
+
+Theorem 1 pins ``Wp^T Wp`` to ``alpha_p W W^T`` (``W`` the projector's last layer), not to
+``F = W X W^T``, once ``exp(-2 eta t)`` has decayed: the run's last predictor is also fitted
+in ``W_L W_L^T``'s eigenbasis (:func:`balanced_fit`), and the horizon ``2 eta t`` (``t =
+lr steps / (1 - momentum)``) is reported beside it.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nocollapse.diagnostics import PowerLaw, power_law_fit
+from nocollapse.diagnostics import PowerLaw, power_law_fit, predictor_in_basis
 from nocollapse.errors import ConfigError
 from nocollapse.experiments.registry import reproduction
 from nocollapse.experiments.result import ReproductionResult, Table
 from nocollapse.report import build_report, load_run
 from nocollapse.report.runs import record_epoch
 from nocollapse.report.theory_run import POWER_LAW_FLOOR, critical_decay_rows, predictor_spectra
+from nocollapse.runio import METRICS_FILE, read_metrics
 from nocollapse.runio.records import ConfigDict, JSONObject
 
 # size -> data set, images, batch, seconds (None: max_steps), max steps
@@ -75,17 +81,55 @@ def linear_byol_values(out: Path, size: str, seed: int,
 
 
 def train_linear_byol(out: Path, size: str, seed: int,
-                      overrides: ConfigDict | None = None) -> Path:
+                      overrides: ConfigDict | None = None,
+                      keep_checkpoints: bool = False) -> Path:
     """Train BYOL with an SGD-trained linear predictor; returns the run directory.
 
-    ``overrides``: as :func:`linear_byol_values`."""
+    ``overrides``: as :func:`linear_byol_values`. The checkpoints (MBs a run) are removed
+    unless ``keep_checkpoints``."""
     from nocollapse.train import train
     from nocollapse.train.config import load_config
 
     train(load_config(None, [], base=linear_byol_values(out, size, seed, overrides)),
           quiet=True)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # MBs a run; nothing reads them
+    if not keep_checkpoints:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return out
+
+
+def balanced_fit(run_dir: Path) -> tuple[PowerLaw | None, float, float]:
+    """The last checkpoint's predictor in ``W_L W_L^T``'s eigenbasis: ``p_j ~ s_j^k`` fitted
+    over the modes with signal, the balance ``||W W^T - Wp^T Wp / alpha_p|| / ||W W^T||``
+    (Theorem 1's invariant: 0 once ``exp(-2 eta t)`` has decayed) and ``2 eta t``, ``t`` the
+    logged learning rates summed over the steps, over ``1 - momentum``."""
+    from nocollapse.methods import SiameseLearner
+    from nocollapse.rundir.checkpoint import load_checkpoint
+    from nocollapse.train import setup
+    from nocollapse.train.config import load_config
+
+    config = load_config(run_dir / "config.yaml", [])
+    saved = load_checkpoint(run_dir, map_location="cpu")
+    channels, height, _ = setup.load_run_data(config).train.image_shape
+    learner = SiameseLearner(config.learner, channels, height)
+    learner.load_state_dict(saved["model"])
+    weight, predictor = learner.output_layer()[0].double().numpy(), learner.predictor_matrix()
+    if predictor is None:
+        raise ConfigError("balanced_fit needs a linear predictor")
+    wp = predictor.double().numpy()
+    gram = weight @ weight.T
+    balance = float(np.linalg.norm(gram - wp.T @ wp / config.optim.predictor_lr_scale)
+                    / np.linalg.norm(gram))
+    s, p = predictor_in_basis(gram, wp)
+    try:
+        fit: PowerLaw | None = power_law_fit(s, p, POWER_LAW_FLOOR)
+    except ConfigError:
+        fit = None
+    logged = [(step, float(lr)) for r in read_metrics(run_dir / METRICS_FILE)
+              if isinstance(step := r.get("step"), int) and isinstance(lr := r.get("lr"), float)]
+    elapsed = sum(lr * (step - before) for (before, _), (step, lr) in
+                  zip([(0, 0.0), *logged[:-1]], logged, strict=True))
+    horizon = 2 * config.optim.weight_decay * elapsed / (1 - config.optim.momentum)
+    return fit, balance, horizon
 
 
 def shuffled_fits(s: np.ndarray, p: np.ndarray, count: int, seed: int) -> list[PowerLaw]:
@@ -117,7 +161,9 @@ def aligned(commutator: float | None) -> bool:
               "Fashion-MNIST BYOL, linear predictor: p_j vs s_j of F_hat follows a power law")
 def run(out: Path, size: str, seed: int) -> ReproductionResult:
     result = ReproductionResult("tian2021-predictor-spectrum", params=dict(BUDGETS[size]))
-    run_dir = train_linear_byol(out / "byol-linear", size, seed)
+    run_dir = train_linear_byol(out / "byol-linear", size, seed, keep_checkpoints=True)
+    balanced, balance, horizon = balanced_fit(run_dir)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     report = build_report([run_dir], out / "report")
     loaded = load_run(run_dir)
     epochs = [record_epoch(r, i) for i, r in enumerate(loaded.spectra)]
@@ -153,6 +199,13 @@ def run(out: Path, size: str, seed: int) -> ReproductionResult:
                                ["epoch", "exponent k", "R^2", "modes fitted"], rows,
                                note=f"modes with s_j > {POWER_LAW_FLOOR:g} s_max are fitted; "
                                     "DirectPred's formula is k = 1/2."))
+    result.tables.append(Table(
+        "the last predictor in W_L W_L^T's eigenbasis (Theorem 1: Wp^T Wp = alpha_p W W^T "
+        "once exp(-2 eta t) has decayed)",
+        ["2 eta t", "balance", "exponent k", "R^2", "modes fitted"],
+        [[f"{horizon:.3g}", f"{balance:.3f}",
+          *(["-"] * 3 if balanced is None else [f"{balanced.exponent:.3f}",
+                                                f"{balanced.r2:.3f}", str(balanced.modes)])]]))
     decay = critical_decay_rows(loaded)
     if decay:
         result.tables.append(Table(
