@@ -35,6 +35,9 @@ VARIANTS = {
     "after, eigh, thread": {"update": "after", "solver": "eigh", "background": True},
     "after, eigh32": {"update": "after", "solver": "eigh32", "background": False},
     "after, eigh32, thread": {"update": "after", "solver": "eigh32", "background": True},
+    "after, newton-schulz": {"update": "after", "solver": "newton-schulz", "background": False},
+    "after, newton-schulz, thread": {"update": "after", "solver": "newton-schulz",
+                                     "background": True},
 }
 
 

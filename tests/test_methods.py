@@ -95,7 +95,8 @@ def test_overrides_apply_and_unknown_keys_name_the_closest() -> None:
 # the shared part's settings. Pinned when the spectral kinds became registry entries of
 # their own (issue 22); a training step of every preset was then checked bit for bit.
 PRESET_PREDICTORS = {
-    "directpred": ({"eps": 0.1, "subtract": None, "solver": "eigh32"}, 0.3, 1, False, "after"),
+    "directpred": ({"eps": 0.1, "subtract": None, "solver": "eigh32", "ns_steps": 7}, 0.3, 1,
+                   False, "after"),
     "directcopy": ({"eps": 0.25, "normalize": True, "solver": "eigh32"}, 0.998, 1, True,
                    "each-view"),
     "isoloss": ({"eps": 0.0, "alpha": 0.5, "solver": "eigh32"}, 0.5, 1, True, "each-view"),

@@ -22,12 +22,17 @@ from nocollapse.evaluate.features import (
 from nocollapse.evaluate.knn import knn_accuracies, knn_accuracy, knn_predict
 from nocollapse.evaluate.linear_probe import linear_probe
 from nocollapse.evaluate.progress import QUIET, EvalProgress
-from nocollapse.evaluate.protocol import Protocol, evaluate_features, knn_key
+from nocollapse.evaluate.protocol import (
+    FAST_BANK,
+    Protocol,
+    evaluate_features,
+    fast_bank_indices,
+    knn_key,
+)
 from nocollapse.evaluate.supervised import train_supervised
 
-__all__ = ["BASELINES", "QUIET", "BaselineSetup", "EvalProgress", "Protocol", "cache_dir",
-           "cached", "cached_baseline",
-           "encoder_in_eval_mode", "encoder_knn_accuracy", "evaluate_features",
-           "extract_features", "knn_accuracies", "knn_accuracy", "knn_key", "knn_predict",
-           "linear_probe", "measure_baselines", "read_cached", "train_supervised",
-           "write_cached"]
+__all__ = ["BASELINES", "FAST_BANK", "QUIET", "BaselineSetup", "EvalProgress", "Protocol",
+           "cache_dir", "cached", "cached_baseline", "encoder_in_eval_mode",
+           "encoder_knn_accuracy", "evaluate_features", "extract_features", "fast_bank_indices",
+           "knn_accuracies", "knn_accuracy", "knn_key", "knn_predict", "linear_probe",
+           "measure_baselines", "read_cached", "train_supervised", "write_cached"]

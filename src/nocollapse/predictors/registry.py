@@ -67,7 +67,9 @@ PREDICTORS: PluginRegistry[PredictorEntry] = PluginRegistry({
     # way of feeding F_hat (luckmatters: joint, after; implicit-var-reg: per-view, each-view)
     "directpred": spectral_entry(directpred.directpred_matrix, "DirectPred: sqrt of F_hat's "
                                  "normalised eigenvalues, plus eps", directpred.OPTIONS,
-                                 correlation="joint", update="after"),
+                                 correlation="joint", update="after",
+                                 warm_start=directpred.uses_warm_start,
+                                 check=directpred.check_directpred_options),
     "directcopy": spectral_entry(directcopy.directcopy_matrix, "DirectCopy: F_hat / s_max + "
                                  "eps I", directcopy.OPTIONS,
                                  correlation="per-view", update="each-view"),

@@ -42,8 +42,14 @@ UPDATES = ("after", "before", "each-view")
 # GPU's stream to the step); "auto" is "device" (docs/benchmarks.md section 10).
 SOLVE_ON = ("auto", "device", "cpu")
 
-# matrix(F, **the kind's options) -> Wp, both float64 (d, d)
+# matrix(F, **the kind's options) -> Wp, both float64 (d, d); a kind whose solver keeps
+# state between calls (``warm_start``) also takes ``warm=`` (a dict it reads and updates)
 SpectralMatrix = Callable[..., torch.Tensor]
+WarmStart = Callable[[Mapping[str, OptionValue]], bool]
+
+
+def _never(_options: Mapping[str, OptionValue]) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -52,12 +58,17 @@ class SpectralKind:
 
     ``correlation``: its default correlation mode; ``update``: its update order when
     ``F_hat`` is fed per view (a joint ``F_hat`` is rebuilt after the step, as
-    luckmatters' accumulator). Called as the registry entry's builder.
+    luckmatters' accumulator); ``warm_start(options)``: whether the matrix function keeps
+    a vector between calls with these options (kept in the state dict, so a resumed run
+    builds the same matrices). ``check``: refuses the kind's own options that do not go
+    together. Called as the registry entry's builder.
     """
 
     matrix: SpectralMatrix
     correlation: str
     update: str
+    warm_start: WarmStart = _never
+    check: Callable[[Mapping[str, OptionValue]], None] | None = None
 
     def default_update(self, correlation: str) -> str:
         """``update`` when none is given, for the ``correlation`` mode in use."""
@@ -65,6 +76,8 @@ class SpectralKind:
 
     def check_together(self, options: Mapping[str, OptionValue]) -> None:
         """Refuse shared options that do not apply to each other (before anything runs)."""
+        if self.check is not None:
+            self.check(options)
         correlation = str(options.get("correlation") or self.correlation)
         update = str(options.get("update") or self.default_update(correlation))
         if options.get("background") and update != "after":
@@ -86,21 +99,25 @@ class SpectralKind:
         return SpectralPredictor(dim, self.matrix, options, rho=rho, freq=int(freq),
                                  per_view=correlation == "per-view",
                                  update=update or self.default_update(correlation),
-                                 background=background, solve_on=solve_on)
+                                 background=background, solve_on=solve_on,
+                                 warm_start=self.warm_start(options))
 
 
 def spectral_entry(matrix: SpectralMatrix, help: str, options: OptionSchema, *,
-                   correlation: str, update: str) -> PredictorEntry:
+                   correlation: str, update: str, warm_start: WarmStart = _never,
+                   check: Callable[[Mapping[str, OptionValue]], None] | None = None
+                   ) -> PredictorEntry:
     """The registry entry of a spectral kind: ``matrix(F, **options)`` with its own
     ``options`` schema, fed ``F_hat`` as ``correlation`` and rebuilt as ``update``
-    (their defaults; :data:`SPECTRAL_OPTIONS` may change them per run)."""
+    (their defaults; :data:`SPECTRAL_OPTIONS` may change them per run); ``warm_start``
+    and ``check`` as :class:`SpectralKind`'s."""
     check_choice("correlation", correlation, CORRELATION_MODES)
     check_choice("update", update, UPDATES)
     shared = sorted(set(options) & set(SPECTRAL_OPTIONS))
     if shared:
         raise ConfigError(f"a spectral kind's options may not redefine the shared ones: "
                           f"{', '.join(shared)}")
-    kind = SpectralKind(matrix, correlation, update)
+    kind = SpectralKind(matrix, correlation, update, warm_start, check)
     return PredictorEntry(kind, help, {**SPECTRAL_OPTIONS, **options}, spectral=True,
                           check_together=kind.check_together)
 
@@ -116,10 +133,11 @@ class SpectralPredictor(nn.Module):
     """
 
     steps: torch.Tensor
+    warm_vector: torch.Tensor  # with a warm-starting solver only
 
     def __init__(self, dim: int, matrix: SpectralMatrix, options: Mapping[str, OptionValue],
                  *, rho: float, freq: int, per_view: bool, update: str,
-                 background: bool | None, solve_on: str):
+                 background: bool | None, solve_on: str, warm_start: bool = False):
         super().__init__()
         self._matrix, self.options = matrix, dict(options)
         self.freq, self.per_view, self.update = freq, per_view, update
@@ -130,6 +148,9 @@ class SpectralPredictor(nn.Module):
         self.weight = nn.Parameter(torch.empty(dim, dim), requires_grad=self.freq > 1)
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.warm_start = warm_start
+        if warm_start:  # the solver's vector between calls; zeros: none yet (a cold start)
+            self.register_buffer("warm_vector", torch.zeros(dim))
         self._steps = 0  # host copy of ``steps``: the freq test reads no device value
         self._pending = PendingMatrix()
         self.register_load_state_dict_post_hook(_sync_host_steps)
@@ -185,7 +206,14 @@ class SpectralPredictor(nn.Module):
 
     def matrix_of(self, F_hat: torch.Tensor) -> torch.Tensor:
         """The kind's matrix of a correlation ``F_hat`` (``(dim, dim)``), in its dtype."""
-        return self._matrix(F_hat.double(), **self.options).to(F_hat.dtype)
+        if not self.warm_start:
+            return self._matrix(F_hat.double(), **self.options).to(F_hat.dtype)
+        vector = self.warm_vector
+        warm: dict[str, torch.Tensor] = {"vector": vector} if bool(vector.any()) else {}
+        matrix = self._matrix(F_hat.double(), warm=warm, **self.options).to(F_hat.dtype)
+        if "vector" in warm:
+            vector.copy_(warm["vector"])
+        return matrix
 
     @torch.no_grad()
     def install(self) -> None:

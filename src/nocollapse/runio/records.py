@@ -95,6 +95,8 @@ class ProtocolRecord(TypedDict):
     knn_t: float
     probe_epochs: int
     linear: bool
+    # eval.protocol=fast: the k-NN bank (and probe set) is this many train images
+    bank: NotRequired[int]
 
 
 class Evaluation(TypedDict):

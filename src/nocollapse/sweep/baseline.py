@@ -1,7 +1,8 @@
 """The random-init encoder's k-NN, measured once per sweep (per data set and backbone).
 
 Cells train with ``eval.baselines=[]``; the sweep measures the random-init baseline
-by the same protocol as the cells' final k-NN (full splits) before any cell starts,
+by the same protocol as the cells' final k-NN (full splits, or ``eval.protocol=fast``'s
+bank) before any cell starts,
 keeps it in ``SWEEP_DIR/baseline.json`` and in the user's baseline cache.
 """
 
@@ -15,14 +16,16 @@ from nocollapse.evaluate import BaselineSetup, measure_baselines
 from nocollapse.runio import SWEEP_BASELINE_FILE, atomic_write_text
 from nocollapse.sweep.spec import Cell
 from nocollapse.train import setup
-from nocollapse.train.final_eval import full_splits, protocol_for
+from nocollapse.train.final_eval import evaluation_splits, protocol_for
 
 
 def baseline_key(cell: Cell) -> str:
     """What decides the random-init k-NN of a cell: data, backbone, seed, k-NN protocol."""
     c = cell.config
     return json.dumps([c.data.name, c.data.data_dir, c.data.image_size, c.learner.backbone,
-                       c.seed, c.eval.knn_k, c.eval.knn_t], sort_keys=True)
+                       c.seed, c.eval.knn_k, c.eval.knn_t]
+                      + ([c.eval.protocol] if c.eval.protocol != "standard" else []),
+                      sort_keys=True)
 
 
 def random_init_knn(cells: list[Cell], out: Path) -> dict[str, float | None]:
@@ -47,7 +50,7 @@ def random_init_knn(cells: list[Cell], out: Path) -> dict[str, float | None]:
 def _measure(cell: Cell) -> float | None:
     config = cell.config
     data = setup.load_run_data(config)
-    splits = full_splits(config, data)
+    splits = evaluation_splits(config, data)
     if splits is None or splits.test is None:
         return None
     protocol = protocol_for(config, linear=False)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from nocollapse.errors import ConfigError
+from nocollapse.errors import ConfigError, NocollapseError
 from nocollapse.rundir.lock import RunLock
 from nocollapse.runio import LOCK_FILE, SWEEP_SPEC_FILE, ensure_dir
 from nocollapse.runio.records import CellRecord, SweepTable
@@ -34,6 +34,7 @@ from nocollapse.sweep.spec import (
 )
 from nocollapse.sweep.table import build_table, write_table
 from nocollapse.sweep.workers import sigterm_interrupts
+from nocollapse.train.estimate import estimate_run
 
 LAUNCHERS = ("local", "slurm")
 # Fields of a record that measure time or how the cell got done, not what it computed.
@@ -113,7 +114,6 @@ def _run_locked(request: SweepRequest, cells: list[Cell]) -> SweepTable:
     out, stream = request.out, request.stream or sys.stdout
     if stored_spec(out) is None:
         write_spec(out, request.spec)
-    baselines = random_init_knn(cells, out)
     records: dict[str, CellRecord] = {}
     todo = []
     for cell in cells:
@@ -127,6 +127,9 @@ def _run_locked(request: SweepRequest, cells: list[Cell]) -> SweepTable:
     progress = Progress(len(cells), len(cells) - len(todo), at_once, stream)
     if records:
         progress.say(f"{len(records)} of {len(cells)} cells already done: skipped")
+    if todo:
+        progress.say(_estimate_line(todo[0], len(todo), at_once))
+    baselines = random_init_knn(cells, out)
 
     def on_done(record: CellRecord) -> None:
         records[str(record["name"])] = record
@@ -147,6 +150,17 @@ def _run_locked(request: SweepRequest, cells: list[Cell]) -> SweepTable:
     table = build_table(request.spec.to_dict()["axes"], ordered)
     write_table(out, table)
     return table
+
+
+def _estimate_line(first: Cell, cells: int, at_once: int) -> str:
+    """The estimated cost per cell, measured here on the first cell to run (train/estimate.py)."""
+    try:
+        cost = estimate_run(first.config)
+    except (NocollapseError, RuntimeError) as error:  # the cell itself will report it
+        return f"estimated cost per cell: not measured ({error})"
+    rounds = math.ceil(cells / max(1, at_once))
+    return (f"estimated cost per cell (measured here): {cost.line()}; {cells} cells, {at_once} "
+            f"at a time: ~{_duration(cost.seconds * rounds)}")
 
 
 class Progress:

@@ -1,9 +1,12 @@
 """The standard evaluation at the end of a run: full splits, k-NN at two k, linear probe,
 and the baselines (raw pixels, random init, supervised) measured the same way, cached.
 
-In-training k-NN monitoring may use subsets; this final table never does: the k-NN
+In-training k-NN monitoring may use subsets; this final table does not: the k-NN
 bank and the probe's training set are the full train split, the queries the full
 test split, whatever ``data.subset`` / ``data.test_subset`` the run trained with.
+``eval.protocol=fast`` (sweeps, short runs) is the one exception, and says so in its
+protocol record: the bank is a fixed subsample of ``FAST_BANK`` train images (the same
+for every run), the queries still the full test split.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import dataclasses
 
 import torch
 
-from nocollapse.data import load_dataset
+from nocollapse.data import ImageDataset
 from nocollapse.evaluate import (
     BASELINES,
+    FAST_BANK,
     QUIET,
     BaselineSetup,
     EvalProgress,
@@ -23,20 +27,21 @@ from nocollapse.evaluate import (
     encoder_in_eval_mode,
     evaluate_features,
     extract_features,
+    fast_bank_indices,
     knn_key,
     measure_baselines,
 )
 from nocollapse.methods import Learner
 from nocollapse.runio.records import Evaluation
 from nocollapse.train.config import TrainConfig
-from nocollapse.train.setup import RunData, dataset_options
+from nocollapse.train.setup import RunData, dataset_options, load_split
 
 
 def protocol_for(config: TrainConfig, linear: bool = True) -> Protocol:
     """k-NN at the run's ``eval.knn_k`` and at 20, temperature ``eval.knn_t``, linear probe."""
     ks = tuple(dict.fromkeys((config.eval.knn_k, 20)))
     return Protocol(knn_k=ks, knn_t=config.eval.knn_t, probe_epochs=config.eval.probe_epochs,
-                    linear=linear)
+                    linear=linear, bank=FAST_BANK if config.eval.protocol == "fast" else None)
 
 
 def full_splits(config: TrainConfig, data: RunData) -> RunData | None:
@@ -46,9 +51,21 @@ def full_splits(config: TrainConfig, data: RunData) -> RunData | None:
     if config.data.subset is None and config.data.test_subset is None:
         return data
     options = dataset_options(config)
-    train = load_dataset(config.data.name, config.data.data_dir, "train", **options)
-    test = load_dataset(config.data.name, config.data.data_dir, "test", **options)
+    train = load_split(config.data.name, config.data.data_dir, "train", **options)
+    test = load_split(config.data.name, config.data.data_dir, "test", **options)
     return dataclasses.replace(data, train=train, test=test)
+
+
+def evaluation_splits(config: TrainConfig, data: RunData) -> RunData | None:
+    """The splits of ``eval.protocol``: :func:`full_splits`, with the fast protocol's fixed
+    bank of ``FAST_BANK`` train images in place of the train split."""
+    splits = full_splits(config, data)
+    if splits is None or config.eval.protocol != "fast":
+        return splits
+    keep = fast_bank_indices(len(splits.train), FAST_BANK)
+    train = splits.train
+    bank = ImageDataset(train.name, train.images[keep], train.labels[keep], train.classes)
+    return dataclasses.replace(splits, train=bank)
 
 
 def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
@@ -68,7 +85,7 @@ def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
     when it is there, and otherwise listed under ``"pending_baselines"`` with that command,
     so the table says how to get its row instead of dropping it silently.
     """
-    splits = full_splits(config, data)
+    splits = evaluation_splits(config, data)
     if splits is None or splits.test is None:
         return None
     protocol = protocol_for(config, linear)

@@ -96,6 +96,9 @@ class _Run:
         # Everything that can refuse the configuration runs before the run directory is
         # created or touched: a bad option, data set or checkpoint leaves nothing behind.
         self.saved = setup.load_for_resume(config) if resume else None
+        config, self.precision_why = setup.with_resolved_precision(
+            config, self.saved["config"] if self.saved is not None else None)
+        self.config = config
         self.data = setup.load_run_data(config)
         self.fabric = setup.make_fabric(config)
         self.rank0 = self.fabric.global_rank == 0
@@ -211,7 +214,8 @@ class _Run:
                            images_per_step=config.data.batch_size * self.fabric.world_size
                            ) as bar:
             bar.header(run_header(config.method, self.data.train.name, len(self.data.train),
-                                  self.total, str(self.device), self.tuner is not None))
+                                  self.total, str(self.device), self.tuner is not None,
+                                  f"{config.device.precision} ({self.precision_why})"))
             while state.step < self.total:
                 order = self._epoch_order(state.epoch)
                 while state.batch < self.per_epoch and state.step < self.total:

@@ -94,11 +94,12 @@ class TrainProgress:
 
 
 def run_header(method: str, data: str, images: int, total_steps: int, device: str,
-               tuned: bool = False) -> str:
-    """The run's first line: what trains on what, and the CPU thread setting it runs with."""
+               tuned: bool = False, precision: str = "") -> str:
+    """The run's first line: what trains on what, in which precision (and why), and the CPU
+    thread setting it runs with."""
     policy = os.environ.get("OMP_WAIT_POLICY", "runtime default")
     how = ("tuned by measurement as the load changes; device.threads=N fixes it"
            if tuned else "fixed")
     return (f"nocollapse train: {method} on {data} ({images} images), {total_steps} steps, "
-            f"device {device}, {torch.get_num_threads()} torch threads, {how} "
-            f"(OMP_WAIT_POLICY={policy})")
+            f"device {device}{', precision ' + precision if precision else ''}, "
+            f"{torch.get_num_threads()} torch threads, {how} (OMP_WAIT_POLICY={policy})")

@@ -26,8 +26,10 @@ from nocollapse.evaluate.baselines import BASELINES
 
 OPTIMIZERS = ("sgd", "lars")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true")
+# auto | bf16 | fp32 (train/precision.py resolves them), or a Lightning Fabric precision
+PRECISIONS = ("auto", "bf16", "fp32", "32-true", "16-mixed", "bf16-mixed", "64-true")
 COMPILE_CHOICES = ("auto", "true", "false")
+EVAL_PROTOCOLS = ("standard", "fast")
 
 
 def check_path(name: str, path: str | None) -> None:
@@ -147,6 +149,9 @@ class EvalConfig:
     probe_epochs: int = 100
     # The linear probe in the final table (false: k-NN only, as the reproductions' cells).
     linear_probe: bool = True
+    # standard: full train split as the k-NN bank (final figures) | fast: a fixed subsample
+    # of evaluate.FAST_BANK train images, the full test split (sweeps, short runs)
+    protocol: str = "standard"
     # Test images whose features (trained and random-init encoder) are kept for the report's
     # 2-D embedding map (embedding.npz); 0 = none.
     embedding_points: int = 2000
@@ -159,6 +164,7 @@ class EvalConfig:
         check_positive("eval.monitor_bank", self.monitor_bank)
         check_positive("eval.monitor_test", self.monitor_test)
         check_positive("eval.probe_epochs", self.probe_epochs)
+        check_choice("eval.protocol", self.protocol, EVAL_PROTOCOLS)
         check_optional_positive("eval.supervised_steps", self.supervised_steps)
         if not isinstance(self.baselines, list):
             raise ConfigError(f"eval.baselines={quoted(self.baselines)} must be a list, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import torch
 from nocollapse.data import (
     DATASETS,
     ImageDataset,
+    idx,
     load_dataset,
     make_augment,
     preset_for_images,
@@ -27,6 +29,7 @@ from nocollapse.runio import ensure_dir
 from nocollapse.runio.records import Checkpoint, ConfigDict
 from nocollapse.train.config import TrainConfig
 from nocollapse.train.lars import LARS
+from nocollapse.train.precision import resolve_precision
 from nocollapse.train.schedule import WarmupCosine
 
 if TYPE_CHECKING:  # imported when a run starts: it is slow to import
@@ -46,13 +49,58 @@ class RunData:
     preset: str
 
 
+# Decoded splits kept for the process (a sweep worker's cells, a cell's training and its
+# label-free metrics and baseline read the same files): (name, data_dir, split, options)
+# -> (the data files' sizes and modification times, the split). A changed file is decoded
+# again; a split over CACHE_MAX_BYTES, or a folder of more than CACHE_MAX_FILES files
+# (an image folder), is not kept.
+_DECODED: dict[tuple[object, ...], tuple[object, ImageDataset]] = {}
+CACHE_MAX_BYTES, CACHE_MAX_FILES, CACHE_SPLITS = 1 << 30, 64, 4
+
+
+def load_split(name: str, data_dir: str | None, split: str, **options: int) -> ImageDataset:
+    """``load_dataset(name, data_dir, split, **options)``, decoded once per process while
+    its files are unchanged (the caller must not change the returned tensors in place)."""
+    key = (name, data_dir, split, tuple(sorted(options.items())))
+    files = _files_signature(data_dir)
+    found = _DECODED.get(key)
+    if found is not None and files is not None and found[0] == files:
+        return found[1]
+    data = load_dataset(name, data_dir, split, **options)
+    if files is not None and data.images.nbytes <= CACHE_MAX_BYTES:
+        while len(_DECODED) >= CACHE_SPLITS:
+            _DECODED.pop(next(iter(_DECODED)))
+        _DECODED[key] = (files, data)
+    return data
+
+
+def _files_signature(data_dir: str | None) -> tuple[tuple[str, int, int], ...] | None:
+    """(name, size, mtime) of the data files: ``data_dir`` itself, or the files directly in
+    it (no folder: the built-in Fashion-MNIST folder's, whose absence means the bundled
+    digits); None (do not cache) for a folder with subfolders or too many files."""
+    if data_dir is None:
+        folder = idx.FASHION_MNIST_DIR
+        return (("", 0, 0),) if not folder.is_dir() else _files_signature(str(folder))
+    try:
+        path = Path(data_dir)
+        if path.is_file():
+            stat = path.stat()
+            return ((path.name, stat.st_size, stat.st_mtime_ns),)
+        entries = sorted(os.scandir(path), key=lambda entry: entry.name)
+        if len(entries) > CACHE_MAX_FILES or any(e.is_dir() for e in entries):
+            return None
+        return tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries)
+    except OSError:
+        return None
+
+
 def load_run_data(config: TrainConfig) -> RunData:
     """The configured data set's train split (and test split when it has one), subset applied."""
     options = dataset_options(config)
-    train = _subset(load_dataset(config.data.name, config.data.data_dir, "train", **options),
+    train = _subset(load_split(config.data.name, config.data.data_dir, "train", **options),
                     config.data.subset)
     try:
-        test = _subset(load_dataset(config.data.name, config.data.data_dir, "test", **options),
+        test = _subset(load_split(config.data.name, config.data.data_dir, "test", **options),
                        config.data.test_subset)
     except MissingDataError:  # a damaged test split (bad labels, classes) still stops the run
         test = None  # an image folder without a test split: no k-NN monitor
@@ -206,10 +254,28 @@ def prepare_run_dir(config: TrainConfig, resume: bool) -> Path:
     return ensure_dir(run_dir, "run directory")
 
 
+def with_resolved_precision(config: TrainConfig, stored: ConfigDict | None = None
+                            ) -> tuple[TrainConfig, str]:
+    """``config`` with ``device.precision`` resolved to a Fabric value, and why
+    (:mod:`nocollapse.train.precision`); resuming a run (``stored``: its configuration),
+    ``auto`` is the precision it was trained in."""
+    choice = config.device.precision
+    stored_device = stored.get("device") if stored is not None else None
+    if choice == "auto" and isinstance(stored_device, dict) and stored_device.get("precision"):
+        resolved, why = str(stored_device["precision"]), "auto: as the run being resumed"
+    else:
+        resolved, why = resolve_precision(choice, config.device.accelerator)
+    if resolved == choice:
+        return config, why
+    device = dataclasses.replace(config.device, precision=resolved)
+    return dataclasses.replace(config, device=device), why
+
+
 def load_for_resume(config: TrainConfig) -> Checkpoint:
     """The checkpoint of the run in ``config.out``, once ``config`` is checked against the
     configuration stored in it (:func:`check_against_stored`)."""
     saved = load_checkpoint(require_run_dir(config.out))
+    config, _ = with_resolved_precision(config, saved["config"])
     check_against_stored(config, saved["config"], config.out)
     return saved
 
