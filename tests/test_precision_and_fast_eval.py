@@ -130,3 +130,19 @@ def test_estimate_counts_steps_and_the_protocol(tmp_path: Path) -> None:
                                              + standard.monitor_seconds
                                              + standard.eval_seconds)
     assert "3 steps x" in standard.line() and "standard protocol" in standard.line()
+
+
+def test_a_run_stopped_by_its_time_cap_says_so_in_the_table_title(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from nocollapse.cli.train import print_result
+
+    config = load_config(None, [*TINY[:-2], "eval.linear_probe=false", "epochs=50", "time_budget_s=0.5",
+                                f"out={tmp_path / 'run'}"])
+    result = train(config, quiet=True)
+    assert result.stopped == "time_budget" and result.step < result.planned_steps
+    console = Console(record=True, width=1000)
+    print_result(result, console)
+    title = " ".join(console.export_text().split("┏")[0].split())  # the lines above the table
+    assert f"EARLY: stopped by time budget at step {result.step} of {result.planned_steps}" \
+        in title

@@ -203,8 +203,10 @@ def interrupted_message(run_dir: Path, extension: str = "") -> str:
 def print_result(result: TrainResult, console: Console | None = None) -> None:
     """The standard evaluation (full splits) with its baselines, as a rich table."""
     console = console or Console()
-    title = (f"nocollapse train: {result.run_dir} ({result.stopped}, {result.step} of "
-             f"{result.planned_steps} steps, {result.seconds:.0f} s)")
+    # a run its time cap (or max_steps, or the collapse warning) stopped early says so first
+    how = (f"EARLY: {result.note}" if result.note else
+           f"{result.stopped}, {result.step} of {result.planned_steps} steps")
+    title = f"nocollapse train: {result.run_dir} ({how}, {result.seconds:.0f} s)"
     if result.evaluation is not None:
         console.print(evaluation_table(result.evaluation, title, "trained encoder",
                                        result.note))

@@ -89,13 +89,14 @@ def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
     if splits is None or splits.test is None:
         return None
     protocol = protocol_for(config, linear)
+    bf16 = config.device.precision == "bf16-mixed"  # the encoder evaluated as it trained
     with encoder_in_eval_mode(learner):
         train_x = extract_features(learner.encode, splits.train.images, preset=splits.preset,
                                    device=device, progress=progress,
-                                   name="trained encoder: train features")
+                                   name="trained encoder: train features", bf16=bf16)
         test_x = extract_features(learner.encode, splits.test.images, preset=splits.preset,
                                   device=device, progress=progress,
-                                  name="trained encoder: test features")
+                                  name="trained encoder: test features", bf16=bf16)
     trained = evaluate_features(train_x, splits.train.labels, test_x, splits.test.labels,
                                 protocol, seed=config.seed, progress=progress,
                                 label="trained encoder: ", overwrite=True)

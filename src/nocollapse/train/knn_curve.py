@@ -24,9 +24,9 @@ class KnnCurve:
     """
 
     def __init__(self, ev: EvalConfig, data: RunData, learner: Learner, device: torch.device,
-                 state: RunState, rank0: bool):
+                 state: RunState, rank0: bool, bf16: bool = False):
         self.ev, self.data, self.learner, self.device = ev, data, learner, device
-        self.state, self.rank0 = state, rank0
+        self.state, self.rank0, self.bf16 = state, rank0, bf16
 
     def knn(self) -> float | None:
         """k-NN on the monitor subsets (``eval.monitor_bank`` / ``eval.monitor_test``)."""
@@ -37,7 +37,8 @@ class KnnCurve:
         accuracy = encoder_knn_accuracy(
             self.learner, self.learner.encode, train.images[:ev.monitor_bank],
             train.labels[:ev.monitor_bank], test.images[:ev.monitor_test],
-            test.labels[:ev.monitor_test], k=ev.knn_k, t=ev.knn_t, device=self.device)
+            test.labels[:ev.monitor_test], k=ev.knn_k, t=ev.knn_t, device=self.device,
+            bf16=self.bf16)
         self.state.monitor_seconds += time.monotonic() - start
         return accuracy
 

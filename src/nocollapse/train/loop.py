@@ -154,7 +154,7 @@ class _Run:
         self.images = self.data.train.images.to(self.device)
         self.state = RunState()
         self.curve = KnnCurve(config.eval, self.data, self.learner, self.device, self.state,
-                              self.rank0)
+                              self.rank0, bf16=config.device.precision == "bf16-mixed")
         self.tuner = tuner_for(self.device, fixed=config.device.threads is not None
                                or self.fabric.world_size > 1)
         self.writer: MetricsWriter | None = None
