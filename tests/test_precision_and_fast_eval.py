@@ -137,8 +137,8 @@ def test_a_run_stopped_by_its_time_cap_says_so_in_the_table_title(tmp_path: Path
 
     from nocollapse.cli.train import print_result
 
-    config = load_config(None, [*TINY[:-2], "eval.linear_probe=false", "epochs=50", "time_budget_s=0.5",
-                                f"out={tmp_path / 'run'}"])
+    config = load_config(None, [*TINY[:-2], "eval.linear_probe=false", "epochs=50",
+                                "time_budget_s=0.5", f"out={tmp_path / 'run'}"])
     result = train(config, quiet=True)
     assert result.stopped == "time_budget" and result.step < result.planned_steps
     console = Console(record=True, width=1000)
