@@ -110,11 +110,11 @@ def test_a_rerun_reads_a_finished_cell_only_when_its_record_is_from_an_older_ver
     config = {**yaml.safe_load((run_dir / "config.yaml").read_text()), "out": str(run_dir)}
     reads: list[Path] = []
     monkeypatch.setattr(cell_module, "read_cell", lambda path: reads.append(path) or {})
-    current = cell_module.run_cell(config, "c")
+    current = cell_module.run_cell(config, "weight_decay=0.5")
     assert reads == [] and current["ran"] is False and current["knn"] == record["knn"]
     del record["scale_est"]  # as a record written before the data's scale was logged
     (run_dir / CELL_OUTCOME_FILE).write_text(json.dumps(record))
-    cell_module.run_cell(config, "c")
+    cell_module.run_cell(config, "weight_decay=0.5")
     assert reads == [run_dir]
 
 

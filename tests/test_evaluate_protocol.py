@@ -56,26 +56,43 @@ def test_cache_returns_the_stored_value_without_recomputing(tmp_path: Path) -> N
 
     def compute() -> dict[str, float]:
         calls.append(1)
-        return {"knn_k200": 0.5 + len(calls)}
+        return {"knn_k200": 0.25 * len(calls)}
 
     key = {"data": "x", "seed": 0}
     first, hit1 = cached("baselines", key, compute)
     second, hit2 = cached("baselines", key, compute)
-    assert (first, hit1, second, hit2) == ({"knn_k200": 1.5}, False, {"knn_k200": 1.5}, True)
+    assert (first, hit1, second, hit2) == ({"knn_k200": 0.25}, False, {"knn_k200": 0.25}, True)
     assert len(calls) == 1
-    assert cached("baselines", {"data": "x", "seed": 1}, compute)[0] == {"knn_k200": 2.5}
+    assert cached("baselines", {"data": "x", "seed": 1}, compute)[0] == {"knn_k200": 0.5}
     assert str(cache_dir()).startswith(str(tmp_path))  # conftest: never the user's cache
 
 
 def test_damaged_or_foreign_cache_file_is_recomputed() -> None:
     key = {"data": "y"}
-    cached("baselines", key, lambda: {"a": 1.0})
+    cached("baselines", key, lambda: {"a": 0.1})
     (path,) = (cache_dir() / "baselines").glob("*.json")
     path.write_text("{not json")
-    assert cached("baselines", key, lambda: {"a": 2.0}) == ({"a": 2.0}, False)
-    path.write_text(json.dumps({"key": {"data": "other"}, "result": {"a": 3.0}}))
-    assert cached("baselines", key, lambda: {"a": 4.0}) == ({"a": 4.0}, False)
+    assert cached("baselines", key, lambda: {"a": 0.2}) == ({"a": 0.2}, False)
+    path.write_text(json.dumps({"key": {"data": "other"}, "result": {"a": 0.3}}))
+    assert cached("baselines", key, lambda: {"a": 0.4}) == ({"a": 0.4}, False)
     assert not list((cache_dir() / "baselines").glob(".*.tmp"))  # atomic writes leave no temp
+
+
+@pytest.mark.parametrize("forged", [-3.0, 7.5, 1e308, float("nan"), "0.5", True, None])
+def test_a_cached_figure_that_is_not_an_accuracy_is_recomputed_and_said(
+        forged: object, capsys: pytest.CaptureFixture) -> None:
+    key = {"data": "z"}
+    cached("baselines", key, lambda: {"knn_k200": 0.5, "linear_probe": 0.6})
+    (path,) = (cache_dir() / "baselines").glob("*.json")
+    stored = json.loads(path.read_text())
+    stored["result"]["knn_k200"] = forged
+    path.write_text(json.dumps(stored))  # NaN as JSON's NaN token, as an editor might leave it
+    capsys.readouterr()
+    assert cached("baselines", key, lambda: {"knn_k200": 0.25, "linear_probe": 0.5}) == (
+        {"knn_k200": 0.25, "linear_probe": 0.5}, False)
+    err = capsys.readouterr().err
+    assert str(path) in err and "not accuracies in [0, 1]" in err and "computed again" in err
+    assert cached("baselines", key, lambda: {"knn_k200": 0.9})[0]["knn_k200"] == 0.25
 
 
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch,

@@ -91,14 +91,14 @@ def test_workers_die_with_the_driver_and_the_rerun_is_exact(
         for pid in _live_in_group(driver.pid):  # never leave a process behind, pass or fail
             os.kill(pid, signal.SIGKILL)
     stderr = driver.stderr.read().decode() if driver.stderr else ""
-    assert left == [], f"{how}: processes {left} outlived the sweep"
+    assert left == [], f"{how}: processes {left} outlived the sweep; its stderr: {stderr}"
     expected = {"SIGKILL driver": -signal.SIGKILL, "SIGTERM driver": 128 + signal.SIGTERM,
                 "Ctrl-C": 130}[how]
     assert code == expected, stderr
     if how != "SIGKILL driver":
         assert "Traceback" not in stderr and "run the same command again" in stderr, stderr
-    assert not (out / "cells" / FIRST / CELL_OUTCOME_FILE).exists()  # stopped mid-cell
-    assert not (out / "cells" / SECOND).exists()  # the queued cell never started
+    assert not (out / "cells" / FIRST / CELL_OUTCOME_FILE).exists(), stderr  # stopped mid-cell
+    assert not (out / "cells" / SECOND).exists(), stderr  # the queued cell never started
     code, err = run_cli(_sweep(out), capsys)
     assert code == 0, err
     for name in (FIRST, SECOND):

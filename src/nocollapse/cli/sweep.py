@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from nocollapse.errors import ConfigError, quoted
 from nocollapse.runio.records import ConfigDict
 from nocollapse.sweep import (
     OUTCOMES,
@@ -77,6 +78,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def build_request(args: argparse.Namespace) -> SweepRequest:
     """Defaults (or --config) < sweep defaults < the file's base < flags < key=value."""
+    if not args.out.strip() or "\0" in args.out:
+        raise ConfigError(f"--out {quoted(args.out)} is not a folder name for the sweep; give "
+                          "one (for example --out runs/wd)")
     base: ConfigDict = CPU_DEFAULT if args.config is None else read_yaml(args.config)
     base = merge(base, SWEEP_DEFAULTS)
     file_axes: list[Axis] = []

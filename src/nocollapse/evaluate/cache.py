@@ -12,12 +12,15 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
+from nocollapse.errors import quoted
 from nocollapse.runio import atomic_write_text
+from nocollapse.runio.records import is_finite_number
 
 
 def cache_dir() -> Path:
@@ -44,23 +47,34 @@ def _path_for(kind: str, key: Mapping[str, object]) -> Path:
 
 
 def read_cached(kind: str, key: Mapping[str, object]) -> dict[str, float] | None:
-    """The stored figures for ``key``, or None when absent, damaged (a value that is not a
-    number included) or stored for another key."""
+    """The stored figures for ``key``, or None when absent, damaged or stored for another
+    key; a figure that is not an accuracy (a finite number in [0, 1]) makes the entry
+    ignored, with a line on stderr naming the file."""
     path = _path_for(kind, key)
     if path.is_symlink() or not path.is_file():
         return None
     try:
         stored = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     same_key = json.loads(json.dumps(key, sort_keys=True, default=str))
     if not isinstance(stored, dict) or stored.get("key") != same_key:
         return None
     result = stored.get("result")
-    if not isinstance(result, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in result.values()):
+    if not isinstance(result, dict) or not result or not all(
+            _is_accuracy(value) for value in result.values()):
+        shown = (", ".join(f"{name}={quoted(value, 24)}" for name, value in result.items())
+                 if isinstance(result, dict) else quoted(result, 40))
+        print(f"nocollapse: the cached evaluation {path} holds {shown or 'no figures'}, "
+              "not accuracies in [0, 1]; it is ignored and computed again",
+              file=sys.stderr, flush=True)
         return None
     return {str(name): float(value) for name, value in result.items()}
+
+
+def _is_accuracy(value: object) -> bool:
+    """Every cached figure is an accuracy: a finite number in [0, 1]."""
+    return is_finite_number(value) and 0.0 <= value <= 1.0
 
 
 def write_cached(kind: str, key: Mapping[str, object], result: Mapping[str, object]) -> None:

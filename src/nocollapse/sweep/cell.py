@@ -28,12 +28,13 @@ from nocollapse.methods import SiameseLearner
 from nocollapse.rundir.checkpoint import checkpoint_path, load_checkpoint
 from nocollapse.runio import CELL_OUTCOME_FILE, atomic_write_text, read_json_record
 from nocollapse.runio.records import CellRecord, ConfigDict
-from nocollapse.sweep.outcome import RUN_DIR_FIGURES, read_cell
+from nocollapse.sweep.outcome import OUTCOMES, RUN_DIR_FIGURES, read_cell
 from nocollapse.train import setup, train
 from nocollapse.train.config import TrainConfig
 
 LABEL_FREE_IMAGES = 1024  # the first images of the training split, unaugmented
 LIDAR_SAMPLES, LIDAR_VIEWS = 256, 4
+LABEL_FREE_KEYS = ("rankme", "alpha_req", "lidar")
 
 
 def run_cell(config_values: ConfigDict, name: str) -> CellRecord:
@@ -49,7 +50,7 @@ def run_cell(config_values: ConfigDict, name: str) -> CellRecord:
 
 def _run_cell(config: TrainConfig, name: str) -> CellRecord:
     run_dir = Path(config.out)
-    done = read_outcome(run_dir)
+    done = read_outcome(run_dir, name)
     if done is not None:
         # a record from an older nocollapse lacks newer keys: read them from the run directory
         # (a current one has them all, and a rerun sweep reads nothing else of its cells)
@@ -64,7 +65,7 @@ def _run_cell(config: TrainConfig, name: str) -> CellRecord:
     except TrainingDivergedError:
         diverged = True
     record: CellRecord = {"name": name, **read_cell(run_dir)}
-    metrics: CellRecord = {"rankme": None, "alpha_req": None, "lidar": None}
+    metrics: CellRecord = dict.fromkeys(LABEL_FREE_KEYS)  # type: ignore[assignment]
     if not diverged and checkpoint_path(run_dir).exists():
         metrics = label_free_metrics(config, run_dir)
     record.update(metrics)
@@ -79,10 +80,15 @@ def write_outcome(run_dir: Path, record: CellRecord) -> None:
     atomic_write_text(run_dir / CELL_OUTCOME_FILE, json.dumps(record, indent=2))
 
 
-def read_outcome(run_dir: Path) -> CellRecord | None:
-    """A done cell's outcome record, or None (not done, or the file is unreadable)."""
+def read_outcome(run_dir: Path, name: str) -> CellRecord | None:
+    """Cell ``name``'s outcome record, or None: not done, or the file is unreadable, is
+    another cell's record, or lacks its outcome class or label-free metrics (the cell is
+    then finished again from its run directory: a finished run is not trained again)."""
     loaded = read_json_record(run_dir / CELL_OUTCOME_FILE)
-    return None if loaded is None else cast(CellRecord, loaded)  # as this module wrote it
+    if (loaded is None or loaded.get("name") != name or loaded.get("outcome") not in OUTCOMES
+            or not all(key in loaded for key in LABEL_FREE_KEYS)):
+        return None
+    return cast(CellRecord, loaded)  # as this module wrote it
 
 
 def label_free_metrics(config: TrainConfig, run_dir: Path) -> CellRecord:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nocollapse.errors import ConfigError
+from nocollapse.errors import ConfigError, OutputError
 from nocollapse.runio.records import CellRecord, ConfigDict
 from nocollapse.sweep.cell import run_cell
 from nocollapse.sweep.workers import init_worker, kill_workers, signals_held
@@ -89,8 +89,16 @@ def launch_slurm(jobs: list[Job], out: Path, options: SlurmOptions, on_done: OnD
     if not jobs:
         return
     executor = make_executor(submitit, out, options, len(jobs))
-    submitted = executor.map_array(run_cell, [values for values, _ in jobs],
-                                   [name for _, name in jobs])
+    try:
+        submitted = executor.map_array(run_cell, [values for values, _ in jobs],
+                                       [name for _, name in jobs])
+    except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError,
+            OSError, RuntimeError) as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        raise OutputError(f"submitting the job array failed ({type(error).__name__}: "
+                          f"{first[:300]}); no cell was started. Check sbatch's message and "
+                          f"the logs under {out / SLURM_DIR}, then run the same command "
+                          "again") from error
     names = {job.job_id: name for job, (_, name) in zip(submitted, jobs, strict=True)}
     poll = 1.0 if options.cluster != "slurm" else 15.0
     for job in submitit.helpers.as_completed(submitted, poll_frequency=poll):

@@ -78,7 +78,8 @@ def read_cell(run_dir: Path) -> CellRecord:
     estimates = [r for r in records if all(is_finite_number(r.get(k)) for k in ESTIMATE_KEYS)]
     recent = estimates[-ESTIMATE_LOGS:]
     curve = [[int(_step(r["step"])), float(knn)] for r in records
-             if is_finite_number(knn := r.get("knn_accuracy")) and not r.get("final")]
+             if is_finite_number(knn := r.get("knn_accuracy")) and not r.get("final")
+             and is_finite_number(r.get("step"))]
     summary = read_summary(run_dir)
     stopped = str(summary.get("stopped") or "")
     evaluation = summary.get("evaluation")

@@ -18,11 +18,12 @@ from typing import TextIO
 
 from nocollapse.errors import ConfigError, NocollapseError
 from nocollapse.rundir.lock import RunLock
-from nocollapse.runio import LOCK_FILE, SWEEP_SPEC_FILE, ensure_dir
+from nocollapse.runio import LOCK_FILE, SWEEP_CELLS_DIR, SWEEP_SPEC_FILE, ensure_dir
 from nocollapse.runio.records import CellRecord, SweepTable
 from nocollapse.sweep.baseline import baseline_key, random_init_knn
 from nocollapse.sweep.cell import read_outcome
 from nocollapse.sweep.launch import SlurmOptions, check_slurm, launch_local, launch_slurm
+from nocollapse.sweep.outcome import RUN_DIR_FIGURES
 from nocollapse.sweep.spec import (
     Cell,
     SweepSpec,
@@ -67,6 +68,7 @@ def prepare(request: SweepRequest) -> list[Cell]:
             raise ConfigError(f"--workers {request.workers} must be >= 1")
         threads = max(1, cores() // request.workers)
     cells = request.spec.cells(out, threads)
+    refuse_linked_cells(out, cells)
     if request.launcher == "local":
         most = max(cell.config.device.threads or 1 for cell in cells)
         if most * request.workers > cores():
@@ -75,6 +77,16 @@ def prepare(request: SweepRequest) -> list[Cell]:
                               "cores here; lower --workers or device.threads")
     check_stored(out, request.spec)
     return cells
+
+
+def refuse_linked_cells(out: Path, cells: list[Cell]) -> None:
+    """A sweep's cells are its own folders: a symlink among them (to another cell, or out of
+    the sweep) is refused, never followed."""
+    for path in (out / SWEEP_CELLS_DIR, *(Path(cell.config.out) for cell in cells)):
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symlink; a sweep's cells must be folders of their "
+                              "own. Remove the link (or move the folder it points to in its "
+                              "place) and run the sweep again")
 
 
 def check_stored(out: Path, spec: SweepSpec) -> None:
@@ -117,8 +129,8 @@ def _run_locked(request: SweepRequest, cells: list[Cell]) -> SweepTable:
     records: dict[str, CellRecord] = {}
     todo = []
     for cell in cells:
-        done = read_outcome(Path(cell.config.out))
-        if done is not None:
+        done = read_outcome(Path(cell.config.out), cell.name)
+        if done is not None and done.keys() >= RUN_DIR_FIGURES:
             records[cell.name] = done
         else:
             todo.append(cell)
@@ -129,7 +141,7 @@ def _run_locked(request: SweepRequest, cells: list[Cell]) -> SweepTable:
         progress.say(f"{len(records)} of {len(cells)} cells already done: skipped")
     if todo:
         progress.say(_estimate_line(todo[0], len(todo), at_once))
-    baselines = random_init_knn(cells, out)
+    baselines = random_init_knn(cells, out, _notice)
 
     def on_done(record: CellRecord) -> None:
         records[str(record["name"])] = record
@@ -161,6 +173,11 @@ def _estimate_line(first: Cell, cells: int, at_once: int) -> str:
     rounds = math.ceil(cells / max(1, at_once))
     return (f"estimated cost per cell (measured here): {cost.line()}; {cells} cells, {at_once} "
             f"at a time: ~{_duration(cost.seconds * rounds)}")
+
+
+def _notice(line: str) -> None:
+    """A line the user must see even with --quiet (a stored figure refused)."""
+    print(f"nocollapse sweep: {line}", file=sys.stderr, flush=True)
 
 
 class Progress:

@@ -17,6 +17,7 @@ A sweep file (read with ``yaml.safe_load``, as configs are)::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from nocollapse.errors import ConfigError
+from nocollapse.errors import ConfigError, quoted
 from nocollapse.rundir.resume import FREE_KEYS, flatten
 from nocollapse.runio import SWEEP_CELLS_DIR, SWEEP_SPEC_FILE, atomic_write_text
 from nocollapse.runio.records import ConfigDict
@@ -40,6 +41,8 @@ SWEEP_DEFAULTS: ConfigDict = {
 }
 # Keys a rerun may change without changing what the cells compute (resume's free keys).
 IGNORED_IN_COMPARISON = FREE_KEYS
+MAX_CELLS = 10_000  # a sweep's grid, checked before its cells are made
+MAX_NAME = 200  # characters of a cell's folder name (file systems allow 255 bytes)
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -72,15 +75,24 @@ class SweepSpec:
         return {"base": self.base, "axes": [[a.key, list(a.values)] for a in self.axes]}
 
     @classmethod
-    def from_dict(cls, values: ConfigDict) -> SweepSpec:
-        return cls(dict(values.get("base") or {}),
-                   [Axis(str(k), tuple(v)) for k, v in values.get("axes") or []])
+    def from_dict(cls, values: object, source: str = "the sweep's spec") -> SweepSpec:
+        """The spec as :meth:`to_dict` wrote it; ConfigError naming ``source`` otherwise."""
+        base = values.get("base") or {} if isinstance(values, dict) else None
+        axes = values.get("axes") or [] if isinstance(values, dict) else None
+        if not isinstance(base, dict) or not isinstance(axes, list) or not all(
+                isinstance(axis, list) and len(axis) == 2 and isinstance(axis[0], str)
+                and isinstance(axis[1], list) and axis[1] for axis in axes):
+            raise ConfigError(f"{source} is damaged: it must hold base: (a mapping) and axes: "
+                              "(a list of [key, [values]]), as the sweep wrote it; restore it "
+                              "or choose another --out")
+        return cls(dict(base), [Axis(key, tuple(items)) for key, items in axes])
 
     def cells(self, out: Path, threads: int | None = None) -> list[Cell]:
         """Every cell, resolved and validated; ``threads`` fills an unset ``device.threads``."""
         if not self.axes:
             raise ConfigError("a sweep needs at least one axis: --grid KEY=V1,V2 or a sweep "
                               "file's axes")
+        check_grid_size(self.axes)
         cells: list[Cell] = []
         combos: list[list[tuple[str, object]]] = [[]]
         for axis in self.axes:
@@ -88,6 +100,10 @@ class SweepSpec:
         names: set[str] = set()
         for combo in combos:
             name = cell_name(combo, [a.key for a in self.axes])
+            if len(name) > MAX_NAME:
+                raise ConfigError(f"cell {name[:40]}... : its name would be {len(name)} "
+                                  f"characters, more than the {MAX_NAME} a folder name may "
+                                  "have; use shorter axis values (or fewer axes)")
             if name in names:
                 raise ConfigError(f"two cells of the sweep would share the name {name!r}; "
                                   "give the axes values that differ in writing")
@@ -104,6 +120,15 @@ class SweepSpec:
         return cells
 
 
+def check_grid_size(axes: list[Axis]) -> None:
+    """Refuse a grid of more than :data:`MAX_CELLS` cells, before any cell is made."""
+    total = math.prod(len(axis.values) for axis in axes)
+    if total > MAX_CELLS:
+        sizes = " x ".join(str(len(axis.values)) for axis in axes)
+        raise ConfigError(f"the grid has {sizes} = {total} cells, more than the {MAX_CELLS} "
+                          "a sweep may hold; sweep fewer values, or split it into sweeps")
+
+
 def parse_axis(item: str) -> Axis:
     """``"optim.lr=0.1,0.3"`` -> ``Axis("optim.lr", (0.1, 0.3))``; values read as YAML."""
     key, sep, text = item.partition("=")
@@ -115,8 +140,15 @@ def parse_axis(item: str) -> Axis:
     if not text.strip() or any(not piece for piece in pieces):
         raise ConfigError(f"--grid {item!r}: the axis {key} has an empty value; give one or "
                           "more comma-separated values")
-    values = tuple(_number_or_value(parse_overrides([f"v={piece}"])["v"]) for piece in pieces)
-    return Axis(key, values)
+    values = []
+    for piece in pieces:
+        try:
+            values.append(_number_or_value(parse_overrides([f"v={piece}"])["v"]))
+        except ConfigError:
+            raise ConfigError(f"--grid {quoted(item)}: the value {quoted(piece)} of the axis "
+                              f"{key} is not valid YAML; quote a value that YAML would parse "
+                              "(for example --grid \"key='[a'\")") from None
+    return Axis(key, tuple(values))
 
 
 def _number_or_value(value: object) -> object:
@@ -205,7 +237,7 @@ def stored_spec(out: Path) -> SweepSpec | None:
     path = out / SWEEP_SPEC_FILE
     if not path.is_file():
         return None
-    return SweepSpec.from_dict(read_yaml(path))
+    return SweepSpec.from_dict(read_yaml(path), str(path))
 
 
 def write_spec(out: Path, spec: SweepSpec) -> None:
