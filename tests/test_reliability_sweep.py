@@ -7,14 +7,18 @@ import json
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from _cli import TINY, assert_refused, run_cli, tree
 from nocollapse.cli.main import main
 from nocollapse.rundir.lock import RunLock
 from nocollapse.runio import CELL_OUTCOME_FILE, SWEEP_BASELINE_FILE, SWEEP_TABLE_FILE
+from nocollapse.sweep import OUTCOMES
 from nocollapse.sweep.spec import MAX_CELLS
 
 CELL_ARGS = [*TINY, "epochs=1", "monitor.tensorboard=false", "monitor.spectra=false"]
@@ -87,7 +91,8 @@ def test_a_grid_too_large_is_refused_before_its_cells_are_made(
     grid = [item for key in ("seed", "optim.lr", "optim.momentum", "optim.weight_decay",
                              "learner.base_tau", "eval.knn_t")
             for item in ("--grid", f"{key}={values}")]
-    assert_refused(["sweep", "--out", str(tmp_path / "s"), *grid, *CELL_ARGS], capsys, tmp_path, "10 x 10 x 10 x 10 x 10 x 10 = 1000000 cells",
+    assert_refused(["sweep", "--out", str(tmp_path / "s"), *grid, *CELL_ARGS], capsys,
+                   tmp_path, "10 x 10 x 10 x 10 x 10 x 10 = 1000000 cells",
                    f"more than the {MAX_CELLS}")
 
 
@@ -178,3 +183,94 @@ def test_a_failing_sbatch_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert run_cli(_sweep(out, "--launcher", "slurm", "--partition", "nope"), capsys)[0] == 2
     after = {k: v for k, v in tree(out).items() if not k.startswith("slurm")}
     assert after == before  # the rerun measures nothing again (slurm/: submitit's scripts)
+
+
+# ---- random damage: `report` and the sweep's rerun answer with a result or one line ----
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=8)
+DAMAGED_FILES = ["sweep.json", "sweep.yaml", "baseline.json",
+                 *(f"cells/{cell}/{name}" for cell in (FIRST, SECOND)
+                   for name in ("outcome.json", "summary.json", "metrics.jsonl"))]
+DAMAGE = st.lists(st.tuples(st.sampled_from(DAMAGED_FILES),
+                            st.sampled_from(["delete", "truncate", "replace", "set", "garbage"]),
+                            st.integers(0, 10**6), st.text(max_size=8), JSON_VALUES),
+                  min_size=1, max_size=3)
+
+
+def _damage(root: Path, steps: list[tuple[str, str, int, str, object]]) -> None:
+    for name, how, position, key, value in steps:
+        path = root / name
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if how == "delete":
+            path.unlink()
+        elif how == "truncate":
+            path.write_bytes(data[: position % (len(data) + 1)])
+        elif how == "replace":
+            path.write_text(json.dumps(value))
+        elif how == "garbage":
+            path.write_bytes(bytes(position % 256 for _ in range(position % 64)))
+        else:  # set a key of the object (of a cell's record in sweep.json)
+            try:
+                loaded = json.loads(data.splitlines()[0] if data else b"")
+            except ValueError:
+                continue
+            target = loaded
+            if isinstance(loaded, dict) and isinstance(loaded.get("cells"), list) \
+                    and loaded["cells"] and position % 2:
+                target = loaded["cells"][position % len(loaded["cells"])]
+            if isinstance(target, dict):
+                existing = sorted(target)
+                target[existing[position % len(existing)] if existing and position % 3
+                       else key] = value
+            path.write_text(json.dumps(loaded))
+
+
+def _one_line_or_done(code: int, err: str, allowed: tuple[int, ...]) -> None:
+    assert code in allowed, err
+    assert "Traceback" not in err, err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and "error:" in err, err
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=DAMAGE)
+def test_report_on_a_randomly_damaged_sweep(
+        swept: Path, capsys: pytest.CaptureFixture,
+        steps: list[tuple[str, str, int, str, object]]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(shutil.copytree(swept, Path(scratch) / "s", symlinks=True))
+        _damage(root, steps)
+        code, err = run_cli(["report", str(root)], capsys)
+        _one_line_or_done(code, err, (0, 2))
+        if code == 2 and (root / SWEEP_TABLE_FILE).is_file():
+            assert not (root / "report").exists()  # refused: nothing half-written
+
+
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=DAMAGE)
+def test_the_rerun_of_a_randomly_damaged_sweep(
+        swept: Path, capsys: pytest.CaptureFixture,
+        steps: list[tuple[str, str, int, str, object]]) -> None:
+    # the debug launcher runs a cell to redo in this process (no worker to start)
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(shutil.copytree(swept, Path(scratch) / "s", symlinks=True))
+        _damage(root, steps)
+        before = tree(root)
+        code, err = run_cli(_sweep(root, "--launcher", "slurm", "--slurm-cluster", "debug"),
+                            capsys)
+        _one_line_or_done(code, err, (0, 1, 2))
+        if code == 2:
+            assert tree(root) == before
+            return
+        table = _table(root)
+        assert [c["name"] for c in table["cells"]] == [FIRST, SECOND]
+        assert all(c["outcome"] in (*OUTCOMES, "failed") for c in table["cells"])
+        assert (code == 1) == any(c["outcome"] == "failed" for c in table["cells"])
+        assert run_cli(["report", str(root)], capsys)[0] == 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
 
@@ -23,6 +23,7 @@ import numpy as np
 from nocollapse.diagnostics import critical_eta
 from nocollapse.errors import NocollapseError
 from nocollapse.report.figures import new_figure, save_figure
+from nocollapse.report.sweep_table import checked_table, read_table
 from nocollapse.runio import (
     CELL_OUTCOME_FILE,
     CONFIG_FILE,
@@ -47,6 +48,7 @@ OUTCOME_COLOURS = {"learned": "#4daf4a", "dimensional collapse": "#ff7f00",
                    "not finished": "#f2f2f2"}
 NOT_FINISHED = "not finished"  # a cell of an unfinished sweep's grid without its outcome
 REPORT_FILE = "sweep_report.md"
+MAX_INCHES = 40.0  # the phase diagram's largest side
 
 
 def is_sweep_dir(path: str | Path) -> bool:
@@ -73,16 +75,11 @@ class Boundary(TypedDict, total=False):
 
 
 def load_table(sweep_dir: Path) -> SweepTable:
+    """``sweep.json`` checked and bounded (:func:`~nocollapse.report.sweep_table.read_table`),
+    or, for a sweep that has not written it yet, :func:`unfinished_table`."""
     if not (sweep_dir / SWEEP_TABLE_FILE).is_file():
-        return unfinished_table(sweep_dir)
-    try:
-        table = json.loads((sweep_dir / SWEEP_TABLE_FILE).read_text())
-    except (OSError, ValueError) as error:
-        raise NocollapseError(f"{sweep_dir / SWEEP_TABLE_FILE} cannot be read ({error}); "
-                              "rerun the sweep command to rewrite it") from None
-    if not isinstance(table, dict) or not isinstance(table.get("cells"), list):
-        raise NocollapseError(f"{sweep_dir / SWEEP_TABLE_FILE} is not a sweep table")
-    return cast(SweepTable, table)  # as `nocollapse sweep` wrote it
+        return checked_table(unfinished_table(sweep_dir), sweep_dir / SWEEP_SPEC_FILE)
+    return read_table(sweep_dir)
 
 
 def unfinished_table(sweep_dir: Path) -> SweepTable:
@@ -100,6 +97,8 @@ def unfinished_table(sweep_dir: Path) -> SweepTable:
             isinstance(a, list) and len(a) == 2 and isinstance(a[1], list) for a in axes_found):
         raise NocollapseError(f"{sweep_dir / SWEEP_SPEC_FILE} is not a sweep spec (no axes)")
     axes = [(str(key), list(values)) for key, values in axes_found]
+    checked_table({"axes": [list(axis) for axis in axes], "cells": []},
+                  sweep_dir / SWEEP_SPEC_FILE)  # bounded before the cells are read
     cells: list[CellRecord] = []
     folder = sweep_dir / SWEEP_CELLS_DIR
     for cell_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -141,12 +140,14 @@ def build_sweep_report(sweep_dir: str | Path, out_dir: str | Path | None = None)
                      "report folder")
     axes = [axis[0] for axis in table["axes"]]
     boundary = eta_c_boundary(table)
+    name = "phase_diagram.png" if len(axes) >= 2 else "sweep_curves.png"
+    text = render_markdown(table, boundary, name)  # first: a table it cannot read writes nothing
     if len(axes) >= 2:
-        figure_path = plot_phase_diagram(table, boundary, out / "phase_diagram.png")
+        figure_path = plot_phase_diagram(table, boundary, out / name)
     else:
-        figure_path = plot_curves(table, boundary, out / "sweep_curves.png")
+        figure_path = plot_curves(table, boundary, out / name)
     markdown = out / REPORT_FILE
-    atomic_write_text(markdown, render_markdown(table, boundary, figure_path.name))
+    atomic_write_text(markdown, text)
     return [figure_path, markdown]
 
 
@@ -154,11 +155,18 @@ def _values(table: SweepTable, index: int) -> list[JSONValue]:
     return list(table["axes"][index][1])
 
 
-def _cell_at(table: SweepTable, assignment: Mapping[str, object]) -> CellRecord | None:
+def _cell_index(table: SweepTable, keys: Sequence[str]
+                ) -> Callable[[Sequence[object]], CellRecord | None]:
+    """A lookup of the first cell with the given values of ``keys`` (one pass over the
+    cells, not one per grid point)."""
+    index: dict[str, CellRecord] = {}
     for cell in table["cells"]:
-        if all(cell.get("axes", {}).get(k) == v for k, v in assignment.items()):
-            return cell
-    return None
+        index.setdefault(_values_key([cell.get("axes", {}).get(k) for k in keys]), cell)
+    return lambda values: index.get(_values_key(values))
+
+
+def _values_key(values: Sequence[object]) -> str:
+    return json.dumps(list(values), sort_keys=True, default=str)
 
 
 def eta_c_boundary(table: SweepTable) -> Boundary | None:
@@ -181,7 +189,7 @@ def eta_c_boundary(table: SweepTable) -> Boundary | None:
             points.append({"value": value, "eta_c": None, "cells": []})
             continue
         sigma2, tau, scale = median_estimates(cells)
-        points.append({"value": value, "eta_c": critical_eta(sigma2, tau, scale or 1.0),
+        points.append({"value": value, "eta_c": _eta_c(sigma2, tau, scale),
                        "sigma2": sigma2, "tau": tau, "scale": scale,
                        "cells": [c.get("name", "") for c in cells]})
     learned = [c for c in table["cells"] if c.get("outcome") == "learned"
@@ -189,8 +197,14 @@ def eta_c_boundary(table: SweepTable) -> Boundary | None:
     pooled = None
     if learned:
         sigma2, tau, scale = median_estimates(learned)
-        pooled = critical_eta(sigma2, tau, scale or 1.0)
+        pooled = _eta_c(sigma2, tau, scale)
     return {"other_axis": other, "points": points, "pooled_eta_c": pooled}
+
+
+def _eta_c(sigma2: float, tau: float, scale: float | None) -> float | None:
+    """The theory's eta_c, or None where forged estimates give no positive finite value."""
+    eta_c = critical_eta(sigma2, tau, scale or 1.0) if sigma2 > -1 else math.nan
+    return eta_c if 0 < eta_c < math.inf else None
 
 
 def median_estimates(cells: Sequence[Mapping[str, object]]
@@ -216,12 +230,15 @@ def plot_phase_diagram(table: SweepTable, boundary: Boundary | None,
                        path: Path) -> Path:
     keys = [axis[0] for axis in table["axes"]]
     xs, ys = _values(table, 0), _values(table, 1)
-    figure, grid = new_figure(figsize=(1.2 * len(xs) + 3.0, 0.9 * len(ys) + 2.0))
+    # at most MAX_INCHES a side: a grid of many values is drawn smaller, never larger
+    figure, grid = new_figure(figsize=(min(1.2 * len(xs) + 3.0, MAX_INCHES),
+                                       min(0.9 * len(ys) + 2.0, MAX_INCHES)))
     ax = grid[0, 0]
     fixed = {k: table["axes"][i][1][0] for i, k in enumerate(keys) if i >= 2}
+    cell_at = _cell_index(table, keys)
     for i, x in enumerate(xs):
         for j, y in enumerate(ys):
-            cell = _cell_at(table, {keys[0]: x, keys[1]: y, **fixed})
+            cell = cell_at([x, y, *fixed.values()])
             outcome = (cell or {}).get("outcome", "failed") if cell is not None \
                 else NOT_FINISHED
             ax.add_patch(_rectangle(i, j, OUTCOME_COLOURS.get(outcome, "#999999")))
@@ -302,7 +319,8 @@ def _draw_boundary(ax: Axes, boundary: Boundary, keys: list[str], xs: list[JSONV
 def plot_curves(table: SweepTable, boundary: Boundary | None, path: Path) -> Path:
     key, values = table["axes"][0][0], _values(table, 0)
     figure, grid = new_figure(1, 2, figsize=(10.0, 4.0))
-    cells: list[CellRecord] = [_cell_at(table, {key: v}) or {} for v in values]
+    cell_at = _cell_index(table, [key])
+    cells: list[CellRecord] = [cell_at([v]) or {} for v in values]
     numeric = all(is_finite_number(v) for v in values)
     xs = [_number(v) for v in values] if numeric else [float(i) for i in range(len(values))]
     left, right = grid[0, 0], grid[0, 1]
