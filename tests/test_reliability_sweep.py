@@ -274,3 +274,42 @@ def test_the_rerun_of_a_randomly_damaged_sweep(
         assert all(c["outcome"] in (*OUTCOMES, "failed") for c in table["cells"])
         assert (code == 1) == any(c["outcome"] == "failed" for c in table["cells"])
         assert run_cli(["report", str(root)], capsys)[0] == 0
+
+
+def _forged_table(root: Path, table: object) -> Path:
+    root.mkdir()
+    (root / SWEEP_TABLE_FILE).write_text(json.dumps(table))
+    return root
+
+
+GOOD_CELL = {"name": "a", "axes": {"optim.lr": 0.1}, "outcome": "learned", "knn": 0.5}
+
+
+@pytest.mark.parametrize("table, phrase", [
+    ({"axes": [["optim.lr", list(range(100_000))], ["seed", [0, 1]]], "cells": [GOOD_CELL]},
+     "100000 x 2 = 200000 cells"),
+    ({"cells": [GOOD_CELL]}, "its axes are missing"),
+    ({"axes": [["optim.lr", [0.1]]], "cells": [GOOD_CELL, 5]}, "cell 1 is a int"),
+    ({"axes": [["optim.lr", [0.1]]], "cells": {"a": 1}}, "its cells are not a list"),
+    ({"axes": [[5, [0.1]]], "cells": []}, "is not [key, [values]]"),
+    ([1, 2], "it holds a list"),
+])
+def test_report_refuses_a_forged_sweep_table_by_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture, table: object, phrase: str) -> None:
+    root = _forged_table(tmp_path / "s", table)
+    assert_refused(["report", str(root)], capsys, tmp_path, "sweep.json is damaged", phrase)
+
+
+def test_report_reads_wrong_typed_fields_as_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cells = [{**GOOD_CELL, "outcome": ["learned"], "knn": "high", "axes": {"optim.lr": 0.1}},
+             {"name": {"x": 1}, "axes": [0.2], "rankme": {}, "warning_step": [3]},
+             {**GOOD_CELL, "axes": {"optim.lr": 0.3}, "sigma2_est": -5.0, "tau_est": 1e308}]
+    root = _forged_table(tmp_path / "s", {
+        "axes": [["optim.lr", [0.1, 0.2, 0.3]]], "cells": cells,
+        "spearman_with_knn": {"rankme": [1, 2], "lidar": {"rho": "x", "cells": "many"}}})
+    code, err = run_cli(["report", str(root)], capsys)
+    assert code == 0, err
+    markdown = (root / "report" / "sweep_report.md").read_text()
+    assert "| 0.1 | None | - |" in markdown  # the outcome list and the k-NN text: missing
+    assert "- lidar: n/a (0 cells)" in markdown and "rankme: " not in markdown
