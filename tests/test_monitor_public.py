@@ -191,6 +191,8 @@ class _Handover:
         if name == "observe" and args[0] == self.kill:
             assert self.current._writer is not None
             self.current._writer.close()  # killed: no summary, no close()
+            assert self.current._lock is not None
+            self.current._lock.release()  # as the process's death drops its run lock
             self.current = Monitor(self.run, every=5, resume=True, console=_quiet())
             self.current.load_state_dict(torch.load(self.run.parent / "state.pt",
                                                     weights_only=True))

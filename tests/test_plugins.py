@@ -156,6 +156,21 @@ def test_the_cli_reads_plugins_at_start_and_exits_2_on_a_broken_one(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(("body", "says"), [
+    ("    import sys\n    sys.exit(0)\n", "called sys.exit(0) while loading"),
+    ("    raise SystemExit('bye')\n", "called sys.exit('bye') while loading"),
+    ("    raise KeyboardInterrupt\n", "failed: KeyboardInterrupt"),
+])
+def test_a_plugin_that_exits_is_named_and_the_command_exits_2(
+        site: Path, capsys: pytest.CaptureFixture[str], body: str, says: str) -> None:
+    install(site, "tiny-exit", "leaving = tiny_exit:register",
+            {"tiny_exit": f"def register():\n{body}"})
+    assert main(["simulate", "--model", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nocollapse: error: plugin 'leaving' (tiny_exit:register")
+    assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_an_installed_plugin_shows_in_the_real_command_line(tmp_path: Path) -> None:
     install(tmp_path, "tiny-plugin", "tiny = tiny_plugin:register", {"tiny_plugin": PLUGIN})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(SRC)])}

@@ -4,14 +4,18 @@ and its weights + JSON pair is replaced whole or not at all (issue 31)."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 import nocollapse
 from _cli import assert_refused, copy_run, finished_run, run_cli, tree
-from nocollapse.models.export import description_path
+from nocollapse.cli.main import main
+from nocollapse.models.export import BackboneFileError, description_path
 from nocollapse.rundir.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 
 
@@ -106,3 +110,82 @@ def test_a_checkpoint_with_nan_weights_is_not_exported(
     assert_refused(["export", str(run), "--out", str(tmp_path / "n.safetensors")], capsys,
                    tmp_path, "not finite", "nothing was exported")
     assert tree(run) == before
+
+
+# ---- load_backbone: sizes bounded from the JSON and the header before anything is read ----
+
+@pytest.fixture(scope="module")
+def exported(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("exported") / "b.safetensors"
+    assert main(["export", str(trained), "--out", str(out)]) == 0
+    return out
+
+
+def _resigned(exported: Path, tmp_path: Path, change_description: Any = None,
+              change_state: Any = None) -> Path:
+    """A pair that vouches for itself (as anyone can write with save_backbone), with the
+    description or the weights changed first."""
+    import json
+
+    from nocollapse.models.export import save_backbone
+
+    body = json.loads(description_path(exported).read_text())
+    body.pop("weights")
+    if change_description:
+        change_description(body)
+    backbone = nocollapse.load_backbone(exported)
+    state = {k: v.clone() for k, v in backbone.state_dict().items()}
+    if change_state:
+        change_state(state)
+    backbone.state_dict = lambda: state  # type: ignore[method-assign,assignment,return-value]
+    path = tmp_path / "forged.safetensors"
+    save_backbone(backbone, body, path)
+    return path
+
+
+def _set_channels(body: dict) -> None:
+    body["architecture"]["args"]["in_channels"] = 10**9
+
+
+def _as_int64(state: dict) -> None:
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name].to(torch.int64)
+
+
+def _nan(state: dict) -> None:
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = torch.full_like(state[name], float("nan"))
+
+
+@pytest.mark.parametrize("change_description, change_state, phrase", [
+    (_set_channels, None, "in_channels in [1, 64]"),
+    (None, _as_int64, "is I64"),
+    (None, _nan, "not finite"),
+])
+def test_a_self_consistent_forged_pair_is_refused(
+        exported: Path, tmp_path: Path, change_description: Any, change_state: Any,
+        phrase: str) -> None:
+    path = _resigned(exported, tmp_path, change_description, change_state)
+    with pytest.raises(BackboneFileError, match=re.escape(phrase)):
+        nocollapse.load_backbone(path)
+
+
+def test_huge_or_deep_files_are_refused_before_they_are_read(
+        exported: Path, tmp_path: Path) -> None:
+    import json
+
+    weights = tmp_path / exported.name  # the name its description names
+    shutil.copyfile(exported, weights)
+    description_path(weights).write_text(description_path(exported).read_text())
+    with open(weights, "r+b") as handle:
+        handle.truncate(8 << 30)  # 8 GB, sparse: nothing is written to disk
+    with pytest.raises(BackboneFileError, match="bytes, more than small_convnet"):
+        nocollapse.load_backbone(weights)
+    with open(description_path(weights), "r+b") as handle:
+        handle.truncate(8 << 30)
+    with pytest.raises(BackboneFileError, match="a description is at most"):
+        nocollapse.load_backbone(weights)
+    description_path(weights).write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(BackboneFileError, match="RecursionError"):
+        nocollapse.load_backbone(weights)
+    assert json.loads(description_path(exported).read_text())  # the original is untouched

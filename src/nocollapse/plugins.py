@@ -62,7 +62,10 @@ def load_plugins() -> list[str]:
         for point in importlib.metadata.entry_points(group=GROUP):
             try:
                 _run(point)
-            except Exception as error:  # a plugin may raise anything: name it, no traceback
+            except SystemExit as error:  # sys.exit() in a plugin must not end the command
+                failures.append(f"{_describe(point)} called sys.exit({error.code!r}) while "
+                                "loading")
+            except (Exception, KeyboardInterrupt) as error:  # anything: name it, no traceback
                 failures.append(f"{_describe(point)} failed: {type(error).__name__}: {error}")
             else:
                 _STATE.names.append(point.name)

@@ -37,6 +37,15 @@ FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt"}
 DESCRIPTION_KEY = "nocollapse_description_sha256"
 
 
+# Bounds checked before anything is allocated: the description's size, the architecture's
+# arguments (a data set's channels and image side), the weights file's header.
+MAX_DESCRIPTION_BYTES = 1 << 20
+MAX_ARGS = {"in_channels": 64, "image_size": 4096}
+MAX_HEADER = 1 << 20
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
+                      torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32"}
+
+
 class BackboneFileError(NocollapseError, ValueError):
     """An exported backbone that is missing, damaged, or does not match its description."""
 
@@ -103,11 +112,15 @@ def read_description(path: str | Path) -> dict[str, Any]:
         raise BackboneFileError(
             f"{path} has no description beside it ({json_path.name}, written by nocollapse "
             "export): the weights alone do not say which network to build; export again")
+    if json_path.stat().st_size > MAX_DESCRIPTION_BYTES:
+        raise BackboneFileError(f"{json_path} is {json_path.stat().st_size} bytes; a "
+                                f"description is at most {MAX_DESCRIPTION_BYTES}: export again")
     try:
         body = json.loads(json_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BackboneFileError(f"{json_path} is not valid JSON ({error}); it was damaged "
-                                "after export: export again") from error
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise BackboneFileError(f"{json_path} is not valid JSON ({type(error).__name__}: "
+                                f"{str(error)[:120]}); it was damaged after export: export "
+                                "again") from error
     problem = _schema_problem(body)
     if problem:
         raise BackboneFileError(f"{json_path} is not a nocollapse backbone description "
@@ -116,7 +129,14 @@ def read_description(path: str | Path) -> dict[str, Any]:
     if weights["file"] != path.name:
         raise BackboneFileError(f"{json_path} describes {weights['file']}, not {path.name}: "
                                 "the files do not belong together")
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    expected = _expected_state(body["architecture"])
+    most = 2 * sum(_nbytes(shape, dtype) for shape, dtype in expected.values()) + MAX_HEADER
+    if path.stat().st_size > most:
+        raise BackboneFileError(
+            f"{path} is {path.stat().st_size} bytes, more than {body['architecture']['name']}"
+            f"'s weights take ({most} bytes at most): it is not the file export wrote")
+    with open(path, "rb") as handle:
+        actual = hashlib.file_digest(handle, "sha256").hexdigest()
     if actual != weights["sha256"]:
         raise BackboneFileError(
             f"{path} does not match its description: its SHA-256 differs from the one in "
@@ -145,10 +165,12 @@ def load_backbone(path: str | Path, raw: bool = False) -> nn.Module:
             "only: nocollapse export RUN_DIR --format safetensors")
     from safetensors import SafetensorError, safe_open
 
+    expected = _expected_state(body["architecture"])
     try:
         with safe_open(str(path), framework="pt") as handle:
             recorded = (handle.metadata() or {}).get(DESCRIPTION_KEY)
-            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+            _check_header(path, handle, expected)  # names, dtypes, shapes: before any read
+            state = {name: handle.get_tensor(name) for name in expected}
     except (SafetensorError, OSError, ValueError) as error:
         raise BackboneFileError(f"{path} is not a readable safetensors file ({error}); "
                                 "export again") from error
@@ -159,6 +181,10 @@ def load_backbone(path: str | Path, raw: bool = False) -> nn.Module:
             f"matches the one recorded in {path.name}; export again")
     architecture = body["architecture"]
     args = architecture["args"]
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise BackboneFileError(f"{path} holds weights that are not finite ({name}: NaN "
+                                    "or inf); export a run that did not diverge")
     backbone, _ = build_backbone(architecture["name"], int(args["in_channels"]),
                                  int(args["image_size"]))
     try:
@@ -169,6 +195,40 @@ def load_backbone(path: str | Path, raw: bool = False) -> nn.Module:
                                 f"({first})") from error
     described_backbone = describe_input(backbone.eval(), body)
     return RawImages(described_backbone).eval() if raw else described_backbone
+
+
+def _expected_state(architecture: dict[str, Any]) -> dict[str, tuple[list[int], str]]:
+    """``{name: (shape, safetensors dtype)}`` of the described backbone, built on the meta
+    device (no memory for its weights)."""
+    args = architecture["args"]
+    with torch.device("meta"):
+        backbone, _ = build_backbone(architecture["name"], int(args["in_channels"]),
+                                     int(args["image_size"]))
+    return {name: (list(tensor.shape), SAFETENSORS_DTYPES.get(tensor.dtype, str(tensor.dtype)))
+            for name, tensor in backbone.state_dict().items()}
+
+
+def _nbytes(shape: list[int], dtype: str) -> int:
+    size = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2}.get(dtype, 8)
+    count = 1
+    for extent in shape:
+        count *= extent
+    return count * size
+
+
+def _check_header(path: Path, handle: Any, expected: dict[str, tuple[list[int], str]]) -> None:
+    """The file's tensors are the backbone's, by name, dtype and shape (the header alone)."""
+    names = set(handle.keys())
+    if names != set(expected):
+        missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
+        raise BackboneFileError(f"{path} does not hold the described backbone's weights "
+                                f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, (shape, dtype) in expected.items():
+        found = handle.get_slice(name)
+        if found.get_dtype() != dtype or list(found.get_shape()) != shape:
+            raise BackboneFileError(
+                f"{path}: {name} is {found.get_dtype()} {list(found.get_shape())}, the "
+                f"described backbone's is {dtype} {shape}; export again")
 
 
 def _description_digest(body: dict[str, object]) -> str:
@@ -187,9 +247,10 @@ def _schema_problem(body: object) -> str | None:
         return f"architecture.name must be one of {', '.join(BACKBONES)}"
     args = architecture.get("args")
     if not isinstance(args, dict) or not all(
-            isinstance(args.get(key), int) and args[key] > 0
-            for key in ("in_channels", "image_size")):
-        return "architecture.args needs positive integers in_channels and image_size"
+            isinstance(args.get(key), int) and not isinstance(args[key], bool)
+            and 0 < args[key] <= MAX_ARGS[key] for key in MAX_ARGS):
+        return ("architecture.args needs integers in_channels in [1, "
+                f"{MAX_ARGS['in_channels']}] and image_size in [1, {MAX_ARGS['image_size']}]")
     if not isinstance(weights, dict) or not all(
             isinstance(weights.get(key), str) for key in ("file", "format", "sha256")):
         return "weights needs file, format and sha256"

@@ -42,6 +42,7 @@ from nocollapse.monitor.inputs import (
 )
 from nocollapse.monitor.warnings import CollapseDetected
 from nocollapse.runio import (
+    CHECKPOINT_DIR,
     METRICS_FILE,
     RUN_FILES,
     SPECTRA_FILE,
@@ -49,10 +50,12 @@ from nocollapse.runio import (
     WARNINGS_FILE,
     MetricsWriter,
     ensure_dir,
+    read_config,
     truncate_jsonl,
     write_config,
     write_summary,
 )
+from nocollapse.runio.lock import RunLock
 from nocollapse.runio.records import Summary, WarningLine
 
 MAX_CORRELATION_DIM = 4096  # F_hat is (d, d) float64 on the embeddings' device: 128 MiB here
@@ -137,7 +140,11 @@ class Monitor:
         if present and not resume:
             raise ConfigError(f"{self.run_dir} already holds a run ({', '.join(present)}); "
                               "choose another run_dir, or pass resume=True to continue it")
+        if present:
+            _refuse_foreign_run(self.run_dir)
         ensure_dir(self.run_dir, "monitor run directory")
+        # one writer at a time (another Monitor, a `nocollapse train`), until close()
+        self._lock: RunLock | None = RunLock(self.run_dir)
         self._declared_predictor = predictor_kind is not None
         self.core = CollapseMonitor(config, self.run_dir, context, console)
         if not present:
@@ -256,6 +263,14 @@ class Monitor:
         self._writer.close()
         self._writer = None
         self.core.close()
+        try:
+            self._write_summary(stopped, note)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _write_summary(self, stopped: str | None, note: str | None) -> None:
         self.stopped = stopped or self.stopped or "completed"
         if self._last_epoch is None and self.last_step is not None:
             missing = ("end_epoch() was never called: no spectra.jsonl, and the summary's "
@@ -370,3 +385,18 @@ class Monitor:
         self._f_sum = term if self._f_sum is None else self._f_sum.to(term.device) + term
         self._f_count += 1
 
+
+def _refuse_foreign_run(run_dir: Path) -> None:
+    """``Monitor(resume=True)`` continues a Monitor's own run only: not a ``nocollapse
+    train`` run (its summary and metrics would be overwritten) or a simulation."""
+    try:
+        command = read_config(run_dir).get("command")
+    except (ConfigError, OSError):
+        command = None
+    if command != "monitor" or (run_dir / CHECKPOINT_DIR).exists():
+        what = ("a nocollapse train run" if (run_dir / CHECKPOINT_DIR).exists()
+                else f"a run whose config.yaml says command={command!r}" if command
+                else "files of a run without a Monitor's config.yaml")
+        raise ConfigError(f"{run_dir} holds {what}; Monitor(resume=True) continues only a "
+                          "Monitor's own run, and leaves this one as it is: choose another "
+                          "run_dir")

@@ -1,19 +1,16 @@
 """One run per directory: the run lock, stale temporaries, symlinks, files cut back on resume.
 
-A training run holds an exclusive ``fcntl.flock`` on ``RUN_DIR/.lock`` from before
-its first write until the process ends (the kernel drops it when the process dies,
-even on ``kill -9``), and writes its pid into the file so a refused second run can
-name the holder.
+A training run holds the run lock (:class:`~nocollapse.runio.lock.RunLock`, re-exported
+here) from before its first write until the process ends.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from nocollapse.errors import ConfigError, OutputError
+from nocollapse.errors import ConfigError
 from nocollapse.runio import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -22,94 +19,15 @@ from nocollapse.runio import (
     SPECTRA_FILE,
     SUMMARY_FILE,
     WARNINGS_FILE,
-    file_mode,
     read_config,
     truncate_jsonl,
 )
+from nocollapse.runio.lock import RunLock as RunLock
+from nocollapse.runio.lock import is_locked as is_locked
 from nocollapse.runio.records import ConfigDict
 
 # Files the loop appends to or ends with; a fresh run starts without them.
 RUN_OUTPUTS = (METRICS_FILE, SPECTRA_FILE, WARNINGS_FILE, SUMMARY_FILE)
-
-
-class RunLock:
-    """An exclusive lock on a run directory, held until :meth:`release` or process exit.
-
-    Two flocks: one on the directory itself (a live run's directory cannot be deleted, so
-    a ``.lock`` deleted or replaced mid-run lets no second run in), one on ``.lock``, which
-    names the holder's pid; the ``.lock`` locked must still be the file at its path (same
-    inode), or the lock is not trusted.
-    """
-
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / LOCK_FILE
-        self._fds: list[int] = []
-        try:
-            self._fds.append(os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            if _try_lock(self._fds[0]):
-                self._fds.append(os.open(self.path, flags, file_mode()))
-        except OSError as error:
-            self.release()
-            raise OutputError(f"cannot create the lock file {self.path}: "
-                              f"{error.strerror or error}; choose a run directory you can "
-                              "write to") from error
-        if len(self._fds) < 2 or not _try_lock(self._fds[1]) or not self._same_file():
-            self.release()
-            raise ConfigError(
-                f"{run_dir} is in use by another nocollapse run (pid {_holder(self.path)}); "
-                "wait for it to finish or stop it, or choose another directory with --out")
-        os.ftruncate(self._fds[1], 0)
-        os.pwrite(self._fds[1], f"{os.getpid()}\n".encode(), 0)
-
-    def _same_file(self) -> bool:
-        try:
-            return os.fstat(self._fds[1]).st_ino == os.stat(self.path,
-                                                             follow_symlinks=False).st_ino
-        except OSError:
-            return False
-
-    def release(self) -> None:
-        while self._fds:
-            os.close(self._fds.pop())  # closing a descriptor drops its flock
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _holder(path: Path) -> str:
-    """The pid a live run wrote into ``.lock`` ("unknown" when it is gone or unreadable)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return "unknown"
-    try:
-        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-    finally:
-        os.close(fd)
-
-
-def is_locked(run_dir: Path) -> bool:
-    """Whether a live run holds ``run_dir`` (tries the locks without waiting, then lets go)."""
-    if not run_dir.is_dir() or run_dir.is_symlink():
-        return False
-    fds = [os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
-    try:
-        if not _try_lock(fds[0]):
-            return True
-        path = run_dir / LOCK_FILE
-        if not path.is_file() or path.is_symlink():
-            return False
-        fds.append(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
-        return not _try_lock(fds[1])
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def open_run(run_dir: Path, fresh: bool) -> RunLock:

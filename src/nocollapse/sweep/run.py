@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TextIO
 
 from nocollapse.errors import ConfigError, NocollapseError
-from nocollapse.rundir.lock import RunLock
 from nocollapse.runio import LOCK_FILE, SWEEP_CELLS_DIR, SWEEP_SPEC_FILE, ensure_dir
+from nocollapse.runio.lock import RunLock
 from nocollapse.runio.records import CellRecord, SweepTable
 from nocollapse.sweep.baseline import baseline_key, random_init_knn
 from nocollapse.sweep.cell import read_outcome
