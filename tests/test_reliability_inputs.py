@@ -160,6 +160,22 @@ def test_cifar_pickle_asking_for_a_huge_array_is_refused_by_the_file_length(
     assert_refused(_train("cifar10", root), capsys, tmp_path, "larger than the file")
 
 
+class _WideItems:
+    """Pickles as a reconstructor asked for 100 items of 10^8 bytes each (10 GB)."""
+
+    def __reduce__(self) -> tuple:
+        from numpy._core.multiarray import _reconstruct
+
+        return _reconstruct, (np.ndarray, (100,), np.dtype("V100000000"))
+
+
+def test_a_cifar_array_of_huge_items_is_refused_by_its_bytes(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = _cifar10(tmp_path / "cifar", {b"data": _WideItems(), b"labels": [0]})
+    assert_refused(_train("cifar10", root), capsys, tmp_path, "100000000-byte items",
+                   "larger than the file")
+
+
 def test_several_nodes_on_one_machine_are_refused_instead_of_hanging(
         tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     from nocollapse.train.setup import CLUSTER_VARIABLES

@@ -97,9 +97,16 @@ class _CifarUnpickler(pickle.Unpickler):
         if subtype is not _NDARRAY:
             raise pickle.UnpicklingError("it reconstructs an array of another type")
         dims = [int(n) for n in (shape if isinstance(shape, tuple | list) else [shape])]
-        if any(n < 0 for n in dims) or np.prod(dims, dtype=object) > self.limit:
-            raise pickle.UnpicklingError(f"it asks for an array of shape {tuple(dims)[:8]}, "
-                                         f"larger than the file ({self.limit} bytes)")
+        try:  # bytes, not elements: a dtype of 10^8-byte items is a large array too
+            itemsize = _plain_dtype(dtype.decode() if isinstance(dtype, bytes) else dtype
+                                    ).itemsize
+        except (TypeError, ValueError) as error:
+            raise pickle.UnpicklingError(f"it asks for an array of dtype {dtype!r:.40}") \
+                from error
+        if any(n < 0 for n in dims) or np.prod(dims, dtype=object) * itemsize > self.limit:
+            raise pickle.UnpicklingError(f"it asks for an array of shape {tuple(dims)[:8]} "
+                                         f"and {itemsize}-byte items, larger than the file "
+                                         f"({self.limit} bytes)")
         array: np.ndarray = _numpy_global("_reconstruct")(np.ndarray, shape, dtype)
         return array
 
