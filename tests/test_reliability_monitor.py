@@ -3,7 +3,9 @@ one Monitor writes a folder at a time (issue 31)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ from rich.console import Console
 from _cli import tree
 from nocollapse import Monitor
 from nocollapse.errors import ConfigError
+from nocollapse.monitor.inputs import MonitorInputError
 from nocollapse.runio.lock import RunLock
 
 
@@ -67,3 +70,38 @@ def test_one_monitor_writes_a_folder_at_a_time(tmp_path: Path) -> None:
         if lock is not None:
             lock.release()
     RunLock(tmp_path / "run").release()  # closed: free for whoever comes next
+
+
+@pytest.mark.parametrize("options, phrase", [
+    ({"every": "5"}, "every='5' must be a whole number"),
+    ({"every": 2.5}, "every=2.5 must be a whole number"),
+    ({"every": True}, "every=True must be a whole number"),
+    ({"stop_on_collapse": "yes"}, "stop_on_collapse='yes' must be a bool"),
+    ({"config": {}}, "config is a dict; pass a MonitorConfig"),
+])
+def test_wrong_typed_options_are_refused_before_the_folder_is_made(
+        tmp_path: Path, options: dict, phrase: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(phrase)):
+        Monitor(tmp_path / "run", console=_quiet(), **options)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("make", [lambda z: z.to_sparse(), lambda z: z.to("meta")])
+def test_sparse_or_meta_views_are_refused_by_name(tmp_path: Path, make: Any) -> None:
+    monitor = Monitor(tmp_path / "run", every=1, stop_gradient=False, console=_quiet())
+    z1, z2 = _views()
+    with pytest.raises(MonitorInputError, match="pass the embeddings as a dense tensor"):
+        monitor.observe(0, make(z1), make(z2))
+    monitor.close()
+
+
+def test_a_garbage_state_and_a_closed_monitor_are_refused(tmp_path: Path) -> None:
+    monitor = Monitor(tmp_path / "run", every=1, stop_gradient=False, console=_quiet())
+    monitor.observe(0, *_views())
+    with pytest.raises(MonitorInputError, match=r"lacks \['core'"):
+        monitor.load_state_dict({"x": 1})  # type: ignore[arg-type]
+    monitor.close()
+    summary = (tmp_path / "run" / "summary.json").read_bytes()
+    with pytest.raises(MonitorInputError, match="is closed"):
+        monitor.end_epoch(1)
+    assert (tmp_path / "run" / "summary.json").read_bytes() == summary

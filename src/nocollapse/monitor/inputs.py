@@ -38,6 +38,10 @@ def check_views(z1: object, z2: object) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(z, torch.Tensor):
             raise MonitorInputError(f"{name} is a {type(z).__name__}; pass a torch.Tensor of "
                                     "shape (batch, dim): one view's embeddings")
+        if z.layout != torch.strided or z.is_meta:
+            raise MonitorInputError(f"{name} is a {'meta' if z.is_meta else str(z.layout)} "
+                                    "tensor; pass the embeddings as a dense tensor with data "
+                                    "(z.to_dense(), on a real device)")
         if z.dim() != 2:
             raise MonitorInputError(
                 f"{name} has shape {tuple(z.shape)}; expected (batch, dim): flatten the "

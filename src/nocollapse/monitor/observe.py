@@ -69,11 +69,22 @@ def monitor_config(config: MonitorConfig | None = None,
     :class:`~nocollapse.errors.ConfigError` naming it.
     """
     options = dict(options or {})
-    fields = {f.name for f in dataclasses.fields(MonitorConfig)}
-    unknown = sorted(set(options) - fields)
+    if config is not None and not isinstance(config, MonitorConfig):
+        raise ConfigError(f"config is a {type(config).__name__}; pass a MonitorConfig (or "
+                          "its fields as keyword options: every=20, patience=3, ...)")
+    fields = {f.name: f.type for f in dataclasses.fields(MonitorConfig)}
+    unknown = sorted(set(options) - set(fields))
     if unknown:
         raise ConfigError(f"unknown monitor option {', '.join(unknown)}; valid: "
                           f"{', '.join(sorted(fields))}")
+    for name, value in options.items():
+        kind = {"int": int, "bool": bool, "float": float}.get(str(fields[name]))
+        wrong = (kind is bool and not isinstance(value, bool)) or (
+            kind in (int, float) and (isinstance(value, bool) or not isinstance(
+                value, int if kind is int else int | float)))
+        if wrong:
+            raise ConfigError(f"monitor option {name}={value!r} must be "
+                              f"{'a whole number' if kind is int else 'a ' + str(fields[name])}")
     return dataclasses.replace(config or MonitorConfig(), **options).validate()
 
 
@@ -238,6 +249,9 @@ class Monitor:
 
     def end_epoch(self, epoch: int) -> None:
         """Append the epoch's spectra line (``F_hat``, ``Wp``, the last batch) and start anew."""
+        if self._writer is None:
+            raise MonitorInputError(f"the monitor of {self.run_dir} is closed; create a new "
+                                    "Monitor(..., resume=True) to continue")
         low = 0 if self._last_epoch is None else self._last_epoch + 1
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < low:
             raise MonitorInputError(f"epoch={epoch!r} must be a whole number >= {low} (each "
@@ -331,6 +345,12 @@ class Monitor:
         epochs, a ``summary.json``) goes, as a ``nocollapse train`` resume does, so the
         resumed loop writes the files of an uninterrupted one.
         """
+        missing = sorted({"core", "last_step", "epoch", "loss_sum", "loss_count"}
+                         - set(state if isinstance(state, dict) else {}))
+        if missing:
+            raise MonitorInputError(f"the state given to load_state_dict lacks {missing} "
+                                    "(or is not a dict): pass what Monitor.state_dict() "
+                                    "returned, saved with your checkpoint")
         last_step, last_epoch = state["last_step"], state.get("last_epoch")
         if self._writer is not None:
             self._writer.close()
