@@ -237,7 +237,7 @@ def _one_line_or_done(code: int, err: str, allowed: tuple[int, ...]) -> None:
         assert len(err.strip().splitlines()) == 1 and "error:" in err, err
 
 
-@settings(max_examples=15, deadline=None, derandomize=True,
+@settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=DAMAGE)
 def test_report_on_a_randomly_damaged_sweep(
@@ -252,7 +252,7 @@ def test_report_on_a_randomly_damaged_sweep(
             assert not (root / "report").exists()  # refused: nothing half-written
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=6, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=DAMAGE)
 def test_the_rerun_of_a_randomly_damaged_sweep(
