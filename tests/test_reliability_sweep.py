@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from _cli import TINY, assert_refused, run_cli, tree
@@ -240,6 +240,8 @@ def _one_line_or_done(code: int, err: str, allowed: tuple[int, ...]) -> None:
 @settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=DAMAGE)
+@example(steps=[("sweep.json", "set", 3, "outcome", ["learned"])])  # a cell's outcome a list
+@example(steps=[("sweep.json", "set", 0, "axes", None)])  # the table's axes gone
 def test_report_on_a_randomly_damaged_sweep(
         swept: Path, capsys: pytest.CaptureFixture,
         steps: list[tuple[str, str, int, str, object]]) -> None:
@@ -255,6 +257,8 @@ def test_report_on_a_randomly_damaged_sweep(
 @settings(max_examples=6, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=DAMAGE)
+@example(steps=[("baseline.json", "replace", 0, "", [1, 2, 3])])
+@example(steps=[("sweep.yaml", "replace", 0, "", {"axes": 5})])
 def test_the_rerun_of_a_randomly_damaged_sweep(
         swept: Path, capsys: pytest.CaptureFixture,
         steps: list[tuple[str, str, int, str, object]]) -> None:
