@@ -43,17 +43,38 @@ def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
 
 
+# the training state at the log before the run's first suspect one (nocollapse diagnose)
+PRESUSPECT_CHECKPOINT = "presuspect.pt"
+
+
+def presuspect_path(run_dir: str | Path) -> Path:
+    """``RUN_DIR/checkpoints/presuspect.pt``: the snapshot ``nocollapse diagnose`` branches."""
+    return Path(run_dir) / CHECKPOINT_DIR / PRESUSPECT_CHECKPOINT
+
+
+def serialize_checkpoint(state: Checkpoint) -> bytes:
+    """``state`` as the bytes :func:`save_checkpoint` writes (a copy: later steps leave it)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def write_checkpoint_bytes(path: str | Path, data: bytes) -> Path:
+    """Bytes from :func:`serialize_checkpoint`, written atomically to ``path``."""
+    path = Path(path)
+    atomic_write_bytes(path, data)
+    return path
+
+
 def save_checkpoint(path: str | Path, state: Checkpoint) -> Path:
     """Serialise ``state`` with ``torch.save`` and write it atomically to ``path``.
 
     ``state`` must hold tensors and plain values only (see :func:`rng_state`), so
     that :func:`load_checkpoint` can read it back with ``weights_only=True``.
     """
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
     path = Path(path)
     try:
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, serialize_checkpoint(state))
     except OutputError as error:
         kept = (f"the previous checkpoint {path} is unchanged" if path.exists()
                 else "no checkpoint was written")

@@ -72,6 +72,12 @@ class TrainConfig:
     log_every: int = 20
     checkpoint_every: int = 1
     out: str = "runs/train"
+    # Keep checkpoints/presuspect.pt: the state at the log before the first suspect one, for
+    # `nocollapse diagnose` (docs/diagnose.md). A copy of the state each log until then.
+    presuspect_snapshot: bool = True
+    # A checkpoint whose learner weights start this run (optimiser, schedule and step fresh):
+    # a diagnosis branch starts from the run's snapshot this way.
+    init_from: str | None = None
 
     def to_dict(self) -> ConfigDict:
         return dataclasses.asdict(self)
@@ -99,6 +105,7 @@ class TrainConfig:
         check_nonnegative("epochs", self.epochs)
         check_in_range("seed", self.seed, 0, MAX_SEED)
         check_path("out", self.out)
+        check_path("init_from", self.init_from)
         check_positive("log_every", self.log_every)
         check_positive("checkpoint_every", self.checkpoint_every)
         check_optional_positive("max_steps", self.max_steps)

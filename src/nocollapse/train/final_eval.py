@@ -85,6 +85,8 @@ def final_evaluation(config: TrainConfig, learner: Learner, data: RunData,
     when it is there, and otherwise listed under ``"pending_baselines"`` with that command,
     so the table says how to get its row instead of dropping it silently.
     """
+    if not config.eval.final:
+        return None
     splits = evaluation_splits(config, data)
     if splits is None or splits.test is None:
         return None

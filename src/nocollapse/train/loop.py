@@ -63,6 +63,7 @@ from nocollapse.train.final_eval import final_evaluation
 from nocollapse.train.knn_curve import KnnCurve
 from nocollapse.train.progress import TrainProgress, run_header
 from nocollapse.train.reference import measure_reference
+from nocollapse.train.snapshot import PresuspectSnapshot
 
 __all__ = ["TrainResult", "train"]
 
@@ -109,6 +110,8 @@ class _Run:
             raise TypeError(f"learner_factory returned a {type(learner).__name__}; a Learner "
                             "must be a torch.nn.Module")
         self.learner: Learner = learner
+        if config.init_from is not None and self.saved is None:
+            setup.load_initial_weights(learner, config.init_from)
         self.per_epoch = setup.steps_per_epoch(config, len(self.data.train),
                                                self.fabric.world_size)
         self.total = setup.total_steps(config, self.per_epoch)
@@ -181,9 +184,13 @@ class _Run:
     def _fit(self) -> TrainResult:
         state = self.state
         writer = self.writer = MetricsWriter(self.run_dir) if self.rank0 else None
+        monitors = [c for c in self.callbacks if isinstance(c, CollapseMonitor)]
+        self.snapshot = PresuspectSnapshot(self.run_dir, monitors[0] if monitors else None,
+                                           self.rank0 and self.config.presuspect_snapshot)
         if state.step == 0:
             self.curve.initial(writer)
             self._reference()
+            self.snapshot.tick(self._checkpoint)
         try:
             stopped = self._train_steps(writer)
         except TrainingDivergedError as error:
@@ -235,10 +242,14 @@ class _Run:
                     every = config.eval.knn_every
                     if every and state.step % every == 0 and state.step < self.total:
                         self.curve.record(writer)
+                    if state.step % config.log_every == 0 and state.batch < self.per_epoch:
+                        self.snapshot.tick(self._checkpoint)  # (an epoch's end: after it)
                     if config.time_budget_s and state.seconds - before > config.time_budget_s:
                         return "time_budget"
                 if state.batch >= self.per_epoch:
                     self._end_epoch(writer)
+                    if state.step % config.log_every == 0:
+                        self.snapshot.tick(self._checkpoint)
         if config.max_steps is not None and state.step == config.max_steps and state.batch:
             return "max_steps"
         return "completed"

@@ -155,6 +155,9 @@ class EvalConfig:
     # Test images whose features (trained and random-init encoder) are kept for the report's
     # 2-D embedding map (embedding.npz); 0 = none.
     embedding_points: int = 2000
+    # The final evaluation (k-NN, probe, baselines) at the end; false: none (a diagnosis
+    # branch is judged by its label-free figures, docs/diagnose.md)
+    final: bool = True
 
     def validate(self) -> EvalConfig:
         check_positive("eval.knn_k", self.knn_k)

@@ -141,6 +141,28 @@ def build_learner(factory: Callable[[TrainConfig, int, int], L], config: TrainCo
                           "(proj_dim, proj_hidden_dim, pred_hidden_dim)") from error
 
 
+# learner modules a branch may add or drop (a predictor restored, a target made): their
+# weights start fresh; any other key missing from, or foreign to, the checkpoint is refused
+BRANCHABLE_MODULES = ("predictor.", "tracker.", "target_net.")
+
+
+def load_initial_weights(learner: torch.nn.Module, path: str) -> None:
+    """The learner weights of the checkpoint ``path`` (``init_from``), as a ConfigError when
+    they do not fit this learner beyond a predictor or target added or dropped."""
+    saved = load_checkpoint(path)
+    try:
+        result = learner.load_state_dict(saved["model"], strict=False)
+    except RuntimeError as error:
+        raise ConfigError(f"init_from={path}: its weights do not fit this learner "
+                          f"({_first_line(error)})") from error
+    foreign = [key for key in (*result.missing_keys, *result.unexpected_keys)
+               if not key.startswith(BRANCHABLE_MODULES)]
+    if foreign:
+        raise ConfigError(f"init_from={path}: its weights do not fit this learner "
+                          f"({len(foreign)} keys differ, e.g. {foreign[0]}); only the "
+                          "predictor or the target may be added or dropped")
+
+
 def build_augment(config: TrainConfig, preset: str) -> torch.nn.Module:
     """The augmentation preset with ``data.augment`` overrides; bad options as a ConfigError."""
     try:
