@@ -1,9 +1,11 @@
 """Validation of the collapse warning and of ``nocollapse diagnose`` (docs/diagnose.md).
 
-Base: Fashion-MNIST, ``small_convnet_2x2``, batch 128, SGD (lr 0.06 for the presets that
-sum their two directions, 0.12 for SimSiam's mean: the same steps), weight decay 5e-4
-(2.5e-4 for SimSiam), the CPU recipe's jitter without solarize, ``STEPS`` steps, one
-thread per run, seed 0 (one seed). Cases: every preset's default (false alarms) and one
+Base: issue 28's realdata-phase cell: Fashion-MNIST, ``small_convnet_2x2``, batch 128, SGD
+(lr 0.06 for the presets that sum their two directions, 0.12 for SimSiam's mean: the same
+steps), weight decay 5e-4 (2.5e-4 for SimSiam), the CPU recipe's jitter without solarize,
+``STEPS`` steps, one thread per run, seed 0 (one seed), no final evaluation (the cases'
+truth is their construction: the issue measured each collapse case below the random-init
+k-NN at this base). Cases: every preset's default (false alarms) and one
 run per known cause of collapse (tuning set), and a second run per cause on another preset
 (held-out set: the thresholds chosen on the tuning set are reported on both).
 
@@ -19,14 +21,13 @@ prints the tables; ``diagnose`` runs ``nocollapse diagnose`` on each collapsed c
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-STEPS = 1000
+STEPS = 300
 LOG_EVERY = 10
 RANDOM_INIT_KNN = 0.7895  # small_convnet_2x2, seed 0, k 200, full splits (issue 28)
 KNN_SE2 = 0.0082  # two binomial standard errors at 0.79 over 10000 test images
@@ -37,11 +38,6 @@ SOLARIZE = {**JITTER, "solarize_p": 0.4}
 
 # name -> (method, overrides, known cause or None, set)
 CASES: dict[str, tuple[str, dict[str, Any], str | None, str]] = {
-    "simsiam": ("simsiam", {}, None, "default"),
-    "byol": ("byol", {}, None, "default"),
-    "directpred": ("directpred", {}, None, "default"),
-    "directcopy": ("directcopy", {}, None, "default"),
-    "isoloss": ("isoloss", {}, None, "default"),
     # tuning set: the issue's collapses
     "simsiam-no-predictor": ("simsiam", {"learner.predictor": "none"}, "no predictor", "tune"),
     "byol-no-stopgrad": ("byol", {"learner.stop_gradient": False}, "no stop-gradient", "tune"),
@@ -51,16 +47,18 @@ CASES: dict[str, tuple[str, dict[str, Any], str | None, str]] = {
     "simsiam-no-augment": ("simsiam", {"data.augment": NO_AUGMENT}, "too little augmentation",
                            "tune"),
     "isoloss-solarize": ("isoloss", {"data.augment": SOLARIZE}, "augmentation op", "tune"),
-    # held-out: the same causes on other presets
+    "simsiam": ("simsiam", {}, None, "default"),
+    "byol": ("byol", {}, None, "default"),
+    "directpred": ("directpred", {}, None, "default"),
+    "directcopy": ("directcopy", {}, None, "default"),
+    "isoloss": ("isoloss", {}, None, "default"),
+    # held-out: the same causes on another preset
     "byol-no-predictor": ("byol", {"learner.predictor": "none"}, "no predictor", "held-out"),
-    "simsiam-no-stopgrad": ("simsiam", {"learner.stop_gradient": False}, "no stop-gradient",
-                            "held-out"),
-    "directpred-wd-0.5": ("directpred", {"optim.weight_decay": 0.5}, "weight decay too high",
-                          "held-out"),
     "byol-lr-20x": ("byol", {"optim.lr": 1.2}, "learning rate too high", "held-out"),
-    "byol-batch-16": ("byol", {"data.batch_size": 16}, "batch too small", "held-out"),
     "byol-no-augment": ("byol", {"data.augment": NO_AUGMENT}, "too little augmentation",
                         "held-out"),
+    "directpred-wd-0.5": ("directpred", {"optim.weight_decay": 0.5}, "weight decay too high",
+                          "held-out"),
 }
 
 
@@ -75,7 +73,8 @@ def config_values(name: str, out: Path) -> dict[str, Any]:
                   "weight_decay": 2.5e-4 if simsiam else 5e-4, "warmup_epochs": 0.0},
         "epochs": 1000, "max_steps": STEPS, "log_every": LOG_EVERY, "checkpoint_every": 1,
         "eval": {"knn_every": 0, "knn_k": 200, "knn_t": 0.1, "linear_probe": False,
-                 "baselines": [], "random_baseline": False, "embedding_points": 0},
+                 "baselines": [], "random_baseline": False, "embedding_points": 0,
+                 "final": False},
         "device": {"accelerator": "cpu", "threads": 1},
         "monitor": {"every": 1, "spectra": False, "tensorboard": False},
         "out": str(out / "runs" / name)}
@@ -102,7 +101,7 @@ def runs(out: Path, workers: int, only: list[str]) -> None:
                 print(f"{name}: knn {record.get('knn')} outcome {record.get('outcome')} "
                       f"warning {record.get('warning_step')} {record.get('seconds')} s",
                       flush=True)
-            except Exception as error:  # noqa: BLE001 (a failed case is reported, not fatal)
+            except Exception as error:
                 print(f"{name}: FAILED {type(error).__name__}: {error}", flush=True)
     print(f"all runs: {time.monotonic() - start:.0f} s wall", flush=True)
 

@@ -35,7 +35,9 @@ ALLOWED["report"] = {"theory", "diagnostics"}
 ALLOWED["sweep"] = {"train", "theory", "report", *ALLOWED["train"]}
 # posthoc: a finished run directory evaluated again or exported; rebuilds it through train
 ALLOWED["posthoc"] = {"train", *ALLOWED["train"]}
-ALLOWED["experiments"] = {"sweep", *ALLOWED["sweep"]}
+# diagnose: a collapsed run branched from its snapshot, each branch a sweep-launched run
+ALLOWED["diagnose"] = {"sweep", *ALLOWED["sweep"]}
+ALLOWED["experiments"] = {"diagnose", "sweep", *ALLOWED["sweep"]}
 ALLOWED["cli"] = {"experiments", "posthoc", *ALLOWED["experiments"]}
 UTILITIES = {"errors", "runio", "threads", "plugins", "__init__", "__main__"}
 

@@ -563,14 +563,14 @@ def test_spectra_record_gives_the_predictor_gain_along_f_hat_eigenvectors() -> N
 
 def test_a_run_collapsed_before_its_first_log_warns_against_the_random_init_reference(
         tmp_path: Path) -> None:
-    # rank 3 from the first log: the run's own highest is 3, so only the reference can tell
+    # rank 1 from the first log: the run's own highest is 1, so only the reference can tell
     generator = torch.Generator().manual_seed(4)
     monitor = _monitor(tmp_path, collapse_threshold=1.0, min_effective_rank=0.0)
     without = _monitor(tmp_path / "without", collapse_threshold=1.0, min_effective_rank=0.0)
     reference = monitor.set_reference(_healthy(generator).z1, _healthy(generator).z2)
     assert reference["effective_rank"] > 12  # gaussian (2B, D) views: near D = 16
     for step in range(1, 5):
-        batch = _rank_k(generator, 3)
+        batch = _rank_k(generator, 1)
         record: dict = {}
         monitor.on_log(step, batch, Learner(), record)
         without.on_log(step, batch, Learner(), {})

@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--quiet", action="store_true", help="no progress bar or table")
     parser.add_argument("--stop-on-collapse", action="store_true",
                         help="stop (with a checkpoint) when the collapse warning fires")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="after a run that warned of collapse: nocollapse diagnose RUN_DIR "
+                        "(its default branches, one worker)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. optim.lr=0.03 device.precision=bf16-mixed")
     parser.set_defaults(func=run)
@@ -169,7 +172,24 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.quiet:
         print_result(result)
+    if getattr(args, "diagnose", False):
+        _diagnose(Path(config.out), args.quiet)
     return 0
+
+
+def _diagnose(run_dir: Path, quiet: bool) -> None:
+    """``train --diagnose``: the diagnosis of a run that warned (said so when it did not)."""
+    from nocollapse.cli.diagnose import print_diagnosis
+    from nocollapse.diagnose import DiagnoseRequest, run_diagnosis
+    from nocollapse.rundir.checkpoint import presuspect_path
+
+    if not presuspect_path(run_dir).is_file():
+        print(f"nocollapse train --diagnose: {run_dir} logged no suspect step (no snapshot): "
+              "nothing to diagnose")
+        return
+    result = run_diagnosis(DiagnoseRequest(run_dir))
+    if not quiet:
+        print_diagnosis(result)
 
 
 def _extension_args(args: argparse.Namespace) -> str:

@@ -37,6 +37,7 @@ from nocollapse.runio.records import (
     is_finite_number,
 )
 from nocollapse.sweep import SweepRequest, SweepSpec, parse_axis, run_sweep
+from nocollapse.sweep.outcome import HEALTHY
 from nocollapse.sweep.spec import cores
 from nocollapse.sweep.table import spearman
 from nocollapse.train.config import CPU_DEFAULT
@@ -171,7 +172,7 @@ def _grid_table(label: str, cells: list[CellRecord], grid: Grid) -> Table:
 
 def _claims(result: ReproductionResult, label: str, cells: list[CellRecord],
             grid: Grid) -> None:
-    learned = [c for c in cells if c.get("outcome") == "learned"]
+    learned = [c for c in cells if c.get("outcome") in HEALTHY]
     collapsed = [c for c in cells if c.get("outcome") in ("dimensional collapse",
                                                           "complete collapse")]
     result.check(f"(a) {label}: the grid holds a learned and a collapsed region",
@@ -190,7 +191,7 @@ def _boundary_claim(result: ReproductionResult, label: str, cells: list[CellReco
     factors, boundaries, thresholds = [], [], []
     for ema in grid["ema"]:
         row = {c["axes"][WEIGHT_DECAY]: c for c in cells if c["axes"][EMA] == ema}
-        healthy = [c for c in row.values() if c.get("outcome") == "learned"
+        healthy = [c for c in row.values() if c.get("outcome") in HEALTHY
                    and is_finite_number(c.get("sigma2_est"))
                    and is_finite_number(c.get("tau_est"))]
         if healthy:
@@ -199,7 +200,7 @@ def _boundary_claim(result: ReproductionResult, label: str, cells: list[CellReco
         else:
             eta_c = None
         first_bad = next((i for i, d in enumerate(decays)
-                          if row.get(d, {}).get("outcome") != "learned"), None)
+                          if row.get(d, {}).get("outcome") not in HEALTHY), None)
         if first_bad is None:
             boundary = None  # learned everywhere: above the largest decay
         elif first_bad == 0:

@@ -100,6 +100,10 @@ class MonitorConfig:
     # the augmentation signal sigma2_est below this is a suspect log (0: off): the two views
     # are nearly the same image (docs/diagnose.md#detection)
     sigma2_floor: float = SIGMA2_FLOOR
+    # an effective rank below this fraction of the random-init encoder's on the same batch
+    # shape (measured at step 0) is suspect: chosen on docs/diagnose.md's tuning runs (their
+    # collapses at most 0.071 of it, the presets' defaults at least 0.212), 0: off
+    reference_drop: float = 0.125
     stop_on_collapse: bool = False
     spectra: bool = True
     alignment_max_dim: int = 128
@@ -113,6 +117,7 @@ class MonitorConfig:
         check_positive("monitor.patience", self.patience)
         check_nonnegative("monitor.grace_steps", self.grace_steps)
         check_in_range("monitor.sigma2_floor", self.sigma2_floor, 0.0, 1.0)
+        check_in_range("monitor.reference_drop", self.reference_drop, 0.0, 0.999999)
         check_nonnegative("monitor.alignment_max_dim", self.alignment_max_dim)
         return self
 
@@ -148,6 +153,7 @@ class CollapseMonitor:
             rank_drop=self.config.rank_drop,
             grace_steps=self.config.grace_steps,
             sigma2_floor=self.config.sigma2_floor,
+            reference_drop=self.config.reference_drop,
         )
         # the random-init encoder's figures on the run's batch shape (set_reference)
         self.reference: dict[str, float] = {}

@@ -194,9 +194,10 @@ class EarlyWarning:
     ``update`` returns a warning record the ``patience``-th consecutive time the
     collapse level exceeds ``collapse_threshold``, the effective rank falls below
     ``min_effective_rank``, below ``rank_drop`` times the highest effective rank of the
-    run so far or the random-init encoder's on the same batch shape (``reference_rank``,
-    when the monitor measured it at step 0: a run that collapsed before its first log
-    has no healthy peak of its own; 0 turns this test off), or the augmentation signal
+    run so far (0 turns this test off), below ``reference_drop`` times the random-init
+    encoder's on the same batch shape (``reference_rank``, when the monitor measured it at
+    step 0: a run that collapsed before its first log has no healthy peak of its own; 0:
+    off), or the augmentation signal
     ``sigma2_est`` is below ``sigma2_floor`` (0: off); a healthy log re-arms it. Logs
     before step ``grace_steps`` raise the run's highest rank but never count towards the
     patience (a freshly initialised predictor's transient: docs/sweep.md#grace).
@@ -214,6 +215,7 @@ class EarlyWarning:
     grace_steps: int = 0
     reference_rank: float | None = None
     sigma2_floor: float = 0.0
+    reference_drop: float = 0.0
 
     def reasons(self, scalars: Mapping[str, object]) -> list[str]:
         """Which thresholds ``scalars`` cross, in words (empty when healthy)."""
@@ -222,15 +224,14 @@ class EarlyWarning:
         if level is not None and level > self.collapse_threshold:
             found.append(f"collapse level {level:.3f} > {self.collapse_threshold:g}")
         rank = number(scalars, "effective_rank")
-        reference = self.reference_rank if self.reference_rank is not None else 0.0
+        reference = number({"r": self.reference_rank}, "r") or 0.0
         if rank is not None and rank < self.min_effective_rank:
             found.append(f"effective rank {rank:.3f} < {self.min_effective_rank:g}")
-        elif rank is not None and rank < self.rank_drop * self.peak_rank \
-                and self.peak_rank >= reference:
+        elif rank is not None and rank < self.rank_drop * self.peak_rank:
             found.append(f"effective rank {rank:.3f} < {self.rank_drop:g} x its highest "
                          f"in this run ({self.peak_rank:.3f}): dimensional collapse")
-        elif rank is not None and rank < self.rank_drop * reference:
-            found.append(f"effective rank {rank:.3f} < {self.rank_drop:g} x the random-init "
+        elif rank is not None and rank < self.reference_drop * reference:
+            found.append(f"effective rank {rank:.3f} < {self.reference_drop:g} x the random-init "
                          f"encoder's on the same batch shape ({reference:.3f}): "
                          "dimensional collapse")
         sigma2 = number(scalars, "sigma2_est")

@@ -43,9 +43,11 @@ if TYPE_CHECKING:
     from matplotlib.patches import Rectangle
 
 WEIGHT_DECAY = "optim.weight_decay"
-OUTCOME_COLOURS = {"learned": "#4daf4a", "dimensional collapse": "#ff7f00",
-                   "complete collapse": "#e41a1c", "diverged": "#984ea3", "failed": "#999999",
-                   "not finished": "#f2f2f2"}
+# the outcome classes that are no collapse (nocollapse.sweep.outcome.HEALTHY: report sits below)
+HEALTHY = ("learned", "not collapsed")
+OUTCOME_COLOURS = {"learned": "#4daf4a", "not collapsed": "#a6d96a",
+                   "dimensional collapse": "#ff7f00", "complete collapse": "#e41a1c",
+                   "diverged": "#984ea3", "failed": "#999999", "not finished": "#f2f2f2"}
 NOT_FINISHED = "not finished"  # a cell of an unfinished sweep's grid without its outcome
 REPORT_FILE = "sweep_report.md"
 MAX_INCHES = 40.0  # the phase diagram's largest side
@@ -182,7 +184,7 @@ def eta_c_boundary(table: SweepTable) -> Boundary | None:
     groups = _values(table, keys.index(other)) if other else [None]
     points: list[BoundaryPoint] = []
     for value in groups:
-        cells = [c for c in table["cells"] if c.get("outcome") == "learned"
+        cells = [c for c in table["cells"] if c.get("outcome") in HEALTHY
                  and (other is None or c.get("axes", {}).get(other) == value)
                  and is_finite_number(c.get("sigma2_est")) and is_finite_number(c.get("tau_est"))]
         if not cells:
@@ -192,7 +194,7 @@ def eta_c_boundary(table: SweepTable) -> Boundary | None:
         points.append({"value": value, "eta_c": _eta_c(sigma2, tau, scale),
                        "sigma2": sigma2, "tau": tau, "scale": scale,
                        "cells": [c.get("name", "") for c in cells]})
-    learned = [c for c in table["cells"] if c.get("outcome") == "learned"
+    learned = [c for c in table["cells"] if c.get("outcome") in HEALTHY
                and is_finite_number(c.get("sigma2_est")) and is_finite_number(c.get("tau_est"))]
     pooled = None
     if learned:

@@ -162,6 +162,7 @@ class CellRecord(TypedDict, total=False):
     warning_reason: str | None
     warning_cause: str | None
     rankme: float | None
+    init_rankme: float | None  # the random-init encoder's RankMe on the same images
     alpha_req: float | None
     lidar: float | None
     label_free_seconds: float

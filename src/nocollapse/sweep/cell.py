@@ -28,7 +28,7 @@ from nocollapse.methods import SiameseLearner
 from nocollapse.rundir.checkpoint import checkpoint_path, load_checkpoint
 from nocollapse.runio import CELL_OUTCOME_FILE, atomic_write_text, read_json_record
 from nocollapse.runio.records import CellRecord, ConfigDict
-from nocollapse.sweep.outcome import OUTCOMES, RUN_DIR_FIGURES, read_cell
+from nocollapse.sweep.outcome import OUTCOMES, RUN_DIR_FIGURES, read_cell, refine_outcome
 from nocollapse.train import setup, train
 from nocollapse.train.config import TrainConfig
 
@@ -69,6 +69,7 @@ def _run_cell(config: TrainConfig, name: str) -> CellRecord:
     if not diverged and checkpoint_path(run_dir).exists():
         metrics = label_free_metrics(config, run_dir)
     record.update(metrics)
+    record["outcome"] = refine_outcome(record) or "not collapsed"
     record["resumed"] = resumed
     record["seconds"] = round(time.monotonic() - start, 2)
     write_outcome(run_dir, record)
@@ -102,6 +103,10 @@ def label_free_metrics(config: TrainConfig, run_dir: Path) -> CellRecord:
     images = data.train.images[:LABEL_FREE_IMAGES]
     with encoder_in_eval_mode(learner):
         features = extract_features(learner.encode, images, preset=data.preset).double()
+    torch.manual_seed(config.seed)  # the run's initial weights (the loop seeds them so)
+    initial = SiameseLearner(config.learner, c, h)
+    with encoder_in_eval_mode(initial):
+        init_features = extract_features(initial.encode, images, preset=data.preset).double()
     augment = setup.build_augment(config, data.preset)
     generator = torch.Generator().manual_seed(config.seed)
     batch = data.train.images[:LIDAR_SAMPLES]
@@ -110,5 +115,7 @@ def label_free_metrics(config: TrainConfig, run_dir: Path) -> CellRecord:
         views = torch.stack([learner.projector(learner.encode(augment(batch, generator)))
                              for _ in range(LIDAR_VIEWS)], dim=1)
     return {"rankme": diagnostics.rankme(features), "alpha_req": diagnostics.alpha_req(features),
+            # the random-init encoder's on the same images: "learned" needs RankMe above it
+            "init_rankme": diagnostics.rankme(init_features),
             "lidar": diagnostics.lidar(views.double()),
             "label_free_seconds": round(time.monotonic() - start, 2)}

@@ -8,7 +8,11 @@ monitor's logs of the projector outputs (the median of the last :data:`FINAL_LOG
   below :data:`COMPLETE_RANK` (the monitor's default thresholds: one direction left);
 - ``dimensional collapse``: effective rank below :data:`RANK_DROP` times the highest
   effective rank the run logged (the monitor's ``rank_drop``: a few directions left);
-- ``learned``: none of these.
+- ``learned``: none of these, and a label-free figure beats the random-init encoder's:
+  the final backbone features' RankMe above the random-init encoder's on the same images
+  (:func:`refine_outcome`, once the cell's label-free metrics are measured);
+- ``not collapsed``: none of the collapses, but nothing label-free says it learned (a
+  cell whose k-NN is below the random-init encoder's was classed "learned" before).
 
 The final k-NN (full splits) sits beside the class in the table to check it, never
 decides it.
@@ -36,7 +40,9 @@ from nocollapse.runio.records import (
     is_finite_number,
 )
 
-OUTCOMES = ("learned", "dimensional collapse", "complete collapse", "diverged")
+OUTCOMES = ("learned", "not collapsed", "dimensional collapse", "complete collapse",
+            "diverged")
+HEALTHY = frozenset({"learned", "not collapsed"})  # the classes that are no collapse
 _MONITOR = MonitorConfig()
 COMPLETE_LEVEL = _MONITOR.collapse_threshold  # 0.8
 COMPLETE_RANK = _MONITOR.min_effective_rank  # 1.5
@@ -62,7 +68,18 @@ def classify(diverged: bool, collapse_level: float | None, effective_rank: float
     if (effective_rank is not None and peak_rank is not None
             and effective_rank < RANK_DROP * peak_rank):
         return "dimensional collapse"
-    return "learned"
+    return "not collapsed"
+
+
+def refine_outcome(record: CellRecord) -> str | None:
+    """``learned`` for a ``not collapsed`` cell whose backbone RankMe beats the random-init
+    encoder's (``rankme`` > ``init_rankme``, the same images); otherwise its class as is."""
+    outcome = record.get("outcome")
+    rankme, init = record.get("rankme"), record.get("init_rankme")
+    if (outcome == "not collapsed" and is_finite_number(rankme) and is_finite_number(init)
+            and float(rankme) > float(init)):
+        return "learned"
+    return None if outcome is None else str(outcome)
 
 
 def read_cell(run_dir: Path) -> CellRecord:
