@@ -14,6 +14,7 @@ from nocollapse.diagnose.interventions import register_intervention, select
 from nocollapse.diagnose.verdict import judge
 from nocollapse.errors import ConfigError
 from nocollapse.monitor import MonitorConfig
+from nocollapse.report import build_report
 from nocollapse.train import load_config, train
 
 BASE = ["data.name=digits", "data.batch_size=64", "data.subset=256", "data.test_subset=128",
@@ -102,6 +103,10 @@ def test_diagnose_trains_each_branch_from_the_snapshot_and_writes_the_diagnosis(
         assert json.loads((branch / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 4
         assert load_config(branch / "config.yaml").data.batch_size == batch
     assert "no branch averted it" in (run / "diagnosis" / "diagnosis.md").read_text()
+    # nocollapse report draws the branches beside the control, with the diagnosis
+    report = build_report([run], tmp_path / "report")
+    assert (tmp_path / "report" / "run-diagnosis.png").stat().st_size > 0
+    assert "## run: diagnosis" in report.markdown.read_text()
     # other settings over the same folder are refused by name, before anything runs
     assert main(["diagnose", str(run), "--steps", "6"]) == 2
     assert "another diagnosis" in capsys.readouterr().err

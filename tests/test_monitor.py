@@ -591,3 +591,11 @@ def test_views_without_augmentation_signal_warn_naming_it(tmp_path: Path) -> Non
                        Learner(), {})
     assert [w["step"] for w in monitor.warnings] == [3]
     assert monitor.warnings[0]["likely_causes"][0].startswith("too little augmentation")
+
+
+def test_an_early_fall_names_the_learning_rate_only_without_a_weight_decay_that_explains_it(
+        ) -> None:
+    early = {"lr": 0.06, "first_rank": 20.0, "reference_rank": 100.0, "first_step": 10}
+    assert likely_causes(early)[0].startswith("learning rate too high")
+    causes = likely_causes({**early, "weight_decay": 0.5})
+    assert len(causes) == 1 and causes[0].startswith("weight decay too high")

@@ -30,6 +30,7 @@ from nocollapse.errors import ConfigError
 from nocollapse.monitor import MonitorConfig
 from nocollapse.runio import METRICS_FILE, atomic_write_text, ensure_dir, iter_metrics
 from nocollapse.runio.records import CellRecord, ConfigDict, JSONObject, JSONValue
+from nocollapse.sweep.cell import read_outcome
 from nocollapse.sweep.launch import SlurmOptions, check_slurm, launch_local, launch_slurm
 from nocollapse.sweep.spec import cores
 from nocollapse.train.config import TrainConfig
@@ -105,6 +106,29 @@ def run_diagnosis(request: DiagnoseRequest) -> JSONObject:
     else:
         launch_local(jobs, request.workers, on_done)
     wall = time.monotonic() - start
+    result = _judge_all(request, snapshot, branches, records, wall)
+    write_reports(out, result)
+    return result
+
+
+def judge_again(request: DiagnoseRequest) -> JSONObject:
+    """The verdicts of a finished diagnosis recomputed from its branches' logs (the run's
+    thresholds as this version reads them); rewrites diagnosis.json / .md, trains nothing."""
+    snapshot, branches = plan(request)
+    out = request.run_dir / DIAGNOSIS_DIR
+    _check_spec(out, {"from_step": snapshot.step, "steps": request.steps})
+    records: dict[str, CellRecord] = {}
+    for name, _, _, values in branches:
+        done = read_outcome(Path(str(values["out"])))
+        if done is not None:
+            records[name] = done
+    previous = out / "diagnosis.json"
+    wall = 0.0
+    if previous.is_file():
+        try:
+            wall = float(json.loads(previous.read_text()).get("wall_seconds") or 0.0)
+        except (ValueError, TypeError, AttributeError):
+            wall = 0.0
     result = _judge_all(request, snapshot, branches, records, wall)
     write_reports(out, result)
     return result

@@ -96,6 +96,8 @@ def _learning_rate(context: Mapping[str, object]) -> str | None:
     step = number(context, "first_step")
     if first is None or ref_rank is None or ref_rank <= 0 or first >= EARLY_FRACTION * ref_rank:
         return None
+    if _weight_decay(context) is not None:  # a decay that fast explains an early fall too
+        return None
     when = f"step {step:g}" if step is not None else "the first log"
     return (f"learning rate too high: the effective rank was already {first:.3g} at {when}, "
             f"{first / ref_rank:.2g} of the random-init encoder's {ref_rank:.3g} on the same "

@@ -10,6 +10,7 @@ import numpy as np
 
 from nocollapse.errors import NocollapseError, OutputError
 from nocollapse.report import embedding, figures, theory_run
+from nocollapse.report.diagnosis import diagnosis_section
 from nocollapse.report.markdown import render
 from nocollapse.report.runs import Run, label_runs, load_run
 from nocollapse.runio import atomic_write_text, ensure_dir
@@ -84,6 +85,7 @@ def build_report(
     for run in runs:
         _run_figures(run, out, alignment_epochs, attempt)
         sections.append(_theory_section(run, out, alignment_epochs, attempt))
+        sections.append(diagnosis_section(run, out, attempt))
 
     markdown = out / REPORT_FILE
     atomic_write_text(markdown, render(runs, drawn, skipped, out, [s for s in sections if s]))
