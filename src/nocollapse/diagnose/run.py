@@ -119,7 +119,7 @@ def judge_again(request: DiagnoseRequest) -> JSONObject:
     _check_spec(out, {"from_step": snapshot.step, "steps": request.steps})
     records: dict[str, CellRecord] = {}
     for name, _, _, values in branches:
-        done = read_outcome(Path(str(values["out"])))
+        done = read_outcome(Path(str(values["out"])), name)
         if done is not None:
             records[name] = done
     previous = out / "diagnosis.json"
