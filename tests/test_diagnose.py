@@ -139,3 +139,16 @@ def test_learned_needs_a_label_free_figure_above_the_random_init_encoders() -> N
         "not collapsed"
     assert refine_outcome({"outcome": "dimensional collapse", "rankme": 900.0,
                            "init_rankme": 157.0}) == "dimensional collapse"
+
+
+def test_train_diagnose_says_when_there_is_nothing_to_diagnose(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from _cli import TINY
+
+    healthy = ["monitor.collapse_threshold=1.0", "monitor.min_effective_rank=0",
+               "monitor.rank_drop=0", "monitor.reference_drop=0", "monitor.sigma2_floor=0",
+               "eval.linear_probe=false", "eval.embedding_points=0"]
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(tmp_path / "ok"), "--diagnose",
+                 *healthy]) == 0
+    assert "nothing to diagnose" in capsys.readouterr().out
+    assert not (tmp_path / "ok" / "diagnosis").exists()
