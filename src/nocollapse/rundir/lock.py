@@ -163,3 +163,12 @@ def retire_finished_outputs(run_dir: Path, step: int) -> None:
     """
     (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
     truncate_jsonl(run_dir / METRICS_FILE, "step", 2**62, drop_final_before=step + 1)
+
+
+def cut_extension_back(run_dir: Path, step: int, epoch: int) -> None:
+    """A finished run (checkpoint at ``step``, ``epoch``) trained longer, stopped or failed
+    before the extension's first checkpoint: what the extension logged goes, the finished
+    run's end (its final k-NN line at ``step``, ``summary.json``) stays."""
+    truncate_jsonl(run_dir / METRICS_FILE, "step", step)
+    truncate_jsonl(run_dir / SPECTRA_FILE, "epoch", epoch)
+    truncate_jsonl(run_dir / WARNINGS_FILE, "step", step)

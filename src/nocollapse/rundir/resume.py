@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from nocollapse.errors import ConfigError
-from nocollapse.rundir.checkpoint import load_checkpoint
+from nocollapse.rundir.checkpoint import CheckpointError, load_checkpoint
 from nocollapse.runio.records import Checkpoint, ConfigDict
 
 # Options that change how long, where or how observably a run trains, not what it computes.
@@ -137,6 +137,29 @@ def check_optimizer_layout(optimizer: torch.optim.Optimizer, saved: dict[str, An
     if sizes != expected:
         raise ValueError(f"the optimiser state has parameter groups of {sizes}, this run "
                          f"{expected}")
+
+
+def check_finite_state(saved: Checkpoint, path: str | Path) -> None:
+    """Refuse a checkpoint whose weights or optimiser state hold NaN or infinite values.
+
+    A run never writes one (the loop checks the loss before every checkpoint), so such a
+    file is damaged; a resume from it would only diverge, so it is refused (CheckpointError
+    naming the first such tensor) before the run directory is touched.
+    """
+    optimizer_state = saved["optimizer"].get("state", {})
+    tensors = [(f"model {name!r}", value) for name, value in saved["model"].items()]
+    tensors += [(f"optimizer state {key!r} of parameter {index}", value)
+                for index, state in optimizer_state.items() if isinstance(state, dict)
+                for key, value in state.items()]
+    for where, value in tensors:
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            continue
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            raise CheckpointError(
+                f"checkpoint {path} holds {bad} NaN or infinite value(s) in {where}; a run "
+                "never saves a diverged state, so the file is damaged. Nothing was changed: "
+                "restore the run from a copy, or start it again without --resume")
 
 
 def is_finished(saved: Checkpoint, total_steps: int) -> bool:

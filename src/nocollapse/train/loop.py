@@ -11,6 +11,7 @@ last good one stays.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 from collections.abc import Sequence
@@ -31,9 +32,15 @@ from nocollapse.rundir.checkpoint import (
     save_checkpoint,
 )
 from nocollapse.rundir.embedding import write_embedding_sample
-from nocollapse.rundir.lock import cut_outputs_to_checkpoint, open_run, retire_finished_outputs
+from nocollapse.rundir.lock import (
+    cut_extension_back,
+    cut_outputs_to_checkpoint,
+    open_run,
+    retire_finished_outputs,
+)
 from nocollapse.rundir.resume import (
     check_counters,
+    check_finite_state,
     check_optimizer_layout,
     check_planned_steps,
     extend_hint,
@@ -163,6 +170,9 @@ class _Run:
         self.writer: MetricsWriter | None = None
         # a finished run trained longer: its end (step) until the first new checkpoint
         self.superseded_end: int | None = None
+        # the checkpoint on disk: (step, epoch, written before the final evaluation); None
+        # when there is none yet or it is the run's end (the files already match it)
+        self.last_saved: tuple[int, int, bool] | None = None
         self.loss_sum = torch.zeros((), device=self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         if self.saved is not None:
@@ -177,9 +187,35 @@ class _Run:
             return self._finished_result()
         try:
             return self._fit()
+        except KeyboardInterrupt:
+            self._cut_to_checkpoint()
+            raise
+        except TrainingDivergedError:
+            if self._extension_pending():  # the finished run stays as it was
+                self._cut_to_checkpoint()
+            raise
         finally:
             if self.lock is not None:
                 self.lock.release()
+
+    def _extension_pending(self) -> bool:
+        """A finished run trained longer, before the extension's first checkpoint."""
+        return (self.superseded_end is not None and self.last_saved is not None
+                and self.last_saved[0] == self.superseded_end)
+
+    def _cut_to_checkpoint(self) -> None:
+        """Stopped (Ctrl-C, SIGTERM) or an extension failed: ``metrics.jsonl``,
+        ``spectra.jsonl`` and ``warnings.jsonl`` cut back to the checkpoint on disk, so the
+        files end where it does (a finished run extended: its own end again). A file that
+        cannot be rewritten now is cut by the resume."""
+        if not self.rank0 or self.last_saved is None:
+            return
+        step, epoch, evaluating = self.last_saved
+        with contextlib.suppress(OSError):
+            if self._extension_pending():
+                cut_extension_back(self.run_dir, step, epoch)
+            else:
+                cut_outputs_to_checkpoint(self.run_dir, step, epoch, final_too=evaluating)
 
     def _fit(self) -> TrainResult:
         state = self.state
@@ -194,7 +230,9 @@ class _Run:
         try:
             stopped = self._train_steps(writer)
         except TrainingDivergedError as error:
-            self._write_summary(f"diverged at step {int(self.first_bad)}", None, str(error))
+            if not self._extension_pending():
+                self._write_summary(f"diverged at step {int(self.first_bad)}", None,
+                                    str(error))
             raise
         except CollapseDetected as error:  # --stop-on-collapse: a checkpoint at the stop
             self.save()
@@ -379,6 +417,8 @@ class _Run:
             state["finished"] = finished
             state["evaluating"] = evaluating
             save_checkpoint(checkpoint_path(self.run_dir), state)
+            self.last_saved = None if end is not None else (
+                self.state.step, self.state.epoch, evaluating)
             if self.superseded_end is not None:  # the new steps have their checkpoint now
                 write_config(self.run_dir, self.config.to_dict())
                 retire_finished_outputs(self.run_dir, self.superseded_end)
@@ -414,6 +454,7 @@ class _Run:
             self.learner.load_state_dict(saved["model"])
             self.scheduler.load_state_dict(saved["scheduler"])
             check_optimizer_layout(self.optimizer, saved["optimizer"])
+            check_finite_state(saved, checkpoint_path(self.config.out))
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
             raise self._unfit(error) from error
 
@@ -453,8 +494,11 @@ class _Run:
             restore_callback_states(self.callbacks, saved.get("callbacks") or {})
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
             raise self._unfit(error) from error
+        self.last_saved = (state.step, state.epoch, bool(saved.get("evaluating")))
         if extending:  # cut nothing of the finished run before the new steps' checkpoint
             self.superseded_end = state.step
+            if self.rank0:  # but what an earlier extension, stopped, had logged past it
+                cut_extension_back(self.run_dir, state.step, state.epoch)
         elif self.rank0:
             write_config(self.run_dir, self.config.to_dict())
             # killed during the final evaluation: its final k-NN line, if written, goes too
