@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nocollapse.monitor.warnings import UNEXPLAINED, EarlyWarning, likely_causes, run_figures
@@ -24,6 +24,9 @@ SCALARS = st.dictionaries(st.sampled_from(["collapse_level", "effective_rank", "
 
 @settings(max_examples=300, deadline=None)
 @given(CONTEXTS)
+# products and ratios of finite figures past float's range (found by this test)
+@example({"weight_decay": 1.3407807929942597e+154, "lr": 1.3407807929942597e+154})
+@example({"lr": 1e300, "reference_lr": 1e-300})
 def test_likely_causes_never_raise_and_always_say_something(context: dict) -> None:
     causes = likely_causes(context)
     assert causes and all(isinstance(c, str) and c for c in causes)

@@ -80,9 +80,13 @@ def _weight_decay(context: Mapping[str, object]) -> str | None:
     eta, lr = number(context, "weight_decay"), number(context, "lr")
     if eta is None or lr is None or eta <= 0 or lr * eta < DECAY_PER_STEP:
         return None
-    return (f"weight decay too high: lr x weight decay = {lr:g} x {eta:g} = {lr * eta:.3g} "
+    per_step = lr * eta
+    if not math.isfinite(per_step):  # both finite, their product past float's range
+        return (f"weight decay too high: lr x weight decay = {lr:g} x {eta:g}, past float "
+                "range, of every weight a step; lower optim.weight_decay")
+    return (f"weight decay too high: lr x weight decay = {lr:g} x {eta:g} = {per_step:.3g} "
             f"of every weight a step (>= {DECAY_PER_STEP:g}: the weights shrink e-fold in "
-            f"{1 / (lr * eta):.0f} steps from the decay alone); lower optim.weight_decay")
+            f"{1 / per_step:.0f} steps from the decay alone); lower optim.weight_decay")
 
 
 def _learning_rate(context: Mapping[str, object]) -> str | None:
@@ -90,7 +94,9 @@ def _learning_rate(context: Mapping[str, object]) -> str | None:
     if lr is None or lr <= 0:
         return None
     if reference is not None and reference > 0 and lr >= LR_FACTOR * reference:
-        return (f"learning rate too high: lr {lr:g} is {lr / reference:.3g}x the "
+        ratio = lr / reference
+        times = f"{ratio:.3g}x" if math.isfinite(ratio) else "past float range times"
+        return (f"learning rate too high: lr {lr:g} is {times} the "
                 f"{reference:g} the recipe was tuned at; lower optim.lr")
     first, ref_rank = number(context, "first_rank"), number(context, "reference_rank")
     step = number(context, "first_step")
