@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh train  # no test tools: about half the download of make test's
-exec .venv/bin/nocollapse train epochs=6 device.precision=auto "$@"
+exec .venv/bin/nocollapse train device.precision=auto "$@"
