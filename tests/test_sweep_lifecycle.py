@@ -69,13 +69,28 @@ def _wait_for(path: Path, driver: subprocess.Popen[bytes], seconds: float = 120)
         time.sleep(0.05)
 
 
+def _as_a_terminal_starts_it() -> None:
+    """The driver starts as a shell's foreground job does: SIGINT at its default and no
+    signal blocked, whatever this test process inherited or was left with (a signal ignored
+    at exec stays ignored, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _signal_state() -> str:
+    """This process's ignored and blocked signal masks (Linux), for a failure message."""
+    lines = Path("/proc/self/status").read_text().splitlines()
+    wanted = [line for line in lines if line.startswith(("SigIgn", "SigBlk"))]
+    return " ".join(line.replace("\t", "") for line in wanted)
+
+
 def _stop_mid_cell(out: Path, how: str) -> tuple[int, list[int], str, bool]:
     """Start the sweep, stop it as ``how`` once its first cell has a checkpoint; returns the
     exit code, the processes left, stderr, and whether the sweep had written its table
     before the signal was sent (the tiny cells outran the test: no stop was tested)."""
     driver = subprocess.Popen([sys.executable, "-m", "nocollapse", *_sweep(out), "--quiet"],
                               start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+                              stderr=subprocess.PIPE, preexec_fn=_as_a_terminal_starts_it)
     try:
         # the first cell's first checkpoint: its worker is mid-cell (two epochs to go)
         _wait_for(out / "cells" / FIRST / "checkpoints" / "last.pt", driver)
@@ -111,7 +126,7 @@ def test_workers_die_with_the_driver_and_the_rerun_is_exact(
     assert left == [], f"{how}: processes {left} outlived the sweep; its stderr: {stderr}"
     expected = {"SIGKILL driver": -signal.SIGKILL, "SIGTERM driver": 128 + signal.SIGTERM,
                 "Ctrl-C": 130}[how]
-    assert code == expected, stderr
+    assert code == expected, f"{stderr} (test process: {_signal_state()})"
     if how != "SIGKILL driver":
         assert "Traceback" not in stderr and "run the same command again" in stderr, stderr
     assert not (out / "cells" / FIRST / CELL_OUTCOME_FILE).exists(), stderr  # stopped mid-cell
