@@ -29,6 +29,7 @@ from torch import nn
 from nocollapse.errors import NocollapseError
 from nocollapse.models.backbone_input import RawImages, describe_input
 from nocollapse.models.registry import BACKBONES, build_backbone
+from nocollapse.models.weights import non_finite
 from nocollapse.runio import atomic_write_files
 
 FORMAT = "nocollapse-backbone/1"
@@ -181,10 +182,10 @@ def load_backbone(path: str | Path, raw: bool = False) -> nn.Module:
             f"matches the one recorded in {path.name}; export again")
     architecture = body["architecture"]
     args = architecture["args"]
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise BackboneFileError(f"{path} holds weights that are not finite ({name}: NaN "
-                                    "or inf); export a run that did not diverge")
+    bad = next(non_finite(state.items()), None)
+    if bad is not None:
+        raise BackboneFileError(f"{path} holds weights that are not finite ({bad[0]}: NaN "
+                                "or inf); export a run that did not diverge")
     backbone, _ = build_backbone(architecture["name"], int(args["in_channels"]),
                                  int(args["image_size"]))
     try:

@@ -10,6 +10,7 @@ import torch
 
 from nocollapse.errors import ConfigError, DataError
 from nocollapse.evaluate import BASELINES, QUIET, EvalProgress
+from nocollapse.models import non_finite
 from nocollapse.rundir.checkpoint import CheckpointError, load_checkpoint
 from nocollapse.rundir.embedding import write_embedding_sample
 from nocollapse.runio import EVALUATION_FILE, write_evaluation
@@ -77,8 +78,7 @@ def _check_weights(run_dir: Path, model: object, factory: setup.LearnerFactory,
     path = run_dir / "checkpoints" / "last.pt"
     if not isinstance(model, dict):
         raise CheckpointError(f"checkpoint {path} holds no model weights; it is damaged")
-    bad = [name for name, value in model.items() if isinstance(value, torch.Tensor)
-           and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    bad = [name for name, _ in non_finite(model.items())]
     if bad:
         raise CheckpointError(
             f"checkpoint {path} holds non-finite weights ({bad[0]}"

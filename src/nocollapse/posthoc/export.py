@@ -12,14 +12,13 @@ import dataclasses
 import os
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from nocollapse import __version__
 from nocollapse.data import DATASETS, PRESETS
 from nocollapse.errors import ConfigError, check_choice
 from nocollapse.methods import SiameseLearner
-from nocollapse.models import build_backbone
+from nocollapse.models import build_backbone, non_finite
 from nocollapse.models.export import FORMATS, description_path, save_backbone
 from nocollapse.rundir.checkpoint import load_checkpoint
 from nocollapse.runio import (
@@ -140,11 +139,11 @@ def _managed_folder(path: Path, run_dir: Path) -> Path | None:
 
 
 def _refuse_non_finite(backbone: nn.Module, run_dir: Path, step: int) -> None:
-    for name, tensor in backbone.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ConfigError(f"{run_dir}'s checkpoint (step {step}) holds weights that are "
-                              f"not finite ({name}: NaN or inf; the run diverged); nothing "
-                              "was exported")
+    bad = next(non_finite(backbone.state_dict().items()), None)
+    if bad is not None:
+        raise ConfigError(f"{run_dir}'s checkpoint (step {step}) holds weights that are "
+                          f"not finite ({bad[0]}: NaN or inf; the run diverged); nothing "
+                          "was exported")
 
 
 def _source_backbone(learner: SiameseLearner, config: TrainConfig, target: bool) -> nn.Module:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from nocollapse.errors import ConfigError
+from nocollapse.models import non_finite
 from nocollapse.rundir.checkpoint import CheckpointError, load_checkpoint
 from nocollapse.runio.records import Checkpoint, ConfigDict
 
@@ -151,15 +152,13 @@ def check_finite_state(saved: Checkpoint, path: str | Path) -> None:
     tensors += [(f"optimizer state {key!r} of parameter {index}", value)
                 for index, state in optimizer_state.items() if isinstance(state, dict)
                 for key, value in state.items()]
-    for where, value in tensors:
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            continue
-        bad = int((~torch.isfinite(value)).sum())
-        if bad:
-            raise CheckpointError(
-                f"checkpoint {path} holds {bad} NaN or infinite value(s) in {where}; a run "
-                "never saves a diverged state, so the file is damaged. Nothing was changed: "
-                "restore the run from a copy, or start it again without --resume")
+    first = next(non_finite(tensors), None)
+    if first is not None:
+        where, bad = first
+        raise CheckpointError(
+            f"checkpoint {path} holds {bad} NaN or infinite value(s) in {where}; a run "
+            "never saves a diverged state, so the file is damaged. Nothing was changed: "
+            "restore the run from a copy, or start it again without --resume")
 
 
 def is_finished(saved: Checkpoint, total_steps: int) -> bool:
