@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from rich.console import Console
@@ -55,7 +55,7 @@ from nocollapse.runio import (
     WARNINGS_FILE,
     MetricsWriter,
 )
-from nocollapse.runio.records import WarningLine
+from nocollapse.runio.records import WarningLine, is_finite_number
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -358,7 +358,7 @@ class CollapseMonitor:
         if writer is None:
             return
         for key, value in record.items():
-            if key not in {"step", "epoch"} and _is_number(value):
+            if key not in {"step", "epoch"} and is_finite_number(value):
                 writer.add_scalar(key, float(value), step)
 
     def _tensorboard_writer(self) -> SummaryWriter | None:
@@ -377,6 +377,3 @@ def open_tensorboard(log_dir: Path) -> SummaryWriter | None:
         return None
     return SummaryWriter(log_dir=str(log_dir), flush_secs=10)
 
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

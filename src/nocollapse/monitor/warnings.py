@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from nocollapse.diagnostics import critical_eta
 from nocollapse.errors import NocollapseError
 from nocollapse.runio import WARNINGS_FILE
-from nocollapse.runio.records import WarningLine
+from nocollapse.runio.records import WarningLine, finite_or_none
 
 __all__ = ["CAUSES", "WARNINGS_FILE", "CollapseDetected", "EarlyWarning", "likely_causes",
            "run_figures"]
@@ -54,10 +54,7 @@ UNEXPLAINED = ("no cause named: the run's figures support none of the known caus
 
 def number(context: Mapping[str, object], key: str) -> float | None:
     """``context[key]`` as a finite float, or None (absent, not a number, NaN, inf, bool)."""
-    value = context.get(key) if isinstance(context, Mapping) else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return finite_or_none(context.get(key)) if isinstance(context, Mapping) else None
 
 
 def _no_predictor(context: Mapping[str, object]) -> str | None:
@@ -232,7 +229,7 @@ class EarlyWarning:
         if level is not None and level > self.collapse_threshold:
             found.append(f"collapse level {level:.3f} > {self.collapse_threshold:g}")
         rank = number(scalars, "effective_rank")
-        reference = number({"r": self.reference_rank}, "r") or 0.0
+        reference = finite_or_none(self.reference_rank) or 0.0
         if rank is not None and rank < self.min_effective_rank:
             found.append(f"effective rank {rank:.3f} < {self.min_effective_rank:g}")
         elif rank is not None and rank < self.rank_drop * self.peak_rank:
