@@ -107,3 +107,9 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(OSError, ValueError, AssertionError):
             process.join(timeout=5)
+    # CPython 3.11's pool thread closes its wake-up pipe while the interpreter's exit hook
+    # may still write to it (EBADF, printed as "Exception ignored ... Traceback" after
+    # Ctrl-C): let that thread finish first, so the hook sees the pipe closed
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None and manager is not threading.current_thread():
+        manager.join(timeout=5)
